@@ -31,6 +31,7 @@ from skew.errors import SkewError
 __all__ = [
     "LAYER_TYPES",
     "LayerSpec",
+    "attention_projections",
     "is_layer",
     "select_layers",
     "weight_matrix",
@@ -153,6 +154,31 @@ def select_layers(
                 "pass names such as 'layer1.0.conv1' or types such as torch.nn.Conv2d"
             ) from None
     return out
+
+
+def attention_projections(mha: nn.MultiheadAttention) -> list[tuple[str, torch.Tensor, torch.Tensor | None]]:
+    """The q/k/v input projections of a ``nn.MultiheadAttention`` as (suffix, weight, bias) views.
+
+    Packed ``in_proj_weight`` (3E, E) is split into its three (E, E) row blocks; with separate
+    ``q_proj_weight``/``k_proj_weight``/``v_proj_weight`` (kdim/vdim != embed_dim) those are used.
+    The views share storage with the parameters, so in-place init on them writes the module.
+    Qualified names are ``f"{mha_name}.{suffix}"`` with suffix ``q_proj``, ``k_proj``, ``v_proj``;
+    ``out_proj`` is an ``nn.Linear`` submodule and is found by :func:`select_layers` itself.
+
+    Example:
+        >>> mha = nn.MultiheadAttention(8, 2)
+        >>> [(s, tuple(w.shape)) for s, w, _ in attention_projections(mha)]
+        [('q_proj', (8, 8)), ('k_proj', (8, 8)), ('v_proj', (8, 8))]
+    """
+    e = mha.embed_dim
+    bias = mha.in_proj_bias
+    biases = [None, None, None] if bias is None else [bias[:e], bias[e : 2 * e], bias[2 * e :]]
+    if mha.in_proj_weight is not None:
+        w = mha.in_proj_weight
+        weights = [w[:e], w[e : 2 * e], w[2 * e :]]
+    else:
+        weights = [mha.q_proj_weight, mha.k_proj_weight, mha.v_proj_weight]
+    return [(s, wt, b) for s, wt, b in zip(("q_proj", "k_proj", "v_proj"), weights, biases)]
 
 
 def iter_layers(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:

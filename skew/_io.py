@@ -1,0 +1,70 @@
+"""Atomic file writing and reproducible figure saving (no timestamps in metadata)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = ["atomic_write", "save_figure"]
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp_path)`` then rename the temporary file onto ``path``.
+
+    The target is either left untouched (when ``write`` raises) or replaced whole; a reader
+    never sees a half-written file. The temporary file lives in the target's directory so the
+    final ``os.replace`` is atomic on POSIX.
+
+    Example:
+        >>> atomic_write("out.csv", lambda p: df.to_csv(p))  # doctest: +SKIP
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        write(tmp_path)
+        os.replace(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+_NO_DATE = {
+    "png": {"Software": None},
+    "pdf": {"Creator": None, "Producer": None, "CreationDate": None, "ModDate": None},
+    "svg": {"Creator": None, "Date": None},
+}
+
+
+def save_figure(fig, path: str | os.PathLike, *, dpi: int = 120) -> Path:
+    """Save a matplotlib Figure atomically, byte-identical across runs (no dates or versions).
+
+    The format is taken from the suffix (png, pdf or svg).
+
+    Example:
+        >>> fig, ax = plt.subplots(); save_figure(fig, "figures/x.png")  # doctest: +SKIP
+    """
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower()
+    if fmt not in _NO_DATE:
+        from skew.errors import SkewError
+
+        raise SkewError(f"cannot save a figure as {fmt!r}; use a .png, .pdf or .svg file name")
+    kwargs = {"format": fmt, "dpi": dpi, "metadata": _NO_DATE[fmt]}
+    if fmt == "svg":
+        import matplotlib
+
+        def write(tmp: Path) -> None:
+            with matplotlib.rc_context({"svg.hashsalt": "skew"}):
+                fig.savefig(tmp, **kwargs)
+    else:
+
+        def write(tmp: Path) -> None:
+            fig.savefig(tmp, **kwargs)
+
+    return atomic_write(path, write)
