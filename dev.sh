@@ -8,13 +8,18 @@ cd "$(dirname "$0")"
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null 2>&1 || PY=python3
 
+pip_install() {  # pip, minus the notes this machine's pip config prints for every package
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check "$@" 2>&1 \
+        | { grep -v "^WARNING: Location .* is ignored" || true; }
+    return "${PIPESTATUS[0]}"
+}
+
 ensure_venv() {
     local stamp=.venv/.installed-$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)
     if [ ! -f "$stamp" ]; then
         [ -x .venv/bin/python ] || "$PY" -m venv .venv
-        .venv/bin/python -m pip install --quiet --upgrade pip
-        .venv/bin/python -m pip install --quiet -r requirements.lock
-        .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+        pip_install -r requirements.lock
+        PYTHONWARNINGS=ignore pip_install --no-deps --no-build-isolation -e .
         rm -f .venv/.installed-*
         touch "$stamp"
     fi
