@@ -1,0 +1,76 @@
+"""Overhead of leaving a skew.Tracker on: digits MLP training with and without it.
+
+Trains the built-in digits MLP (64-128-128-128-10 style, SGD, batch 32, ~45 steps per epoch) for a
+few epochs plain, then with a Tracker measuring every 10 and every 50 steps on a 256-sample probe,
+and prints seconds per epoch, per measurement and the relative overhead. Each setting is timed
+``--repeats`` times and the fastest run is kept (the machine is shared).
+
+Usage:
+    .venv/bin/python benchmarks/bench_tracker.py [--epochs 3] [--repeats 3] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+
+from skew.data import digits_dataset
+from skew.models import build_model, input_shape
+from skew.tracker import Tracker
+from skew.train import _MODEL_OPTIONS
+
+
+def run(epochs: int, every: int | None, data, seed: int = 0) -> tuple[float, int]:
+    x_tr, y_tr, x_va = data
+    torch.manual_seed(seed)
+    model = build_model("mlp", **_MODEL_OPTIONS["mlp"])
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    tracker = None if every is None else Tracker(model, x_va[:256], every=every)
+    order = torch.Generator().manual_seed(seed)
+    n, bs, step = len(x_tr), 32, 0
+    start = time.perf_counter()
+    for _ in range(epochs):
+        perm = torch.randperm(n, generator=order)
+        for i in range(0, n, bs):
+            if tracker is not None:
+                tracker.step(step)
+            idx = perm[i : i + bs]
+            loss = F.cross_entropy(model(x_tr[idx]), y_tr[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+    elapsed = time.perf_counter() - start
+    return elapsed, (0 if tracker is None else len(tracker.steps))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    train, val = digits_dataset(shape=tuple(input_shape("mlp", **_MODEL_OPTIONS["mlp"])), seed=0)
+    data = (train.tensors[0].float(), train.tensors[1].long(), val.tensors[0].float())
+    steps = args.epochs * math.ceil(len(data[0]) / 32)
+    print(f"digits MLP, {steps} steps ({args.epochs} epochs), {args.threads} thread(s), "
+          f"best of {args.repeats}")
+    base = None
+    print(f"{'setting':>12} {'s/epoch':>9} {'ms/step':>8} {'measures':>9} {'ms/measure':>11} {'overhead':>9}")
+    for every in (None, 50, 10):
+        best, count = min(run(args.epochs, every, data) for _ in range(args.repeats))
+        if base is None:
+            base = best
+        per_measure = (best - base) / count * 1e3 if count else float("nan")
+        label = "no tracker" if every is None else f"every={every}"
+        print(f"{label:>12} {best / args.epochs:9.3f} {best / steps * 1e3:8.2f} {count:9d} "
+              f"{per_measure:11.1f} {100 * (best - base) / base:8.1f}%")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,544 @@
+"""Streaming per-neuron statistics of pre-activations: counts, Chan-merged moments, sign samples.
+
+A layer's output Z is viewed as ``(B, C, P)`` (or ``(B, P, C)``): B input samples, C neurons, P
+positions per sample (conv: every spatial position; Linear on (B, T, F): every token; Linear on
+(B, F): P = 1). Each of the B·P values of a neuron is one sample of that neuron. Nothing of Z is
+kept: a forward hook reduces it at once, in two levels.
+
+*Level 1* (inside the hook, on Z's device, no host synchronisation): per (sample b, neuron c) row,
+the shift c_bc = Z[b, c, 0], the shifted sums s1 = Σ_p (Z − c_bc) and s2 = Σ_p (Z − c_bc)², and the
+number of positive values. Shifting by a value of the row itself makes a constant row exactly
+(M2 = 0), which is how degenerate neurons are recognised, and removes the cancellation of the
+textbook Σz² − (Σz)²/n.
+
+*Level 2* (once per batch, vectorised over all layers, float64): per row mean_bc = c_bc + s1/k and
+M2_bc = s2 − s1²/k, combined over the B rows and then into the running accumulator with Chan's
+parallel formula:
+
+.. math::
+    n = n_a + n_b,\\quad \\delta = \\bar x_b - \\bar x_a,\\quad
+    \\bar x = \\bar x_a + \\delta \\frac{n_b}{n},\\quad
+    M_2 = M_{2,a} + M_{2,b} + \\delta^2 \\frac{n_a n_b}{n}.
+
+Under autocast Z may be fp16/bf16: signs are exact and level 1 runs in float32 (level 2 in
+float64). **Non-finite values** (NaN, ±Inf) are detected per batch from the level-2 results; such
+a batch is measured again in the *careful* mode, which counts the non-finite values of each
+neuron and excludes them from its n, positive count and moments (so p = pos/n is over finite
+values only). The careful mode works in float64 and is slower; it only runs for batches that
+contain non-finite values.
+
+Example:
+    >>> import torch
+    >>> z = torch.randn(64, 5, 10)                      # (B, C, P)
+    >>> part = level1(z, pd=2)
+    >>> st = DeviceStats([5], torch.device("cpu"))
+    >>> res = st.reduce([(0, part, None)])
+    >>> st.commit(res)
+    >>> torch.allclose(st.mean, z.double().mean((0, 2)))
+    True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+import torch
+
+__all__ = [
+    "DeviceStats",
+    "LayerState",
+    "Partial",
+    "chan_merge",
+    "input_partial",
+    "level1",
+    "merge_states",
+    "SIGN_ROWS",
+    "SIGN_NEURONS",
+    "OUI_SAMPLES",
+]
+
+#: Bounds of the activation-sign sample kept per layer (rows = samples, columns = neurons).
+SIGN_ROWS = 250
+SIGN_NEURONS = 250
+#: Number of samples whose activation patterns feed the pairwise OUI (all 28 pairs of 8 samples).
+OUI_SAMPLES = 8
+#: Multiplier spreading raster rows over positions: row r shows position (r * 7919) mod P.
+POSITION_STRIDE = 7919
+
+
+def chan_merge(n_a, mean_a, m2_a, n_b, mean_b, m2_b):
+    """Chan et al.'s parallel combination of two (count, mean, M2) summaries; numpy or torch.
+
+    .. math::
+        \\bar x = \\bar x_a + \\delta\\, n_b/n, \\qquad
+        M_2 = M_{2,a} + M_{2,b} + \\delta^2 n_a n_b / n, \\qquad \\delta = \\bar x_b - \\bar x_a.
+
+    Works elementwise; an empty side (n = 0) leaves the other unchanged.
+
+    Example:
+        >>> a, b = np.array([1.0, 2.0]), np.array([3.0, 5.0, 7.0])
+        >>> n, m, m2 = chan_merge(2, a.mean(), a.var() * 2, 3, b.mean(), b.var() * 3)
+        >>> n, m, round(m2 / n, 12) == round(np.r_[a, b].var(), 12)
+        (5, 3.6, True)
+    """
+    n = n_a + n_b
+    if isinstance(n, torch.Tensor):
+        w = n_b / n.clamp_min(1)
+    else:
+        w = np.divide(n_b, np.maximum(n, 1))
+    delta = mean_b - mean_a
+    mean = mean_a + delta * w
+    m2 = m2_a + m2_b + delta * delta * n_a * w
+    return n, mean, m2
+
+
+# ----------------------------------------------------------------------------------------- level 1
+@dataclass
+class Partial:
+    """Level-1 summary of one call of one layer: per (sample, neuron) row statistics, shape (B, C).
+
+    ``k`` (finite values per row) and ``nonfinite`` (per neuron) are None in the fast mode, where
+    every row holds P finite values (a non-finite value shows up as a non-finite sum).
+    """
+
+    shift: torch.Tensor
+    s1: torch.Tensor | None
+    s2: torch.Tensor | None
+    pos: torch.Tensor
+    P: int
+    k: torch.Tensor | None = None
+    nonfinite: torch.Tensor | None = None
+
+    @property
+    def B(self) -> int:
+        return int(self.shift.shape[0])
+
+
+def level1(z3: torch.Tensor, pd: int, careful: bool = False) -> Partial:
+    """Reduce a (B, C, P) (``pd=2``) or (B, P, C) (``pd=1``) view of Z to per-row sums (see module doc).
+
+    Example:
+        >>> part = level1(torch.tensor([[[1.0, 2.0, 3.0]]]), pd=2)
+        >>> part.shift.item(), part.s1.item(), part.s2.item(), part.pos.item()
+        (1.0, 3.0, 5.0, 3.0)
+    """
+    P = int(z3.shape[pd])
+    if careful:
+        return _level1_careful(z3, pd, P)
+    if z3.dtype not in (torch.float32, torch.float64):
+        z3 = z3.float()
+    if P == 1:
+        zz = z3.squeeze(pd)
+        return Partial(zz.to(torch.float64, copy=True), None, None, torch.sign(zz).clamp_(min=0), 1)
+    c = z3.narrow(pd, 0, 1)
+    y = z3 - c
+    s1 = y.sum(pd)
+    s2 = torch.linalg.vector_norm(y, 2, dim=pd).square_()
+    pos = torch.sign(z3).clamp_(min=0).sum(pd)
+    return Partial(c.squeeze(pd).to(torch.float64, copy=True), s1, s2, pos, P)
+
+
+def _level1_careful(z3: torch.Tensor, pd: int, P: int) -> Partial:
+    zf = z3.to(torch.float64)
+    fin = torch.isfinite(zf)
+    k = fin.sum(pd)
+    zc = torch.where(fin, zf, 0.0)
+    c = zc.sum(pd) / k.clamp_min(1)
+    y = torch.where(fin, zf - c.unsqueeze(pd), 0.0)
+    s1 = y.sum(pd)
+    s2 = (y * y).sum(pd)
+    pos = (zc > 0).sum(pd).to(torch.float64)
+    nonfinite = (~fin).sum((0, pd))
+    return Partial(c, s1, s2, pos, P, k=k, nonfinite=nonfinite)
+
+
+def input_partial(x: torch.Tensor | None, careful: bool = False):
+    """(count, Σx, Σx²) of all entries of a layer's input, or (count, mean, M2) when ``careful``.
+
+    The fast form stays on the device (0-d tensors); ``careful`` excludes non-finite entries and
+    works in float64. Returns None when there is no input to measure.
+
+    Example:
+        >>> n, s, ss = input_partial(torch.tensor([1.0, 2.0, 3.0]))
+        >>> n, s.item(), round(ss.item(), 4)
+        (3, 6.0, 14.0)
+    """
+    if x is None or not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.numel() == 0:
+        return None
+    if careful:
+        xf = x.detach().to(torch.float64).reshape(-1)
+        fin = torch.isfinite(xf)
+        n = fin.sum()
+        xc = torch.where(fin, xf, 0.0)
+        mean = xc.sum() / n.clamp_min(1)
+        d = torch.where(fin, xf - mean, 0.0)
+        return ("careful", n, mean, (d * d).sum())
+    if x.dtype not in (torch.float32, torch.float64):
+        x = x.float()
+    return (x.numel(), x.sum(), torch.linalg.vector_norm(x).square())
+
+
+# ----------------------------------------------------------------------------------------- level 2
+@dataclass
+class BatchResult:
+    """Level-2 per-neuron results of one group of calls, columns ordered as ``cols``."""
+
+    cols: torch.Tensor | slice
+    layers: list[int]
+    B: int
+    n: torch.Tensor
+    mean: torch.Tensor
+    m2: torch.Tensor
+    pos: torch.Tensor
+    nonfinite: torch.Tensor | None
+    active: torch.Tensor
+    oui: torch.Tensor | None
+    inputs: tuple | None
+    bad: torch.Tensor | None
+
+
+class DeviceStats:
+    """Running accumulators of every layer on one device, stored flat (neurons of all layers).
+
+    ``sizes[i]`` neurons belong to layer i; per-neuron arrays have ``sum(sizes)`` entries, per-layer
+    arrays ``len(sizes)``. Memory is O(neurons) and does not grow with the number of batches.
+    """
+
+    def __init__(self, sizes: list[int], device: torch.device):
+        self.sizes = list(sizes)
+        self.device = device
+        self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(int)
+        total = int(self.offsets[-1])
+        i64 = {"dtype": torch.int64, "device": device}
+        f64 = {"dtype": torch.float64, "device": device}
+        self.n = torch.zeros(total, **i64)
+        self.pos = torch.zeros(total, **i64)
+        self.nonfinite = torch.zeros(total, **i64)
+        self.mean = torch.zeros(total, **f64)
+        self.m2 = torch.zeros(total, **f64)
+        self.oui_sum = torch.zeros(total, **f64)
+        nl = len(self.sizes)
+        self.in_n = torch.zeros(nl, **i64)
+        self.in_mean = torch.zeros(nl, **f64)
+        self.in_m2 = torch.zeros(nl, **f64)
+        self.calls = [0] * nl
+        self.rows = [0] * nl
+        self.oui_batches = [0] * nl
+        self.patterns: list[torch.Tensor | None] = [None] * nl
+        self.pattern_count = [0] * nl
+        self._cache: dict = {}
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _columns(self, layers: tuple[int, ...]):
+        key = ("cols", layers)
+        if key not in self._cache:
+            if layers == tuple(range(len(self.sizes))):
+                self._cache[key] = slice(None)
+            else:
+                idx = np.concatenate([np.arange(self.offsets[i], self.offsets[i + 1]) for i in layers])
+                self._cache[key] = torch.as_tensor(idx, device=self.device)
+        return self._cache[key]
+
+    def _positions(self, layers: tuple[int, ...], ps: tuple[int, ...]) -> torch.Tensor:
+        key = ("P", layers, ps)
+        if key not in self._cache:
+            vec = np.concatenate([np.full(self.sizes[i], p, dtype=np.float64) for i, p in zip(layers, ps)])
+            self._cache[key] = torch.as_tensor(vec, device=self.device)
+        return self._cache[key]
+
+    # -- level 2 ------------------------------------------------------------------------------
+    def reduce(self, entries: list[tuple[int, Partial, tuple | None]]) -> list[BatchResult]:
+        """Level 2 for one batch: ``entries`` are (layer index, Partial, input partial) in call order.
+
+        Calls are grouped so that each group holds at most one call per layer and a single
+        batch size; each group is one vectorised float64 computation over its layers' neurons.
+        """
+        groups: list[list] = []
+        seen: list[set] = []
+        for entry in entries:
+            li, part, _ = entry
+            for g, s in zip(groups, seen):
+                if li not in s and g[0][1].B == part.B and (g[0][1].k is None) == (part.k is None):
+                    g.append(entry)
+                    s.add(li)
+                    break
+            else:
+                groups.append([entry])
+                seen.append({li})
+        return [self._reduce_group(g) for g in groups]
+
+    def _reduce_group(self, group) -> BatchResult:
+        layers = tuple(li for li, _, _ in group)
+        parts = [p for _, p, _ in group]
+        B = parts[0].B
+        careful = parts[0].k is not None
+        f64 = torch.float64
+        shift = torch.cat([p.shift for p in parts], 1) if len(parts) > 1 else parts[0].shift
+        pos_bc = torch.cat([p.pos.to(f64) for p in parts], 1)
+        kv = None if careful else self._positions(layers, tuple(p.P for p in parts))
+        k = torch.cat([p.k.to(f64) for p in parts], 1) if careful else None
+        if all(p.s1 is None for p in parts):
+            mean_bc, m2_bc = shift, None
+        else:
+            zeros = [torch.zeros_like(p.shift) if p.s1 is None else None for p in parts]
+            s1 = torch.cat([(p.s1 if z is None else z).to(f64) for p, z in zip(parts, zeros)], 1)
+            s2 = torch.cat([(p.s2 if z is None else z).to(f64) for p, z in zip(parts, zeros)], 1)
+            kc = k.clamp_min(1) if careful else kv
+            mean_bc = shift + s1 / kc
+            m2_bc = (s2 - s1 * s1 / kc).clamp_min_(0)
+        if careful:
+            n = k.sum(0)
+            mean = (k * mean_bc).sum(0) / n.clamp_min(1)
+            dev = mean_bc - mean
+            m2 = (k * dev * dev).sum(0)
+            active = (mean_bc > 0) & (k > 0)
+            nonfinite = torch.cat([p.nonfinite for p in parts])
+            n = n.to(torch.int64)
+        else:
+            n = (kv * B).to(torch.int64)
+            mean = mean_bc.mean(0)
+            dev = mean_bc - mean
+            m2 = (dev * dev).sum(0) * kv
+            active = mean_bc > 0
+            nonfinite = None
+        if m2_bc is not None:
+            m2 = m2 + m2_bc.sum(0)
+        pos = pos_bc.sum(0)
+        oui = None
+        if B >= 2:
+            s = active.sum(0)
+            oui = torch.minimum(s, B - s).to(f64) / (B // 2)
+        inputs = self._reduce_inputs(group, careful)
+        bad = None
+        if not careful:
+            check = mean.sum() + m2.sum() + pos.sum()
+            if inputs is not None:
+                check = check + inputs[1].sum() + inputs[2].sum()
+            bad = ~torch.isfinite(check)
+        return BatchResult(
+            self._columns(layers), list(layers), B, n, mean, m2, pos.round().to(torch.int64), nonfinite, active,
+            oui, inputs, bad,
+        )
+
+    def _reduce_inputs(self, group, careful: bool):
+        items = [(li, ip) for li, _, ip in group if ip is not None]
+        if not items:
+            return None
+        key = ("inputs", tuple(li for li, _ in items), tuple(ip[0] for _, ip in items) if not careful else None)
+        if key not in self._cache:
+            idx = torch.as_tensor([li for li, _ in items], device=self.device)
+            counts = torch.as_tensor(key[2] or [], dtype=torch.int64, device=self.device)
+            self._cache[key] = (idx, counts)
+        idx, counts = self._cache[key]
+        f64 = torch.float64
+        if careful:
+            n = torch.stack([ip[1].to(torch.int64) for _, ip in items])
+            mean = torch.stack([ip[2].to(f64) for _, ip in items])
+            m2 = torch.stack([ip[3].to(f64) for _, ip in items])
+            return idx, mean, m2, n
+        sx = torch.stack([ip[1].to(f64) for _, ip in items])
+        sxx = torch.stack([ip[2].to(f64) for _, ip in items])
+        mean = sx / counts
+        m2 = (sxx - sx * mean).clamp_min_(0)
+        return idx, mean, m2, counts
+
+    # -- commit -------------------------------------------------------------------------------
+    def commit(self, results: list[BatchResult]) -> None:
+        """Chan-merge a batch's level-2 results into the running accumulators."""
+        for r in results:
+            cols = r.cols
+            n_a, mean_a, m2_a = self.n[cols], self.mean[cols], self.m2[cols]
+            n, mean, m2 = chan_merge(n_a, mean_a, m2_a, r.n, r.mean, r.m2)
+            self.n[cols] = n
+            self.mean[cols] = mean
+            self.m2[cols] = m2
+            self.pos[cols] += r.pos
+            if r.nonfinite is not None:
+                self.nonfinite[cols] += r.nonfinite
+            if r.oui is not None:
+                self.oui_sum[cols] += r.oui
+                for li in r.layers:
+                    self.oui_batches[li] += 1
+            if r.inputs is not None:
+                idx, mean_b, m2_b, n_b = r.inputs
+                n, mean, m2 = chan_merge(self.in_n[idx], self.in_mean[idx], self.in_m2[idx], n_b, mean_b, m2_b)
+                self.in_n[idx] = n
+                self.in_mean[idx] = mean
+                self.in_m2[idx] = m2
+            start = 0
+            for li in r.layers:
+                size = self.sizes[li]
+                if self.pattern_count[li] < OUI_SAMPLES:
+                    self._add_patterns(li, r.active[:, start : start + size])
+                start += size
+
+    def _add_patterns(self, li: int, active: torch.Tensor) -> None:
+        have = self.pattern_count[li]
+        take = min(OUI_SAMPLES - have, active.shape[0])
+        if self.patterns[li] is None:
+            self.patterns[li] = torch.zeros(OUI_SAMPLES, self.sizes[li], dtype=torch.bool, device=self.device)
+        self.patterns[li][have : have + take] = active[:take]
+        self.pattern_count[li] = have + take
+
+    def note_call(self, li: int, rows: int) -> None:
+        """Count one executed call of layer ``li`` that produced ``rows`` samples per neuron."""
+        self.calls[li] += 1
+        self.rows[li] += rows
+
+    # -- distributed --------------------------------------------------------------------------
+    def all_reduce(self) -> None:
+        """Sum this device's accumulators over all ranks of the default process group.
+
+        Counts are summed; moments are combined exactly with the identities
+        n·mean = Σ_r n_r·mean_r and M2 = Σ_r [M2_r + n_r (mean_r − mean)²] (two all-reduces).
+        """
+        import torch.distributed as dist
+
+        cuda = dist.get_backend() == "nccl"
+
+        def reduce_(t: torch.Tensor) -> torch.Tensor:
+            moved = t.cuda() if cuda and t.device.type != "cuda" else t
+            dist.all_reduce(moved)
+            return moved.to(t.device)
+
+        for counts, means, m2s in ((("n", "mean", "m2")), ("in_n", "in_mean", "in_m2")):
+            n_r, mean_r, m2_r = getattr(self, counts), getattr(self, means), getattr(self, m2s)
+            n = reduce_(n_r.clone())
+            mean = reduce_(n_r.to(torch.float64) * mean_r) / n.clamp_min(1)
+            dev = mean_r - mean
+            m2 = reduce_(m2_r + n_r * dev * dev)
+            setattr(self, counts, n)
+            setattr(self, means, mean)
+            setattr(self, m2s, m2)
+        for name in ("pos", "nonfinite", "oui_sum"):
+            setattr(self, name, reduce_(getattr(self, name).clone()))
+        ints = torch.as_tensor(self.calls + self.rows + self.oui_batches, dtype=torch.int64, device=self.device)
+        ints = reduce_(ints).tolist()
+        nl = len(self.sizes)
+        self.calls, self.rows, self.oui_batches = ints[:nl], ints[nl : 2 * nl], ints[2 * nl :]
+
+    def layer_states(self, signs: list[np.ndarray], sign_neurons: list[np.ndarray]) -> list[LayerState]:
+        """The host-side :class:`LayerState` of every layer (one device→host copy per flat array)."""
+        host = {
+            k: getattr(self, k).cpu().numpy()
+            for k in ("n", "pos", "nonfinite", "mean", "m2", "oui_sum", "in_n", "in_mean", "in_m2")
+        }
+        out = []
+        for li, size in enumerate(self.sizes):
+            a, b = int(self.offsets[li]), int(self.offsets[li + 1])
+            pats = self.patterns[li]
+            count = self.pattern_count[li]
+            patterns = pats[:count].cpu().numpy() if pats is not None else np.zeros((0, size), dtype=bool)
+            out.append(
+                LayerState(
+                    n=host["n"][a:b].copy(),
+                    pos=host["pos"][a:b].copy(),
+                    nonfinite=host["nonfinite"][a:b].copy(),
+                    mean=host["mean"][a:b].copy(),
+                    m2=host["m2"][a:b].copy(),
+                    oui_sum=host["oui_sum"][a:b].copy(),
+                    oui_batches=int(self.oui_batches[li]),
+                    calls=int(self.calls[li]),
+                    rows=int(self.rows[li]),
+                    in_n=int(host["in_n"][li]),
+                    in_mean=float(host["in_mean"][li]),
+                    in_m2=float(host["in_m2"][li]),
+                    patterns=patterns,
+                    signs=signs[li],
+                    sign_neurons=sign_neurons[li],
+                )
+            )
+        return out
+
+
+# ------------------------------------------------------------------------------------ host state
+@dataclass
+class LayerState:
+    """Raw accumulator values of one layer, on the host (numpy): what a Report keeps to merge exactly.
+
+    Per neuron: ``n`` finite samples, ``pos`` positive samples, ``nonfinite`` count, ``mean`` and
+    ``m2`` (Σ (z − mean)²), ``oui_sum`` (Σ over batches of min(s, B − s)/⌊B/2⌋). Per layer:
+    ``oui_batches`` (batches with B ≥ 2), ``calls``, ``rows`` (samples per neuron), input moments
+    (``in_n``, ``in_mean``, ``in_m2``), the first ≤ 8 samples' activation ``patterns`` (samples ×
+    neurons) and the sign raster ``signs`` (≤ 250 samples × ``sign_neurons``).
+    """
+
+    n: np.ndarray
+    pos: np.ndarray
+    nonfinite: np.ndarray
+    mean: np.ndarray
+    m2: np.ndarray
+    oui_sum: np.ndarray
+    oui_batches: int = 0
+    calls: int = 0
+    rows: int = 0
+    in_n: int = 0
+    in_mean: float = 0.0
+    in_m2: float = 0.0
+    patterns: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))
+    signs: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))
+    sign_neurons: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every field as a numpy array (scalars as 0-d arrays), for saving."""
+        return {f.name: np.asarray(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> LayerState:
+        """Inverse of :meth:`arrays`."""
+        kw = {}
+        for f in fields(cls):
+            v = np.asarray(arrays[f.name])
+            if f.name in ("oui_batches", "calls", "rows", "in_n"):
+                kw[f.name] = int(v)
+            elif f.name in ("in_mean", "in_m2"):
+                kw[f.name] = float(v)
+            else:
+                kw[f.name] = v
+        return cls(**kw)
+
+
+def merge_states(a: LayerState, b: LayerState) -> LayerState:
+    """Combine the states of one layer measured on two disjoint sets of data (``a``'s data first).
+
+    Counts and sums add, moments combine with :func:`chan_merge`; the sign raster and the OUI
+    patterns keep ``a``'s samples then ``b``'s, up to their bounds, exactly as one run over
+    ``a``'s batches followed by ``b``'s would.
+
+    Example:
+        >>> z = np.zeros(2)
+        >>> s = LayerState(n=np.array([2, 2]), pos=np.array([1, 0]), nonfinite=z.astype(int),
+        ...                mean=np.array([0.0, -1.0]), m2=np.array([2.0, 0.0]), oui_sum=z)
+        >>> merge_states(s, s).m2.tolist()
+        [4.0, 0.0]
+    """
+    n, mean, m2 = chan_merge(a.n, a.mean, a.m2, b.n, b.mean, b.m2)
+    in_n, in_mean, in_m2 = chan_merge(a.in_n, a.in_mean, a.in_m2, b.in_n, b.in_mean, b.in_m2)
+    patterns = _stack_rows(a.patterns, b.patterns, OUI_SAMPLES)
+    signs = _stack_rows(a.signs, b.signs, SIGN_ROWS)
+    return LayerState(
+        n=np.asarray(n, dtype=np.int64),
+        pos=a.pos + b.pos,
+        nonfinite=a.nonfinite + b.nonfinite,
+        mean=np.asarray(mean, dtype=np.float64),
+        m2=np.asarray(m2, dtype=np.float64),
+        oui_sum=a.oui_sum + b.oui_sum,
+        oui_batches=a.oui_batches + b.oui_batches,
+        calls=a.calls + b.calls,
+        rows=a.rows + b.rows,
+        in_n=int(in_n),
+        in_mean=float(in_mean),
+        in_m2=float(in_m2),
+        patterns=patterns,
+        signs=signs,
+        sign_neurons=a.sign_neurons if len(a.sign_neurons) else b.sign_neurons,
+    )
+
+
+def _stack_rows(a: np.ndarray, b: np.ndarray, limit: int) -> np.ndarray:
+    if a.shape[0] == 0:
+        return b[:limit].copy()
+    if b.shape[0] == 0 or a.shape[0] >= limit:
+        return a[:limit].copy()
+    return np.concatenate([a, b[: limit - a.shape[0]]], axis=0)

@@ -1,0 +1,403 @@
+"""Compare initialization schemes on one model: tidy frames, per-layer tests, Table-1 style summary.
+
+:func:`compare` initializes a fresh copy of a model with each scheme (and each seed), measures it with
+:func:`skew.report`, and gathers the results into a :class:`Comparison`:
+
+- ``.neurons``: one row per (init, seed, layer, neuron), the Report's neuron columns plus ``init``, ``seed``;
+- ``.layers``: one row per (init, seed, layer);
+- ``.tests``: for each layer and pair of schemes, a two-sample comparison of the per-neuron skew
+  ``|p - 1/2|`` (count estimator, degenerate neurons left out, seeds pooled): Kolmogorov-Smirnov and
+  Mann-Whitney p-values, Cliff's delta and the difference in skewed fraction at each threshold;
+- ``.reports``: the underlying :class:`skew.result.Report` objects keyed by ``(init, seed)``.
+
+Example:
+    >>> import skew, torch
+    >>> factory = lambda: torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(64, 32, bias=False))
+    >>> batches = [torch.randn(256, 64) for _ in range(2)]
+    >>> cmp = skew.compare(factory, batches, ["xavier_uniform", "sinusoidal"])  # doctest: +SKIP
+    >>> cmp.summary()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import os
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from skew._io import atomic_write
+from skew.errors import SkewError
+
+__all__ = ["Comparison", "DEFAULT_SCHEMES", "cliffs_delta", "compare"]
+
+#: The schemes of the paper's Table 1.
+DEFAULT_SCHEMES: tuple[str, ...] = ("xavier_uniform", "kaiming_uniform", "orthogonal", "lsuv", "sinusoidal")
+
+#: Float format of every CSV skew writes, so files are byte-identical across runs.
+CSV_FLOAT_FORMAT = "%.6g"
+
+
+def cliffs_delta(a: Sequence[float], b: Sequence[float]) -> float:
+    """Cliff's delta (equal to the rank-biserial correlation) between two samples.
+
+    .. math:: \\delta = P(A > B) - P(A < B) = \\frac{2 U_A}{n_A n_B} - 1
+
+    with :math:`U_A` the Mann-Whitney statistic of ``a`` (ties count one half). It ranges over
+    [-1, 1]: +1 when every value of ``a`` exceeds every value of ``b``. NaN when a sample is empty.
+
+    Example:
+        >>> cliffs_delta([3, 4], [1, 2])
+        1.0
+        >>> cliffs_delta([1, 2], [1, 2])
+        0.0
+    """
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    if a.size == 0 or b.size == 0:
+        return float("nan")
+    b_sorted = np.sort(b)
+    below = np.searchsorted(b_sorted, a, side="left")  # values of b strictly below each a
+    not_above = np.searchsorted(b_sorted, a, side="right")  # values of b <= each a
+    greater = below.sum()
+    less = (b.size - not_above).sum()
+    return float((greater - less) / (a.size * b.size))
+
+
+def _is_one_shot(loader: Any) -> bool:
+    from skew.batches import iter_batches
+
+    return iter_batches(loader) is loader
+
+
+def _first_input(loader: Any, input_fn: Callable | None) -> Any:
+    """The first batch's model input (what LSUV forwards): a tensor when the model takes one argument."""
+    from skew.batches import iter_batches, model_inputs
+
+    batch = next(iter_batches(loader), None)
+    if batch is None:
+        raise SkewError("the loader yields no batches; pass a non-empty DataLoader or list of batches")
+    args, kwargs = model_inputs(batch, input_fn)
+    if len(args) == 1 and not kwargs:
+        return args[0]
+    if kwargs and not args:
+        return kwargs
+    return batch if input_fn is None else input_fn(batch)
+
+
+def _make_builder(model: nn.Module | Callable[[], nn.Module]) -> Callable[[], nn.Module]:
+    if isinstance(model, nn.Module):
+        return lambda: copy.deepcopy(model)
+    if callable(model):
+
+        def build() -> nn.Module:
+            built = model()
+            if not isinstance(built, nn.Module):
+                raise SkewError(
+                    f"the model factory returned {type(built).__name__}, not an nn.Module; "
+                    "pass a zero-argument function that builds the model, or the model itself"
+                )
+            return built
+
+        return build
+    raise SkewError(
+        f"model must be an nn.Module or a zero-argument factory, got {type(model).__name__}; "
+        "pass e.g. lambda: MyNet() or the model itself (it is deep-copied per scheme)"
+    )
+
+
+def _schemes_list(schemes: str | Iterable[str]) -> list[str]:
+    if isinstance(schemes, str):
+        schemes = [s.strip() for s in schemes.split(",") if s.strip()]
+    schemes = list(schemes)
+    if not schemes:
+        raise SkewError("schemes is empty; pass at least one scheme name, e.g. ['xavier_uniform', 'sinusoidal']")
+    if len(set(schemes)) != len(schemes):
+        raise SkewError(f"schemes {schemes} repeats a name; list each scheme once")
+    return schemes
+
+
+def _seeds_list(seeds: int | Iterable[int]) -> list[int]:
+    if isinstance(seeds, (int, np.integer)):
+        seeds = [int(seeds)]
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise SkewError("seeds is empty; pass at least one seed, e.g. seeds=(0,)")
+    if len(set(seeds)) != len(seeds):
+        raise SkewError(f"seeds {seeds} repeats a value; list each seed once")
+    return seeds
+
+
+def compare(
+    model: nn.Module | Callable[[], nn.Module],
+    loader: Iterable,
+    schemes: str | Iterable[str] = DEFAULT_SCHEMES,
+    *,
+    seeds: int | Iterable[int] = (0,),
+    data_for_lsuv: Any = None,
+    layers=None,
+    thresholds: Sequence[float] = (0.1, 0.3),
+    max_batches: int | None = None,
+    device=None,
+    progress=None,
+    **report_kwargs,
+) -> Comparison:
+    """Measure one model under several initialization schemes (and seeds) and compare them.
+
+    For each (scheme, seed): build the model (call the factory, or deep-copy the module: the
+    caller's model is never modified), run
+    ``skew.init.apply(m, scheme, data=data_for_lsuv or first batch, generator=Generator().manual_seed(seed))``
+    and ``skew.report(m, loader, ...)``. Model construction and ``default`` init run under
+    ``torch.manual_seed(seed)`` inside ``torch.random.fork_rng`` so they are reproducible and the
+    caller's global RNG is untouched. ``loader`` is iterated once per (scheme, seed), so it must be
+    re-iterable (a list of batches or a DataLoader, not a generator).
+
+    Between schemes A and B on a layer (seeds pooled), ``.tests`` holds the two-sample KS and
+    Mann-Whitney p-values on ``skew = |p - 1/2|`` and Cliff's delta
+    :math:`\\delta = P(\\mathrm{skew}_A > \\mathrm{skew}_B) - P(\\mathrm{skew}_A < \\mathrm{skew}_B)`.
+
+    Example:
+        >>> factory = lambda: nn.Sequential(nn.ReLU(), nn.Linear(64, 32, bias=False))
+        >>> cmp = compare(factory, [torch.randn(256, 64)], ["xavier_uniform", "sinusoidal"])  # doctest: +SKIP
+        >>> cmp.summary()  # doctest: +SKIP
+    """
+    import skew.init
+    from skew.analyzer import report
+
+    build = _make_builder(model)
+    scheme_names = _schemes_list(schemes)
+    seed_list = _seeds_list(seeds)
+    thresholds = tuple(float(a) for a in thresholds)
+    if _is_one_shot(loader):
+        raise SkewError(
+            "loader is a one-shot iterator (e.g. a generator) but compare reads it once per scheme and seed; "
+            "pass a list of batches or a DataLoader"
+        )
+    data = data_for_lsuv
+    if data is None:
+        data = _first_input(loader, report_kwargs.get("input_fn"))
+
+    reports: dict[tuple[str, int], Any] = {}
+    for scheme, seed in itertools.product(scheme_names, seed_list):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            m = build()
+            generator = torch.Generator().manual_seed(seed)
+            try:
+                skew.init.apply(m, scheme, data=data, generator=generator, layers=layers)
+            except SkewError as err:
+                raise SkewError(f"init {scheme!r} (seed {seed}) failed: {err}") from err
+            reports[(scheme, seed)] = report(
+                m,
+                loader,
+                layers=layers,
+                thresholds=thresholds,
+                max_batches=max_batches,
+                device=device,
+                progress=progress,
+                **report_kwargs,
+            )
+        del m
+    return Comparison(reports, schemes=scheme_names, seeds=seed_list, thresholds=thresholds)
+
+
+class Comparison:
+    """The result of :func:`compare`: tidy frames over (init, seed), statistical tests, plots.
+
+    Attributes:
+        neurons: one row per (init, seed, layer, neuron).
+        layers: one row per (init, seed, layer).
+        tests: one row per (layer, init_a, init_b) with ``ks_stat``, ``ks_p``, ``mw_stat``, ``mw_p``,
+            ``cliffs_delta`` and, per threshold a, ``skewed_a_{a}``, ``skewed_b_{a}``, ``diff_skewed_{a}``.
+        reports: dict ``(init, seed) -> Report``.
+        schemes, seeds, thresholds: what was compared.
+
+    Example:
+        >>> cmp.summary()          # doctest: +SKIP
+        >>> cmp.skew_by_depth()    # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        reports: dict[tuple[str, int], Any],
+        *,
+        schemes: Sequence[str] | None = None,
+        seeds: Sequence[int] | None = None,
+        thresholds: Sequence[float] = (0.1, 0.3),
+    ):
+        if not reports:
+            raise SkewError("a Comparison needs at least one report; pass {(init, seed): Report}")
+        self.reports = dict(reports)
+        self.schemes = list(schemes) if schemes is not None else list(dict.fromkeys(k[0] for k in reports))
+        self.seeds = list(seeds) if seeds is not None else list(dict.fromkeys(k[1] for k in reports))
+        self.thresholds = tuple(float(a) for a in thresholds)
+        self.neurons = self._stack("neurons")
+        self.layers = self._stack("layers")
+        self.layer_order = list(pd.unique(self.layers["layer"])) if len(self.layers) else []
+        self.tests = self._tests()
+
+    def _stack(self, attr: str) -> pd.DataFrame:
+        frames = []
+        for (init, seed), rep in self.reports.items():
+            df = getattr(rep, attr).copy()
+            df.insert(0, "seed", seed)
+            df.insert(0, "init", init)
+            frames.append(df)
+        return pd.concat(frames, ignore_index=True)
+
+    def _skew_values(self, init: str, layer: str) -> np.ndarray:
+        nd = self.neurons
+        rows = nd[(nd["init"] == init) & (nd["layer"] == layer)]
+        if "degenerate" in rows:
+            rows = rows[~rows["degenerate"].astype(bool)]
+        values = rows["skew"].to_numpy(dtype=float)
+        return values[np.isfinite(values)]
+
+    def _tests(self) -> pd.DataFrame:
+        from scipy import stats
+
+        records = []
+        for layer in self.layer_order:
+            for init_a, init_b in itertools.combinations(self.schemes, 2):
+                a = self._skew_values(init_a, layer)
+                b = self._skew_values(init_b, layer)
+                rec: dict[str, Any] = {"layer": layer, "init_a": init_a, "init_b": init_b,
+                                       "n_a": a.size, "n_b": b.size}
+                if a.size and b.size:
+                    ks = stats.ks_2samp(a, b)
+                    rec["ks_stat"], rec["ks_p"] = float(ks.statistic), float(ks.pvalue)
+                    if np.ptp(np.concatenate([a, b])) == 0:  # identical constants: no evidence of a difference
+                        rec["mw_stat"], rec["mw_p"] = a.size * b.size / 2.0, 1.0
+                    else:
+                        mw = stats.mannwhitneyu(a, b, alternative="two-sided")
+                        rec["mw_stat"], rec["mw_p"] = float(mw.statistic), float(mw.pvalue)
+                else:
+                    rec.update(ks_stat=np.nan, ks_p=np.nan, mw_stat=np.nan, mw_p=np.nan)
+                rec["cliffs_delta"] = cliffs_delta(a, b)
+                rec["median_skew_a"] = float(np.median(a)) if a.size else np.nan
+                rec["median_skew_b"] = float(np.median(b)) if b.size else np.nan
+                for alpha in self.thresholds:
+                    fa = float(np.mean(a > alpha)) if a.size else np.nan
+                    fb = float(np.mean(b > alpha)) if b.size else np.nan
+                    rec[f"skewed_a_{alpha:g}"] = fa
+                    rec[f"skewed_b_{alpha:g}"] = fb
+                    rec[f"diff_skewed_{alpha:g}"] = fa - fb
+                records.append(rec)
+        columns = ["layer", "init_a", "init_b", "n_a", "n_b", "ks_stat", "ks_p", "mw_stat", "mw_p",
+                   "cliffs_delta", "median_skew_a", "median_skew_b"]
+        for alpha in self.thresholds:
+            columns += [f"skewed_a_{alpha:g}", f"skewed_b_{alpha:g}", f"diff_skewed_{alpha:g}"]
+        return pd.DataFrame.from_records(records, columns=columns)
+
+    def summary(self, *, percent: bool = True) -> pd.DataFrame:
+        """Table-1 style pivot: rows are layers (model order), columns (threshold, init), values the skewed
+        fraction (count estimator, non-degenerate neurons), averaged over seeds; in percent by default.
+
+        Example:
+            >>> cmp.summary()  # doctest: +SKIP
+            threshold       α=0.1                 α=0.3
+            init       sinusoidal xavier_uniform sinusoidal xavier_uniform
+            layer
+            1                 0.0           71.2        0.0           21.5
+        """
+        scale = 100.0 if percent else 1.0
+        parts = {}
+        for alpha in self.thresholds:
+            col = f"skewed_{alpha:g}"
+            if col not in self.layers:
+                raise SkewError(f"the reports have no {col!r} column; re-run compare with thresholds={self.thresholds}")
+            pivot = self.layers.pivot_table(index="layer", columns="init", values=col, aggfunc="mean", sort=False)
+            pivot = pivot.reindex(index=self.layer_order, columns=self.schemes) * scale
+            parts[f"α={alpha:g}"] = pivot
+        out = pd.concat(parts, axis=1, names=["threshold", "init"])
+        out.index.name = "layer"
+        return out
+
+    def _flat_summary(self) -> pd.DataFrame:
+        s = self.summary()
+        s.columns = [f"{init} {thr}" for thr, init in s.columns]
+        return s.reset_index()
+
+    def __repr__(self) -> str:
+        n_layers = len(self.layer_order)
+        return (f"Comparison(schemes={self.schemes}, seeds={self.seeds}, layers={n_layers}, "
+                f"thresholds={self.thresholds})")
+
+    def _repr_html_(self) -> str:
+        title = (f"<p><b>skew comparison</b>: {len(self.schemes)} schemes × {len(self.seeds)} seeds, "
+                 f"{len(self.layer_order)} layers; % skewed neurons (count estimator, mean over seeds)</p>")
+        return title + self.summary().to_html(float_format=lambda v: f"{v:.1f}", na_rep="–")
+
+    # ---- plots (delegate to skew.plot) -------------------------------------------------------------
+    def skew_by_depth(self, *, alpha: float = 0.3, hue: str = "init", ax=None, **kwargs):
+        """Per-layer skewed fraction at ``alpha`` for each scheme (``skew.plot.skew_by_depth``); returns the Axes."""
+        from skew import plot
+
+        return plot.skew_by_depth(self, alpha=alpha, hue=hue, ax=ax, **kwargs)
+
+    def skew_hist(self, *, layer: str | None = None, hue: str = "init", estimator: str = "count", ax=None,
+                  **kwargs):
+        """Histogram of the neurons' skew, one colour per scheme (``skew.plot.skew_hist``); returns the Axes."""
+        from skew import plot
+
+        return plot.skew_hist(self, layer=layer, hue=hue, estimator=estimator, ax=ax, **kwargs)
+
+    def rowsum_hist(self, *, layer: str | None = None, alpha: float = 0.3, binwidth: float = 0.2, seed=None,
+                    axes=None, **kwargs):
+        """One ``skew.plot.rowsum_hist`` panel per scheme (the first seed, unless ``seed`` is given).
+
+        ``axes`` is a sequence with one Axes per scheme; when None a Figure with one row of panels is
+        created. Returns the array of Axes.
+        """
+        from skew import plot
+
+        seed = self.seeds[0] if seed is None else seed
+        if axes is None:
+            from matplotlib.figure import Figure
+
+            fig = Figure(figsize=(3.6 * len(self.schemes), 3.2), layout="constrained")
+            axes = fig.subplots(1, len(self.schemes), squeeze=False)[0]
+        axes = np.asarray(axes, dtype=object).ravel()
+        if axes.size != len(self.schemes):
+            raise SkewError(f"rowsum_hist needs {len(self.schemes)} Axes (one per scheme), got {axes.size}")
+        for ax, init in zip(axes, self.schemes):
+            if (init, seed) not in self.reports:
+                raise SkewError(f"no report for init {init!r} with seed {seed}; seeds are {self.seeds}")
+            plot.rowsum_hist(self.reports[(init, seed)], layer=layer, alpha=alpha, binwidth=binwidth, ax=ax,
+                             **kwargs)
+            ax.set_title(f"{init}" + (f" — {ax.get_title()}" if ax.get_title() else ""))
+        return axes
+
+    # ---- saving -----------------------------------------------------------------------------------
+    def save(self, directory: str | os.PathLike) -> list[Path]:
+        """Write neurons.csv, layers.csv, tests.csv, summary.csv and comparison.json into ``directory``.
+
+        Each file is written atomically with a fixed float format (byte-identical on identical data).
+
+        Example:
+            >>> cmp.save("out/compare")  # doctest: +SKIP
+        """
+        directory = Path(directory)
+        written = []
+        for name, frame in (("neurons", self.neurons), ("layers", self.layers), ("tests", self.tests),
+                            ("summary", self._flat_summary())):
+            written.append(_write_csv(frame, directory / f"{name}.csv"))
+        meta = {"schemes": self.schemes, "seeds": self.seeds, "thresholds": list(self.thresholds),
+                "layers": self.layer_order}
+        written.append(atomic_write(directory / "comparison.json",
+                                    lambda p: p.write_text(json.dumps(meta, indent=2) + "\n")))
+        return written
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> Path:
+    def write(tmp: Path) -> None:
+        frame.to_csv(tmp, index=False, float_format=CSV_FLOAT_FORMAT, lineterminator="\n")
+
+    return atomic_write(path, write)

@@ -1,0 +1,370 @@
+"""Initialize a whole model with one scheme and say, parameter by parameter, what was done.
+
+:func:`apply` walks every Linear, Conv1d/2d/3d, ConvTranspose1d/2d/3d and every
+``nn.MultiheadAttention`` projection (its packed ``in_proj_weight`` as the three (E, E) blocks
+``q_proj``, ``k_proj``, ``v_proj``; ``out_proj`` as the Linear it is) and returns one row per
+parameter: set, with which scheme, or skipped, and why. Nothing is skipped silently.
+
+Example:
+    >>> import torch, torch.nn as nn
+    >>> from skew.init import apply
+    >>> net = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
+    >>> table = apply(net, "sinusoidal")
+    >>> table[["name", "action"]].values.tolist()[:3]
+    [['0.weight', 'set'], ['0.bias', 'set'], ['1.weight', 'skipped']]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import math
+import numbers
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+from torch import nn
+from torch.nn import init as tinit
+
+from skew.errors import SkewError
+from skew.init.lsuv import LsuvTarget, first_batch, lsuv_rescale
+from skew.init.registry import Scheme, get_scheme
+from skew.layers import LayerSpec, attention_projections, is_layer, select_layers
+
+__all__ = ["COLUMNS", "apply"]
+
+#: Columns of the table :func:`apply` returns.
+COLUMNS = ["name", "module", "parameter", "shape", "scheme", "action", "reason"]
+
+_NORMS = tuple(
+    t
+    for t in (
+        nn.modules.batchnorm._BatchNorm,
+        nn.modules.instancenorm._InstanceNorm,
+        nn.LayerNorm,
+        nn.GroupNorm,
+        nn.LocalResponseNorm,
+        getattr(nn, "RMSNorm", None),
+    )
+    if t is not None
+)
+_QKV = ("query", "key", "value")
+
+
+@dataclass
+class _Unit:
+    """One weight matrix apply() initializes, with its bias and where both live."""
+
+    name: str  # "layer1.0.conv1", or "enc.self_attn.q_proj" for an attention block
+    module: nn.Module  # the layer, or the MultiheadAttention owning the block
+    weight: torch.Tensor  # the parameter, or a row-block view of in_proj_weight
+    bias: torch.Tensor | None
+    weight_param: nn.Parameter
+    bias_param: nn.Parameter | None
+    block: int | None = None  # 0, 1, 2 for q, k, v
+    weight_rows: slice | None = None  # rows of in_proj_weight, when packed
+    bias_rows: slice | None = None
+    attention: nn.MultiheadAttention | None = None  # the owning MHA, for blocks and out_proj
+
+
+def _units(model: nn.Module) -> list[_Unit]:
+    units: list[_Unit] = []
+    out_projs: dict[int, nn.MultiheadAttention] = {}
+    for name, module in model.named_modules():
+        if isinstance(module, nn.MultiheadAttention):
+            prefix = f"{name}." if name else ""
+            e = module.embed_dim
+            out_projs[id(module.out_proj)] = module
+            for k, (suffix, w, b) in enumerate(attention_projections(module)):
+                packed = module.in_proj_weight is not None
+                units.append(
+                    _Unit(
+                        name=prefix + suffix,
+                        module=module,
+                        weight=w,
+                        bias=b,
+                        weight_param=module.in_proj_weight if packed else getattr(module, f"{suffix}_weight"),
+                        bias_param=module.in_proj_bias,
+                        block=k,
+                        weight_rows=slice(k * e, (k + 1) * e) if packed else None,
+                        bias_rows=slice(k * e, (k + 1) * e),
+                        attention=module,
+                    )
+                )
+        elif is_layer(module):
+            bias = getattr(module, "bias", None)
+            bias = bias if isinstance(bias, torch.Tensor) else None
+            units.append(
+                _Unit(name, module, module.weight, bias, module.weight, bias, attention=out_projs.get(id(module)))
+            )
+    return units
+
+
+def _spec_matches(spec, unit: _Unit) -> bool:
+    if isinstance(spec, str):
+        return fnmatch.fnmatchcase(unit.name, spec)
+    if isinstance(spec, type) or (isinstance(spec, tuple) and all(isinstance(t, type) for t in spec)):
+        return isinstance(unit.module, spec)
+    return False
+
+
+def _select(model: nn.Module, units: list[_Unit], layers: LayerSpec) -> list[_Unit]:
+    """select_layers semantics, extended to the attention blocks ``<mha>.q_proj`` etc.
+
+    An attention block is matched by globs on its name, by the exact name, by module types and
+    predicates against its ``MultiheadAttention``; the exact name of a ``MultiheadAttention``
+    selects its three blocks and its ``out_proj``.
+    """
+    if layers is None:
+        return list(units)
+    if callable(layers) and not isinstance(layers, type):
+        return [u for u in units if layers(u.name, u.module)]
+    block_names = {u.name for u in units if u.block is not None}
+    mha_names = {n for n, m in model.named_modules() if isinstance(m, nn.MultiheadAttention)}
+    if isinstance(layers, (str, type)) or (
+        isinstance(layers, tuple) and layers and all(isinstance(t, type) for t in layers)
+    ):
+        specs = [layers]
+    else:
+        try:
+            specs = list(layers)
+        except TypeError:
+            specs = [layers]  # select_layers below raises the SkewError explaining what is accepted
+    exact: set[str] = set()
+    module_specs = []
+    for spec in specs:
+        if isinstance(spec, str) and spec in block_names:
+            exact.add(spec)
+        elif isinstance(spec, str) and spec in mha_names:
+            prefix = f"{spec}." if spec else ""
+            exact.update(prefix + s for s in ("q_proj", "k_proj", "v_proj", "out_proj"))
+        else:
+            module_specs.append(spec)
+    chosen = {id(m) for _, m in select_layers(model, module_specs)} if module_specs else set()
+    return [
+        u
+        for u in units
+        if u.name in exact
+        or (u.block is None and id(u.module) in chosen)
+        or (u.block is not None and any(_spec_matches(s, u) for s in module_specs))
+    ]
+
+
+@contextlib.contextmanager
+def _rng_from(generator: torch.Generator | None, module: nn.Module):
+    """Run ``reset_parameters()`` on global RNGs seeded from ``generator``, restoring them after."""
+    if generator is None:
+        yield
+        return
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+    cuda = sorted({p.device.index or 0 for p in module.parameters() if p.device.type == "cuda"})
+    with torch.random.fork_rng(devices=cuda):
+        torch.random.default_generator.manual_seed(seed)
+        for index in cuda:
+            torch.cuda.default_generators[index].manual_seed(seed)
+        yield
+
+
+def _reset_default(unit: _Unit, generator: torch.Generator | None) -> str:
+    """PyTorch's own initialization of one unit; returns how it was done."""
+    if unit.block is not None:
+        # MultiheadAttention._reset_parameters: xavier_uniform_ on the whole in_proj_weight (or on
+        # each separate projection weight), zero in_proj_bias. Done per block so layers= is respected.
+        fan_in, fan_out = tinit._calculate_fan_in_and_fan_out(unit.weight_param)
+        bound = math.sqrt(6.0 / (fan_in + fan_out))
+        tinit.uniform_(unit.weight, -bound, bound, generator=generator)
+        if unit.bias is not None:
+            unit.bias.zero_()
+        return "as MultiheadAttention._reset_parameters: xavier_uniform_ on the projection, zero bias"
+    with _rng_from(generator, unit.module):
+        unit.module.reset_parameters()
+    if unit.attention is not None:
+        if unit.bias is not None:
+            unit.bias.zero_()  # MultiheadAttention zeroes out_proj.bias
+        return "out_proj.reset_parameters(), zero bias (as MultiheadAttention._reset_parameters)"
+    return f"{type(unit.module).__name__}.reset_parameters()"
+
+
+def _skip_reason(owner: nn.Module, local: str) -> str:
+    kind = type(owner).__name__
+    if isinstance(owner, _NORMS):
+        return f"normalization parameter ({kind}): not a layer weight; left as is"
+    if isinstance(owner, (nn.Embedding, nn.EmbeddingBag)):
+        return f"embedding table ({kind}): a lookup, not a pre-activation layer; left as is"
+    if isinstance(owner, nn.MultiheadAttention):
+        return f"attention {local}: an appended key/value vector, not a projection; left as is"
+    if is_layer(owner):
+        return f"{local} of a {kind} is neither its weight nor its bias; left as is"
+    if isinstance(owner, nn.PReLU):
+        return "activation parameter (PReLU): left as is"
+    return f"not part of a Linear/Conv/attention layer ({kind} parameter); left as is"
+
+
+def _check_generator(generator, units: list[_Unit]) -> None:
+    if generator is None:
+        return
+    if not isinstance(generator, torch.Generator):
+        raise SkewError(
+            f"generator must be a torch.Generator, got {type(generator).__name__}; "
+            "pass e.g. generator=torch.Generator().manual_seed(0)"
+        )
+    for u in units:
+        if u.weight.device.type != generator.device.type:
+            raise SkewError(
+                f"generator is on {generator.device} but {u.name!r} is on {u.weight.device}; "
+                f"pass torch.Generator(device={str(u.weight.device)!r})"
+            )
+
+
+def apply(
+    model: nn.Module,
+    scheme: str | Scheme,
+    *,
+    data=None,
+    generator: torch.Generator | None = None,
+    bias: float = 0.0,
+    layers: LayerSpec = None,
+) -> pd.DataFrame:
+    """Initialize every layer of ``model`` in place with ``scheme``; return what was done per parameter.
+
+    Layers are Linear, Conv1d/2d/3d, ConvTranspose1d/2d/3d (weights read as (m, n) matrices, see
+    :func:`skew.layers.weight_matrix`) and ``nn.MultiheadAttention`` projections: the packed
+    ``in_proj_weight`` as three (E, E) blocks named ``<mha>.q_proj``, ``<mha>.k_proj``,
+    ``<mha>.v_proj`` (each initialized as its own matrix, so sinusoidal and IDInit see square
+    blocks) and ``out_proj`` as a Linear, once. Weights get the scheme
+    (:func:`skew.init.schemes`); biases get the constant ``bias``:
+
+    .. math:: W \\leftarrow \\text{scheme}(W), \\qquad b \\leftarrow \\text{bias}
+
+    except for ``default``, which calls each layer's own ``reset_parameters()`` (PyTorch's random
+    bias kept; attention blocks as ``MultiheadAttention._reset_parameters``: xavier_uniform_ over
+    the packed matrix, zero biases). ``default`` is PyTorch's module default, not the custom init
+    a model constructor (torchvision's ResNet, say) may apply after building its layers.
+
+    ``lsuv`` needs ``data`` (a batch tensor, an (x, y) tuple, a dict of keyword inputs, or an
+    iterable/DataLoader whose first batch is used); ``data`` is ignored by the other schemes.
+    Random schemes draw from ``generator`` when given (the same seed gives identical weights, for
+    ``default`` too); ``sinusoidal`` and ``idinit`` are deterministic. Parameters of other modules
+    (BatchNorm, LayerNorm, embeddings, position embeddings, class tokens) are reported as
+    skipped with the reason. ``layers`` restricts the layers (None, a glob, names, types or a
+    predicate, as :func:`skew.layers.select_layers`; attention blocks by their ``q_proj``... names).
+
+    Returns a DataFrame with columns ``name`` (qualified parameter name; ``[a:b]`` marks a row
+    block of ``in_proj``), ``module``, ``parameter``, ``shape``, ``scheme``, ``action``
+    (``"set"``/``"skipped"``) and ``reason``.
+
+    Example:
+        >>> net = nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 2, 32), 1, enable_nested_tensor=False)
+        >>> table = apply(net, "xavier_uniform", generator=torch.Generator().manual_seed(0))
+        >>> table.loc[table.action == "set", "module"].unique().tolist()[:4]
+        ['layers.0.self_attn.q_proj', 'layers.0.self_attn.k_proj', 'layers.0.self_attn.v_proj', 'layers.0.self_attn.out_proj']
+    """
+    if not isinstance(model, nn.Module):
+        raise SkewError(f"expected a torch.nn.Module, got {type(model).__name__}; pass the model itself")
+    resolved = get_scheme(scheme)
+    if isinstance(bias, bool) or not isinstance(bias, numbers.Real) or not math.isfinite(float(bias)):
+        raise SkewError(f"bias must be a finite number, got {bias!r}; pass e.g. bias=0.0 or bias=0.001")
+    bias = float(bias)
+    if resolved.name == "default" and bias != 0.0:
+        raise SkewError(
+            "scheme 'default' keeps each layer's own random bias from reset_parameters(), so bias= "
+            "cannot apply; use another scheme to set a constant bias, or leave bias=0.0"
+        )
+    for pname, p in model.named_parameters():
+        if isinstance(p, nn.parameter.UninitializedParameter):
+            raise SkewError(
+                f"parameter {pname!r} is an uninitialized lazy parameter; run one forward pass through "
+                f"{type(model).__name__} before skew.init.apply"
+            )
+    units = _units(model)
+    if not units:
+        raise SkewError(
+            f"{type(model).__name__} has no Linear, Conv, ConvTranspose or MultiheadAttention layer to "
+            "initialize; pass a model that contains some"
+        )
+    selected = _select(model, units, layers)
+    if not selected:
+        raise SkewError(
+            f"layers={layers!r} selects none of the {len(units)} layers of {type(model).__name__} "
+            f"(e.g. {', '.join(repr(u.name) for u in units[:3])}); pass names, globs or types that match"
+        )
+    _check_generator(generator, selected)
+    batch = first_batch(data) if resolved.needs_data else None  # fail before touching any weight
+    label = resolved.label
+
+    reasons: dict[tuple[int, str], str] = {}
+    with torch.no_grad():
+        for u in selected:
+            if resolved.name == "default":
+                how = _reset_default(u, generator)
+                reasons[(id(u), "weight")] = how
+                reasons[(id(u), "bias")] = how
+                continue
+            try:
+                resolved.init_weight(u.weight, generator)
+            except (SkewError, ValueError, RuntimeError) as err:
+                raise SkewError(
+                    f"cannot apply scheme {label!r} to the weight of {u.name!r} (shape "
+                    f"{tuple(u.weight.shape)}): {err}"
+                ) from err
+            reasons[(id(u), "weight")] = resolved.summary if resolved.name != "lsuv" else "orthogonal"
+            if u.bias is not None:
+                u.bias.fill_(bias)
+                reasons[(id(u), "bias")] = f"constant {bias:g}"
+    if resolved.needs_data:
+        targets = []
+        for u in selected:
+            if u.block is not None:
+                targets.append(LsuvTarget(u.name, u.module, u.weight, u.bias, _QKV[u.block]))
+            elif u.attention is not None:
+                targets.append(LsuvTarget(u.name, u.attention, u.weight, u.bias, "mha_output"))
+            else:
+                targets.append(LsuvTarget(u.name, u.module, u.weight, u.bias, "output"))
+        opts = resolved.options
+        notes = lsuv_rescale(model, targets, batch, tol=opts["tol"], max_iter=opts["max_iter"])
+        for u in selected:
+            reasons[(id(u), "weight")] = notes[u.name]
+    return _table(model, units, {id(u) for u in selected}, reasons, label)
+
+
+def _table(model: nn.Module, units: list[_Unit], selected: set[int], reasons: dict, label: str) -> pd.DataFrame:
+    index: dict[int, tuple[int, str]] = {}
+    for k, (pname, p) in enumerate(model.named_parameters()):
+        index[id(p)] = (k, pname)
+    rows: list[tuple] = []
+    covered: set[int] = set()
+    for u in units:
+        chosen = id(u) in selected
+        for part, tensor, param, block_rows in (
+            ("weight", u.weight, u.weight_param, u.weight_rows),
+            ("bias", u.bias, u.bias_param, u.bias_rows),
+        ):
+            if tensor is None or param is None or id(param) not in index:
+                continue
+            covered.add(id(param))
+            k, pname = index[id(param)]
+            if block_rows is not None:
+                pname = f"{pname}[{block_rows.start}:{block_rows.stop}]"
+            reason = reasons.get((id(u), part), "") if chosen else "not selected by layers="
+            rows.append(
+                (
+                    (k, u.block or 0),
+                    pname,
+                    u.name,
+                    part,
+                    tuple(tensor.shape),
+                    label if chosen else "",
+                    "set" if chosen else "skipped",
+                    reason,
+                )
+            )
+    for mname, module in model.named_modules():
+        for local, p in module.named_parameters(recurse=False):
+            if id(p) in covered or id(p) not in index:
+                continue
+            covered.add(id(p))
+            k, pname = index[id(p)]
+            rows.append(((k, 0), pname, mname, local, tuple(p.shape), "", "skipped", _skip_reason(module, local)))
+    rows.sort(key=lambda r: r[0])
+    return pd.DataFrame([r[1:] for r in rows], columns=COLUMNS)

@@ -1,0 +1,284 @@
+"""In-place initializers that ``torch.nn.init`` lacks: sinusoidal, IDInit, IDIZ and arcsine.
+
+Every function follows ``torch.nn.init``'s conventions: it fills ``tensor`` in place without
+recording autograd history and returns it. A weight of shape (c_out, c_in/groups, k1, ...) is read
+as the (m, n) matrix of :func:`skew.layers.weight_matrix` (row-major flattening, rows = neurons),
+and fans are computed by ``torch.nn.init._calculate_fan_in_and_fan_out`` exactly as torch does.
+
+Example:
+    >>> import torch
+    >>> from skew.init import sinusoidal_
+    >>> w = sinusoidal_(torch.empty(3, 5))
+    >>> bool(w.sum(dim=1).abs().max() < 1e-6)   # rows of an m < n matrix cancel (Theorem 3)
+    True
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+
+from skew.errors import SkewError
+
+__all__ = ["arcsine_", "idinit_", "idiz_", "sinusoidal_", "sinusoidal_variance"]
+
+_MODES = (None, "fan_in", "fan_out")
+# Rows per chunk in sinusoidal_ are chosen so one float64 chunk holds about this many entries
+# (2 MiB): the broadcast products then stay in cache.
+_CHUNK_ENTRIES = 1 << 18
+
+
+def _matrix_shape(tensor: torch.Tensor, fn: str) -> tuple[int, int]:
+    if not isinstance(tensor, torch.Tensor):
+        raise SkewError(f"{fn} expects a torch.Tensor, got {type(tensor).__name__}; pass a weight tensor")
+    if tensor.dim() < 2:
+        raise SkewError(
+            f"{fn} needs a weight with at least 2 dimensions (rows = neurons), got shape "
+            f"{tuple(tensor.shape)}; 1-D tensors such as biases have no rows: set them with "
+            "torch.nn.init.zeros_ or constant_ instead"
+        )
+    m = tensor.shape[0]
+    n = tensor.numel() // m if m else 0
+    return m, n
+
+
+def _fans(tensor: torch.Tensor) -> tuple[int, int]:
+    return torch.nn.init._calculate_fan_in_and_fan_out(tensor)
+
+
+def _check_real(value, what: str, fn: str, *, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+        raise SkewError(f"{fn}: {what} must be a finite real number, got {value!r}; pass e.g. {what}=1.0")
+    if positive and float(value) <= 0:
+        raise SkewError(f"{fn}: {what} must be positive, got {value!r}; pass e.g. {what}=1.0")
+    return float(value)
+
+
+def _turns_sincos(q: torch.Tensor, period: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """sin and cos of 2π·q/period for integers 0 <= q < period, in float64.
+
+    The angle is reduced to a quadrant with integer arithmetic first, so quarter turns give
+    exact 0 and ±1 (a sinusoidal row that should vanish is exactly zero).
+    """
+    q4 = q * 4
+    quadrant = torch.div(q4, period, rounding_mode="floor")
+    theta = (q4 - quadrant * period).to(torch.float64) * (math.pi / 2 / period)
+    s0, c0 = torch.sin(theta), torch.cos(theta)
+    sin = torch.where(quadrant == 0, s0, torch.where(quadrant == 1, c0, torch.where(quadrant == 2, -s0, -c0)))
+    cos = torch.where(quadrant == 0, c0, torch.where(quadrant == 1, -s0, torch.where(quadrant == 2, -c0, s0)))
+    return sin, cos
+
+
+def sinusoidal_variance(m: int, n: int) -> float:
+    r"""Unbiased variance (ddof = 1) of the entries of the unit-amplitude sinusoidal (m, n) matrix.
+
+    Closed form, O(m): with :math:`\phi_i = 2\pi i/m`, row i sums to :math:`n\sin\phi_i` when
+    :math:`n \mid i` (else 0) and its squares to :math:`\tfrac n2(1-\cos 2\phi_i)` when
+    :math:`n \mid 2i` (else :math:`\tfrac n2`); then
+
+    .. math:: v = \frac{\sum_{ij} W_{ij}^2 - (\sum_{ij} W_{ij})^2 / (mn)}{mn - 1}.
+
+    Example:
+        >>> round(sinusoidal_variance(64, 200), 4)   # m < n/2: every row is a full sine, v ≈ 1/2
+        0.5
+        >>> round(sinusoidal_variance(100, 200), 4)  # row n/2 = 100 is zero
+        0.495
+    """
+    if m < 1 or n < 1 or m * n < 2:
+        raise SkewError(
+            f"the sinusoidal pattern of a ({m}, {n}) matrix has fewer than 2 entries, so its variance "
+            "is undefined; sinusoidal_ needs a weight with at least 2 entries"
+        )
+    i = torch.arange(1, m + 1, dtype=torch.int64)
+    phi = (2 * math.pi / m) * i.to(torch.float64)
+    row_sum = torch.where(i % n == 0, n * torch.sin(phi), torch.zeros_like(phi))
+    row_sq = torch.where((2 * i) % n == 0, (n / 2) * (1 - torch.cos(2 * phi)), torch.full_like(phi, n / 2))
+    total, sq = float(row_sum.sum()), float(row_sq.sum())
+    size = m * n
+    return max((sq - total * total / size) / (size - 1), 0.0)
+
+
+def sinusoidal_(tensor: torch.Tensor, gain: float = 1.0, mode: str | None = None) -> torch.Tensor:
+    r"""Fill ``tensor`` with the deterministic sinusoidal initialization.
+
+    From "Sinusoidal Initialization, Time for a New Start" (arXiv 2505.12909, NeurIPS 2025). On the
+    (m, n) matrix view (rows i = 1..m are neurons, columns j = 0..n-1, convolutions flattened
+    row-major as ``torch.nn.init`` does):
+
+    .. math::
+        W_{ij} = a \sin\!\left(2\pi i \frac{j}{n} + \frac{2\pi i}{m}\right)
+
+    Row i makes exactly i full oscillations, so for m < n every row sums to zero. With v the
+    unbiased variance of the a = 1 matrix (:func:`sinusoidal_variance`), the amplitude is
+
+    - ``mode=None`` (the paper's Glorot scaling): :math:`a = \text{gain}\sqrt{2 / (v\,(\text{fan\_in} + \text{fan\_out}))}`,
+      so the entries' variance is :math:`\text{gain}^2 \cdot 2/(\text{fan\_in}+\text{fan\_out})`;
+    - ``mode="fan_in"`` or ``"fan_out"`` (the authors' later code, used with ``gain=math.sqrt(2)``):
+      :math:`a = \text{gain}/\sqrt{v\cdot\text{fan}}`.
+
+    The values are computed on the CPU in float64 (angles reduced exactly with integer
+    arithmetic, then angle addition) and cast to the tensor's dtype, so the result is identical,
+    bit for bit, on every call and on every device.
+
+    Args:
+        tensor: an n-dimensional ``torch.Tensor`` with n >= 2.
+        gain: positive scaling factor.
+        mode: ``None`` (Glorot amplitude), ``"fan_in"`` or ``"fan_out"``.
+
+    Example:
+        >>> w = torch.empty(64, 128)
+        >>> _ = sinusoidal_(w)
+        >>> round(float(w.var()) * (64 + 128), 4)        # Glorot variance 2 / (fan_in + fan_out)
+        2.0
+        >>> conv = torch.nn.Conv2d(16, 32, 3)
+        >>> _ = sinusoidal_(conv.weight, gain=math.sqrt(2), mode="fan_in")
+    """
+    m, n = _matrix_shape(tensor, "sinusoidal_")
+    gain = _check_real(gain, "gain", "sinusoidal_", positive=True)
+    if mode not in _MODES:
+        raise SkewError(f"sinusoidal_: unknown mode {mode!r}; valid modes are None, 'fan_in', 'fan_out'")
+    if tensor.numel() == 0:
+        return tensor
+    v = sinusoidal_variance(m, n)
+    if v <= 1e-12:
+        raise SkewError(
+            f"the sinusoidal pattern of a ({m}, {n}) matrix is zero everywhere, so no amplitude can give it "
+            "a variance; use another scheme for this tensor"
+        )
+    fan_in, fan_out = _fans(tensor)
+    if mode is None:
+        amplitude = gain * math.sqrt(2.0 / (v * (fan_in + fan_out)))
+    else:
+        amplitude = gain / math.sqrt(v * (fan_in if mode == "fan_in" else fan_out))
+
+    # W[i, j1*B + j0] = a·sin(α + β), α = 2π(i·j0 mod n)/n, β = 2π((i·j1·B mod n)/n + i/m):
+    # sin and cos are evaluated on m×(B + C) angles only (B ≈ C ≈ √n) and combined by broadcasting.
+    block = max(1, math.isqrt(n))
+    blocks = -(-n // block)
+    i = torch.arange(1, m + 1, dtype=torch.int64)
+    sin_a, cos_a = _turns_sincos(torch.outer(i, torch.arange(block, dtype=torch.int64)) % n, n)
+    q_b = (torch.outer(i, torch.arange(blocks, dtype=torch.int64) * block) % n) * m + (i % m)[:, None] * n
+    q_b %= m * n
+    sin_b, cos_b = _turns_sincos(q_b, m * n)
+    sin_b.mul_(amplitude)
+    cos_b.mul_(amplitude)
+
+    direct = tensor.device.type == "cpu" and tensor.is_contiguous()
+    target = tensor if direct else torch.empty(tensor.shape, dtype=tensor.dtype)
+    with torch.no_grad():
+        out = target.view(m, n)
+        rows = max(1, _CHUNK_ENTRIES // (block * blocks))
+        buf = torch.empty(min(rows, m), blocks, block, dtype=torch.float64)
+        for r0 in range(0, m, rows):
+            r1 = min(m, r0 + rows)
+            chunk = buf[: r1 - r0]
+            torch.mul(sin_b[r0:r1, :, None], cos_a[r0:r1, None, :], out=chunk)
+            chunk.addcmul_(cos_b[r0:r1, :, None], sin_a[r0:r1, None, :])
+            out[r0:r1].copy_(chunk.view(r1 - r0, blocks * block)[:, :n])
+        if not direct:
+            tensor.copy_(target)
+    return tensor
+
+
+def idinit_(tensor: torch.Tensor, tau: float = 1.0) -> torch.Tensor:
+    r"""Fill ``tensor`` with the identity-preserving IDInit pattern :math:`\mathrm{IDI}_\tau`.
+
+    From Pan et al., "IDInit: A Universal and Stable Initialization Method for Neural Network
+    Training" (ICLR 2025). This is a re-implementation from the paper's description, not the
+    authors' code. On the (m, n) matrix view:
+
+    .. math:: W_{rj} = \tau \ \text{if}\ r \equiv j \pmod n \ \text{else}\ 0
+
+    i.e. a partial identity :math:`[\tau I, 0]` when m < n and stacked identity blocks when m > n.
+    Convolutions use the same rule on (c_out, c_in·k·k) ("patch-maintain").
+
+    Args:
+        tensor: an n-dimensional ``torch.Tensor`` with n >= 2.
+        tau: the value on the (wrapped) diagonal.
+
+    Example:
+        >>> idinit_(torch.empty(3, 2))
+        tensor([[1., 0.],
+                [0., 1.],
+                [1., 0.]])
+    """
+    m, n = _matrix_shape(tensor, "idinit_")
+    tau = _check_real(tau, "tau", "idinit_")
+    if tensor.numel() == 0:
+        return tensor
+    r = torch.arange(m)
+    mat = torch.zeros(m, n, dtype=tensor.dtype)
+    mat[r, r % n] = tau
+    with torch.no_grad():
+        tensor.copy_(mat.view(tensor.shape))
+    return tensor
+
+
+def idiz_(tensor: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    r"""Fill ``tensor`` with the zero-preserving IDInit pattern :math:`\mathrm{IDIZ}_\varepsilon`.
+
+    From Pan et al., "IDInit" (ICLR 2025), for the last layer of a residual branch: the branch
+    starts almost at zero, but not exactly, so no neuron is dead. Re-implemented from the paper's
+    description. On the (m, n) matrix view:
+
+    .. math:: W_{r,\,r \bmod n} = \varepsilon, \quad W_{r,\,(r+1) \bmod n} = -\varepsilon, \quad 0 \text{ elsewhere}
+
+    (the two patterns are added, so for n = 1 they cancel).
+
+    Args:
+        tensor: an n-dimensional ``torch.Tensor`` with n >= 2.
+        eps: the magnitude of the two non-zero entries per row.
+
+    Example:
+        >>> idiz_(torch.empty(2, 3), eps=1.0)
+        tensor([[ 1., -1.,  0.],
+                [ 0.,  1., -1.]])
+    """
+    m, n = _matrix_shape(tensor, "idiz_")
+    eps = _check_real(eps, "eps", "idiz_")
+    if tensor.numel() == 0:
+        return tensor
+    r = torch.arange(m)
+    mat = torch.zeros(m, n, dtype=torch.float64)
+    mat.index_put_((r, r % n), torch.full((m,), eps, dtype=torch.float64), accumulate=True)
+    mat.index_put_((r, (r + 1) % n), torch.full((m,), -eps, dtype=torch.float64), accumulate=True)
+    with torch.no_grad():
+        tensor.copy_(mat.view(tensor.shape))
+    return tensor
+
+
+def arcsine_(tensor: torch.Tensor, gain: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+    r"""Fill ``tensor`` with i.i.d. arcsine-distributed values of Glorot variance.
+
+    The control of the sinusoidal paper (arXiv 2505.12909): same value distribution as a
+    sinusoidal matrix, no structure.
+
+    .. math::
+        W = A\cos(\pi U),\quad U \sim \mathcal U(0, 1),\quad
+        A = \text{gain}\sqrt{2 \cdot \frac{2}{\text{fan\_in} + \text{fan\_out}}}
+
+    so :math:`\mathrm{Var}(W) = A^2/2 = \text{gain}^2 \cdot 2/(\text{fan\_in}+\text{fan\_out})`.
+
+    Args:
+        tensor: an n-dimensional ``torch.Tensor`` with n >= 2.
+        gain: positive scaling factor.
+        generator: the ``torch.Generator`` to sample from (default: the global one).
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> w = arcsine_(torch.empty(256, 512), generator=g)
+        >>> bool(w.abs().max() <= math.sqrt(4 / 768))
+        True
+    """
+    _matrix_shape(tensor, "arcsine_")
+    gain = _check_real(gain, "gain", "arcsine_", positive=True)
+    if tensor.numel() == 0:
+        return tensor
+    fan_in, fan_out = _fans(tensor)
+    amplitude = gain * math.sqrt(2.0 * 2.0 / (fan_in + fan_out))
+    with torch.no_grad():
+        tensor.uniform_(0.0, 1.0, generator=generator)
+        tensor.mul_(math.pi).cos_().mul_(amplitude)
+    return tensor

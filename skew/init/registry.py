@@ -1,0 +1,307 @@
+"""The string-keyed registry of initialization schemes (SPEC §2): names, aliases and options.
+
+A scheme is spelled ``"name"``, ``"name:value"`` (its main option, e.g. ``"uniform:5"`` for
+U(-5, 5)) or ``"name:key=value,key=value"`` (e.g. ``"sinusoidal:mode=fan_in,gain=1.4142"``).
+Aliases: ``glorot`` -> ``xavier_uniform`` and ``he`` -> ``kaiming_uniform`` (torch's own He
+variant, ``kaiming_uniform_(nonlinearity="relu")``; both He schemes use ``nonlinearity="relu"`` and
+``mode="fan_in"``, i.e. Var(W) = 2/fan_in).
+
+Example:
+    >>> from skew.init import get_scheme, schemes
+    >>> "sinusoidal" in schemes()
+    True
+    >>> get_scheme("uniform:5").label
+    'uniform:a=5'
+    >>> get_scheme("he").name
+    'kaiming_uniform'
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch.nn import init as tinit
+
+from skew.errors import SkewError
+from skew.init.functions import arcsine_, idinit_, sinusoidal_
+
+__all__ = ["ALIASES", "Scheme", "aliases", "get_scheme", "schemes"]
+
+#: Alias -> canonical scheme name.
+ALIASES: dict[str, str] = {"glorot": "xavier_uniform", "he": "kaiming_uniform"}
+
+_NONLINEARITIES = ("relu", "leaky_relu", "linear", "tanh", "selu", "sigmoid")
+
+
+@dataclass(frozen=True)
+class _Option:
+    default: object
+    kind: type  # float, int or str
+    choices: tuple | None = None
+    positive: bool = False
+
+
+@dataclass(frozen=True)
+class _Entry:
+    summary: str
+    reference: str
+    random: bool
+    options: dict[str, _Option]
+    primary: str | None
+    fill: Callable[..., torch.Tensor] | None  # fill(tensor, generator, **options)
+
+
+def _gain() -> dict[str, _Option]:
+    return {"gain": _Option(1.0, float, positive=True)}
+
+
+def _kaiming() -> dict[str, _Option]:
+    return {
+        "mode": _Option("fan_in", str, ("fan_in", "fan_out")),
+        "nonlinearity": _Option("relu", str, _NONLINEARITIES),
+        "a": _Option(0.0, float),
+    }
+
+
+_ENTRIES: dict[str, _Entry] = {
+    "default": _Entry(
+        "each module's own reset_parameters() (PyTorch's default: U(±1/√fan_in) weights and biases)",
+        "torch.nn.Linear / ConvNd.reset_parameters", True, {}, None, None,
+    ),
+    "xavier_uniform": _Entry(
+        "Glorot uniform, Var(W) = gain²·2/(fan_in+fan_out)",
+        "Glorot & Bengio, AISTATS 2010 (torch.nn.init.xavier_uniform_)", True, _gain(), "gain",
+        lambda t, g, gain: tinit.xavier_uniform_(t, gain=gain, generator=g),
+    ),
+    "xavier_normal": _Entry(
+        "Glorot normal, Var(W) = gain²·2/(fan_in+fan_out)",
+        "Glorot & Bengio, AISTATS 2010 (torch.nn.init.xavier_normal_)", True, _gain(), "gain",
+        lambda t, g, gain: tinit.xavier_normal_(t, gain=gain, generator=g),
+    ),
+    "kaiming_uniform": _Entry(
+        "He uniform for ReLU, Var(W) = 2/fan_in",
+        "He et al., ICCV 2015 (torch.nn.init.kaiming_uniform_)", True, _kaiming(), None,
+        lambda t, g, mode, nonlinearity, a: tinit.kaiming_uniform_(
+            t, a=a, mode=mode, nonlinearity=nonlinearity, generator=g
+        ),
+    ),
+    "kaiming_normal": _Entry(
+        "He normal for ReLU, Var(W) = 2/fan_in",
+        "He et al., ICCV 2015 (torch.nn.init.kaiming_normal_)", True, _kaiming(), None,
+        lambda t, g, mode, nonlinearity, a: tinit.kaiming_normal_(
+            t, a=a, mode=mode, nonlinearity=nonlinearity, generator=g
+        ),
+    ),
+    "orthogonal": _Entry(
+        "(semi-)orthogonal rows or columns times gain",
+        "Saxe et al., ICLR 2014 (torch.nn.init.orthogonal_)", True, _gain(), "gain",
+        lambda t, g, gain: tinit.orthogonal_(t, gain=gain, generator=g),
+    ),
+    "lsuv": _Entry(
+        "orthogonal, zero bias, then each layer rescaled until its output std is 1 ± tol (needs data)",
+        "Mishkin & Matas, 'All you need is a good init', ICLR 2016", True,
+        {"tol": _Option(0.1, float, positive=True), "max_iter": _Option(10, int, positive=True)}, None,
+        lambda t, g, tol, max_iter: tinit.orthogonal_(t, gain=1.0, generator=g),
+    ),
+    "sinusoidal": _Entry(
+        "deterministic W[i,j] = a·sin(2πi·j/n + 2πi/m), Glorot variance (mode=None) or gain²/fan",
+        "Sinusoidal Initialization, arXiv 2505.12909 (NeurIPS 2025)", False,
+        {**_gain(), "mode": _Option(None, str, (None, "fan_in", "fan_out"))}, "gain",
+        lambda t, g, gain, mode: sinusoidal_(t, gain=gain, mode=mode),
+    ),
+    "idinit": _Entry(
+        "identity-preserving IDI_τ: W[r, j] = τ iff r ≡ j (mod n)",
+        "Pan et al., IDInit, ICLR 2025 (re-implemented from the paper)", False,
+        {"tau": _Option(1.0, float)}, "tau",
+        lambda t, g, tau: idinit_(t, tau=tau),
+    ),
+    "arcsine": _Entry(
+        "i.i.d. A·cos(πU), the sinusoidal value distribution without structure, Glorot variance",
+        "control of arXiv 2505.12909", True, _gain(), "gain",
+        lambda t, g, gain: arcsine_(t, gain=gain, generator=g),
+    ),
+    "uniform": _Entry(
+        "U(-a, a), a = 1 by default ('uniform:5' for a = 5)",
+        "the classic fixed-bound init (torch.nn.init.uniform_)", True,
+        {"a": _Option(1.0, float, positive=True)}, "a",
+        lambda t, g, a: tinit.uniform_(t, -a, a, generator=g),
+    ),
+}
+
+
+def _fmt(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """A resolved scheme: canonical name plus option values. Build it with :func:`get_scheme`.
+
+    Example:
+        >>> s = get_scheme("sinusoidal:mode=fan_in,gain=1.5")
+        >>> s.options["mode"], s.random
+        ('fan_in', False)
+        >>> w = s.init_weight(torch.empty(4, 8))
+    """
+
+    name: str
+    options: dict = field(default_factory=dict)
+
+    @property
+    def _entry(self) -> _Entry:
+        return _ENTRIES[self.name]
+
+    @property
+    def label(self) -> str:
+        """The canonical spelling: the name, then any option that differs from its default."""
+        changed = [
+            f"{k}={_fmt(v)}" for k, v in self.options.items() if v != self._entry.options[k].default
+        ]
+        return self.name + (":" + ",".join(changed) if changed else "")
+
+    @property
+    def random(self) -> bool:
+        """Whether the scheme draws random numbers (and so takes a ``generator``)."""
+        return self._entry.random
+
+    @property
+    def needs_data(self) -> bool:
+        """Whether :func:`skew.init.apply` needs ``data=`` for this scheme (LSUV)."""
+        return self.name == "lsuv"
+
+    @property
+    def summary(self) -> str:
+        """One line: what the scheme draws."""
+        return self._entry.summary
+
+    @property
+    def reference(self) -> str:
+        """The paper or torch function the scheme comes from."""
+        return self._entry.reference
+
+    def init_weight(self, tensor: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Fill one weight tensor in place (for LSUV: its first step, orthogonal).
+
+        ``default`` has no tensor-level rule (it is each module's ``reset_parameters()``): use
+        :func:`skew.init.apply` for it.
+        """
+        fill = self._entry.fill
+        if fill is None:
+            raise SkewError(
+                "scheme 'default' calls each module's reset_parameters() and has no per-tensor rule; "
+                "use skew.init.apply(model, 'default')"
+            )
+        with torch.no_grad():
+            return fill(tensor, generator, **self.options)
+
+
+def schemes(aliases: bool = False) -> list[str]:
+    """The canonical scheme names, in SPEC order; with ``aliases=True`` the aliases follow them.
+
+    Example:
+        >>> schemes()[:3]
+        ['default', 'xavier_uniform', 'xavier_normal']
+        >>> schemes(aliases=True)[-2:]
+        ['glorot', 'he']
+    """
+    names = list(_ENTRIES)
+    return names + list(ALIASES) if aliases else names
+
+
+def aliases() -> dict[str, str]:
+    """A copy of the alias table, alias -> canonical name.
+
+    Example:
+        >>> aliases()["glorot"]
+        'xavier_uniform'
+    """
+    return dict(ALIASES)
+
+
+def _parse_value(scheme: str, key: str, raw, opt: _Option):
+    if opt.kind is str:
+        value = None if isinstance(raw, str) and raw.lower() == "none" else raw
+        if value is not None and not isinstance(value, str):
+            value = str(value)
+    else:
+        value = None
+        if not isinstance(raw, bool):
+            try:
+                number = float(raw)
+            except (TypeError, ValueError):
+                number = math.nan
+            if math.isfinite(number):
+                value = number if opt.kind is float else (int(number) if number == int(number) else None)
+        if value is None:
+            raise SkewError(
+                f"scheme {scheme!r}: option {key}={raw!r} is not a finite {opt.kind.__name__}; "
+                f"pass e.g. {scheme}:{key}={_fmt(opt.default)}"
+            )
+        if opt.positive and value <= 0:
+            raise SkewError(f"scheme {scheme!r}: option {key}={raw!r} must be positive")
+    if opt.choices is not None and value not in opt.choices:
+        raise SkewError(
+            f"scheme {scheme!r}: option {key}={raw!r} is not valid; valid values are "
+            + ", ".join(map(repr, opt.choices))
+        )
+    return value
+
+
+def get_scheme(scheme: str | Scheme, **options) -> Scheme:
+    """Resolve a scheme name, alias or spelled form (plus keyword options) to a :class:`Scheme`.
+
+    Raises :class:`SkewError` for an unknown name (listing the valid ones and the closest match),
+    an unknown option (listing the scheme's options) or a bad option value.
+
+    Example:
+        >>> get_scheme("uniform:5").options
+        {'a': 5.0}
+        >>> get_scheme("kaiming_normal", mode="fan_out").label
+        'kaiming_normal:mode=fan_out'
+    """
+    if isinstance(scheme, Scheme):
+        if not options:
+            return scheme
+        return get_scheme(scheme.name, **{**scheme.options, **options})
+    if not isinstance(scheme, str):
+        raise SkewError(
+            f"scheme must be a name such as 'sinusoidal', got {type(scheme).__name__}; "
+            f"valid names: {', '.join(schemes(aliases=True))}"
+        )
+    text = scheme.strip()
+    name, _, spec = text.partition(":")
+    name = name.strip().lower().replace("-", "_")
+    name = ALIASES.get(name, name)
+    if name not in _ENTRIES:
+        close = difflib.get_close_matches(name, schemes(aliases=True), n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise SkewError(
+            f"unknown init scheme {scheme!r}{hint} Valid schemes: {', '.join(schemes())} "
+            f"(aliases: {', '.join(f'{a}->{t}' for a, t in ALIASES.items())})"
+        )
+    entry = _ENTRIES[name]
+    given: dict[str, object] = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        key, eq, raw = part.partition("=")
+        if not eq:
+            if entry.primary is None:
+                valid = ", ".join(entry.options) or "none"
+                raise SkewError(
+                    f"scheme {name!r} has no main option to set with {text!r}; spell options as "
+                    f"{name}:key=value (options: {valid})"
+                )
+            key, raw = entry.primary, part
+        given[key.strip()] = raw.strip()
+    given.update(options)
+    unknown = sorted(set(given) - set(entry.options))
+    if unknown:
+        valid = ", ".join(entry.options) or "none"
+        raise SkewError(f"scheme {name!r} has no option {', '.join(unknown)}; its options are: {valid}")
+    values = {k: opt.default for k, opt in entry.options.items()}
+    for key, raw in given.items():
+        values[key] = _parse_value(name, key, raw, entry.options[key])
+    return Scheme(name, values)

@@ -1,0 +1,117 @@
+"""OUI, the Overfitting–Underfitting Indicator (SPEC §3), from binary activation patterns.
+
+A layer's *activation pattern* for one input sample is the binary vector [unit k active] over the
+layer's units. skew's units are the layer's neurons:
+
+- Linear on (B, F): neuron k is active for sample b when Z[b, k] > 0;
+- convolutions and Linear on (B, T, F): neuron (channel) k is active for sample b when the mean of
+  Z[b, k] over its positions (or tokens) is positive, i.e. the sign of the globally pooled
+  pre-activation. This keeps the pattern the size of the layer (O(neurons)) and costs nothing
+  beyond the per-(sample, channel) sums the analyzer computes anyway; per-position patterns
+  would grow with the feature map.
+
+Two readings, always say which one is reported:
+
+- **pairwise** (original): for a fixed set of sample pairs (default all 28 pairs of the first 8
+  samples), OUI = mean over pairs of min(H, ⌊d/2⌋)/⌊d/2⌋, H the Hamming distance of the two
+  patterns and d the number of units;
+- **batch** (later papers): with s_k the number of the B samples of a batch activating unit k,
+  OUI = mean_k min(s_k, B − s_k)/⌊B/2⌋; the analyzer averages it over batches (batches with B < 2
+  are left out). It reads lower than the pairwise one on the same layer.
+
+For independent samples, pairwise OUI ≈ 1 − 4·mean_k (p_k − 1/2)² before clipping
+(:func:`oui_from_p`).
+
+Example:
+    >>> import numpy as np
+    >>> pats = np.array([[1, 1, 0, 0], [1, 0, 1, 0], [0, 0, 1, 1]], dtype=bool)
+    >>> pairwise_oui(pats)          # H = 2, 4, 2 with d = 4: min(H, 2)/2 = 1 for every pair
+    1.0
+    >>> batch_oui(pats)             # s = (2, 1, 2, 1), B = 3: min(s, 3 - s) = 1 each, /1
+    1.0
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+import numpy as np
+
+from skew.errors import SkewError
+
+__all__ = ["batch_oui", "default_pairs", "oui_from_p", "pairwise_oui"]
+
+
+def default_pairs(samples: int = 8) -> list[tuple[int, int]]:
+    """All pairs (i, j), i < j, of the first ``samples`` samples: 28 pairs for 8 samples.
+
+    Example:
+        >>> len(default_pairs(8)), default_pairs(3)
+        (28, [(0, 1), (0, 2), (1, 2)])
+    """
+    if samples < 0:
+        raise SkewError(f"samples must be >= 0, got {samples}; pass the number of samples to pair")
+    return list(combinations(range(samples), 2))
+
+
+def pairwise_oui(patterns: np.ndarray, pairs: list[tuple[int, int]] | None = None) -> float:
+    """Pairwise OUI of one layer from its (samples, units) boolean activation patterns.
+
+    .. math:: \\mathrm{OUI} = \\frac{1}{|\\mathcal P|}\\sum_{(i,j)\\in\\mathcal P}
+              \\frac{\\min(H_{ij}, \\lfloor d/2 \\rfloor)}{\\lfloor d/2 \\rfloor}
+
+    ``pairs`` defaults to all pairs of the given samples. NaN when there is no pair or d < 2.
+
+    Example:
+        >>> pairwise_oui(np.array([[1, 0], [1, 0]], dtype=bool))
+        0.0
+    """
+    pats = np.asarray(patterns, dtype=bool)
+    if pats.ndim != 2:
+        raise SkewError(f"patterns must be a (samples, units) array, got shape {pats.shape}")
+    if pairs is None:
+        pairs = default_pairs(pats.shape[0])
+    half = pats.shape[1] // 2
+    if not pairs or half == 0:
+        return float("nan")
+    i, j = np.asarray(pairs).T
+    if i.max() >= pats.shape[0] or j.max() >= pats.shape[0]:
+        raise SkewError(f"a pair refers to sample {max(i.max(), j.max())} but only {pats.shape[0]} are given")
+    hamming = (pats[i] != pats[j]).sum(axis=1)
+    return float(np.mean(np.minimum(hamming, half) / half))
+
+
+def batch_oui(patterns: np.ndarray) -> float:
+    """Batch OUI of one layer from the (B, units) boolean activation patterns of one batch.
+
+    .. math:: \\mathrm{OUI} = \\frac{1}{d}\\sum_k \\frac{\\min(s_k, B - s_k)}{\\lfloor B/2 \\rfloor},
+              \\qquad s_k = \\sum_b [\\text{unit } k \\text{ active for sample } b]
+
+    NaN when B < 2.
+
+    Example:
+        >>> batch_oui(np.array([[1, 1], [0, 1]], dtype=bool))
+        0.5
+    """
+    pats = np.asarray(patterns, dtype=bool)
+    if pats.ndim != 2:
+        raise SkewError(f"patterns must be a (samples, units) array, got shape {pats.shape}")
+    b = pats.shape[0]
+    if b < 2 or pats.shape[1] == 0:
+        return float("nan")
+    s = pats.sum(axis=0)
+    return float(np.mean(np.minimum(s, b - s) / (b // 2)))
+
+
+def oui_from_p(p: np.ndarray) -> float:
+    """Expected pairwise OUI of independent samples, before clipping: 1 − 4·mean_k (p_k − 1/2)².
+
+    Two independent samples differ at unit k with probability 2 p_k (1 − p_k), so
+    E[H]/(d/2) = (2/d) Σ_k 2 p_k (1 − p_k) = 1 − 4·mean_k (p_k − 1/2)².
+
+    Example:
+        >>> oui_from_p(np.array([0.5, 0.5])), oui_from_p(np.array([0.0, 1.0]))
+        (1.0, 0.0)
+    """
+    p = np.asarray(p, dtype=float)
+    return float(1.0 - 4.0 * np.nanmean((p - 0.5) ** 2))

@@ -1,0 +1,615 @@
+"""Figures of neuron skew: weights, row sums, skew, activation rasters, theory curves, depth profiles.
+
+Every function takes ``ax=None`` (a new Figure is created only then, with ``plt.subplots``), draws
+on that one Axes and returns it; none calls ``plt.show()`` or changes matplotlib's global rcParams.
+``data`` may be a :class:`skew.result.Report` (``.neurons``, ``.layers``, ``.signs``,
+``.thresholds``), a :class:`skew.compare.Comparison` (tidy frames with ``init`` and ``seed``
+columns), or a DataFrame: a neurons frame (has a ``neuron`` column) or a layers frame. Layer-specific
+plots use ``layer=None`` → the first layer (the title says so) or ``layer="all"``.
+Titles and labels name the estimator of p (``count``: fraction of samples with Z > 0; ``gauss``:
+Φ(mean_Z / std_Z)) and the threshold α; degenerate neurons (std_Z = 0) are left out and counted.
+
+Example:
+    >>> import skew.plot as sp
+    >>> ax = sp.weight_hist(torch.randn(64, 64))          # doctest: +SKIP
+    >>> ax = sp.rowsum_hist(report, alpha=0.3)            # doctest: +SKIP
+    >>> ax.figure.savefig("rowsums.png")                  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.patches import Patch
+
+from skew import theory
+from skew.errors import SkewError
+from skew.layers import weight_matrix
+
+__all__ = [
+    "activation_states",
+    "rowsum_hist",
+    "skew_by_depth",
+    "skew_fraction_vs_alpha",
+    "skew_hist",
+    "skew_vs_rowsum",
+    "weight_heatmap",
+    "weight_hist",
+]
+
+_ESTIMATORS = ("count", "gauss")
+_DEFAULT_THRESHOLDS = (0.1, 0.3)
+
+
+# ---- helpers ---------------------------------------------------------------------------------------
+def _axes(ax, figsize=(6.4, 4.2)):
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=figsize, layout="constrained")
+    return ax
+
+
+def _check_estimator(estimator: str) -> str:
+    if estimator not in _ESTIMATORS:
+        raise SkewError(f"unknown estimator {estimator!r}; valid estimators are {', '.join(_ESTIMATORS)}")
+    return estimator
+
+
+def _skew_col(estimator: str) -> str:
+    return "skew" if _check_estimator(estimator) == "count" else "skew_gauss"
+
+
+def _p_col(estimator: str) -> str:
+    return "p" if _check_estimator(estimator) == "count" else "p_gauss"
+
+
+def _check_alpha(alpha) -> float:
+    try:
+        a = float(alpha)
+    except (TypeError, ValueError):
+        a = float("nan")
+    if not 0.0 < a < 0.5:
+        raise SkewError(f"alpha={alpha!r} must lie strictly between 0 and 0.5; use e.g. alpha=0.3")
+    return a
+
+
+def _parts(data) -> tuple[pd.DataFrame | None, pd.DataFrame | None, dict | None, tuple | None]:
+    """(neurons, layers, signs, thresholds) of a Report, a Comparison or a DataFrame."""
+    if isinstance(data, pd.DataFrame):
+        if "layer" not in data.columns:
+            raise SkewError("the DataFrame has no 'layer' column; pass a Report, a Comparison, or its "
+                            ".neurons / .layers frame")
+        if "neuron" in data.columns:
+            return data, None, None, None
+        return None, data, None, None
+    neurons = getattr(data, "neurons", None)
+    layers = getattr(data, "layers", None)
+    if not isinstance(neurons, pd.DataFrame) and not isinstance(layers, pd.DataFrame):
+        raise SkewError(f"cannot plot a {type(data).__name__}; pass a Report, a Comparison, or a neurons/layers "
+                        "DataFrame")
+    thresholds = getattr(data, "thresholds", None)
+    return (neurons if isinstance(neurons, pd.DataFrame) else None,
+            layers if isinstance(layers, pd.DataFrame) else None,
+            getattr(data, "signs", None), tuple(thresholds) if thresholds is not None else None)
+
+
+def _need(frame: pd.DataFrame | None, columns: Sequence[str], what: str) -> pd.DataFrame:
+    if frame is None:
+        raise SkewError(f"{what} needs per-neuron data; pass a Report, a Comparison or a neurons DataFrame")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise SkewError(f"{what} needs the column(s) {', '.join(missing)}; the frame has "
+                        f"{', '.join(map(str, frame.columns))}")
+    return frame
+
+
+def _order(frame: pd.DataFrame) -> list:
+    """Layer names in order of first appearance (forward order for skew's frames)."""
+    return list(dict.fromkeys(frame["layer"]))
+
+
+def _select(frame: pd.DataFrame, layer, *, allow_all: bool = True) -> tuple[pd.DataFrame, str]:
+    """Rows of ``layer`` (None: the first layer; "all": every layer) and a label for titles."""
+    names = _order(frame)
+    if not names:
+        raise SkewError("the frame has no rows; analyse at least one layer first")
+    if layer == "all" and allow_all:
+        return frame, ("all layers" if len(names) > 1 else f"layer {names[0]}")
+    if layer is None:
+        layer = names[0]
+        label = f"layer {layer}" + (f" (first of {len(names)}; pass layer=)" if len(names) > 1 else "")
+    else:
+        if layer not in names:
+            shown = ", ".join(map(repr, names[:10])) + (" ..." if len(names) > 10 else "")
+            extra = ' or "all"' if allow_all else ""
+            raise SkewError(f"no layer {layer!r} in the data; valid layers are {shown}{extra}")
+        label = f"layer {layer}"
+    return frame[frame["layer"] == layer], label
+
+
+def _live(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Non-degenerate rows and how many degenerate ones were dropped."""
+    if "degenerate" not in frame.columns:
+        return frame, 0
+    mask = frame["degenerate"].fillna(False).astype(bool).to_numpy()
+    return frame[~mask], int(mask.sum())
+
+
+def _groups(frame: pd.DataFrame, by: Sequence[str]) -> list[tuple[str | None, pd.DataFrame]]:
+    """Split on the columns of ``by`` that exist and vary; keeps order of appearance."""
+    cols = [c for c in by if c in frame.columns and frame[c].nunique(dropna=False) > 1]
+    if not cols:
+        return [(None, frame)]
+    out = []
+    for key, sub in frame.groupby(cols, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        out.append((", ".join(str(k) for k in key), sub))
+    return out
+
+
+def _match(layers: pd.DataFrame | None, sub: pd.DataFrame) -> pd.DataFrame | None:
+    """Rows of the layers frame for the layer(s) (and init/seed, when present) of the neuron rows ``sub``."""
+    if layers is None or not len(sub):
+        return None
+    rows = layers[layers["layer"].isin(sub["layer"].unique())]
+    for col in ("init", "seed"):
+        if col in rows.columns and col in sub.columns:
+            rows = rows[rows[col].isin(sub[col].unique())]
+    return rows if len(rows) else None
+
+
+def _moments(sub: pd.DataFrame, layers: pd.DataFrame | None) -> tuple[float, float] | None:
+    """Input (mean, std) of the layer the neuron rows ``sub`` belong to, averaged over matching rows."""
+    for frame in (_match(layers, sub), sub):
+        if frame is not None and {"input_mean", "input_std"} <= set(frame.columns):
+            mu = float(np.nanmean(frame["input_mean"].to_numpy(float))) if frame["input_mean"].notna().any() else None
+            sd = float(np.nanmean(frame["input_std"].to_numpy(float))) if frame["input_std"].notna().any() else None
+            if mu is not None and sd is not None and math.isfinite(mu) and math.isfinite(sd):
+                return mu, sd
+    return None
+
+
+def _thresholds(thresholds, layers: pd.DataFrame | None) -> tuple[float, ...]:
+    if thresholds:
+        return tuple(float(a) for a in thresholds)
+    if layers is not None:
+        found = []
+        for col in layers.columns:
+            if str(col).startswith("skewed_") and not str(col).startswith("skewed_gauss_"):
+                try:
+                    found.append(float(str(col)[len("skewed_"):]))
+                except ValueError:
+                    pass
+        if found:
+            return tuple(found)
+    return _DEFAULT_THRESHOLDS
+
+
+def _weight_array(weight) -> np.ndarray:
+    if isinstance(weight, torch.nn.Module):
+        if not isinstance(getattr(weight, "weight", None), torch.Tensor):
+            raise SkewError(f"{type(weight).__name__} has no weight tensor; pass a layer or a weight tensor")
+        weight = weight.weight
+    if isinstance(weight, torch.Tensor):
+        weight = weight.detach().to("cpu", torch.float64)
+        if weight.dim() > 2:
+            weight = weight_matrix(weight)
+        return weight.numpy()
+    arr = np.asarray(weight, dtype=np.float64)
+    if arr.ndim > 2:
+        arr = arr.reshape(arr.shape[0], -1)
+    return arr
+
+
+def _arcsine_ks(w: np.ndarray) -> float:
+    """Kolmogorov–Smirnov distance between the values ``w`` and the arcsine law on [−a, a], a = max|w|."""
+    w = np.sort(w.ravel())
+    a = np.abs(w).max()
+    if not a > 0:
+        return 1.0
+    cdf = 0.5 + np.arcsin(np.clip(w / a, -1.0, 1.0)) / np.pi
+    i = np.arange(w.size)
+    return float(max(((i + 1) / w.size - cdf).max(), (cdf - i / w.size).max()))
+
+
+# ---- weights ---------------------------------------------------------------------------------------
+def weight_hist(weight, *, ax=None, bins: int = 30, arcsine: bool | None = None, scheme: str | None = None,
+                title: str | None = None):
+    """Density histogram of every entry of a weight, with the arcsine density overlaid (paper Fig. 2).
+
+    The arcsine law of amplitude a = max|w| (the law of a·sin of a uniform phase, i.e. of the
+    sinusoidal scheme's values) has density
+
+    .. math:: f(w) = \\frac{1}{\\pi\\sqrt{a^2 - w^2}}, \\quad |w| < a.
+
+    ``arcsine=True`` always overlays it, ``False`` never; ``None`` (auto) overlays it when ``scheme``
+    is ``"sinusoidal"`` or ``"arcsine"``, or when the values look arcsine-distributed (at least 100
+    entries within Kolmogorov–Smirnov distance 0.05 of it). ``weight``: a tensor, array or layer.
+
+    Example:
+        >>> lin = torch.nn.Linear(101, 101)
+        >>> ax = weight_hist(lin, arcsine=False)
+        >>> ax.get_xlabel()
+        'weight value'
+    """
+    w = _weight_array(weight)
+    if w.size == 0:
+        raise SkewError("the weight is empty; pass a weight with at least one entry")
+    if not np.isfinite(w).all():
+        raise SkewError("the weight holds NaN or Inf entries; re-initialise the layer before plotting it")
+    ax = _axes(ax)
+    heights, _, _ = ax.hist(w.ravel(), bins=bins, density=True, color="C0", alpha=0.75, label="weights")
+    a = float(np.abs(w).max())
+    if arcsine is None:
+        arcsine = scheme in ("sinusoidal", "arcsine") or (w.size >= 100 and _arcsine_ks(w) < 0.05)
+    top = float(np.max(heights)) if len(heights) else 1.0
+    if arcsine and a > 0:
+        x = a * np.sin(np.linspace(-np.pi / 2, np.pi / 2, 801)[1:-1])
+        ax.plot(x, 1.0 / (np.pi * np.sqrt(a * a - x * x)), color="C3", lw=1.5,
+                label=f"arcsine density, a = max|w| = {a:.3g}")
+        ax.set_ylim(0, 1.3 * max(top, 2.0 / (np.pi * a)))
+        ax.legend(loc="upper center", fontsize="small")
+    shape = "×".join(map(str, w.shape)) if w.ndim == 2 else str(w.size)
+    what = f"{scheme} " if scheme else ""
+    ax.set_title(title if title is not None else f"{what}weight values ({shape}, {w.size} entries, {bins} bins)")
+    ax.set_xlabel("weight value")
+    ax.set_ylabel("density")
+    return ax
+
+
+def weight_heatmap(weight, *, ax=None, cmap: str = "RdBu_r", scheme: str | None = None, title: str | None = None):
+    """Heatmap of the weight matrix (rows = output neurons) on a diverging colormap centred at 0 (Fig. 3).
+
+    The colour range is symmetric, vmin = −max|w|, vmax = max|w|, so white is exactly 0; a colorbar
+    is added. Convolution weights are shown as their (c_out, c_in·k·k) matrix.
+
+    Example:
+        >>> ax = weight_heatmap(torch.randn(8, 12))
+        >>> ax.get_xlabel(), ax.get_ylabel()
+        ('input', 'output neuron')
+    """
+    w = _weight_array(weight)
+    if w.ndim == 1:
+        w = w[None, :]
+    if w.size == 0:
+        raise SkewError("the weight is empty; pass a weight with at least one entry")
+    ax = _axes(ax)
+    v = float(np.nanmax(np.abs(w))) if np.isfinite(w).any() else 0.0
+    v = v if v > 0 else 1.0
+    im = ax.imshow(w, cmap=cmap, vmin=-v, vmax=v, interpolation="nearest", aspect="auto")
+    ax.figure.colorbar(im, ax=ax, label="weight")
+    what = f"{scheme} " if scheme else ""
+    ax.set_title(title if title is not None else f"{what}weight matrix ({w.shape[0]}×{w.shape[1]})")
+    ax.set_xlabel("input")
+    ax.set_ylabel("output neuron")
+    return ax
+
+
+# ---- row sums and skew -----------------------------------------------------------------------------
+def _lambda(alpha: float, sub: pd.DataFrame, layers: pd.DataFrame | None) -> float | None:
+    """λ(α) from the layers frame when it has it, else Theorem 1 from input moments and the weights' scale."""
+    rows = _match(layers, sub)
+    col = f"lambda_{alpha:g}"
+    if rows is not None and col in rows.columns:
+        lam = rows[col].to_numpy(float)
+        if np.isfinite(lam).any():
+            return float(np.nanmean(lam))
+    moments = _moments(sub, layers)
+    if moments is None or not {"fan_in", "row_norm"} <= set(sub.columns) or not len(sub):
+        return None
+    mu, sd = moments
+    n = float(np.median(sub["fan_in"].to_numpy(float)))
+    theta = math.sqrt(float(np.mean(sub["row_norm"].to_numpy(float) ** 2)) / n) if n > 0 else float("nan")
+    if mu == 0.0 or not math.isfinite(theta):
+        return None
+    return float(theory.threshold(alpha, n, theta, mu, sd))
+
+
+def rowsum_hist(data, *, layer=None, alpha: float = 0.3, binwidth: float = 0.2,
+                xlim: tuple[float, float] | None = (-4.5, 4.5), estimator: str = "count", ax=None):
+    """Stacked density histogram of the row sums S = Σ_j W_ij, skewed (|p − ½| > α) vs not (Fig. 5).
+
+    The two stacks together integrate to 1 (bins of width ``binwidth``, aligned on multiples of
+    it). Vertical lines mark ±λ(α), Theorem 1's threshold: |S| > λ ⇔ skewed,
+
+    .. math:: \\lambda(\\alpha) = \\frac{\\sigma\\,\\theta\\sqrt{n}}{|\\mu|}\\,\\Phi^{-1}(\\tfrac12 + \\alpha),
+
+    taken from the layers frame's ``lambda_{α}`` column, else computed from its ``input_mean`` /
+    ``input_std`` with θ² = mean‖W_i‖²/n; left out when the input moments are unknown or μ = 0.
+
+    Example:
+        >>> ax = rowsum_hist(report, layer="fc1", alpha=0.3)   # doctest: +SKIP
+    """
+    alpha = _check_alpha(alpha)
+    col = _skew_col(estimator)
+    if not binwidth > 0:
+        raise SkewError(f"binwidth={binwidth!r} must be positive; use e.g. binwidth=0.2")
+    neurons, layers, _, _ = _parts(data)
+    neurons = _need(neurons, ("layer", "row_sum", col), "rowsum_hist")
+    sub, label = _select(neurons, layer, allow_all=False)
+    sub, n_degenerate = _live(sub)
+    if not len(sub):
+        raise SkewError(f"{label} has no non-degenerate neuron to plot")
+    s = sub["row_sum"].to_numpy(float)
+    skewed = sub[col].to_numpy(float) > alpha
+    lo, hi = float(s.min()), float(s.max())
+    if xlim is not None:
+        lo, hi = min(lo, xlim[0]), max(hi, xlim[1])
+    start, stop = math.floor(lo / binwidth), math.ceil(hi / binwidth)
+    edges = binwidth * np.arange(start, max(stop, start + 1) + 1)
+    ax = _axes(ax)
+    ax.hist([s[~skewed], s[skewed]], bins=edges, stacked=True, density=True, color=["C0", "C3"],
+            label=[f"not skewed ({int((~skewed).sum())})", f"skewed, |p − ½| > {alpha:g} ({int(skewed.sum())})"])
+    lam = _lambda(alpha, sub, layers)
+    if lam is not None and math.isfinite(lam):
+        ax.axvline(-lam, color="k", ls="--", lw=1.2, label=f"±λ({alpha:g}) = {lam:.3g}")
+        ax.axvline(lam, color="k", ls="--", lw=1.2)
+    if xlim is not None:
+        ax.set_xlim(*xlim)
+    extra = f"; {n_degenerate} degenerate left out" if n_degenerate else ""
+    ax.set_title(f"Row sums S, {label}\nskewed at α = {alpha:g} ({estimator} estimator of p){extra}",
+                 fontsize="medium")
+    ax.set_xlabel("row sum S = Σⱼ Wᵢⱼ")
+    ax.set_ylabel("density")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def skew_hist(data, *, layer=None, hue: str | None = None, estimator: str = "count", bins: int = 25,
+              thresholds: Sequence[float] | None = None, ax=None):
+    """Histogram of the neurons' skew |p − ½| ∈ [0, ½], thresholds α drawn as vertical lines.
+
+    ``hue`` splits by a column (default: ``init`` when the data holds several schemes), drawn as
+    outlines; ``estimator`` picks p's estimator (``count`` → column ``skew``, ``gauss`` →
+    ``skew_gauss``). Neurons to the right of a line are skewed at that α.
+
+    Example:
+        >>> ax = skew_hist(comparison, layer="all", hue="init")   # doctest: +SKIP
+    """
+    col = _skew_col(estimator)
+    neurons, layers, _, report_thresholds = _parts(data)
+    neurons = _need(neurons, ("layer", col), "skew_hist")
+    sub, label = _select(neurons, layer)
+    sub, n_degenerate = _live(sub)
+    if hue is None and "init" in sub.columns and sub["init"].nunique() > 1:
+        hue = "init"
+    if hue is not None and hue not in sub.columns:
+        raise SkewError(f"hue={hue!r} is not a column of the neurons frame; use one of "
+                        f"{', '.join(map(str, sub.columns))}")
+    edges = np.linspace(0.0, 0.5, int(bins) + 1)
+    ax = _axes(ax)
+    if hue is None:
+        ax.hist(sub[col].to_numpy(float), bins=edges, color="C0", alpha=0.8, label=f"neurons ({len(sub)})")
+    else:
+        for i, (key, g) in enumerate(sub.groupby(hue, sort=False)):
+            ax.hist(g[col].to_numpy(float), bins=edges, histtype="step", lw=1.6, color=f"C{i}",
+                    label=f"{key} ({len(g)})")
+    for j, a in enumerate(_thresholds(thresholds or report_thresholds, layers)):
+        ax.axvline(a, color="k", ls=("--", ":", "-.")[j % 3], lw=1.1, label=f"α = {a:g}")
+    extra = f"; {n_degenerate} degenerate left out" if n_degenerate else ""
+    ax.set_title(f"Neuron skew, {label} ({estimator} estimator of p){extra}", fontsize="medium")
+    ax.set_xlabel(f"skew |p − ½| ({estimator} estimator)")
+    ax.set_ylabel("neurons (count)")
+    ax.set_xlim(0, 0.5)
+    ax.legend(fontsize="small", title=hue)
+    return ax
+
+
+def skew_vs_rowsum(data, *, layer=None, estimator: str = "count", thresholds: Sequence[float] | None = None,
+                   ax=None):
+    """Scatter of each neuron's row sum S against its activation probability p, with Theorem 1's curve.
+
+    .. math:: p(S) = \\Phi\\!\\left(\\frac{\\mu S}{\\sigma \\cdot \\mathrm{median}_i \\lVert W_i \\rVert_2}\\right)
+
+    μ, σ: the layer's measured input mean and std (layers frame ``input_mean``/``input_std``).
+    One colour and curve per layer (``layer="all"``) and per init scheme. Dotted lines mark
+    p = ½ ± α for the thresholds.
+
+    Example:
+        >>> ax = skew_vs_rowsum(report, layer="fc1")   # doctest: +SKIP
+    """
+    pcol = _p_col(estimator)
+    neurons, layers, _, report_thresholds = _parts(data)
+    neurons = _need(neurons, ("layer", "row_sum", pcol), "skew_vs_rowsum")
+    sub, label = _select(neurons, layer)
+    sub, n_degenerate = _live(sub)
+    ax = _axes(ax)
+    groups = _groups(sub, ("layer", "init"))
+    for i, (key, g) in enumerate(groups):
+        color = f"C{i % 10}"
+        s = g["row_sum"].to_numpy(float)
+        ax.scatter(s, g[pcol].to_numpy(float), s=8, alpha=0.6, color=color, linewidths=0,
+                   label=f"{key or 'neurons'} ({len(g)})")
+        moments = _moments(g, layers)
+        if moments is None or "row_norm" not in g.columns or not len(g):
+            continue
+        mu, sd = moments
+        norm = float(np.median(g["row_norm"].to_numpy(float)))
+        lo, hi = float(s.min()), float(s.max())
+        pad = 0.05 * (hi - lo) if hi > lo else 1.0
+        grid = np.linspace(lo - pad, hi + pad, 200)
+        curve = theory.predicted_p(grid, norm, mu, sd)
+        ax.plot(grid, curve, color=color if len(groups) > 1 else "C3", lw=1.6,
+                label="Theorem 1: Φ(μS / (σ·median‖W‖))" + (f", {key}" if key else "")
+                + f"\nμ = {mu:.3g}, σ = {sd:.3g}")
+    for a in _thresholds(thresholds or report_thresholds, layers):
+        for y in (0.5 - a, 0.5 + a):
+            ax.axhline(y, color="0.5", ls=":", lw=0.9)
+    extra = f"; {n_degenerate} degenerate left out" if n_degenerate else ""
+    ax.set_title(f"Row sum vs activation probability, {label}{extra}", fontsize="medium")
+    ax.set_xlabel("row sum S = Σⱼ Wᵢⱼ")
+    ax.set_ylabel(f"p = P(Z > 0) ({estimator} estimator)")
+    ax.set_ylim(-0.03, 1.03)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def _subsample(n: int, k: int) -> np.ndarray:
+    return np.arange(n) if n <= k else np.unique(np.linspace(0, n - 1, k).round().astype(int))
+
+
+def activation_states(data, *, layer=None, max_samples: int = 250, max_neurons: int = 250, ax=None):
+    """Raster of activation signs, samples × neurons: white = active (Z > 0), black = inactive (Fig. 4).
+
+    ``data``: a Report (its ``signs[layer]``, the reproducible sign sample) or a boolean array /
+    tensor of shape (samples, neurons). Larger arrays are subsampled evenly to ``max_samples`` ×
+    ``max_neurons``. A skewed neuron shows as a vertical band (almost all white or all black).
+
+    Example:
+        >>> ax = activation_states(np.random.default_rng(0).random((50, 40)) > 0.5)
+        >>> ax.get_xlabel()
+        'neuron'
+    """
+    if isinstance(data, torch.Tensor):
+        data = data.detach().cpu().numpy()
+    if isinstance(data, np.ndarray):
+        signs, label = data, "activation signs"
+    else:
+        table = getattr(data, "signs", None)
+        if not isinstance(table, dict) or not table:
+            raise SkewError("activation_states needs a Report with activation signs (.signs) or a boolean "
+                            "array of shape (samples, neurons)")
+        names = list(table)
+        if layer is None:
+            layer = names[0]
+            label = f"layer {layer}" + (f" (first of {len(names)}; pass layer=)" if len(names) > 1 else "")
+        elif layer not in table:
+            raise SkewError(f"no activation signs for layer {layer!r}; valid layers are {', '.join(map(repr, names))}")
+        else:
+            label = f"layer {layer}"
+        signs = np.asarray(table[layer])
+    if signs.ndim != 2 or signs.size == 0:
+        raise SkewError(f"activation signs must be a non-empty 2-D (samples, neurons) array, got shape {signs.shape}")
+    if signs.dtype != bool:
+        signs = signs > 0
+    signs = signs[np.ix_(_subsample(signs.shape[0], max_samples), _subsample(signs.shape[1], max_neurons))]
+    ax = _axes(ax)
+    ax.imshow(signs.astype(float), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest", aspect="auto")
+    ax.set_title(f"Activation states, {label}: {signs.shape[0]} samples × {signs.shape[1]} neurons",
+                 fontsize="medium")
+    ax.set_xlabel("neuron")
+    ax.set_ylabel("sample")
+    ax.legend(handles=[Patch(facecolor="white", edgecolor="k", label="active (Z > 0)"),
+                       Patch(facecolor="black", edgecolor="k", label="inactive")],
+              loc="upper right", fontsize="small", framealpha=0.9)
+    return ax
+
+
+def skew_fraction_vs_alpha(data=None, *, layer=None, alphas: Sequence[float] | None = None,
+                           laws: Sequence[str] | None = None, estimator: str = "count", ax=None):
+    """Fraction of skewed neurons against the threshold α: measured, and the corollary's prediction.
+
+    For a first layer under any i.i.d. zero-mean init, with inputs of mean μ ≠ 0 and std σ,
+
+    .. math:: f(\\alpha) = 2\\left(1 - \\Phi\\!\\left(\\frac{\\sigma}{|\\mu|}\\Phi^{-1}(\\tfrac12 + \\alpha)\\right)\\right).
+
+    With ``data``, the measured fraction (non-degenerate neurons with skew > α) is drawn with the
+    curve for the layer's measured input moments; ``laws`` add curves for named input laws
+    (:func:`skew.theory.input_moments`; a law with μ = 0 gives f = 0). Without data, ``laws``
+    defaults to every law with μ ≠ 0.
+
+    Example:
+        >>> ax = skew_fraction_vs_alpha(laws=["relu-gaussian"])
+        >>> ax.get_xlabel()
+        'threshold α'
+    """
+    grid = np.linspace(0.01, 0.49, 49) if alphas is None else np.asarray(alphas, dtype=float).ravel()
+    if grid.size == 0 or not ((grid > 0) & (grid < 0.5)).all():
+        raise SkewError("alphas must be a non-empty list of values strictly between 0 and 0.5, e.g. [0.1, 0.3]")
+    if laws is None:
+        laws = [] if data is not None else [k for k, (mu, _) in theory.INPUT_LAWS.items() if mu != 0.0]
+    elif isinstance(laws, str):
+        laws = [laws]
+    if data is None and not laws:
+        raise SkewError("nothing to plot: pass data (a Report or neurons frame) and/or laws, e.g. "
+                        "laws=['relu-gaussian']")
+    ax = _axes(ax)
+    label = None
+    if data is not None:
+        col = _skew_col(estimator)
+        neurons, layers, _, _ = _parts(data)
+        neurons = _need(neurons, ("layer", col), "skew_fraction_vs_alpha")
+        sub, label = _select(neurons, layer)
+        sub, _ = _live(sub)
+        if not len(sub):
+            raise SkewError(f"{label} has no non-degenerate neuron to measure")
+        for i, (key, g) in enumerate(_groups(sub, ("init",))):
+            sk = g[col].to_numpy(float)
+            measured = (sk[None, :] > grid[:, None]).mean(axis=1)
+            name = f"measured{', ' + key if key else ''} ({estimator} estimator, {len(g)} neurons)"
+            ax.plot(grid, measured, "o-", ms=3, lw=1.2, color=f"C{i}", label=name)
+            moments = _moments(g, layers)
+            if moments is not None and moments[0] != 0.0:
+                mu, sd = moments
+                ax.plot(grid, theory.expected_skewed_fraction(grid, mu, sd), "--", color=f"C{i}", lw=1.4,
+                        label=f"corollary, measured σ/|μ| = {sd / abs(mu):.3g}")
+    offset = 3
+    for j, law in enumerate(laws):
+        mu, sd = theory.input_moments(law)
+        if mu == 0.0:
+            ax.plot(grid, np.zeros_like(grid), ":", color=f"C{offset + j}", lw=1.6, label=f"{law} inputs (μ = 0: none)")
+        else:
+            ax.plot(grid, theory.expected_skewed_fraction(grid, mu, sd), ":", color=f"C{offset + j}", lw=1.8,
+                    label=f"corollary, {law} inputs (σ/|μ| = {sd / abs(mu):.3g})")
+    where = f", {label}" if label else ""
+    ax.set_title(f"Fraction of skewed neurons vs threshold{where}", fontsize="medium")
+    ax.set_xlabel("threshold α")
+    ax.set_ylabel("fraction skewed, |p − ½| > α")
+    ax.set_xlim(0, 0.5)
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def skew_by_depth(data, *, alpha: float = 0.3, hue: str | None = "init", estimator: str = "count", ax=None):
+    """Per-layer fraction of skewed neurons at α, layers in forward order, one line per ``hue`` value.
+
+    Uses the layers frame's ``skewed_{α}`` (``skewed_gauss_{α}`` for ``estimator="gauss"``) column;
+    failing that, computes it from the neurons frame as the fraction of non-degenerate neurons with
+    skew > α. Several seeds per (scheme, layer) are averaged, with ±1 std error bars.
+
+    Example:
+        >>> ax = skew_by_depth(comparison, alpha=0.3)   # doctest: +SKIP
+    """
+    alpha = _check_alpha(alpha)
+    _check_estimator(estimator)
+    neurons, layers, _, _ = _parts(data)
+    col = f"skewed_{alpha:g}" if estimator == "count" else f"skewed_gauss_{alpha:g}"
+    keys = [c for c in (hue, "seed") if c is not None]
+    if layers is not None and col in layers.columns:
+        frame = layers
+    elif neurons is not None and _skew_col(estimator) in neurons.columns:
+        live, _ = _live(neurons)
+        by = [c for c in keys if c in live.columns] + ["layer"]
+        frame = (live.assign(_sk=live[_skew_col(estimator)].to_numpy(float) > alpha)
+                 .groupby(by, sort=False)["_sk"].mean().rename(col).reset_index())
+    else:
+        raise SkewError(f"skew_by_depth needs a layers frame with column {col!r} or a neurons frame with "
+                        f"{_skew_col(estimator)!r}; pass a Report, a Comparison or one of their frames")
+    if hue is not None and hue != "init" and hue not in frame.columns:
+        raise SkewError(f"hue={hue!r} is not a column of the data; use one of {', '.join(map(str, frame.columns))}")
+    order = _order(frame)
+    pos = {name: i for i, name in enumerate(order)}
+    ax = _axes(ax)
+    groups = frame.groupby(hue, sort=False) if hue is not None and hue in frame.columns else [("measured", frame)]
+    for i, (key, g) in enumerate(groups):
+        stats = g.groupby("layer", sort=False)[col].agg(["mean", "std", "count"])
+        stats = stats.loc[[name for name in order if name in stats.index]]
+        x = [pos[name] for name in stats.index]
+        yerr = stats["std"].fillna(0.0).to_numpy() if (stats["count"] > 1).any() else None
+        ax.errorbar(x, stats["mean"].to_numpy(), yerr=yerr, marker="o", ms=4, lw=1.4, capsize=3,
+                    color=f"C{i % 10}", label=str(key))
+    ax.set_xticks(range(len(order)))
+    ax.set_xticklabels([str(n) for n in order], rotation=45 if len(order) > 6 else 0,
+                       ha="right" if len(order) > 6 else "center", fontsize="small")
+    ax.set_xlabel("layer (forward order)")
+    ax.set_ylabel(f"fraction skewed at α = {alpha:g}")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(f"Skewed neurons by depth: |p − ½| > {alpha:g} ({estimator} estimator of p)", fontsize="medium")
+    ax.legend(fontsize="small", title=hue if hue is not None and hue in frame.columns else None)
+    return ax

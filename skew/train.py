@@ -1,0 +1,619 @@
+"""Does a balanced initialization train faster? The ``skew train`` experiment (SPEC §4, Table 3's metrics).
+
+Trains the built-in models on sklearn's bundled digits with each initialization scheme and several
+seeds, and reports, per (model, scheme), the mean ± standard deviation over seeds of
+
+- **max validation accuracy**: the best validation accuracy before a patience-10 early stop on
+  validation accuracy (:func:`early_stop`);
+- **AUC**: the trapezoid area under the per-epoch validation-accuracy curve, accuracy as a fraction,
+  dx = 1 epoch (:func:`auc`), over the **whole epoch budget**. Every run trains the same number of
+  epochs, so the areas compare like for like (an area over the epochs a run happened to run would
+  reward a run that stopped early less). The early-stop maximum is read off the same curve: the
+  stopping rule only looks at past epochs, so this equals what a run that really stopped reports.
+
+A :class:`skew.Tracker` records per-layer skew fractions and OUI on a fixed probe batch (the first
+256 validation samples) during every run, so the table also shows each scheme's skew at step 0.
+
+Protocol (deterministic): one fixed train/validation split (``digits_dataset(seed=0)``); for seed s,
+``torch.manual_seed(s)`` before building the model (PyTorch's default init and dropout draw from it),
+``skew.init.apply(model, scheme, generator=torch.Generator().manual_seed(s))`` (LSUV gets a batch of
+256 training samples drawn with the same seed), and a separate ``torch.Generator().manual_seed(s)``
+for the batch order, so every scheme sees the same batches for a given seed. The global random state
+of the caller is restored afterwards.
+
+Run time (2 shared CPU cores): ``--quick`` (MLP, 6 schemes, 2 seeds, 15 epochs) about 15-30 s; the
+full run (MLP and CNN, 6 schemes, 3 seeds, 40 epochs) a few minutes (see ``write_figures``).
+
+Example:
+    >>> res = run_experiment(("mlp",), ("default", "sinusoidal"), seeds=(0,), epochs=3)  # doctest: +SKIP
+    >>> res.table[["model", "init", "max_val_acc_mean", "auc_mean"]]  # doctest: +SKIP
+    >>> print(res.to_markdown())  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from skew._io import atomic_write, save_figure
+from skew.errors import SkewError
+from skew.tracker import Tracker
+
+__all__ = [
+    "DEFAULT_SCHEMES",
+    "EarlyStop",
+    "TrainResult",
+    "add_cli",
+    "auc",
+    "early_stop",
+    "run_cli",
+    "run_experiment",
+    "write_figures",
+]
+
+#: The schemes compared by default (the paper's Table 3 set).
+DEFAULT_SCHEMES = ("default", "xavier_uniform", "kaiming_normal", "orthogonal", "lsuv", "sinusoidal")
+_OPTIMIZERS = ("sgd", "adam")
+_DEFAULT_LR = {"sgd": 0.01, "adam": 1e-3}
+#: Model options used for digits (8×8 grey images, 10 classes).
+_MODEL_OPTIONS: dict[str, dict[str, Any]] = {
+    "mlp": {"in_features": 64, "out_features": 10, "depth": 3, "width": 128, "bias": True,
+            "pre_activation": False},
+    "cnn": {"in_channels": 1, "num_classes": 10, "width": 16},
+}
+_QUICK = {"models": ("mlp",), "seeds": (0, 1), "epochs": 15}
+_FULL = {"models": ("mlp", "cnn"), "seeds": (0, 1, 2), "epochs": 40}
+_PROBE_SIZE = 256
+_LSUV_SIZE = 256
+_FLOAT = "%.4f"
+
+
+# -- metrics -----------------------------------------------------------------------------------
+class EarlyStop(NamedTuple):
+    """Outcome of patience-based early stopping on a per-epoch validation-accuracy curve.
+
+    ``best`` is the maximum accuracy seen up to the stop, ``best_epoch`` the first epoch (1-based)
+    reaching it, ``stop_epoch`` the last epoch run (the curve's length when patience never ran out).
+    """
+
+    best: float
+    best_epoch: int
+    stop_epoch: int
+
+
+def early_stop(curve: Sequence[float], patience: int = 10) -> EarlyStop:
+    """Max validation accuracy before a patience-``patience`` early stop (SPEC §4).
+
+    Epochs are 1-based. An epoch *improves* when its accuracy is strictly above the best so far;
+    training stops at the first epoch e with ``patience`` consecutive non-improving epochs ending
+    at e, and the metric is the best accuracy up to e:
+
+    .. math:: \\text{best} = \\max_{t \\le e} a_t, \\qquad
+              e = \\min\\{t : t - \\arg\\max_{u \\le t} a_u = \\text{patience}\\}
+
+    Example:
+        >>> early_stop([0.5, 0.7, 0.6, 0.65, 0.9], patience=2)
+        EarlyStop(best=0.7, best_epoch=2, stop_epoch=4)
+    """
+    values = [float(a) for a in curve]
+    if not values:
+        raise SkewError("early_stop needs at least one epoch's accuracy; pass a non-empty curve")
+    if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+        raise SkewError(f"patience={patience!r} is not a positive integer; pass e.g. patience=10")
+    best, best_epoch, wait = -math.inf, 0, 0
+    for epoch, acc in enumerate(values, start=1):
+        if acc > best:  # NaN never improves
+            best, best_epoch, wait = acc, epoch, 0
+        else:
+            wait += 1
+            if wait >= patience:
+                return EarlyStop(best, best_epoch, epoch)
+    if best_epoch == 0:  # every value NaN
+        return EarlyStop(float("nan"), 1, len(values))
+    return EarlyStop(best, best_epoch, len(values))
+
+
+def auc(curve: Sequence[float]) -> float:
+    """Trapezoid area under a per-epoch accuracy curve, dx = 1 epoch (SPEC §4).
+
+    .. math:: \\mathrm{AUC} = \\sum_{t=1}^{E-1} \\frac{a_t + a_{t+1}}{2}
+
+    With accuracies as fractions the maximum is E − 1 (a curve at 1.0 throughout).
+
+    Example:
+        >>> auc([0.0, 1.0, 1.0])
+        1.5
+    """
+    values = np.asarray(list(curve), dtype=float)
+    if values.ndim != 1 or values.size == 0:
+        raise SkewError("auc needs a 1-D, non-empty sequence of per-epoch accuracies")
+    return float(np.trapezoid(values, dx=1.0))
+
+
+# -- result ------------------------------------------------------------------------------------
+@dataclass
+class TrainResult:
+    """What :func:`run_experiment` measured.
+
+    Attributes:
+        curves: one row per (model, init, seed, epoch): train_loss (mean over the epoch's batches)
+            and val_acc (fraction).
+        runs: one row per (model, init, seed): max_val_acc, best_epoch, stop_epoch, auc,
+            final_val_acc, and the step-0 skew (``skewed_α_init``: mean over layers) and
+            ``oui_pairwise_init``.
+        table: one row per (model, init): ``seeds`` and the mean and std (ddof = 1) over seeds of
+            the runs' numbers (``*_mean``, ``*_std``).
+        history: the Tracker histories, with model, init, seed and ``epoch`` (= step / steps per
+            epoch) columns added.
+        config: the settings the experiment ran with.
+    """
+
+    curves: pd.DataFrame
+    runs: pd.DataFrame
+    table: pd.DataFrame
+    history: pd.DataFrame
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def verdict(self) -> dict[str, str]:
+        """Per model, a sentence saying whether sinusoidal converges faster (higher AUC) here.
+
+        "Yes" when sinusoidal has the highest mean AUC and leads the runner-up by more than two
+        standard errors of the difference (sqrt(s₁²/n₁ + s₂²/n₂)); "Not clearly" when it leads
+        by less; "No" otherwise. Computed from :attr:`table`, never hard-coded.
+        """
+        out = {}
+        for model, part in self.table.groupby("model", sort=False):
+            part = part.set_index("init")
+            if "sinusoidal" not in part.index:
+                out[model] = "sinusoidal was not run."
+                continue
+            if len(part) < 2:
+                out[model] = "only sinusoidal was run; nothing to compare with."
+                continue
+            sin = part.loc["sinusoidal"]
+            others = part.drop(index="sinusoidal").sort_values("auc_mean", ascending=False, kind="stable")
+            rival_name, rival = others.index[0], others.iloc[0]
+            rank = 1 + int((others["auc_mean"] > sin["auc_mean"]).sum())
+            gap = sin["auc_mean"] - rival["auc_mean"]
+            se = math.sqrt(
+                _sq_over(sin["auc_std"], sin["seeds"]) + _sq_over(rival["auc_std"], rival["seeds"])
+            )
+            acc_rank = 1 + int((others["max_val_acc_mean"] > sin["max_val_acc_mean"]).sum())
+            acc_note = f"its max validation accuracy ranks {acc_rank} of {len(part)}"
+            if gap > 0 and gap > 2 * se:
+                zs = "" if se == 0 else f", {gap / se:.1f} standard errors"
+                out[model] = (
+                    f"Yes: sinusoidal has the highest AUC, {gap:.3f} above {rival_name}{zs}; {acc_note}."
+                )
+            elif gap > 0:
+                out[model] = (
+                    f"Not clearly: sinusoidal has the highest mean AUC but leads {rival_name} by only "
+                    f"{gap:.3f}, within seed noise (2 standard errors = {2 * se:.3f}); {acc_note}."
+                )
+            else:
+                out[model] = (
+                    f"No: sinusoidal's AUC ranks {rank} of {len(part)}, {-gap:.3f} below {rival_name}; "
+                    f"{acc_note}."
+                )
+        return out
+
+    def to_markdown(self) -> str:
+        """The table (mean ± std over seeds), the protocol and the verdict, as Markdown."""
+        cfg = self.config
+        alpha = f"{max(cfg.get('thresholds', (0.3,))):g}"
+        lines = [
+            "# Training on digits: convergence by initialization scheme",
+            "",
+            f"Models {', '.join(cfg.get('models', ()))}; optimizer {cfg.get('optimizer')} "
+            f"(lr {cfg.get('lr'):g}{', momentum 0.9' if cfg.get('optimizer') == 'sgd' else ''}), "
+            f"batch size {cfg.get('batch_size')}, {cfg.get('epochs')} epochs, seeds "
+            f"{', '.join(str(s) for s in cfg.get('seeds', ()))}.",
+            f"Max val acc: best validation accuracy before a patience-{cfg.get('patience')} early stop on "
+            "validation accuracy. AUC: trapezoid area under the per-epoch validation-accuracy curve over "
+            f"all {cfg.get('epochs')} epochs (accuracy as a fraction, dx = 1 epoch; at most "
+            f"{int(cfg.get('epochs', 1)) - 1}). Values are mean ± std (ddof = 1) over seeds. "
+            f"Skewed at init: fraction of neurons with |p − 1/2| > {alpha} at step 0 on the probe batch, "
+            "mean over layers.",
+            "",
+            f"| model | init | max val acc | AUC | best epoch | skewed at init (α = {alpha}) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for rec in self.table.to_dict("records"):
+            lines.append(
+                f"| {rec['model']} | {rec['init']} | {_pm(rec['max_val_acc_mean'], rec['max_val_acc_std'])} "
+                f"| {_pm(rec['auc_mean'], rec['auc_std'], 3)} | {rec['best_epoch_mean']:.1f} "
+                f"| {rec[f'skewed_{alpha}_init_mean']:.3f} |"
+            )
+        lines += ["", "**Does the sinusoidal advantage show at this scale?**", ""]
+        lines += [f"- {model}: {text}" for model, text in self.verdict().items()]
+        return "\n".join(lines) + "\n"
+
+    def plot_curves(self, model: str | None = None, *, ax=None):
+        """Validation accuracy per epoch, mean over seeds with a ±1 std band, one line per scheme.
+
+        Example:
+            >>> ax = result.plot_curves("mlp")  # doctest: +SKIP
+        """
+        model = self._one_model(model)
+        ax = _axes(ax)
+        part = self.curves[self.curves["model"] == model]
+        for i, init in enumerate(self.config["schemes"]):
+            stats = part[part["init"] == init].groupby("epoch")["val_acc"].agg(["mean", "std"])
+            color = f"C{i % 10}"
+            ax.plot(stats.index, stats["mean"], color=color, label=init, linewidth=1.5)
+            ax.fill_between(
+                stats.index, stats["mean"] - stats["std"].fillna(0), stats["mean"] + stats["std"].fillna(0),
+                color=color, alpha=0.15, linewidth=0,
+            )
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("validation accuracy")
+        ax.set_title(f"{model} on digits")
+        ax.legend(fontsize="small", title="init")
+        return ax
+
+    def plot_skew(self, metric: str = "skewed_0.3", model: str | None = None, *, ax=None):
+        """A Tracker metric over training (mean over layers and seeds), one line per scheme.
+
+        Example:
+            >>> ax = result.plot_skew("oui_pairwise", "mlp")  # doctest: +SKIP
+        """
+        model = self._one_model(model)
+        keys = ("model", "init", "seed", "step", "epoch", "layer")
+        valid = [c for c in self.history.columns if c not in keys]
+        if metric not in valid:
+            raise SkewError(f"metric={metric!r} was not tracked; use one of {', '.join(valid)}")
+        ax = _axes(ax)
+        part = self.history[self.history["model"] == model]
+        for i, init in enumerate(self.config["schemes"]):
+            per_seed = part[part["init"] == init].groupby(["seed", "epoch"])[metric].mean()
+            stats = per_seed.groupby("epoch").mean()
+            ax.plot(stats.index, stats.values, color=f"C{i % 10}", label=init, linewidth=1.5)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"{metric} (mean over layers)")
+        ax.set_title(f"{model}: {metric}")
+        ax.legend(fontsize="small", title="init")
+        return ax
+
+    def _one_model(self, model: str | None) -> str:
+        models = list(self.config["models"])
+        if model is None:
+            return models[0]
+        if model not in models:
+            raise SkewError(f"model {model!r} was not trained; pick one of {', '.join(models)}")
+        return model
+
+
+def _sq_over(std: float, n: float) -> float:
+    return 0.0 if not np.isfinite(std) or n < 2 else float(std) ** 2 / float(n)
+
+
+def _pm(mean: float, std: float, digits: int = 4) -> str:
+    s = "n/a" if not np.isfinite(std) else f"{std:.{digits}f}"
+    return f"{mean:.{digits}f} ± {s}"
+
+
+def _axes(ax):
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(6, 4))
+    return ax
+
+
+# -- the experiment ----------------------------------------------------------------------------
+def _check_config(models, schemes, seeds, epochs, patience, optimizer, lr, batch_size, track_every) -> None:
+    from skew.init import schemes as known_schemes
+    from skew.models import model_names
+
+    if not models:
+        raise SkewError("models is empty; pass e.g. models=('mlp', 'cnn')")
+    bad = [m for m in models if m not in _MODEL_OPTIONS]
+    if bad:
+        have = [m for m in _MODEL_OPTIONS if m in model_names()]
+        raise SkewError(f"cannot train {bad} on digits; the experiment supports {', '.join(have)}")
+    if not schemes:
+        raise SkewError("schemes is empty; pass e.g. schemes=('default', 'sinusoidal')")
+    valid = known_schemes()
+    bad = [s for s in schemes if s not in valid]
+    if bad:
+        raise SkewError(f"unknown init scheme(s) {bad}; use any of {', '.join(valid)}")
+    if len(set(schemes)) != len(schemes):
+        raise SkewError(f"schemes {list(schemes)} repeat a name; list each scheme once")
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) for s in seeds):
+        raise SkewError(f"seeds={seeds!r} must be a non-empty list of integers; pass e.g. seeds=(0, 1, 2)")
+    if len(set(seeds)) != len(seeds):
+        raise SkewError(f"seeds {list(seeds)} repeat a value; list each seed once")
+    for name, value in (("epochs", epochs), ("patience", patience), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise SkewError(f"{name}={value!r} is not a positive integer; pass e.g. {name}=10")
+    if track_every is not None and (isinstance(track_every, bool) or not isinstance(track_every, int)
+                                    or track_every < 1):
+        raise SkewError(
+            f"track_every={track_every!r} is not a positive integer; pass e.g. track_every=50 or None"
+        )
+    if optimizer not in _OPTIMIZERS:
+        raise SkewError(f"optimizer={optimizer!r} is not understood; use one of {', '.join(_OPTIMIZERS)}")
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise SkewError(f"lr={lr!r} must be a positive number; pass e.g. lr=0.01")
+
+
+def _load_digits(model: str) -> tuple[torch.Tensor, ...]:
+    from skew.data import digits_dataset
+    from skew.models import input_shape
+
+    shape = tuple(input_shape(model, **_MODEL_OPTIONS[model]))
+    train, val = digits_dataset(shape=shape, seed=0)
+    x_tr, y_tr = train.tensors[:2]
+    x_va, y_va = val.tensors[:2]
+    return x_tr.float(), y_tr.long(), x_va.float(), y_va.long()
+
+
+def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            pred = model(x).argmax(dim=1)
+    finally:
+        model.train(was)
+    return float((pred == y).double().mean())
+
+
+def _train_one(model_name, scheme, seed, data, cfg) -> tuple[list[dict], pd.DataFrame]:
+    from skew.init import apply
+    from skew.models import build_model
+
+    x_tr, y_tr, x_va, y_va = data
+    n, bs = len(x_tr), cfg["batch_size"]
+    steps_per_epoch = math.ceil(n / bs)
+    every = cfg["track_every"] or steps_per_epoch
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_model(model_name, **_MODEL_OPTIONS[model_name])
+        init_gen = torch.Generator().manual_seed(seed)
+        kwargs: dict[str, Any] = {"generator": init_gen}
+        if scheme == "lsuv":
+            pick = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:_LSUV_SIZE]
+            kwargs["data"] = x_tr[pick]
+        apply(model, scheme, **kwargs)
+        model.train()
+        if cfg["optimizer"] == "sgd":
+            opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=0.9)
+        else:
+            opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
+        tracker = Tracker(model, x_va[:_PROBE_SIZE], every=every, thresholds=cfg["thresholds"])
+        order = torch.Generator().manual_seed(seed)
+        rows, step = [], 0
+        for epoch in range(1, cfg["epochs"] + 1):
+            perm = torch.randperm(n, generator=order)
+            total = 0.0
+            for start in range(0, n, bs):
+                tracker.step(step)
+                idx = perm[start : start + bs]
+                loss = F.cross_entropy(model(x_tr[idx]), y_tr[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += float(loss) * len(idx)
+                step += 1
+            rows.append({
+                "model": model_name, "init": scheme, "seed": int(seed), "epoch": epoch,
+                "train_loss": total / n, "val_acc": _accuracy(model, x_va, y_va),
+            })
+        if step % every != 0:
+            tracker.measure(step)
+    hist = tracker.history
+    hist.insert(0, "epoch", hist["step"] / steps_per_epoch)
+    for col, value in (("seed", int(seed)), ("init", scheme), ("model", model_name)):
+        hist.insert(0, col, value)
+    return rows, hist
+
+
+def _summarise(curves: pd.DataFrame, history: pd.DataFrame, cfg: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    keys = ["model", "init", "seed"]
+    skew_cols = [f"skewed_{a:g}" for a in cfg["thresholds"]] + ["oui_pairwise"]
+    at_init = (
+        history[history["step"] == 0].groupby(keys, sort=False)[skew_cols].mean()
+        .rename(columns={c: f"{c}_init" for c in skew_cols})
+    )
+    records = []
+    for key, part in curves.groupby(keys, sort=False):
+        acc = part.sort_values("epoch")["val_acc"].to_numpy()
+        stop = early_stop(acc, cfg["patience"])
+        records.append({
+            **dict(zip(keys, key)), "max_val_acc": stop.best, "best_epoch": stop.best_epoch,
+            "stop_epoch": stop.stop_epoch, "auc": auc(acc), "final_val_acc": float(acc[-1]),
+        })
+    runs = pd.DataFrame(records).merge(at_init.reset_index(), on=keys, how="left")
+    metrics = [c for c in runs.columns if c not in keys]
+    grouped = runs.groupby(["model", "init"], sort=False)
+    table = grouped[metrics].agg(["mean", "std"])
+    table.columns = [f"{c}_{stat}" for c, stat in table.columns]
+    table.insert(0, "seeds", grouped.size())
+    table = table.reset_index()
+    order = {s: i for i, s in enumerate(cfg["schemes"])}
+    morder = {m: i for i, m in enumerate(cfg["models"])}
+    table = table.sort_values(["model", "init"], key=lambda s: s.map(morder if s.name == "model" else order))
+    return runs, table.reset_index(drop=True)
+
+
+def run_experiment(
+    models: Sequence[str] | None = None,
+    schemes: Sequence[str] = DEFAULT_SCHEMES,
+    seeds: Sequence[int] | None = None,
+    *,
+    epochs: int | None = None,
+    patience: int = 10,
+    optimizer: str = "sgd",
+    lr: float | None = None,
+    batch_size: int = 32,
+    quick: bool = False,
+    track_every: int | None = None,
+    thresholds: Sequence[float] = (0.1, 0.3),
+    progress: bool = False,
+) -> TrainResult:
+    """Train each model on digits with each scheme and seed; return the metrics (SPEC §4).
+
+    Per run: max validation accuracy before a patience-``patience`` early stop
+    (:func:`early_stop`) and AUC = Σ_t (a_t + a_{t+1}) / 2 over the full ``epochs`` budget
+    (:func:`auc`); the table holds mean and std over seeds. See the module docstring for the
+    protocol and its determinism.
+
+    Args:
+        models: built-in model names (``"mlp"``, ``"cnn"``); default both, ``("mlp",)`` if quick.
+        schemes: ``skew.init`` scheme names.
+        seeds: default (0, 1, 2); (0, 1) if quick.
+        epochs: epoch budget per run; default 40, 15 if quick.
+        patience: early-stopping patience in epochs (on validation accuracy).
+        optimizer: ``"sgd"`` (momentum 0.9) or ``"adam"``; ``lr`` defaults to 0.01 and 1e-3.
+        batch_size: training batch size.
+        quick: the small defaults above (they apply only where an argument is left as None).
+        track_every: Tracker period in steps; default once per epoch.
+        thresholds: α values tracked.
+        progress: show a progress bar over runs (stderr).
+
+    Example:
+        >>> res = run_experiment(("mlp",), ("default", "sinusoidal"), (0,), epochs=2)  # doctest: +SKIP
+        >>> res.runs[["init", "max_val_acc", "auc"]]  # doctest: +SKIP
+    """
+    preset = _QUICK if quick else _FULL
+    models = tuple(preset["models"] if models is None else ([models] if isinstance(models, str) else models))
+    schemes = tuple([schemes] if isinstance(schemes, str) else schemes)
+    seeds = tuple(preset["seeds"] if seeds is None else seeds)
+    epochs = preset["epochs"] if epochs is None else epochs
+    if optimizer not in _OPTIMIZERS:
+        raise SkewError(f"optimizer={optimizer!r} is not understood; use one of {', '.join(_OPTIMIZERS)}")
+    lr = _DEFAULT_LR[optimizer] if lr is None else lr
+    _check_config(models, schemes, seeds, epochs, patience, optimizer, lr, batch_size, track_every)
+    cfg = {
+        "models": models, "schemes": schemes, "seeds": tuple(int(s) for s in seeds), "epochs": epochs,
+        "patience": patience, "optimizer": optimizer, "lr": float(lr), "batch_size": batch_size,
+        "quick": bool(quick), "track_every": track_every, "thresholds": tuple(float(a) for a in thresholds),
+    }
+    from tqdm.auto import tqdm
+
+    jobs = [(m, s, seed) for m in models for s in schemes for seed in cfg["seeds"]]
+    curves, histories, data = [], [], {}
+    for model_name, scheme, seed in tqdm(jobs, desc="skew train", disable=not progress, file=sys.stderr):
+        if model_name not in data:
+            data[model_name] = _load_digits(model_name)
+        rows, hist = _train_one(model_name, scheme, seed, data[model_name], cfg)
+        curves.extend(rows)
+        histories.append(hist)
+    curves_df = pd.DataFrame(curves)
+    history = pd.concat(histories, ignore_index=True)
+    runs, table = _summarise(curves_df, history, cfg)
+    return TrainResult(curves=curves_df, runs=runs, table=table, history=history, config=cfg)
+
+
+# -- files, figures, CLI -----------------------------------------------------------------------
+def write_outputs(result: TrainResult, out_dir: str | Path) -> list[Path]:
+    """Write training_table.csv/.md, training_curves.png and training_skew.png into ``out_dir``.
+
+    Files are written atomically with a fixed float format, so equal results give byte-identical
+    files.
+
+    Example:
+        >>> write_outputs(run_experiment(quick=True), "figures")  # doctest: +SKIP
+    """
+    from matplotlib.figure import Figure
+
+    out = Path(out_dir)
+    paths = [
+        atomic_write(out / "training_table.csv",
+                     lambda p: result.table.to_csv(p, index=False, float_format=_FLOAT, lineterminator="\n")),
+        atomic_write(out / "training_table.md",
+                     lambda p: p.write_text(result.to_markdown(), encoding="utf-8")),
+    ]
+    models = list(result.config["models"])
+    fig = Figure(figsize=(5.5 * len(models), 4), layout="constrained")
+    for ax, model in zip(fig.subplots(1, len(models), squeeze=False)[0], models):
+        result.plot_curves(model, ax=ax)
+    paths.append(save_figure(fig, out / "training_curves.png"))
+
+    metrics = [f"skewed_{a:g}" for a in result.config["thresholds"]] + ["oui_pairwise"]
+    fig = Figure(figsize=(4.5 * len(metrics), 3.5 * len(models)), layout="constrained")
+    grid = fig.subplots(len(models), len(metrics), squeeze=False)
+    for row, model in zip(grid, models):
+        for ax, metric in zip(row, metrics):
+            result.plot_skew(metric, model, ax=ax)
+    paths.append(save_figure(fig, out / "training_skew.png"))
+    return paths
+
+
+def write_figures(out_dir: str | Path, quick: bool) -> list[Path]:
+    """Run the experiment (quick or full defaults) and write its table and figures into ``out_dir``.
+
+    Example:
+        >>> write_figures("figures", quick=True)  # doctest: +SKIP
+    """
+    return write_outputs(run_experiment(quick=quick), out_dir)
+
+
+def _names(text: str) -> list[str]:
+    return [t for t in (part.strip() for part in text.split(",")) if t]
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(t) for t in _names(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of integers, e.g. 0,1,2"
+        ) from None
+
+
+def add_cli(subparsers) -> argparse.ArgumentParser:
+    """Register ``skew train`` on an ``argparse`` sub-parsers object; returns its parser."""
+    p = subparsers.add_parser(
+        "train",
+        help="train models on digits per init scheme: max val accuracy and AUC, curves, skew over training",
+        description=(
+            "Train the built-in MLP and CNN on sklearn's digits with each initialization scheme and seed; "
+            "write training_table.csv/.md (max validation accuracy with patience early stop, AUC; mean ± "
+            "std over seeds), training_curves.png and training_skew.png."
+        ),
+    )
+    p.add_argument("--models", type=_names, default=None, help="comma-separated, e.g. mlp,cnn (default both)")
+    p.add_argument("--inits", type=_names, default=list(DEFAULT_SCHEMES),
+                   help=f"comma-separated scheme names (default {','.join(DEFAULT_SCHEMES)})")
+    p.add_argument("--seeds", type=_int_list, default=None, help="comma-separated seeds (default 0,1,2)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="epoch budget per run (default 40; 15 with --quick)")
+    p.add_argument("--patience", type=int, default=10, help="early-stop patience in epochs (default 10)")
+    p.add_argument("--optimizer", choices=_OPTIMIZERS, default="sgd", help="default sgd (momentum 0.9)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate (default 0.01 for sgd, 1e-3 for adam)")
+    p.add_argument("--batch-size", type=int, default=32, help="training batch size (default 32)")
+    p.add_argument("--track-every", type=int, default=None,
+                   help="Tracker period in steps (default: each epoch)")
+    p.add_argument("--quick", action="store_true",
+                   help="small run: mlp, seeds 0,1, 15 epochs (under a minute)")
+    p.add_argument("--out", default="figures", help="output directory (default figures)")
+    p.set_defaults(func=run_cli)
+    return p
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """Run ``skew train`` from parsed arguments; prints the Markdown table and the files written."""
+    result = run_experiment(
+        models=args.models, schemes=args.inits, seeds=args.seeds, epochs=args.epochs,
+        patience=args.patience, optimizer=args.optimizer, lr=args.lr, batch_size=args.batch_size,
+        quick=args.quick, track_every=args.track_every, progress=True,
+    )
+    paths = write_outputs(result, args.out)
+    print(result.to_markdown())
+    for path in paths:
+        print(f"wrote {path}")
+    return 0

@@ -1,0 +1,370 @@
+"""Data-free weight diagnostics: row sums, norms and the structure of every layer's weight matrix.
+
+Any model in, tidy pandas DataFrames out. A *neuron* is one output unit (row i of the layer's
+(m, n) matrix, n = fan-in); its row sum S = Σ_j W[i, j] drives Theorem 1's skew. Covered: every
+layer :func:`skew.layers.select_layers` finds (Linear, ConvNd, ConvTransposeNd) and the q/k/v input
+projections of each ``nn.MultiheadAttention`` (named ``f"{mha}.q_proj"`` etc.; ``out_proj`` is an
+ordinary Linear).
+
+Rows. For Linear and ConvNd, row c is ``weight[c].flatten()`` (c_in/groups · k1 · k2 ..., row-major,
+as torch.nn.init computes fans). For ConvTransposeNd (weight (c_in, c_out/groups, k...)) the neuron
+is output channel c = g · (c_out/groups) + c', and its row is ``weight[g-th block of c_in, c', ...]``
+flattened: every weight that feeds output channel c. (An output pixel of a strided transposed
+convolution meets only part of the kernel; the row is what an interior pixel of a stride-1 one sees.)
+
+Example:
+    >>> import torch.nn as nn
+    >>> from skew.weights import neuron_table, layer_table
+    >>> net = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2, bias=False))
+    >>> neuron_table(net).shape
+    (5, 7)
+    >>> layer_table(net, scheme="default")[["layer", "m", "n", "rank"]].values.tolist()
+    [['0', 3, 4, 3], ['2', 2, 3, 2]]
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from skew import theory
+from skew.errors import SkewError
+from skew.layers import LayerSpec, attention_projections, select_layers
+
+__all__ = ["PAIR_LIMIT", "diagnose", "layer_table", "neuron_rows", "neuron_table"]
+
+#: Layers with more rows than this get NaN parallel/antiparallel pair counts (the Gram matrix is m × m).
+PAIR_LIMIT = 4096
+#: Rank is computed only when min(m, n) is at most this (an SVD costs m n min(m, n)).
+RANK_LIMIT = 4096
+#: Cosine tolerance for parallel (≥ 1 − COS_TOL) and antiparallel (≤ −1 + COS_TOL) row pairs.
+COS_TOL = 1e-6
+
+_CONV_T = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+
+
+@dataclass
+class _Block:
+    name: str
+    type: str
+    weight: torch.Tensor  # the parameter (or view) in torch's layout
+    rows: torch.Tensor  # (m, n) neuron rows, float64, cpu
+    bias: torch.Tensor | None  # (m,), float64, cpu
+    packed_default: tuple[int, ...] | None = None  # MHA: shape PyTorch's default init drew from
+
+
+def neuron_rows(module: nn.Module) -> torch.Tensor:
+    """The (m, n) matrix of a layer's neuron rows (row i feeds output unit i), sharing no storage.
+
+    .. math:: W_{(c_{out},\\; c_{in}/g \\cdot k_1 \\cdots k_d)}
+
+    Linear/ConvNd: ``weight.reshape(c_out, -1)``. ConvTransposeNd (weight (c_in, c_out/g, k...)):
+    row c = g·(c_out/g) + c' is ``weight[g·(c_in/g):(g+1)·(c_in/g), c', ...]`` flattened. Returned in
+    the weight's dtype on its device.
+
+    Example:
+        >>> neuron_rows(nn.ConvTranspose2d(4, 6, 3, groups=2)).shape
+        torch.Size([6, 18])
+    """
+    w = getattr(module, "weight", None)
+    if not isinstance(w, torch.Tensor) or w.dim() < 2:
+        raise SkewError(
+            f"{type(module).__name__} has no weight matrix; pass a Linear, ConvNd or ConvTransposeNd layer"
+        )
+    w = w.detach()
+    if isinstance(module, _CONV_T):
+        g = module.groups
+        c_in, cout_g = w.shape[0], w.shape[1]
+        k = math.prod(w.shape[2:])
+        blocks = w.reshape(g, c_in // g, cout_g, k).permute(0, 2, 1, 3)
+        return blocks.reshape(g * cout_g, (c_in // g) * k).clone()
+    return w.reshape(w.shape[0], -1).clone()
+
+
+def _as64(t: torch.Tensor) -> torch.Tensor:
+    if t.is_meta:
+        raise SkewError("weights on the meta device have no values; materialize the model (to_empty + init) first")
+    return t.detach().to(device="cpu", dtype=torch.float64)
+
+
+def _mha_selected(layers: LayerSpec, name: str, mha: nn.Module) -> bool:
+    if layers is None:
+        return True
+    if callable(layers) and not isinstance(layers, type):
+        return bool(layers(name, mha))
+    if isinstance(layers, str):
+        specs = [layers]
+    elif isinstance(layers, type) or (isinstance(layers, tuple) and layers and all(isinstance(t, type) for t in layers)):
+        return isinstance(mha, layers)
+    else:
+        try:
+            specs = list(layers)
+        except TypeError:
+            return False  # select_layers raises the explanatory error
+    for spec in specs:
+        if isinstance(spec, str) and fnmatch.fnmatchcase(name, spec):
+            return True
+        if isinstance(spec, type) and isinstance(mha, spec):
+            return True
+    return False
+
+
+def _blocks(model: nn.Module, layers: LayerSpec) -> Iterator[_Block]:
+    """Every selected layer and MHA projection, in registration order, as float64 neuron rows."""
+    if not isinstance(model, nn.Module):
+        raise SkewError(f"expected a torch.nn.Module, got {type(model).__name__}; pass the model itself")
+    if not (
+        layers is None
+        or isinstance(layers, (str, type))
+        or (isinstance(layers, tuple) and layers and all(isinstance(t, type) for t in layers))
+        or callable(layers)
+    ):
+        try:
+            layers = list(layers)  # a generator is read once, here
+        except TypeError:
+            pass  # select_layers explains what layers= accepts
+    mha_names = {
+        f"{name}.{suffix}" if name else suffix
+        for name, mod in model.named_modules()
+        if isinstance(mod, nn.MultiheadAttention)
+        for suffix in ("q_proj", "k_proj", "v_proj")
+    }
+    # explicit projection names are not module names: keep them away from select_layers' name check
+    if isinstance(layers, str) and layers in mha_names:
+        plain: LayerSpec = []
+    elif isinstance(layers, list):
+        plain = [s for s in layers if not (isinstance(s, str) and s in mha_names)]
+    else:
+        plain = layers
+    selected = {name for name, _ in select_layers(model, plain)}
+    found = False
+    for name, mod in model.named_modules():
+        if name in selected:
+            found = True
+            bias = mod.bias if isinstance(getattr(mod, "bias", None), torch.Tensor) else None
+            yield _Block(
+                name, type(mod).__name__, mod.weight, _as64(neuron_rows(mod)),
+                None if bias is None else _as64(bias),
+            )
+        elif isinstance(mod, nn.MultiheadAttention):
+            packed = mod.in_proj_weight is not None
+            for suffix, w, b in attention_projections(mod):
+                qual = f"{name}.{suffix}" if name else suffix
+                if not _mha_selected(layers, qual, mod):
+                    continue
+                found = True
+                default_shape = tuple(mod.in_proj_weight.shape) if packed else tuple(w.shape)
+                yield _Block(
+                    qual, type(mod).__name__, w, _as64(w), None if b is None else _as64(b), default_shape
+                )
+    if not found:
+        what = "has no Linear, Conv or MultiheadAttention layers" if layers is None else (
+            f"has no layer selected by layers={layers!r}"
+        )
+        names = [n for n, m in model.named_modules() if n and len(list(m.children())) == 0][:8]
+        raise SkewError(
+            f"{type(model).__name__} {what}; pass layers=None, a glob such as '*.q_proj' or names from "
+            f"{names}"
+        )
+
+
+def _neuron_frame(b: _Block) -> pd.DataFrame:
+    rows = b.rows
+    m, n = rows.shape
+    s = rows.sum(dim=1).numpy()
+    return pd.DataFrame(
+        {
+            "layer": b.name,
+            "neuron": np.arange(m, dtype=np.int64),
+            "fan_in": np.full(m, n, dtype=np.int64),
+            "row_sum": s,
+            "row_sum_scaled": s / math.sqrt(n),
+            "row_norm": torch.linalg.vector_norm(rows, dim=1).numpy(),
+            "bias": np.full(m, np.nan) if b.bias is None else b.bias.numpy().astype(np.float64),
+        }
+    )
+
+
+def neuron_table(model: nn.Module, layers: LayerSpec = None) -> pd.DataFrame:
+    """One row per neuron: layer, neuron, fan_in, row_sum, row_sum_scaled, row_norm, bias.
+
+    .. math:: S_i = \\sum_j W_{ij}, \\quad S_i/\\sqrt{n}, \\quad \\lVert W_i \\rVert_2
+
+    Computed in float64, vectorised per layer; ``bias`` is NaN for a layer without one. ``layers``
+    selects as in :func:`skew.layers.select_layers`; MHA projections match by their qualified name
+    (``"*.q_proj"``), by ``nn.MultiheadAttention`` as a type, or by a predicate called with the
+    projection's name and the attention module.
+
+    Example:
+        >>> net = nn.Sequential(nn.Linear(3, 2, bias=False))
+        >>> with torch.no_grad():
+        ...     _ = net[0].weight.copy_(torch.tensor([[1., 2., 2.], [0., -3., 4.]]))
+        >>> neuron_table(net)[["row_sum", "row_norm"]].values.tolist()
+        [[5.0, 3.0], [1.0, 5.0]]
+    """
+    frames = [_neuron_frame(b) for b in _blocks(model, layers)]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _pair_counts(rows: torch.Tensor, live: torch.Tensor, chunk: int = 1024) -> tuple[int, int]:
+    """(parallel, antiparallel) pairs i < j among non-zero rows: cos ≥ 1 − COS_TOL / ≤ −1 + COS_TOL.
+
+    Exact, but cheap: the unit rows u_i are first projected onto k = 32 orthonormal directions Q
+    (fixed seed). A projection never lengthens a vector, so a pair with ‖u_i ∓ u_j‖² = 2 ∓ 2 cos ≤
+    2·COS_TOL also has ‖Qᵀ(u_i ∓ u_j)‖² ≤ 2·COS_TOL: screening the m × m Gram of the projections
+    (m² k work instead of m² n) keeps every true pair; the few candidates are then checked with the
+    full float64 dot product.
+    """
+    u = rows[live]
+    u = u / torch.linalg.vector_norm(u, dim=1, keepdim=True)
+    k, n = u.shape
+    dim = 32
+    if n > 2 * dim:
+        gen = torch.Generator().manual_seed(0)
+        q, _ = torch.linalg.qr(torch.randn(n, dim, generator=gen, dtype=torch.float64))
+        p = u @ q
+    else:
+        p = u
+    sq = (p * p).sum(dim=1)
+    reach = 2.0 * COS_TOL * (1.0 + 1e-6) + 1e-12  # screening radius², with a rounding margin
+    par = anti = 0
+    for start in range(0, k, chunk):
+        block = p[start : start + chunk]
+        dot = block @ p.T  # (c, k)
+        near = sq[start : start + block.shape[0], None] + sq[None, :]
+        upper = torch.arange(k)[None, :] > torch.arange(start, start + block.shape[0])[:, None]
+        for sign in (1.0, -1.0):
+            cand = ((near - 2.0 * sign * dot) <= reach) & upper
+            a, b = cand.nonzero(as_tuple=True)
+            for lo in range(0, a.numel(), 65536):
+                ia, ib = a[lo : lo + 65536] + start, b[lo : lo + 65536]
+                cos = (u[ia] * u[ib]).sum(dim=1)
+                hits = int((cos >= 1.0 - COS_TOL).sum()) if sign > 0 else int((cos <= -1.0 + COS_TOL).sum())
+                if sign > 0:
+                    par += hits
+                else:
+                    anti += hits
+    return par, anti
+
+
+def _rank(rows: torch.Tensor, rtol: float) -> int:
+    """Numerical rank: singular values above rtol · σ_max.
+
+    For weights stored below float64 precision (rtol ≫ 1e-8) the eigenvalues of the smaller
+    Gram matrix (σ² with float64 error ~1e-13 σ_max², far under the rtol² cut) give the same
+    answer as an SVD at a fraction of the cost; float64 weights use the SVD.
+    """
+    m, n = rows.shape
+    if rtol >= 1e-6 and min(m, n) >= 64:
+        g = rows.T @ rows if m >= n else rows @ rows.T
+        ev = torch.linalg.eigvalsh(g).clamp_min(0.0)
+        return int((ev > (rtol**2) * ev.max()).sum())
+    return int(torch.linalg.matrix_rank(rows, rtol=rtol))
+
+
+def _layer_row(b: _Block, scheme: str | None, options: dict) -> dict:
+    rows = b.rows
+    m, n = rows.shape
+    eps = torch.finfo(b.weight.dtype).eps if b.weight.dtype.is_floating_point else 0.0
+    norms = torch.linalg.vector_norm(rows, dim=1)
+    scale = float(norms.max()) if m else 0.0
+    close = math.sqrt(eps) if eps else 0.0  # "numerically equal" at the weight's own precision
+    zero = norms <= close * scale
+    spread = rows.max(dim=1).values - rows.min(dim=1).values
+    constant = (~zero) & (spread <= close * rows.abs().max(dim=1).values)
+    notes = []
+    if min(m, n) <= RANK_LIMIT:
+        # tolerance at the weight's own precision (torch's rule with eps of the stored dtype)
+        rank = _rank(rows, max(m, n) * eps) if scale > 0 else 0
+    else:
+        rank = float("nan")
+        notes.append(f"rank skipped: min(m, n) > {RANK_LIMIT}")
+    if m <= PAIR_LIMIT:
+        par, anti = _pair_counts(rows, ~zero)
+    else:
+        par = anti = float("nan")
+        notes.append(f"row pairs skipped: m > {PAIR_LIMIT}")
+    flat = rows.reshape(-1)
+    weight_var = float(flat.var()) if flat.numel() > 1 else float("nan")
+    target = float("nan")
+    if scheme is not None:
+        if b.packed_default is not None and theory.SCHEME_ALIASES.get(scheme, scheme) == "default":
+            # nn.MultiheadAttention's own reset: xavier_uniform_ on the packed in_proj_weight
+            target = theory.weight_variance("xavier_uniform", b.packed_default)
+        else:
+            target = theory.weight_variance(scheme, tuple(b.weight.shape), **options)
+    live = ~zero
+    s_over = (rows.sum(dim=1)[live].abs() / norms[live]) if bool(live.any()) else torch.zeros(0)
+    return {
+        "layer": b.name,
+        "type": b.type,
+        "shape": tuple(int(s) for s in b.weight.shape),
+        "m": m,
+        "n": n,
+        "rank": rank,
+        "zero_rows": int(zero.sum()),
+        "constant_rows": int(constant.sum()),
+        "parallel_pairs": par,
+        "antiparallel_pairs": anti,
+        "weight_var": weight_var,
+        "target_var": target,
+        "var_ratio": weight_var / target if target and not math.isnan(target) else float("nan"),
+        "max_abs_s_over_norm": float(s_over.max()) if s_over.numel() else float("nan"),
+        "note": "; ".join(notes),
+    }
+
+
+def layer_table(model: nn.Module, layers: LayerSpec = None, scheme: str | None = None, **options) -> pd.DataFrame:
+    """One row per layer: its structure, read from the weights alone.
+
+    Columns: layer, type, shape (the parameter's own shape), m, n (neuron rows × fan-in), rank,
+    zero_rows, constant_rows (all entries equal and non-zero), parallel_pairs / antiparallel_pairs
+    (row pairs i < j, zero rows excluded, with cosine ≥ 1 − 1e-6 / ≤ −1 + 1e-6), weight_var (ddof = 1),
+    target_var (:func:`skew.theory.weight_variance` of ``scheme`` with ``options``, NaN without a
+    scheme; for MHA q/k/v under ``default``, Xavier on the packed in_proj_weight as PyTorch does),
+    var_ratio = weight_var / target_var, max_abs_s_over_norm = max_i |S_i| / ‖W_i‖ (≤ √n, reached
+    by constant rows), and note (what was skipped on huge layers).
+
+    "Zero" and "equal" are judged at the weight's own precision: |x| ≤ √eps · scale with eps of the
+    parameter's dtype; the rank uses ``torch.linalg.matrix_rank`` in float64 with rtol = max(m, n) · eps
+    of that dtype, so a float32 sinusoidal square layer shows its rank loss. Pair counts need the m × m
+    Gram matrix: NaN when m > PAIR_LIMIT (4096); rank is NaN when min(m, n) > RANK_LIMIT.
+
+    .. math:: \\cos(W_i, W_k) = \\frac{W_i \\cdot W_k}{\\lVert W_i\\rVert\\,\\lVert W_k\\rVert}
+
+    Example:
+        >>> net = nn.Linear(6, 6, bias=False)
+        >>> with torch.no_grad():
+        ...     net.weight[3] = -net.weight[1]; net.weight[5] = 0
+        >>> layer_table(net)[["rank", "zero_rows", "antiparallel_pairs"]].values.tolist()
+        [[4, 1, 1]]
+    """
+    if scheme is not None:
+        theory.weight_variance(scheme, (2, 2), **options)  # validate name and options up front
+    return pd.DataFrame([_layer_row(b, scheme, options) for b in _blocks(model, layers)])
+
+
+def diagnose(
+    model: nn.Module, layers: LayerSpec = None, scheme: str | None = None, **options
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both tables at once: ``(neuron_table(model, layers), layer_table(model, layers, scheme))``.
+
+    Example:
+        >>> neurons, per_layer = diagnose(nn.Linear(5, 4), scheme="default")
+        >>> len(neurons), len(per_layer)
+        (4, 1)
+    """
+    if scheme is not None:
+        theory.weight_variance(scheme, (2, 2), **options)
+    neurons, rows = [], []
+    for b in _blocks(model, layers):
+        neurons.append(_neuron_frame(b))
+        rows.append(_layer_row(b, scheme, options))
+    return pd.concat(neurons, ignore_index=True), pd.DataFrame(rows)

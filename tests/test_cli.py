@@ -1,0 +1,172 @@
+"""The skew command line, in-process (main([...])) and once through the console script."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from skew._version import __version__
+from skew.cli import load_weights, main
+from skew.errors import SkewError
+
+COMMANDS = ["plot", "report", "compare", "inspect", "figures", "train"]
+MLP = ["--model", "mlp", "-o", "depth=2", "-o", "width=32", "-o", "in_features=16"]
+
+
+def test_help_of_every_command_exits_zero(capsys):
+    assert main(["--help"]) == 0
+    top = capsys.readouterr().out
+    for command in COMMANDS:
+        assert command in top
+        assert main([command, "--help"]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith(f"usage: skew {command}")
+    assert main([]) == 0  # no command: help, not an error
+    assert "usage: skew" in capsys.readouterr().out
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"skew {__version__}"
+
+
+def test_bad_init_exits_2_naming_the_choices(capsys):
+    assert main(["plot", "--init", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'nope'" in err and "sinusoidal" in err and "xavier_uniform" in err
+
+
+def test_bad_model_and_inits_exit_2_naming_the_choices(capsys):
+    assert main(["report", "--model", "nope", "--data", "gaussian"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'nope'" in err and "'mlp'" in err and "pkg.module:factory" in err
+    assert main(["report", *MLP, "--data", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "--data" in err and "'gaussian'" in err
+    assert main(["compare", *MLP, "--data", "gaussian", "--inits", "orthogonal,bogus"]) == 2
+    err = capsys.readouterr().err
+    assert "'bogus'" in err and "lsuv" in err
+    assert main(["report", *MLP, "--data", "gaussian", "--thresholds", "0.7"]) == 2
+    assert "between 0 and 0.5" in capsys.readouterr().err
+    assert main(["plot", "--init", "orthogonal", "--layer", "0"]) == 2
+    assert "needs --model" in capsys.readouterr().err
+
+
+def test_skewerror_exits_1_without_traceback_unless_debug(tmp_path, capsys):
+    argv = ["inspect", *MLP, "--weights", str(tmp_path / "missing.pt")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("skew: error: checkpoint") and "does not exist" in err
+    assert "Traceback" not in err
+    assert main([*argv, "--debug"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "skew: error:" in err
+    assert main(["--debug", *argv]) == 1
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_plot_writes_the_requested_format(tmp_path, capsys):
+    assert main(["plot", "--init", "sinusoidal", "--shape", "16", "24", "--out", str(tmp_path / "w.png")]) == 0
+    png = (tmp_path / "w.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["plot", "--init", "sinusoidal", "--shape", "16", "24", "--out", str(tmp_path / "w.png")]) == 0
+    assert (tmp_path / "w.png").read_bytes() == png  # byte-identical
+    assert main(["plot", "--init", "orthogonal", "--format", "svg", "--out", str(tmp_path / "o")]) == 0
+    assert (tmp_path / "o.svg").read_text().lstrip().startswith("<?xml")
+    assert main(["plot", "--init", "xavier_uniform", *MLP, "--layer", "0", "--out", str(tmp_path / "l.pdf")]) == 0
+    assert (tmp_path / "l.pdf").read_bytes()[:5] == b"%PDF-"
+    assert main(["plot", "--init", "orthogonal", "--format", "pdf", "--out", str(tmp_path / "x.png")]) == 2
+    assert "conflicts" in capsys.readouterr().err
+
+
+def test_report_prints_table_and_writes_files(tmp_path, capsys):
+    out = tmp_path / "rep"
+    argv = ["report", *MLP, "--data", "relu-gaussian", "--init", "xavier_uniform", "--batches", "2",
+            "--batch-size", "64", "--out", str(out)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "skewed_0.1" in text and "count estimator" in text
+    layers = pd.read_csv(out / "layers.csv")
+    neurons = pd.read_csv(out / "neurons.csv")
+    assert len(neurons) == layers["neurons"].sum()
+    assert {"neurons.csv", "layers.csv", "skew_hist.png", "rowsum_hist.png", "activation_states.png"} <= {
+        p.name for p in out.iterdir()
+    }
+
+
+def test_compare_and_inspect_commands(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    argv = ["compare", *MLP, "--data", "relu-gaussian", "--inits", "xavier_uniform,sinusoidal", "--seeds", "0,1",
+            "--batches", "1", "--batch-size", "128", "--out", str(out)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "sinusoidal" in text and "α=0.3" in text
+    neurons = pd.read_csv(out / "neurons.csv")
+    assert set(neurons["init"]) == {"xavier_uniform", "sinusoidal"} and set(neurons["seed"]) == {0, 1}
+    assert (out / "skew_by_depth_0.3.png").exists() and (out / "tests.csv").exists()
+
+    assert main(["inspect", *MLP, "--init", "sinusoidal", "--out", str(tmp_path / "ins")]) == 0
+    text = capsys.readouterr().out
+    assert "data-free" in text
+    assert len(pd.read_csv(tmp_path / "ins" / "neurons.csv")) > 0
+
+
+# ---- checkpoints ---------------------------------------------------------------------------------
+def _net() -> nn.Module:
+    return nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+
+
+def test_load_weights_accepts_state_dicts(tmp_path):
+    src, dst = _net(), _net()
+    torch.save(src.state_dict(), tmp_path / "sd.pt")
+    load_weights(dst, tmp_path / "sd.pt")
+    assert all(torch.equal(a, b) for a, b in zip(src.state_dict().values(), dst.state_dict().values()))
+    torch.save({"state_dict": src.state_dict(), "epoch": 3}, tmp_path / "wrapped.pt")
+    load_weights(_net(), tmp_path / "wrapped.pt")
+
+
+def test_load_weights_names_missing_unexpected_and_misshaped_keys(tmp_path):
+    sd = _net().state_dict()
+    sd.pop("2.bias")
+    sd["extra.weight"] = torch.zeros(1)
+    torch.save(sd, tmp_path / "bad.pt")
+    with pytest.raises(SkewError, match=r"missing keys: 2\.bias.*unexpected keys: extra\.weight"):
+        load_weights(_net(), tmp_path / "bad.pt")
+    torch.save(nn.Sequential(nn.Linear(3, 5), nn.ReLU(), nn.Linear(5, 2)).state_dict(), tmp_path / "shape.pt")
+    with pytest.raises(SkewError, match=r"shape mismatches: 0\.weight \(5, 3\) vs model \(4, 3\)"):
+        load_weights(_net(), tmp_path / "shape.pt")
+
+
+def test_load_weights_rejects_pickled_modules_and_other_objects(tmp_path):
+    torch.save(_net(), tmp_path / "module.pt")  # a whole pickled module: refused by weights_only=True
+    with pytest.raises(SkewError, match="not a plain state dict"):
+        load_weights(_net(), tmp_path / "module.pt")
+    torch.save([torch.zeros(2)], tmp_path / "list.pt")
+    with pytest.raises(SkewError, match="not a state dict of tensors"):
+        load_weights(_net(), tmp_path / "list.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(SkewError):
+        load_weights(_net(), tmp_path / "junk.pt")
+
+
+def test_report_with_mismatched_checkpoint_exits_1(tmp_path, capsys):
+    torch.save(_net().state_dict(), tmp_path / "other.pt")
+    assert main(["report", *MLP, "--weights", str(tmp_path / "other.pt"), "--data", "gaussian"]) == 1
+    err = capsys.readouterr().err
+    assert "missing keys" in err and "unexpected keys" in err and "Traceback" not in err
+
+
+# ---- subprocess ---------------------------------------------------------------------------------
+def test_console_script_and_python_m():
+    script = Path(sys.executable).with_name("skew")
+    result = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == f"skew {__version__}"
+    result = subprocess.run([sys.executable, "-m", "skew", "plot", "--init", "bogus"], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2 and "invalid choice" in result.stderr

@@ -1,0 +1,183 @@
+"""skew.Tracker: when it measures, what it leaves behind, and that its numbers are skew.report's."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from skew.errors import SkewError
+from skew.tracker import Tracker
+
+
+class ModeSpy(nn.Module):
+    """Identity that records the training flag of every forward call."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list[bool] = []
+
+    def forward(self, x):
+        self.seen.append(self.training)
+        return x
+
+
+def _net(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Linear(6, 12), nn.ReLU(), nn.Dropout(0.3), nn.Linear(12, 10), nn.ReLU(), ModeSpy(),
+        nn.Linear(10, 3),
+    )
+
+
+def _batches(n_steps, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n_steps, 16, 6, generator=g) + 0.5
+    y = torch.randint(0, 3, (n_steps, 16), generator=g)
+    return list(zip(x, y))
+
+
+def _train(model, batches, tracker=None, on_measure=None):
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    model.train()
+    for step, (x, y) in enumerate(batches):
+        if on_measure is not None and tracker is not None and step % tracker.every == 0:
+            on_measure(step, model)
+        if tracker is not None:
+            tracker.step(step)
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+PROBE = torch.randn(64, 6, generator=torch.Generator().manual_seed(7)) + 0.5
+
+
+def test_records_at_the_right_steps_one_row_per_layer():
+    model = _net()
+    tracker = Tracker(model, PROBE, every=3)
+    _train(model, _batches(10), tracker)
+    hist = tracker.history
+    assert tracker.steps == [0, 3, 6, 9]
+    assert hist.groupby("step")["layer"].apply(list).to_dict() == {s: ["0", "3", "6"] for s in (0, 3, 6, 9)}
+    for col in ("skewed_0.1", "skewed_0.3", "skewed_gauss_0.3", "oui_batch", "oui_pairwise", "mean_skew"):
+        assert col in hist.columns
+    assert hist["skewed_0.1"].between(0, 1).all() and hist["mean_skew"].between(0, 0.5).all()
+    # a fraction at a looser threshold is never below the stricter one
+    assert (hist["skewed_0.1"] >= hist["skewed_0.3"]).all()
+
+
+def test_default_counter_and_call_alias():
+    tracker = Tracker(nn.Linear(6, 4), PROBE, every=2)
+    assert [tracker() for _ in range(5)] == [True, False, True, False, True]
+    assert tracker.steps == [0, 2, 4]
+
+
+def test_measures_in_eval_mode_and_restores_every_flag():
+    model = _net()
+    model.train()
+    model[2].eval()  # a mixed state the tracker must give back as it found it
+    flags = [m.training for m in model.modules()]
+    spy = model[5]
+    Tracker(model, PROBE, every=1).step(0)
+    assert spy.seen and not any(spy.seen), "measurement must run in eval mode"
+    assert [m.training for m in model.modules()] == flags
+
+
+def test_restores_flags_and_leaves_no_hooks_when_the_model_fails():
+    class Boom(nn.Module):
+        def forward(self, x):
+            raise RuntimeError("boom")
+
+    model = nn.Sequential(nn.Linear(6, 4), Boom())
+    model.train()
+    with pytest.raises(Exception, match="boom"):
+        Tracker(model, PROBE, every=1).step(0)
+    assert all(m.training for m in model.modules())
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+
+
+def test_leaves_no_hooks_and_does_not_change_training():
+    batches = _batches(12)
+    plain = _net()
+    _train(plain, batches)
+    tracked = _net()
+    tracker = Tracker(tracked, PROBE, every=2)
+    _train(tracked, batches, tracker)
+    # same parameters after training, bit for bit: the tracker moved no weight and no random state
+    # (the network has dropout, so a consumed random number would change the trajectory)
+    for (name, a), (_, b) in zip(plain.state_dict().items(), tracked.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert len(tracker.steps) == 6
+    for m in tracked.modules():
+        assert not m._forward_hooks and not m._forward_pre_hooks and not m._backward_hooks
+    assert not nn.modules.module._global_forward_hooks
+
+
+def test_history_equals_a_direct_report_at_the_same_step():
+    from skew.analyzer import report
+
+    model = _net()
+    tracker = Tracker(model, PROBE, every=4, thresholds=(0.1, 0.3))
+    direct = {}
+
+    def snapshot(step, m):
+        twin = copy.deepcopy(m)
+        direct[step] = report(twin, [PROBE], thresholds=(0.1, 0.3)).layers.set_index("layer")
+
+    _train(model, _batches(9), tracker, on_measure=snapshot)
+    hist = tracker.history
+    assert sorted(direct) == tracker.steps == [0, 4, 8]
+    # training moved the numbers, so equality below is not trivially the step-0 table
+    assert not np.allclose(
+        hist[hist.step == 0]["mean_skew"].to_numpy(), hist[hist.step == 8]["mean_skew"].to_numpy()
+    )
+    cols = ["skewed_0.1", "skewed_0.3", "skewed_gauss_0.1", "skewed_gauss_0.3", "mean_skew", "oui_batch",
+            "oui_pairwise", "dead", "always_on", "degenerate"]
+    for step, table in direct.items():
+        got = hist[hist.step == step].set_index("layer")[cols]
+        pd.testing.assert_frame_equal(got, table.loc[got.index, cols], check_dtype=False, check_names=False)
+
+
+def test_tuple_probe_matches_tensor_probe():
+    model = _net()
+    a = Tracker(model, PROBE, every=1)
+    b = Tracker(model, (PROBE, torch.zeros(64, dtype=torch.long)), every=1)
+    a.step(0)
+    b.step(0)
+    pd.testing.assert_frame_equal(a.history, b.history)
+
+
+def test_plot_draws_one_line_per_layer_and_rejects_unknown_metrics():
+    model = _net()
+    tracker = Tracker(model, PROBE, every=2)
+    with pytest.raises(SkewError, match="no measurements"):
+        tracker.plot()
+    _train(model, _batches(5), tracker)
+    ax = tracker.plot("oui_pairwise")
+    assert len(ax.lines) == 3
+    np.testing.assert_array_equal(ax.lines[0].get_xdata(), [0, 2, 4])
+    first = tracker.history.query("layer == '0'")["oui_pairwise"].to_numpy()
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), first)
+    assert len(tracker.plot("skewed_0.1", layers=["3"]).lines) == 1
+    with pytest.raises(SkewError, match="skewed_0.3"):
+        tracker.plot("no_such_metric")
+    with pytest.raises(SkewError, match="pick from"):
+        tracker.plot(layers=["nope"])
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"every": 0}, "positive integer"), ({"every": 2.5}, "positive integer"),
+     ({"mode": "test"}, "eval, train"),
+     ({"thresholds": (0.6,)}, r"\(0, 0.5\)"), ({"thresholds": "x"}, "thresholds")],
+)
+def test_bad_options_raise_skewerror(kwargs, match):
+    with pytest.raises(SkewError, match=match):
+        Tracker(nn.Linear(6, 3), PROBE, **kwargs)

@@ -1,0 +1,211 @@
+"""The training experiment: metrics on hand-worked curves, aggregation, verdict, determinism, files."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from skew.errors import SkewError
+from skew.train import TrainResult, _summarise, add_cli, auc, early_stop, run_experiment, write_outputs
+
+
+# -- metrics -----------------------------------------------------------------------------------
+def test_auc_hand_worked():
+    assert auc([0.0, 1.0, 1.0]) == pytest.approx(1.5)  # 0.5 + 1
+    assert auc([0.2, 0.4, 0.6, 0.8]) == pytest.approx(0.3 + 0.5 + 0.7)
+    assert auc([0.9] * 11) == pytest.approx(9.0)  # constant a over E epochs: a (E - 1)
+    assert auc([0.7]) == 0.0
+
+
+def test_auc_rejects_empty():
+    with pytest.raises(SkewError, match="non-empty"):
+        auc([])
+
+
+def test_early_stop_hand_worked():
+    # best 0.7 at epoch 2; epochs 3 and 4 do not improve -> stop at 4 with patience 2, 0.9 never seen
+    assert early_stop([0.5, 0.7, 0.6, 0.65, 0.9], patience=2) == (0.7, 2, 4)
+    # patience never runs out: the whole curve counts
+    assert early_stop([0.5, 0.7, 0.6, 0.65, 0.9], patience=3) == (0.9, 5, 5)
+    # a tie is not an improvement
+    assert early_stop([0.5, 0.5, 0.5, 0.8], patience=2) == (0.5, 1, 3)
+    # patience 10 as in the paper: a late peak after 10 flat epochs is not reached
+    curve = [0.1, 0.6] + [0.55] * 10 + [0.99]
+    assert early_stop(curve, patience=10) == (0.6, 2, 12)
+    assert early_stop(curve[:11], patience=10).stop_epoch == 11
+
+
+def test_early_stop_equals_a_loop_that_really_stops():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        curve = np.round(rng.uniform(0, 1, size=rng.integers(1, 30)), 1)  # rounding makes ties common
+        patience = int(rng.integers(1, 6))
+        seen, best, since = [], -1.0, 0
+        for acc in curve:  # a training loop that stops: it only ever sees the epochs it ran
+            seen.append(acc)
+            if acc > best:
+                best, since = acc, 0
+            else:
+                since += 1
+                if since == patience:
+                    break
+        res = early_stop(curve, patience)
+        assert res.stop_epoch == len(seen)
+        assert res.best == max(seen)
+        assert res.best_epoch == 1 + seen.index(max(seen))
+
+
+@pytest.mark.parametrize("patience", [0, -1, 1.5, True])
+def test_early_stop_bad_patience(patience):
+    with pytest.raises(SkewError, match="patience"):
+        early_stop([0.1, 0.2], patience)
+
+
+# -- aggregation and verdict -------------------------------------------------------------------
+def _fake_curves(acc: dict) -> pd.DataFrame:
+    rows = []
+    for (init, seed), curve in acc.items():
+        for epoch, a in enumerate(curve, start=1):
+            rows.append({"model": "mlp", "init": init, "seed": seed, "epoch": epoch, "train_loss": 1.0,
+                         "val_acc": a})
+    return pd.DataFrame(rows)
+
+
+def _fake_history(inits, seeds, skewed):
+    rows = []
+    for init in inits:
+        for seed in seeds:
+            for layer, frac in zip(("0", "2"), skewed[init]):
+                rows.append({"model": "mlp", "init": init, "seed": seed, "step": 0, "layer": layer,
+                             "skewed_0.1": frac, "skewed_0.3": frac / 2, "oui_pairwise": 0.5})
+    return pd.DataFrame(rows)
+
+
+def test_summarise_means_and_stds_over_seeds():
+    acc = {
+        ("a", 0): [0.1, 0.5, 0.7], ("a", 1): [0.3, 0.5, 0.9],
+        ("b", 0): [0.2, 0.2, 0.2], ("b", 1): [0.4, 0.4, 0.4],
+    }
+    cfg = {"thresholds": (0.1, 0.3), "patience": 10, "schemes": ("b", "a"), "models": ("mlp",)}
+    hist = _fake_history(["a", "b"], [0, 1], {"a": (0.2, 0.4), "b": (0.0, 1.0)})
+    runs, table = _summarise(_fake_curves(acc), hist, cfg)
+    assert list(table["init"]) == ["b", "a"]  # the schemes' order, not alphabetical
+    a = table.set_index("init").loc["a"]
+    aucs = [0.3 + 0.6, 0.4 + 0.7]
+    assert a["auc_mean"] == pytest.approx(np.mean(aucs))
+    assert a["auc_std"] == pytest.approx(np.std(aucs, ddof=1))
+    assert a["max_val_acc_mean"] == pytest.approx(0.8)
+    assert a["seeds"] == 2
+    assert a["skewed_0.1_init_mean"] == pytest.approx(0.3)  # mean over layers, then seeds
+    assert a["skewed_0.3_init_mean"] == pytest.approx(0.15)
+    b = table.set_index("init").loc["b"]
+    assert b["auc_mean"] == pytest.approx(0.6) and b["best_epoch_mean"] == 1
+    assert len(runs) == 4 and set(runs.columns) >= {"max_val_acc", "auc", "best_epoch", "stop_epoch"}
+
+
+def _result_with(aucs: dict) -> TrainResult:
+    rows = []
+    for init, values in aucs.items():
+        rows.append({"model": "mlp", "init": init, "seeds": len(values), "auc_mean": np.mean(values),
+                     "auc_std": np.std(values, ddof=1) if len(values) > 1 else np.nan,
+                     "max_val_acc_mean": np.mean(values) / 10, "max_val_acc_std": 0.01,
+                     "best_epoch_mean": 5.0, "skewed_0.3_init_mean": 0.1})
+    cfg = {"models": ("mlp",), "schemes": tuple(aucs), "thresholds": (0.1, 0.3), "optimizer": "sgd",
+           "lr": 0.01, "batch_size": 32, "epochs": 11, "seeds": (0, 1, 2), "patience": 10}
+    return TrainResult(pd.DataFrame(), pd.DataFrame(), pd.DataFrame(rows), pd.DataFrame(), cfg)
+
+
+def test_verdict_reads_the_numbers():
+    clear = _result_with({"default": [8.0, 8.1, 7.9], "sinusoidal": [9.0, 9.1, 8.9]})
+    assert clear.verdict()["mlp"].startswith("Yes")
+    noisy = _result_with({"default": [8.0, 9.0, 7.0], "sinusoidal": [8.2, 9.2, 7.2]})
+    assert noisy.verdict()["mlp"].startswith("Not clearly")
+    worse = _result_with(
+        {"default": [9.0, 9.1, 8.9], "orthogonal": [8.5, 8.5, 8.5], "sinusoidal": [8.0, 8.1, 7.9]}
+    )
+    text = worse.verdict()["mlp"]
+    assert text.startswith("No") and "ranks 3 of 3" in text
+    md = worse.to_markdown()
+    assert "| mlp | sinusoidal | 0.8000 ± 0.0100 | 8.000 ± 0.100 |" in md
+    assert "- mlp: No" in md and "at most 10" in md
+    assert "not run" in _result_with({"default": [1.0, 2.0]}).verdict()["mlp"]
+
+
+# -- the experiment ----------------------------------------------------------------------------
+def test_bad_configuration_raises_before_training():
+    with pytest.raises(SkewError, match="unknown init scheme"):
+        run_experiment(models=("mlp",), schemes=("nope",), seeds=(0,), epochs=1)
+    with pytest.raises(SkewError, match="sgd, adam"):
+        run_experiment(models=("mlp",), seeds=(0,), epochs=1, optimizer="rmsprop")
+    with pytest.raises(SkewError, match="mlp"):
+        run_experiment(models=("resnet50",), seeds=(0,), epochs=1)
+    with pytest.raises(SkewError, match="epochs"):
+        run_experiment(models=("mlp",), seeds=(0,), epochs=0)
+
+
+def test_small_run_is_deterministic_and_restores_the_random_state():
+    kw = dict(models=("mlp",), schemes=("default", "sinusoidal"), seeds=(0, 1), epochs=2, track_every=20)
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    first = run_experiment(**kw)
+    assert torch.equal(torch.get_rng_state(), before)
+    second = run_experiment(**kw)
+    pd.testing.assert_frame_equal(first.curves, second.curves)
+    pd.testing.assert_frame_equal(first.history, second.history)
+    pd.testing.assert_frame_equal(first.table, second.table)
+    # seeds differ from each other and the net learns something in 2 epochs
+    runs = first.runs.set_index(["init", "seed"])
+    assert runs.loc[("default", 0), "auc"] != runs.loc[("default", 1), "auc"]
+    assert (first.curves["val_acc"] > 0.2).all()
+    # the tracker measured at step 0, every 20 steps, and once more at the end
+    steps = sorted(first.history["step"].unique())
+    assert steps[0] == 0 and all(s % 20 == 0 for s in steps[:-1])
+    assert math.isclose(first.history["epoch"].max(), 2.0)
+
+
+@pytest.mark.slow
+def test_quick_figures_written_and_byte_identical(tmp_path):
+    from skew.train import write_figures
+
+    first = write_figures(tmp_path / "a", quick=True)
+    names = sorted(p.name for p in first)
+    assert names == ["training_curves.png", "training_skew.png", "training_table.csv", "training_table.md"]
+    table = pd.read_csv(tmp_path / "a" / "training_table.csv")
+    assert len(table) == 6 and (table["seeds"] == 2).all()
+    md = (tmp_path / "a" / "training_table.md").read_text()
+    assert "Does the sinusoidal advantage show" in md and "- mlp: " in md
+    second = write_figures(tmp_path / "b", quick=True)
+    for a, b in zip(sorted(first), sorted(second)):
+        assert a.read_bytes() == b.read_bytes(), a.name
+
+
+def test_cli_parses_and_writes(tmp_path, capsys):
+    parser = argparse.ArgumentParser(prog="skew")
+    add_cli(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["train", "--models", "mlp", "--inits", "default,sinusoidal", "--seeds", "0",
+                              "--epochs", "2", "--optimizer", "adam", "--out", str(tmp_path)])
+    assert args.inits == ["default", "sinusoidal"] and args.seeds == [0] and args.lr is None
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "optimizer adam (lr 0.001)" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "training_curves.png", "training_skew.png", "training_table.csv", "training_table.md"]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--seeds", "a,b"])
+
+
+def test_write_outputs_table_round_trips(tmp_path):
+    res = _result_with({"default": [8.0, 8.1, 7.9], "sinusoidal": [9.0, 9.1, 8.9]})
+    res.curves = _fake_curves({("default", 0): [0.1, 0.2], ("sinusoidal", 0): [0.3, 0.4]})
+    res.history = _fake_history(
+        ["default", "sinusoidal"], [0], {"default": (0.1, 0.2), "sinusoidal": (0.0, 0.0)}
+    )
+    res.history["epoch"] = 0.0
+    write_outputs(res, tmp_path)
+    back = pd.read_csv(tmp_path / "training_table.csv")
+    np.testing.assert_allclose(back["auc_mean"], res.table["auc_mean"], atol=1e-4)
