@@ -1,17 +1,60 @@
 """skew: neuron-skewness analysis for PyTorch.
 
-Measure, on any model, each neuron's activation probability p = P(Z > 0), its skew |p - 1/2|,
-its weight row sum S and Theorem 1's prediction, under any initialization scheme.
+Measure, on any model, each neuron's activation probability p = P(Z > 0), its skew |p − 1/2|,
+its weight row sum S = Σ_j W_ij and Theorem 1's prediction p_pred = Φ((μS + b)/(σ‖W_i‖)),
+under any initialization scheme (arXiv 2505.12909).
+
+The public surface:
+
+- ``skew.report(model, loader)`` → :class:`Report` (per-neuron and per-layer frames, plots, save/load)
+- ``skew.compare(model, loader, schemes=[...])`` → :class:`Comparison` (tidy frames with an ``init`` column)
+- ``skew.init``: every scheme by name (``skew.init.apply(model, "sinusoidal")``, ``skew.init.schemes()``)
+  and the in-place functions ``sinusoidal_``, ``idinit_``, ``idiz_``, ``arcsine_``
+- ``skew.theory``: Theorem 1's threshold λ, predicted p, the closed-form skewed fraction, input-law moments
+- ``skew.weights``: data-free diagnostics (row sums, rank, zero/constant/antiparallel rows)
+- ``skew.plot``: every figure as a function taking ``ax=None`` and returning the Axes
+- ``skew.Tracker``: skew and OUI through training; ``skew.train``: the convergence experiment
+- ``skew.models`` / ``skew.data``: built-in models and data used by the CLI and the figures
 
 Example:
-    >>> import skew
-    >>> skew.init.apply(model, "sinusoidal")          # doctest: +SKIP
-    >>> rep = skew.report(model, loader)               # doctest: +SKIP
-    >>> rep.layers[["layer", "skewed_0.1", "skewed_0.3"]]  # doctest: +SKIP
+    >>> import torch, skew
+    >>> net = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(256, 128, bias=False))
+    >>> _ = skew.init.apply(net, "sinusoidal")
+    >>> rep = skew.report(net, torch.randn(512, 256))
+    >>> float(rep.layers["skewed_0.1"].iloc[0])  # sinusoidal rows sum to 0: nothing is skewed
+    0.0
 """
 
-from skew import layers
+from skew import data, init, layers, models, plot, theory, weights
 from skew._version import __version__
+from skew.analyzer import report
+from skew.compare import Comparison, compare
 from skew.errors import SkewError
+from skew.result import Report
+from skew.tracker import Tracker
 
-__all__ = ["SkewError", "__version__", "layers"]
+__all__ = [
+    "Comparison",
+    "Report",
+    "SkewError",
+    "Tracker",
+    "__version__",
+    "compare",
+    "data",
+    "init",
+    "layers",
+    "models",
+    "plot",
+    "report",
+    "theory",
+    "weights",
+]
+
+
+def __getattr__(name: str):
+    # skew.train pulls in the training loop; load it on first use.
+    if name == "train":
+        import importlib
+
+        return importlib.import_module("skew.train")
+    raise AttributeError(f"module 'skew' has no attribute {name!r}")

@@ -315,18 +315,18 @@ def _cmd_plot(args, parser) -> int:
             raise SkewError(f"{type(model).__name__} has no Linear/Conv layer to plot; pass another --model")
         name, module = selected[0]
         weight = weight_matrix(module.weight.detach())
-        what = f"{args.model}: {name}"
+        what = f"{args.model} layer {name!r}, {tuple(weight.shape)[0]}×{tuple(weight.shape)[1]} (seed {args.seed})"
     else:
         m, n = args.shape
         layer = nn.Linear(n, m, bias=False)
         data = torch.randn(64, n, generator=torch.Generator().manual_seed(args.seed)) if _is_lsuv(args.init) else None
         _apply_init(layer, args.init, args.seed, data)
         weight = layer.weight.detach()
-        what = f"{m}×{n} matrix"
-    fig, (ax_hist, ax_map) = _new_figure(5.2, 4.2, ncols=2)
+        what = f"a fresh {m}×{n} weight matrix (seed {args.seed})"
+    fig, (ax_hist, ax_map) = _new_figure(6.0, 4.4, ncols=2)
     plot.weight_hist(weight, ax=ax_hist, scheme=args.init)
     plot.weight_heatmap(weight, ax=ax_map, scheme=args.init)
-    fig.suptitle(f"{args.init} init, {what} ({tuple(weight.shape)[0]}×{tuple(weight.shape)[1]})")
+    fig.suptitle(f"{args.init} initialization: {what}")
     if out is None:
         out = Path(f"{args.init}_weights.{fmt}")
     elif not out.suffix:
@@ -360,23 +360,23 @@ def _save_report(rep, out: Path) -> list[Path]:
     written = [_write_csv(rep.neurons, out / "neurons.csv"), _write_csv(rep.layers, out / "layers.csv")]
     if len(rep.skipped):
         written.append(_write_csv(rep.skipped, out / "skipped.csv"))
-    saved = rep.save(out / "report")
-    if saved is not None:
-        written.append(Path(saved))
+    written.append(Path(rep.save(out / "report.skew.zip")))
     return written
 
 
 def _cmd_report(args, parser) -> int:
-    from skew.analyzer import report
-
     _check_model_name(parser, args.model)
     _check_data_name(parser, args.data)
     if args.init and args.weights:
         parser.error("argument --init: not allowed with --weights (measure a checkpoint, or a fresh init, not both)")
+    from skew.analyzer import report
+
     model = _build_model(args)
     loader = _build_loader(args)
     if args.init:
         _apply_init(model, args.init, args.seed, _first_input(loader))
+    if args.device:
+        model.to(args.device)
     rep = report(model, loader, layers=_layers_spec(args.layers), thresholds=args.thresholds, device=args.device,
                  mode=args.mode)
     what = f"init {args.init}" if args.init else (f"weights {args.weights}" if args.weights else "default init")
@@ -384,8 +384,9 @@ def _cmd_report(args, parser) -> int:
           "skewed = fraction of non-degenerate neurons with |p - 1/2| > α (count estimator)")
     _print_frame(rep.layers, _layers_columns(rep.thresholds))
     if len(rep.skipped):
-        print(f"\nskipped {len(rep.skipped)} module(s):")
-        _print_frame(rep.skipped)
+        counts = rep.skipped.groupby(["type", "reason"], sort=False).size().reset_index(name="modules")
+        print(f"\nnot measured: {len(rep.skipped)} module(s)" + (" (listed in skipped.csv)" if args.out else ""))
+        _print_frame(counts[["modules", "type", "reason"]])
     if args.out:
         out = Path(args.out)
         written = _save_report(rep, out) + _report_figures(rep, out, args.format)
@@ -394,8 +395,6 @@ def _cmd_report(args, parser) -> int:
 
 
 def _cmd_compare(args, parser) -> int:
-    from skew.compare import compare
-
     _check_model_name(parser, args.model)
     _check_data_name(parser, args.data)
     inits = [s.strip() for s in args.inits.split(",") if s.strip()]
@@ -406,6 +405,7 @@ def _cmd_compare(args, parser) -> int:
             _scheme_arg(scheme)
         except argparse.ArgumentTypeError as err:
             parser.error(f"argument --inits: {err}")
+    from skew.compare import compare
     from skew.models import build_model
 
     options = dict(args.model_option or [])
@@ -438,11 +438,11 @@ def _cmd_compare(args, parser) -> int:
 
 
 def _cmd_inspect(args, parser) -> int:
-    from skew.weights import layer_table, neuron_table
-
     _check_model_name(parser, args.model)
     if args.init and args.weights:
         parser.error("argument --init: not allowed with --weights (inspect a checkpoint, or a fresh init, not both)")
+    from skew.weights import layer_table, neuron_table
+
     model = _build_model(args)
     if args.init:
         data = None

@@ -156,7 +156,8 @@ def compare(
     ``skew.init.apply(m, scheme, data=data_for_lsuv or first batch, generator=Generator().manual_seed(seed))``
     and ``skew.report(m, loader, ...)``. Model construction and ``default`` init run under
     ``torch.manual_seed(seed)`` inside ``torch.random.fork_rng`` so they are reproducible and the
-    caller's global RNG is untouched. ``loader`` is iterated once per (scheme, seed), so it must be
+    caller's global RNG is untouched. With ``device``, each initialized copy is moved there before
+    it is measured. ``loader`` is iterated once per (scheme, seed), so it must be
     re-iterable (a list of batches or a DataLoader, not a generator).
 
     Between schemes A and B on a layer (seeds pooled), ``.tests`` holds the two-sample KS and
@@ -194,6 +195,8 @@ def compare(
                 skew.init.apply(m, scheme, data=data, generator=generator, layers=layers)
             except SkewError as err:
                 raise SkewError(f"init {scheme!r} (seed {seed}) failed: {err}") from err
+            if device is not None:
+                m.to(device)
             reports[(scheme, seed)] = report(
                 m,
                 loader,

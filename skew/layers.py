@@ -141,8 +141,11 @@ def select_layers(
     for spec in specs:
         if isinstance(spec, str) and not any(ch in spec for ch in "*?[") and spec not in all_names:
             close = difflib.get_close_matches(spec, all_names, n=3)
-            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise SkewError(f"no module named {spec!r} in {type(model).__name__}{hint}")
+            hint = f"did you mean {', '.join(map(repr, close))}? " if close else ""
+            raise SkewError(
+                f"no module named {spec!r} in {type(model).__name__}; {hint}"
+                "use qualified names from model.named_modules(), or a glob such as 'features.*'"
+            )
     out = []
     for name, mod in candidates:
         try:

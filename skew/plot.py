@@ -132,12 +132,15 @@ def _select(frame: pd.DataFrame, layer, *, allow_all: bool = True) -> tuple[pd.D
     return frame[frame["layer"] == layer], label
 
 
-def _live(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """Non-degenerate rows and how many degenerate ones were dropped."""
-    if "degenerate" not in frame.columns:
-        return frame, 0
-    mask = frame["degenerate"].fillna(False).astype(bool).to_numpy()
-    return frame[~mask], int(mask.sum())
+def _live(frame: pd.DataFrame, col: str | None = None) -> tuple[pd.DataFrame, int]:
+    """Non-degenerate rows (with a finite ``col``, when given) and how many degenerate ones were dropped."""
+    mask = np.zeros(len(frame), dtype=bool)
+    if "degenerate" in frame.columns:
+        mask = frame["degenerate"].fillna(False).astype(bool).to_numpy()
+    n_degenerate = int(mask.sum())
+    if col is not None and col in frame.columns:
+        mask = mask | ~np.isfinite(frame[col].to_numpy(float))
+    return frame[~mask], n_degenerate
 
 
 def _groups(frame: pd.DataFrame, by: Sequence[str]) -> list[tuple[str | None, pd.DataFrame]]:
@@ -332,7 +335,7 @@ def rowsum_hist(data, *, layer=None, alpha: float = 0.3, binwidth: float = 0.2,
     neurons, layers, _, _ = _parts(data)
     neurons = _need(neurons, ("layer", "row_sum", col), "rowsum_hist")
     sub, label = _select(neurons, layer, allow_all=False)
-    sub, n_degenerate = _live(sub)
+    sub, n_degenerate = _live(sub, col)
     if not len(sub):
         raise SkewError(f"{label} has no non-degenerate neuron to plot")
     s = sub["row_sum"].to_numpy(float)
@@ -375,7 +378,7 @@ def skew_hist(data, *, layer=None, hue: str | None = None, estimator: str = "cou
     neurons, layers, _, report_thresholds = _parts(data)
     neurons = _need(neurons, ("layer", col), "skew_hist")
     sub, label = _select(neurons, layer)
-    sub, n_degenerate = _live(sub)
+    sub, n_degenerate = _live(sub, col)
     if hue is None and "init" in sub.columns and sub["init"].nunique() > 1:
         hue = "init"
     if hue is not None and hue not in sub.columns:
@@ -417,7 +420,7 @@ def skew_vs_rowsum(data, *, layer=None, estimator: str = "count", thresholds: Se
     neurons, layers, _, report_thresholds = _parts(data)
     neurons = _need(neurons, ("layer", "row_sum", pcol), "skew_vs_rowsum")
     sub, label = _select(neurons, layer)
-    sub, n_degenerate = _live(sub)
+    sub, n_degenerate = _live(sub, pcol)
     ax = _axes(ax)
     groups = _groups(sub, ("layer", "init"))
     for i, (key, g) in enumerate(groups):
@@ -535,7 +538,7 @@ def skew_fraction_vs_alpha(data=None, *, layer=None, alphas: Sequence[float] | N
         neurons, layers, _, _ = _parts(data)
         neurons = _need(neurons, ("layer", col), "skew_fraction_vs_alpha")
         sub, label = _select(neurons, layer)
-        sub, _ = _live(sub)
+        sub, _ = _live(sub, col)
         if not len(sub):
             raise SkewError(f"{label} has no non-degenerate neuron to measure")
         for i, (key, g) in enumerate(_groups(sub, ("init",))):
@@ -584,7 +587,7 @@ def skew_by_depth(data, *, alpha: float = 0.3, hue: str | None = "init", estimat
     if layers is not None and col in layers.columns:
         frame = layers
     elif neurons is not None and _skew_col(estimator) in neurons.columns:
-        live, _ = _live(neurons)
+        live, _ = _live(neurons, _skew_col(estimator))
         by = [c for c in keys if c in live.columns] + ["layer"]
         frame = (live.assign(_sk=live[_skew_col(estimator)].to_numpy(float) > alpha)
                  .groupby(by, sort=False)["_sk"].mean().rename(col).reset_index())

@@ -29,8 +29,6 @@ from skew.errors import SkewError
 
 __all__ = [
     "INPUT_LAWS",
-    "SCHEME_ALIASES",
-    "THEORY_SCHEMES",
     "expected_skewed_fraction",
     "input_moments",
     "predicted_p",
@@ -47,41 +45,6 @@ INPUT_LAWS: dict[str, tuple[float, float]] = {
     "uniform": (0.0, 1.0 / math.sqrt(3.0)),
     "relu-uniform": (0.25, math.sqrt(5.0 / 48.0)),
 }
-
-#: Schemes whose weight and row-sum variances :func:`weight_variance` / :func:`rowsum_variance` know.
-THEORY_SCHEMES: tuple[str, ...] = (
-    "default",
-    "xavier_uniform",
-    "xavier_normal",
-    "kaiming_uniform",
-    "kaiming_normal",
-    "orthogonal",
-    "lsuv",
-    "sinusoidal",
-    "idinit",
-    "arcsine",
-    "uniform",
-)
-
-#: Alias -> scheme. Both Kaiming variants share one variance, so ``he`` gives the same numbers
-#: whichever of them skew.init maps it to.
-SCHEME_ALIASES: dict[str, str] = {"glorot": "xavier_uniform", "he": "kaiming_uniform"}
-
-# options each scheme accepts, with their defaults (torch.nn.init's own defaults)
-_OPTIONS: dict[str, dict[str, object]] = {
-    "default": {},
-    "xavier_uniform": {"gain": 1.0},
-    "xavier_normal": {"gain": 1.0},
-    "kaiming_uniform": {"a": 0.0, "mode": "fan_in", "nonlinearity": "leaky_relu"},
-    "kaiming_normal": {"a": 0.0, "mode": "fan_in", "nonlinearity": "leaky_relu"},
-    "orthogonal": {"gain": 1.0},
-    "lsuv": {},
-    "sinusoidal": {"gain": 1.0, "mode": None},
-    "idinit": {"tau": 1.0},
-    "arcsine": {"gain": 1.0},
-    "uniform": {"a": 1.0},
-}
-
 
 def _out(x):
     """A float for 0-d results, else the ndarray."""
@@ -252,14 +215,14 @@ def skewed_fraction_curve(alphas=None, laws: Sequence[str] | None = None) -> pd.
 # variances per scheme
 
 
-def _resolve(scheme: str) -> str:
-    if not isinstance(scheme, str):
-        raise SkewError(f"scheme must be a name such as 'xavier_uniform', got {type(scheme).__name__}")
-    name = SCHEME_ALIASES.get(scheme, scheme)
-    if name not in _OPTIONS:
-        valid = ", ".join(list(THEORY_SCHEMES) + list(SCHEME_ALIASES))
-        raise SkewError(f"unknown scheme {scheme!r}; valid schemes are {valid}")
-    return name
+def _resolve(scheme, options: dict) -> tuple[str, dict]:
+    """(canonical name, every option value) through skew.init's own registry, so a scheme is
+    spelled exactly as for :func:`skew.init.apply`: a name, an alias (``glorot``, ``he``), a spelled
+    form (``"uniform:5"``, ``"sinusoidal:mode=fan_in,gain=1.4142"``) or a ``Scheme``."""
+    from skew.init.registry import get_scheme  # lazy: skew.init may one day import skew.theory
+
+    resolved = get_scheme(scheme, **options)
+    return resolved.name, dict(resolved.options)
 
 
 def _shape(shape) -> tuple[int, ...]:
@@ -275,15 +238,6 @@ def _shape(shape) -> tuple[int, ...]:
             "dimensions, e.g. (out_features, in_features) or (c_out, c_in, k, k)"
         )
     return shape
-
-
-def _options(name: str, options: dict) -> dict:
-    allowed = _OPTIONS[name]
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        valid = ", ".join(allowed) if allowed else "none"
-        raise SkewError(f"scheme {name!r} takes no option {', '.join(unknown)}; its options are: {valid}")
-    return {**allowed, **options}
 
 
 def _fans(shape: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -314,12 +268,13 @@ def _sinusoid_rows(m: int, n: int) -> tuple[np.ndarray, float]:
 def weight_variance(scheme: str, shape, **options) -> float:
     """Target variance Var(W) of a weight of ``shape`` under ``scheme`` (fans as torch.nn.init).
 
+    ``scheme`` and ``options`` are read by skew.init's registry, exactly as :func:`skew.init.apply`
+    reads them (``"glorot"``, ``"uniform:5"``, ``"sinusoidal:mode=fan_in,gain=1.4142"``, a ``Scheme``).
     With (m, n) = (shape[0], prod(shape[1:])) and torch's fan_in, fan_out:
 
     - ``xavier_uniform``/``xavier_normal`` (``glorot``): gain² · 2 / (fan_in + fan_out).
     - ``kaiming_uniform``/``kaiming_normal`` (``he``): gain² / fan with gain from
-      ``torch.nn.init.calculate_gain(nonlinearity, a)`` (torch defaults: a=0, leaky_relu -> gain² = 2,
-      mode ``fan_in``): 2 / fan_in.
+      ``torch.nn.init.calculate_gain(nonlinearity, a)``; defaults relu, mode ``fan_in``: 2 / fan_in.
     - ``default`` (PyTorch's Linear/Conv ``reset_parameters``: kaiming_uniform with a = √5):
       1 / (3 fan_in).
     - ``orthogonal``: gain² / max(m, n) (orthonormal rows or columns of the (m, n) matrix).
@@ -334,11 +289,12 @@ def weight_variance(scheme: str, shape, **options) -> float:
     Example:
         >>> weight_variance("xavier_uniform", (200, 300))
         0.004
+        >>> weight_variance("uniform:5", (10, 10)) == 25 / 3
+        True
         >>> round(weight_variance("default", (64, 3, 3, 3)), 6)  # 1 / (3 * 27)
         0.012346
     """
-    name = _resolve(scheme)
-    opts = _options(name, options)
+    name, opts = _resolve(scheme, options)
     m, n, fan_in, fan_out = _fans(_shape(shape))
     if name in ("xavier_uniform", "xavier_normal", "arcsine"):
         return float(opts["gain"]) ** 2 * 2.0 / (fan_in + fan_out)
@@ -397,8 +353,7 @@ def rowsum_variance(scheme: str, shape, **options) -> float:
         >>> rowsum_variance("sinusoidal", (100, 784))
         0.0
     """
-    name = _resolve(scheme)
-    opts = _options(name, options)
+    name, opts = _resolve(scheme, options)
     shape = _shape(shape)
     m, n, _, _ = _fans(shape)
     if name == "orthogonal":
@@ -409,10 +364,10 @@ def rowsum_variance(scheme: str, shape, **options) -> float:
         r, v = _sinusoid_rows(m, n)
         if not v > 0.0:
             return float("nan")
-        a2 = weight_variance(name, shape, **options) / v
+        a2 = weight_variance(name, shape, **opts) / v
         return float(a2 * np.var(r))
     if name == "idinit":
         return 0.0
     if name == "lsuv":
         return float("nan")
-    return n * weight_variance(name, shape, **options)
+    return n * weight_variance(name, shape, **opts)

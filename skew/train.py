@@ -313,7 +313,7 @@ def _axes(ax):
 
 # -- the experiment ----------------------------------------------------------------------------
 def _check_config(models, schemes, seeds, epochs, patience, optimizer, lr, batch_size, track_every) -> None:
-    from skew.init import schemes as known_schemes
+    from skew.init import get_scheme
     from skew.models import model_names
 
     if not models:
@@ -324,10 +324,8 @@ def _check_config(models, schemes, seeds, epochs, patience, optimizer, lr, batch
         raise SkewError(f"cannot train {bad} on digits; the experiment supports {', '.join(have)}")
     if not schemes:
         raise SkewError("schemes is empty; pass e.g. schemes=('default', 'sinusoidal')")
-    valid = known_schemes()
-    bad = [s for s in schemes if s not in valid]
-    if bad:
-        raise SkewError(f"unknown init scheme(s) {bad}; use any of {', '.join(valid)}")
+    for scheme in schemes:
+        get_scheme(scheme)  # raises SkewError naming the valid schemes
     if len(set(schemes)) != len(schemes):
         raise SkewError(f"schemes {list(schemes)} repeat a name; list each scheme once")
     if not seeds or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) for s in seeds):
@@ -371,7 +369,7 @@ def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def _train_one(model_name, scheme, seed, data, cfg) -> tuple[list[dict], pd.DataFrame]:
-    from skew.init import apply
+    from skew.init import apply, get_scheme
     from skew.models import build_model
 
     x_tr, y_tr, x_va, y_va = data
@@ -383,7 +381,7 @@ def _train_one(model_name, scheme, seed, data, cfg) -> tuple[list[dict], pd.Data
         model = build_model(model_name, **_MODEL_OPTIONS[model_name])
         init_gen = torch.Generator().manual_seed(seed)
         kwargs: dict[str, Any] = {"generator": init_gen}
-        if scheme == "lsuv":
+        if get_scheme(scheme).needs_data:
             pick = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:_LSUV_SIZE]
             kwargs["data"] = x_tr[pick]
         apply(model, scheme, **kwargs)
@@ -405,13 +403,13 @@ def _train_one(model_name, scheme, seed, data, cfg) -> tuple[list[dict], pd.Data
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                total += float(loss) * len(idx)
+                total += float(loss.detach()) * len(idx)
                 step += 1
             rows.append({
                 "model": model_name, "init": scheme, "seed": int(seed), "epoch": epoch,
                 "train_loss": total / n, "val_acc": _accuracy(model, x_va, y_va),
             })
-        if step % every != 0:
+        if tracker.steps[-1] != step:  # the state after the last update
             tracker.measure(step)
     hist = tracker.history
     hist.insert(0, "epoch", hist["step"] / steps_per_epoch)
@@ -548,6 +546,8 @@ def write_outputs(result: TrainResult, out_dir: str | Path) -> list[Path]:
     for row, model in zip(grid, models):
         for ax, metric in zip(row, metrics):
             result.plot_skew(metric, model, ax=ax)
+    for ax in grid.flat[1:]:  # one legend is enough: the colours are the same in every panel
+        ax.get_legend().remove()
     paths.append(save_figure(fig, out / "training_skew.png"))
     return paths
 

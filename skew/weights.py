@@ -232,25 +232,25 @@ def _pair_counts(rows: torch.Tensor, live: torch.Tensor, chunk: int = 1024) -> t
         p = u @ q
     else:
         p = u
-    sq = (p * p).sum(dim=1)
+    sq = (p * p).sum(dim=1, keepdim=True)
+    ones = torch.ones_like(sq)
+    # ‖p_i ∓ p_j‖² = [∓2 p_i, |p_i|², 1] · [p_j, 1, |p_j|²]: one matmul per sign and chunk
+    right = torch.cat([p, ones, sq], dim=1).T
     reach = 2.0 * COS_TOL * (1.0 + 1e-6) + 1e-12  # screening radius², with a rounding margin
-    par = anti = 0
+    counts = {1.0: 0, -1.0: 0}
     for start in range(0, k, chunk):
-        block = p[start : start + chunk]
-        dot = block @ p.T  # (c, k)
-        near = sq[start : start + block.shape[0], None] + sq[None, :]
-        upper = torch.arange(k)[None, :] > torch.arange(start, start + block.shape[0])[:, None]
+        stop = min(start + chunk, k)
         for sign in (1.0, -1.0):
-            cand = ((near - 2.0 * sign * dot) <= reach) & upper
-            a, b = cand.nonzero(as_tuple=True)
+            left = torch.cat([-2.0 * sign * p[start:stop], sq[start:stop], ones[start:stop]], dim=1)
+            a, b = ((left @ right) <= reach).nonzero(as_tuple=True)
+            a = a + start
+            keep = a < b
+            a, b = a[keep], b[keep]
             for lo in range(0, a.numel(), 65536):
-                ia, ib = a[lo : lo + 65536] + start, b[lo : lo + 65536]
-                cos = (u[ia] * u[ib]).sum(dim=1)
-                hits = int((cos >= 1.0 - COS_TOL).sum()) if sign > 0 else int((cos <= -1.0 + COS_TOL).sum())
-                if sign > 0:
-                    par += hits
-                else:
-                    anti += hits
+                cos = (u[a[lo : lo + 65536]] * u[b[lo : lo + 65536]]).sum(dim=1)
+                hit = cos >= 1.0 - COS_TOL if sign > 0 else cos <= -1.0 + COS_TOL
+                counts[sign] += int(hit.sum())
+    par, anti = counts[1.0], counts[-1.0]
     return par, anti
 
 
@@ -269,7 +269,18 @@ def _rank(rows: torch.Tensor, rtol: float) -> int:
     return int(torch.linalg.matrix_rank(rows, rtol=rtol))
 
 
-def _layer_row(b: _Block, scheme: str | None, options: dict) -> dict:
+def _scheme(scheme, options: dict):
+    """The resolved skew.init Scheme (validated up front), or None without one."""
+    if scheme is None:
+        if options:
+            raise SkewError(f"options {sorted(options)} need a scheme; pass scheme='name' with them")
+        return None
+    from skew.init.registry import get_scheme
+
+    return get_scheme(scheme, **options)
+
+
+def _layer_row(b: _Block, scheme) -> dict:
     rows = b.rows
     m, n = rows.shape
     eps = torch.finfo(b.weight.dtype).eps if b.weight.dtype.is_floating_point else 0.0
@@ -295,11 +306,11 @@ def _layer_row(b: _Block, scheme: str | None, options: dict) -> dict:
     weight_var = float(flat.var()) if flat.numel() > 1 else float("nan")
     target = float("nan")
     if scheme is not None:
-        if b.packed_default is not None and theory.SCHEME_ALIASES.get(scheme, scheme) == "default":
+        if b.packed_default is not None and scheme.name == "default":
             # nn.MultiheadAttention's own reset: xavier_uniform_ on the packed in_proj_weight
             target = theory.weight_variance("xavier_uniform", b.packed_default)
         else:
-            target = theory.weight_variance(scheme, tuple(b.weight.shape), **options)
+            target = theory.weight_variance(scheme, tuple(b.weight.shape))
     live = ~zero
     s_over = (rows.sum(dim=1)[live].abs() / norms[live]) if bool(live.any()) else torch.zeros(0)
     return {
@@ -346,9 +357,8 @@ def layer_table(model: nn.Module, layers: LayerSpec = None, scheme: str | None =
         >>> layer_table(net)[["rank", "zero_rows", "antiparallel_pairs"]].values.tolist()
         [[4, 1, 1]]
     """
-    if scheme is not None:
-        theory.weight_variance(scheme, (2, 2), **options)  # validate name and options up front
-    return pd.DataFrame([_layer_row(b, scheme, options) for b in _blocks(model, layers)])
+    resolved = _scheme(scheme, options)
+    return pd.DataFrame([_layer_row(b, resolved) for b in _blocks(model, layers)])
 
 
 def diagnose(
@@ -361,10 +371,9 @@ def diagnose(
         >>> len(neurons), len(per_layer)
         (4, 1)
     """
-    if scheme is not None:
-        theory.weight_variance(scheme, (2, 2), **options)
+    resolved = _scheme(scheme, options)
     neurons, rows = [], []
     for b in _blocks(model, layers):
         neurons.append(_neuron_frame(b))
-        rows.append(_layer_row(b, scheme, options))
+        rows.append(_layer_row(b, resolved))
     return pd.concat(neurons, ignore_index=True), pd.DataFrame(rows)

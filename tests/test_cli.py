@@ -79,7 +79,7 @@ def test_plot_writes_the_requested_format(tmp_path, capsys):
     assert (tmp_path / "w.png").read_bytes() == png  # byte-identical
     assert main(["plot", "--init", "orthogonal", "--format", "svg", "--out", str(tmp_path / "o")]) == 0
     assert (tmp_path / "o.svg").read_text().lstrip().startswith("<?xml")
-    assert main(["plot", "--init", "xavier_uniform", *MLP, "--layer", "0", "--out", str(tmp_path / "l.pdf")]) == 0
+    assert main(["plot", "--init", "xavier_uniform", *MLP, "--layer", "fc2", "--out", str(tmp_path / "l.pdf")]) == 0
     assert (tmp_path / "l.pdf").read_bytes()[:5] == b"%PDF-"
     assert main(["plot", "--init", "orthogonal", "--format", "pdf", "--out", str(tmp_path / "x.png")]) == 2
     assert "conflicts" in capsys.readouterr().err
@@ -163,6 +163,7 @@ def test_report_with_mismatched_checkpoint_exits_1(tmp_path, capsys):
 
 
 # ---- subprocess ---------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_console_script_and_python_m():
     script = Path(sys.executable).with_name("skew")
     result = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60)

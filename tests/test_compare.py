@@ -100,8 +100,10 @@ def test_tests_frame_separates_schemes_and_agrees_with_brute_force(cmp):
     assert row["diff_skewed_0.1"] > 0.5
     same = t[(t["layer"] == "1") & (t["init_a"] == "xavier_uniform") & (t["init_b"] == "kaiming_normal")].iloc[0]
     assert same["ks_p"] > 1e-3 and abs(same["cliffs_delta"]) < 0.2  # the corollary: scheme-independent
-    a = cmp.neurons.query("init == 'xavier_uniform' and layer == '1'")["skew"].to_numpy()
-    b = cmp.neurons.query("init == 'sinusoidal' and layer == '1'")["skew"].to_numpy()
+    live = cmp.neurons[~cmp.neurons["degenerate"]]  # sinusoidal 256x512: row i = 256 is sin(pi j) = 0
+    a = live.query("init == 'xavier_uniform' and layer == '1'")["skew"].to_numpy()
+    b = live.query("init == 'sinusoidal' and layer == '1'")["skew"].to_numpy()
+    assert row["n_b"] == b.size == 2 * (WIDTH - 1)
     from scipy import stats
 
     assert row["ks_stat"] == pytest.approx(stats.ks_2samp(a, b).statistic)

@@ -342,7 +342,7 @@ def test_skew_by_depth_means_over_seeds_in_forward_order():
                 rows.append({"layer": layer, "init": init, "seed": seed, "skewed_0.3": v + 0.1 * seed})
     ax = plot.skew_by_depth(pd.DataFrame(rows), alpha=0.3)
     assert [t.get_text() for t in ax.get_xticklabels()] == ["fc1", "b", "a"]
-    lines = {str(ln.get_label()): ln for ln in ax.get_lines() if not str(ln.get_label()).startswith("_")}
+    lines = {c.get_label(): c.lines[0] for c in ax.containers}
     assert set(lines) == {"glorot", "sinusoidal"}
     assert np.allclose(lines["glorot"].get_ydata(), np.array(values["glorot"]) + 0.05)
     assert np.allclose(lines["sinusoidal"].get_xdata(), [0, 1, 2])
@@ -354,7 +354,7 @@ def test_skew_by_depth_from_neurons_frame_equals_brute_force(report):
     ax = plot.skew_by_depth(report.neurons, alpha=0.1)
     live = report.neurons[~report.neurons["degenerate"]]
     expected = [(live.query("layer == @name")["skew"] > 0.1).mean() for name in ("fc1", "fc2")]
-    (line,) = [ln for ln in ax.get_lines() if str(ln.get_label()) == "measured"]
+    (line,) = [c.lines[0] for c in ax.containers if c.get_label() == "measured"]
     assert np.allclose(line.get_ydata(), expected)
     with pytest.raises(SkewError, match="skewed_0.2"):
         plot.skew_by_depth(report.layers, alpha=0.2)
@@ -367,3 +367,31 @@ def test_bad_data_is_rejected():
         plot.skew_hist(object())
     with pytest.raises(SkewError, match="row_sum"):
         plot.rowsum_hist(pd.DataFrame({"layer": ["a"], "neuron": [0], "skew": [0.1]}))
+
+
+def test_neurons_without_a_finite_skew_are_left_out():
+    frame = pd.DataFrame({"layer": "a", "neuron": [0, 1, 2, 3], "row_sum": [0.1, -2.0, 0.5, 0.0],
+                          "skew": [0.05, 0.45, np.nan, 0.0], "degenerate": [False, False, False, True]})
+    ax = plot.skew_hist(frame)
+    assert sum(b.get_height() for b in ax.patches) == 2
+    assert "1 degenerate left out" in ax.get_title()
+    ax = plot.rowsum_hist(frame, alpha=0.3)
+    low, high = _stacks(ax)
+    # 2 live neurons with a finite skew, 1 of them skewed: each stack holds half of the density
+    assert sum(b.get_height() for b in high) * 0.2 == pytest.approx(0.5)
+    assert sum(b.get_height() for b in low) * 0.2 == pytest.approx(0.5)
+
+
+def test_every_plot_reads_a_real_report():
+    analyzer = pytest.importorskip("skew.analyzer")
+    from skew.data import build_data
+    from skew.models import build_model
+
+    net = build_model("mlp", depth=2, width=48)
+    rep = analyzer.report(net, build_data("gaussian", shape=(48,), batch_size=128, batches=2), progress=False)
+    for name in NAMES[2:]:
+        fig, ax = plt.subplots()
+        assert getattr(plot, name)(rep, ax=ax) is ax
+        assert "fc1" in ax.get_title() or name == "skew_by_depth"
+    ax = plot.skew_by_depth(rep, alpha=0.1)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["fc1", "fc2"]

@@ -115,7 +115,10 @@ def test_weight_variance_hand_worked():
     assert theory.weight_variance("default", (64, 3, 3, 3)) == pytest.approx(1 / 81)
     assert theory.weight_variance("kaiming_normal", (64, 3, 3, 3)) == pytest.approx(2 / 27)
     assert theory.weight_variance("he", (64, 3, 3, 3), mode="fan_out") == pytest.approx(2 / 576)
-    assert theory.weight_variance("kaiming_uniform", (10, 20), a=1.0) == pytest.approx(1 / 20)  # 2/(1+1)/20
+    # leaky_relu slope a = 1: gain² = 2 / (1 + 1) = 1 -> 1/20; relu ignores a, as torch's calculate_gain does
+    assert theory.weight_variance("kaiming_uniform", (10, 20), a=1.0, nonlinearity="leaky_relu") == pytest.approx(
+        1 / 20)
+    assert theory.weight_variance("kaiming_uniform", (10, 20), a=1.0) == pytest.approx(2 / 20)
     assert theory.weight_variance("kaiming_uniform", (10, 20), nonlinearity="tanh") == pytest.approx(
         (5 / 3) ** 2 / 20)
     assert theory.weight_variance("orthogonal", (200, 300)) == pytest.approx(1 / 300)
@@ -129,6 +132,11 @@ def test_weight_variance_hand_worked():
     # IDI_2 of shape (3, 4): 12 entries, three equal 2: mean 1/2, Σx² = 12, var = (12 − 12/4)/11 = 9/11
     assert theory.weight_variance("idinit", (3, 4), tau=2.0) == pytest.approx(9 / 11)
     assert math.isnan(theory.weight_variance("lsuv", (10, 10)))
+    # spelled as for skew.init.apply
+    assert theory.weight_variance("uniform:5", (3, 3)) == pytest.approx(25 / 3)
+    assert theory.weight_variance("kaiming_normal:mode=fan_out", (64, 3, 3, 3)) == pytest.approx(2 / 576)
+    assert theory.rowsum_variance("sinusoidal:mode=fan_in,gain=2", (10, 3)) == pytest.approx(
+        theory.rowsum_variance("sinusoidal", (10, 3), mode="fan_in", gain=2.0))
 
 
 def test_idinit_variance_is_the_matrix_variance():
@@ -296,8 +304,8 @@ def test_unknown_names_list_the_valid_ones():
         theory.input_moments("cauchy")
     with pytest.raises(SkewError, match="xavier_uniform.*sinusoidal"):
         theory.weight_variance("lecun", (3, 3))
-    with pytest.raises(SkewError, match="valid schemes"):
-        theory.rowsum_variance("Glorot", (3, 3))
+    with pytest.raises(SkewError, match="(?i)valid schemes"):
+        theory.rowsum_variance("glorot_uniform", (3, 3))
     with pytest.raises(SkewError, match="gain"):
         theory.weight_variance("xavier_uniform", (3, 3), gian=2.0)
     with pytest.raises(SkewError, match="fan_in"):

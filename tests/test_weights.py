@@ -252,7 +252,7 @@ def test_resnet18():
     tv = pytest.importorskip("torchvision")
     torch.manual_seed(0)
     net = tv.models.resnet18(weights=None)
-    neurons, layers = diagnose(net, scheme="kaiming_normal", mode="fan_out", nonlinearity="relu")
+    neurons, layers = diagnose(net, scheme="kaiming_normal:mode=fan_out")
     convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
     assert len(layers) == len(convs) + 1
     assert len(neurons) == sum(c.out_channels for c in convs) + 1000
@@ -359,10 +359,12 @@ def test_errors():
         layer_table(nn.Sequential(nn.Linear(2, 2)), layers="encoder.*")
     with pytest.raises(SkewError, match="no Linear, Conv"):
         neuron_table(nn.Sequential(nn.ReLU(), nn.LayerNorm(3)))
-    with pytest.raises(SkewError, match="valid schemes"):
+    with pytest.raises(SkewError, match="(?i)valid schemes"):
         layer_table(nn.Linear(2, 2), scheme="glorot_uniform")
     with pytest.raises(SkewError, match="gain"):
         diagnose(nn.Linear(2, 2), scheme="xavier_normal", gian=2.0)
+    with pytest.raises(SkewError, match="need a scheme"):
+        layer_table(nn.Linear(2, 2), gain=2.0)
     with pytest.raises(SkewError, match="meta"):
         neuron_table(nn.Linear(2, 2, device="meta"))
     with pytest.raises(SkewError, match="weight matrix"):

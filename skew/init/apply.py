@@ -95,9 +95,8 @@ def _units(model: nn.Module) -> list[_Unit]:
         elif is_layer(module):
             bias = getattr(module, "bias", None)
             bias = bias if isinstance(bias, torch.Tensor) else None
-            units.append(
-                _Unit(name, module, module.weight, bias, module.weight, bias, attention=out_projs.get(id(module)))
-            )
+            owner = out_projs.get(id(module))
+            units.append(_Unit(name, module, module.weight, bias, module.weight, bias, attention=owner))
     return units
 
 
@@ -186,6 +185,25 @@ def _reset_default(unit: _Unit, generator: torch.Generator | None) -> str:
     return f"{type(unit.module).__name__}.reset_parameters()"
 
 
+def _default_order(units: list[_Unit]) -> list[_Unit]:
+    """Units with each attention's out_proj moved before its q/k/v blocks.
+
+    ``MultiheadAttention.__init__`` builds ``out_proj`` (drawing its weights) before
+    ``_reset_parameters`` draws ``in_proj_weight``; keeping that order makes ``default`` under a
+    given seed reproduce a freshly constructed module exactly.
+    """
+    out_projs = {id(u.attention): u for u in units if u.block is None and u.attention is not None}
+    with_blocks = {id(u.attention) for u in units if u.block is not None}
+    ordered: list[_Unit] = []
+    for u in units:
+        if u.block is None and u.attention is not None and id(u.attention) in with_blocks:
+            continue  # placed before its blocks
+        if u.block is not None and id(u.attention) in out_projs:
+            ordered.append(out_projs.pop(id(u.attention)))
+        ordered.append(u)
+    return ordered
+
+
 def _skip_reason(owner: nn.Module, local: str) -> str:
     kind = type(owner).__name__
     if isinstance(owner, _NORMS):
@@ -257,8 +275,9 @@ def apply(
     Example:
         >>> net = nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 2, 32), 1, enable_nested_tensor=False)
         >>> table = apply(net, "xavier_uniform", generator=torch.Generator().manual_seed(0))
-        >>> table.loc[table.action == "set", "module"].unique().tolist()[:4]
-        ['layers.0.self_attn.q_proj', 'layers.0.self_attn.k_proj', 'layers.0.self_attn.v_proj', 'layers.0.self_attn.out_proj']
+        >>> table.loc[table.action == "set", "module"].unique().tolist()[:4]  # doctest: +NORMALIZE_WHITESPACE
+        ['layers.0.self_attn.q_proj', 'layers.0.self_attn.k_proj', 'layers.0.self_attn.v_proj',
+         'layers.0.self_attn.out_proj']
     """
     if not isinstance(model, nn.Module):
         raise SkewError(f"expected a torch.nn.Module, got {type(model).__name__}; pass the model itself")
@@ -295,7 +314,7 @@ def apply(
 
     reasons: dict[tuple[int, str], str] = {}
     with torch.no_grad():
-        for u in selected:
+        for u in _default_order(selected) if resolved.name == "default" else selected:
             if resolved.name == "default":
                 how = _reset_default(u, generator)
                 reasons[(id(u), "weight")] = how
@@ -308,7 +327,7 @@ def apply(
                     f"cannot apply scheme {label!r} to the weight of {u.name!r} (shape "
                     f"{tuple(u.weight.shape)}): {err}"
                 ) from err
-            reasons[(id(u), "weight")] = resolved.summary if resolved.name != "lsuv" else "orthogonal"
+            reasons[(id(u), "weight")] = resolved.call
             if u.bias is not None:
                 u.bias.fill_(bias)
                 reasons[(id(u), "bias")] = f"constant {bias:g}"
@@ -328,7 +347,9 @@ def apply(
     return _table(model, units, {id(u) for u in selected}, reasons, label)
 
 
-def _table(model: nn.Module, units: list[_Unit], selected: set[int], reasons: dict, label: str) -> pd.DataFrame:
+def _table(
+    model: nn.Module, units: list[_Unit], selected: set[int], reasons: dict, label: str
+) -> pd.DataFrame:
     index: dict[int, tuple[int, str]] = {}
     for k, (pname, p) in enumerate(model.named_parameters()):
         index[id(p)] = (k, pname)
@@ -365,6 +386,7 @@ def _table(model: nn.Module, units: list[_Unit], selected: set[int], reasons: di
                 continue
             covered.add(id(p))
             k, pname = index[id(p)]
-            rows.append(((k, 0), pname, mname, local, tuple(p.shape), "", "skipped", _skip_reason(module, local)))
+            reason = _skip_reason(module, local)
+            rows.append(((k, 0), pname, mname, local, tuple(p.shape), "", "skipped", reason))
     rows.sort(key=lambda r: r[0])
     return pd.DataFrame([r[1:] for r in rows], columns=COLUMNS)

@@ -113,7 +113,8 @@ def sinusoidal_(tensor: torch.Tensor, gain: float = 1.0, mode: str | None = None
     Row i makes exactly i full oscillations, so for m < n every row sums to zero. With v the
     unbiased variance of the a = 1 matrix (:func:`sinusoidal_variance`), the amplitude is
 
-    - ``mode=None`` (the paper's Glorot scaling): :math:`a = \text{gain}\sqrt{2 / (v\,(\text{fan\_in} + \text{fan\_out}))}`,
+    - ``mode=None`` (the paper's Glorot scaling):
+      :math:`a = \text{gain}\sqrt{2 / (v\,(\text{fan\_in} + \text{fan\_out}))}`,
       so the entries' variance is :math:`\text{gain}^2 \cdot 2/(\text{fan\_in}+\text{fan\_out})`;
     - ``mode="fan_in"`` or ``"fan_out"`` (the authors' later code, used with ``gain=math.sqrt(2)``):
       :math:`a = \text{gain}/\sqrt{v\cdot\text{fan}}`.
@@ -223,7 +224,8 @@ def idiz_(tensor: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     starts almost at zero, but not exactly, so no neuron is dead. Re-implemented from the paper's
     description. On the (m, n) matrix view:
 
-    .. math:: W_{r,\,r \bmod n} = \varepsilon, \quad W_{r,\,(r+1) \bmod n} = -\varepsilon, \quad 0 \text{ elsewhere}
+    .. math::
+        W_{r,\,r \bmod n} = \varepsilon, \quad W_{r,\,(r+1) \bmod n} = -\varepsilon, \quad 0 \text{ elsewhere}
 
     (the two patterns are added, so for n = 1 they cancel).
 
@@ -249,7 +251,9 @@ def idiz_(tensor: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     return tensor
 
 
-def arcsine_(tensor: torch.Tensor, gain: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+def arcsine_(
+    tensor: torch.Tensor, gain: float = 1.0, generator: torch.Generator | None = None
+) -> torch.Tensor:
     r"""Fill ``tensor`` with i.i.d. arcsine-distributed values of Glorot variance.
 
     The control of the sinusoidal paper (arXiv 2505.12909): same value distribution as a

@@ -94,7 +94,7 @@ def _to(batch, device: torch.device):
 
 
 def call_model(model: nn.Module, batch):
-    """Run ``model`` on one batch: ``model(x)``, ``model(**batch)`` for a dict, ``model(batch[0])`` for a tuple/list.
+    """Run ``model`` on one batch: ``model(x)``, ``model(**batch)`` (dict) or ``model(batch[0])`` (tuple).
 
     Example:
         >>> call_model(nn.Identity(), (torch.ones(2), torch.zeros(2)))

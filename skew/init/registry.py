@@ -133,6 +133,22 @@ _ENTRIES: dict[str, _Entry] = {
 }
 
 
+# How each scheme fills a weight, formatted with its options (the "reason" apply() reports).
+_CALLS: dict[str, str] = {
+    "default": "reset_parameters()",
+    "xavier_uniform": "xavier_uniform_(gain={gain:g})",
+    "xavier_normal": "xavier_normal_(gain={gain:g})",
+    "kaiming_uniform": "kaiming_uniform_(a={a:g}, mode={mode!r}, nonlinearity={nonlinearity!r})",
+    "kaiming_normal": "kaiming_normal_(a={a:g}, mode={mode!r}, nonlinearity={nonlinearity!r})",
+    "orthogonal": "orthogonal_(gain={gain:g})",
+    "lsuv": "orthogonal_(gain=1), then rescaled to unit output std (tol={tol:g}, max_iter={max_iter})",
+    "sinusoidal": "sinusoidal_(gain={gain:g}, mode={mode!r})",
+    "idinit": "idinit_(tau={tau:g})",
+    "arcsine": "arcsine_(gain={gain:g})",
+    "uniform": "uniform_(-{a:g}, {a:g})",
+}
+
+
 def _fmt(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
@@ -177,6 +193,11 @@ class Scheme:
     def summary(self) -> str:
         """One line: what the scheme draws."""
         return self._entry.summary
+
+    @property
+    def call(self) -> str:
+        """How a weight is filled, e.g. ``'xavier_uniform_(gain=1)'``."""
+        return _CALLS[self.name].format(**self.options)
 
     @property
     def reference(self) -> str:

@@ -1,0 +1,459 @@
+"""The :class:`Report` that :func:`skew.report` returns: tidy frames, summary, save/load, merge, plots.
+
+A Report keeps, per layer, the raw accumulator values (:class:`skew.accumulators.LayerState`:
+counts, Chan moments, OUI sums, sign samples) next to the weight statistics, and derives the
+``.neurons`` and ``.layers`` frames from them. Keeping the raw sums is what makes
+:meth:`Report.merge` exact and :meth:`Report.save` / :meth:`Report.load` lossless.
+
+Per neuron (SPEC §1): p = pos/n (count estimator), p_gauss = Φ(mean/std) (Gaussian estimator,
+std with ddof = 0), skew = |p − 1/2|, p_pred = Φ((μ S + b)/(σ ‖W‖)) with the layer's measured input
+mean μ and std σ (a layer without bias uses b = 0; ``bias`` is NaN there). A neuron is
+*degenerate* when n = 0 or std ≤ 1e-12·(|mean| + 1): its skew and p_gauss are NaN and it is left
+out of every fraction; *dead* (p = 0) and *always_on* (p = 1) are flagged among the others.
+
+Example:
+    >>> rep = skew.report(model, loader)                      # doctest: +SKIP
+    >>> rep.layers[["layer", "skewed_0.1", "skewed_0.3"]]      # doctest: +SKIP
+    >>> rep.save("run.skew.zip"); Report.load("run.skew.zip")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import warnings
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.special import ndtr
+
+from skew import theory
+from skew._io import atomic_write
+from skew.accumulators import LayerState, merge_states
+from skew.errors import SkewError
+from skew.oui import pairwise_oui
+
+__all__ = ["Report", "DEGENERATE_RTOL"]
+
+#: A neuron is degenerate when std ≤ DEGENERATE_RTOL · (|mean| + 1) (or it saw no finite sample).
+DEGENERATE_RTOL = 1e-12
+_FORMAT = "skew-report"
+_VERSION = 1
+WEIGHT_COLUMNS = ("layer", "neuron", "fan_in", "row_sum", "row_sum_scaled", "row_norm", "bias")
+
+
+def _fmt(a: float) -> str:
+    return f"{a:g}"
+
+
+def _neuron_frame(name: str, st: LayerState, w: pd.DataFrame) -> pd.DataFrame:
+    n = st.n.astype(np.int64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.where(n > 0, st.pos / np.maximum(n, 1), np.nan)
+        std = np.where(n > 0, np.sqrt(np.maximum(st.m2, 0.0) / np.maximum(n, 1)), np.nan)
+        mean = np.where(n > 0, st.mean, np.nan)
+        degenerate = (n == 0) | (std <= DEGENERATE_RTOL * (np.abs(mean) + 1.0))
+        p_gauss = np.where(degenerate, np.nan, ndtr(mean / std))
+    skew = np.where(degenerate, np.nan, np.abs(p - 0.5))
+    skew_gauss = np.abs(p_gauss - 0.5)
+    in_mean, in_std = _input_moments(st)
+    bias = w["bias"].to_numpy(dtype=np.float64)
+    p_pred = np.asarray(
+        theory.predicted_p(
+            w["row_sum"].to_numpy(np.float64), w["row_norm"].to_numpy(np.float64), in_mean, in_std,
+            np.where(np.isnan(bias), 0.0, bias),
+        ),
+        dtype=np.float64,
+    ).reshape(-1)
+    frame = pd.DataFrame(
+        {
+            "layer": name,
+            "neuron": np.arange(len(n), dtype=np.int64),
+            "fan_in": w["fan_in"].to_numpy(np.int64),
+            "row_sum": w["row_sum"].to_numpy(np.float64),
+            "row_sum_scaled": w["row_sum_scaled"].to_numpy(np.float64),
+            "row_norm": w["row_norm"].to_numpy(np.float64),
+            "bias": bias,
+            "n": n,
+            "p": p,
+            "p_gauss": p_gauss,
+            "p_pred": p_pred,
+            "skew": skew,
+            "skew_gauss": skew_gauss,
+            "mean": mean,
+            "std": std,
+            "degenerate": degenerate,
+            "dead": ~degenerate & (st.pos == 0),
+            "always_on": ~degenerate & (st.pos == n),
+            "nonfinite": st.nonfinite.astype(np.int64),
+        }
+    )
+    return frame
+
+
+def _input_moments(st: LayerState) -> tuple[float, float]:
+    if st.in_n <= 0:
+        return float("nan"), float("nan")
+    return float(st.in_mean), float(math.sqrt(max(st.in_m2, 0.0) / st.in_n))
+
+
+def _fraction(mask: np.ndarray, live: np.ndarray) -> float:
+    return float(mask[live].mean()) if live.any() else float("nan")
+
+
+def _spearman(x: np.ndarray, y: np.ndarray) -> float:
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
+        return float("nan")
+    from scipy.stats import spearmanr
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(spearmanr(x[ok], y[ok]).statistic)
+
+
+def _lambda(alpha: float, fan_in: int, weight_std: float, in_mean: float, in_std: float) -> float:
+    if not (np.isfinite(in_mean) and in_mean != 0 and np.isfinite(in_std) and np.isfinite(weight_std)):
+        return float("nan")
+    return float(theory.threshold(alpha, fan_in, weight_std, in_mean, in_std))
+
+
+def _layer_row(name: str, info: dict, st: LayerState, nf: pd.DataFrame, thresholds) -> dict:
+    live = ~nf["degenerate"].to_numpy()
+    skew = nf["skew"].to_numpy()
+    skew_g = nf["skew_gauss"].to_numpy()
+    s = nf["row_sum"].to_numpy()
+    in_mean, in_std = _input_moments(st)
+    fan_in = int(nf["fan_in"].iloc[0]) if len(nf) else 0
+    row = {
+        "layer": name,
+        "type": info["type"],
+        "shape": info["shape"],
+        "neurons": int(len(nf)),
+        "calls": int(st.calls),
+        "samples": int(st.rows),
+    }
+    for a in thresholds:
+        row[f"skewed_{_fmt(a)}"] = _fraction(skew > a, live)
+    for a in thresholds:
+        row[f"skewed_gauss_{_fmt(a)}"] = _fraction(skew_g > a, live)
+    lambdas = {a: _lambda(a, fan_in, info["weight_std"], in_mean, in_std) for a in thresholds}
+    for a in thresholds:
+        row[f"lambda_{_fmt(a)}"] = lambdas[a]
+    for a in thresholds:
+        lam = lambdas[a]
+        row[f"agree_{_fmt(a)}"] = (
+            float("nan") if math.isnan(lam) else _fraction((np.abs(s) > lam) == (skew > a), live)
+        )
+    row["mean_skew"] = float(np.mean(skew[live])) if live.any() else float("nan")
+    row["spearman_s_p"] = _spearman(s[live], nf["p"].to_numpy()[live])
+    row["input_mean"] = in_mean
+    row["input_std"] = in_std
+    with np.errstate(invalid="ignore"):
+        row["oui_batch"] = float(np.mean(st.oui_sum) / st.oui_batches) if st.oui_batches else float("nan")
+    row["oui_pairwise"] = pairwise_oui(st.patterns) if st.patterns.shape[0] >= 2 else float("nan")
+    row["degenerate"] = int((~live).sum())
+    row["dead"] = int(nf["dead"].sum())
+    row["always_on"] = int(nf["always_on"].sum())
+    row["nonfinite"] = int(nf["nonfinite"].sum())
+    row["weight_std"] = float(info["weight_std"])
+    return row
+
+
+class Report:
+    """Per-neuron and per-layer skew of one model measured on a stream of batches.
+
+    Attributes:
+        neurons: one row per neuron (layer, neuron, fan_in, row_sum, row_sum_scaled, row_norm, bias,
+            n, p, p_gauss, p_pred, skew, skew_gauss, mean, std, degenerate, dead, always_on, nonfinite).
+        layers: one row per layer (layer, type, shape, neurons, calls, samples, ``skewed_{a}``,
+            ``skewed_gauss_{a}``, ``lambda_{a}``, ``agree_{a}`` for each threshold a, mean_skew,
+            spearman_s_p, input_mean, input_std, oui_batch, oui_pairwise, degenerate, dead,
+            always_on, nonfinite, weight_std). Fractions are over non-degenerate neurons.
+        skipped: every module not analysed (module, type, reason).
+        signs: layer -> bool array (≤ 250 samples × ≤ 250 neurons), the activation-sign raster.
+        sign_neurons: layer -> the neuron indices of the raster's columns.
+        thresholds: the skew degrees α of the ``*_{a}`` columns.
+        meta: how the report was made (model class, batches, device, mode, ...).
+
+    Build one with :func:`skew.report`, :meth:`load` or :meth:`merge`.
+
+    Example:
+        >>> rep = skew.report(model, loader)               # doctest: +SKIP
+        >>> rep.summary()                                  # doctest: +SKIP
+        >>> rep.plot_skew_hist(layer="fc1")                # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        states: dict[str, LayerState],
+        weights: pd.DataFrame,
+        info: dict[str, dict],
+        *,
+        thresholds: Sequence[float] = (0.1, 0.3),
+        meta: dict | None = None,
+        skipped: pd.DataFrame | None = None,
+    ):
+        self._states = dict(states)
+        self._weights = weights.reset_index(drop=True)
+        self._info = {k: dict(v) for k, v in info.items()}
+        self.thresholds = tuple(float(a) for a in thresholds)
+        for a in self.thresholds:
+            if not 0.0 < a < 0.5:
+                raise SkewError(f"thresholds must lie strictly between 0 and 1/2, got {a}; use e.g. (0.1, 0.3)")
+        self.meta = dict(meta or {})
+        self.skipped = (
+            skipped.reset_index(drop=True)
+            if skipped is not None
+            else pd.DataFrame({"module": pd.Series(dtype=object), "type": pd.Series(dtype=object),
+                               "reason": pd.Series(dtype=object)})
+        )
+        self.signs = {k: st.signs for k, st in self._states.items()}
+        self.sign_neurons = {k: st.sign_neurons for k, st in self._states.items()}
+        self.neurons, self.layers = self._derive()
+
+    # -- derived frames -----------------------------------------------------------------------
+    def _derive(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        frames, rows = [], []
+        groups = dict(tuple(self._weights.groupby("layer", sort=False)))
+        for name, st in self._states.items():
+            w = groups[name].sort_values("neuron")
+            nf = _neuron_frame(name, st, w)
+            frames.append(nf)
+            rows.append(_layer_row(name, self._info[name], st, nf, self.thresholds))
+        neurons = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        return neurons, pd.DataFrame(rows)
+
+    # -- display ------------------------------------------------------------------------------
+    def summary(self) -> pd.DataFrame:
+        """A compact per-layer table: skewed fractions (count estimator), mean skew, OUI, flags.
+
+        Example:
+            >>> rep.summary().columns[:4].tolist()            # doctest: +SKIP
+            ['layer', 'type', 'neurons', 'samples']
+        """
+        cols = ["layer", "type", "neurons", "samples"]
+        cols += [f"skewed_{_fmt(a)}" for a in self.thresholds]
+        cols += ["mean_skew", "spearman_s_p", "oui_pairwise", "degenerate", "dead", "always_on"]
+        return self.layers[[c for c in cols if c in self.layers.columns]].copy()
+
+    def _headline(self) -> str:
+        nf = self.neurons
+        live = ~nf["degenerate"].to_numpy() if len(nf) else np.zeros(0, dtype=bool)
+        parts = []
+        for a in self.thresholds:
+            frac = _fraction(nf["skew"].to_numpy() > a, live) if len(nf) else float("nan")
+            parts.append(f"α={_fmt(a)}: {100 * frac:.1f}%")
+        batches = self.meta.get("batches", "?")
+        return (
+            f"skew.Report of {self.meta.get('model', 'model')}: {len(self.layers)} layers, {len(nf)} neurons, "
+            f"{batches} batches; skewed neurons (count estimator) {', '.join(parts)}"
+        )
+
+    def __repr__(self) -> str:
+        with pd.option_context("display.width", 120, "display.max_columns", 20, "display.precision", 3):
+            return f"{self._headline()}\n{self.summary().to_string(index=False)}"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        table = self.summary().to_html(index=False, float_format=lambda v: f"{v:.3g}", na_rep="–")
+        skipped = f"<p>{len(self.skipped)} modules not analysed (see <code>.skipped</code>).</p>" if len(
+            self.skipped) else ""
+        return f"<div><p><b>{html.escape(self._headline())}</b></p>{table}{skipped}</div>"
+
+    # -- merge --------------------------------------------------------------------------------
+    def merge(self, other: Report) -> Report:
+        """The Report of this report's data followed by ``other``'s, computed exactly from raw sums.
+
+        Both must measure the same weights (same layers, equal row sums); counts add, moments
+        combine with Chan's formula, sign samples and OUI patterns keep this report's samples
+        first. Thresholds come from this report.
+
+        Example:
+            >>> both = rep_a.merge(rep_b)                     # doctest: +SKIP
+        """
+        if not isinstance(other, Report):
+            raise SkewError(f"can only merge a Report with another Report, got {type(other).__name__}")
+        wa = self._weights.set_index(["layer", "neuron"])
+        wb = other._weights.set_index(["layer", "neuron"])
+        common = [k for k in self._states if k in other._states]
+        for name in common:
+            a, b = wa.loc[name], wb.loc[name]
+            same = len(a) == len(b) and np.array_equal(
+                a["row_sum"].to_numpy(), b["row_sum"].to_numpy(), equal_nan=True
+            ) and np.array_equal(a["bias"].to_numpy(), b["bias"].to_numpy(), equal_nan=True)
+            if not same:
+                raise SkewError(
+                    f"the reports measured different weights in layer {name!r}; merge only reports of the "
+                    "same model (same parameters) over different data"
+                )
+        states = {}
+        for name in list(self._states) + [k for k in other._states if k not in self._states]:
+            if name in self._states and name in other._states:
+                states[name] = merge_states(self._states[name], other._states[name])
+            else:
+                states[name] = self._states.get(name) or other._states[name]
+        names = set(states)
+        weights = pd.concat(
+            [self._weights, other._weights[~other._weights["layer"].isin(self._states)]], ignore_index=True
+        )
+        info = {**other._info, **self._info}
+        skipped = pd.concat([self.skipped, other.skipped], ignore_index=True)
+        skipped = skipped[~skipped["module"].isin(names)].drop_duplicates(subset=["module"]).reset_index(drop=True)
+        meta = dict(self.meta)
+        for key in ("batches", "inputs"):
+            if isinstance(self.meta.get(key), int) and isinstance(other.meta.get(key), int):
+                meta[key] = self.meta[key] + other.meta[key]
+        meta["merged"] = int(self.meta.get("merged", 1)) + int(other.meta.get("merged", 1))
+        order = {name: i for i, name in enumerate(states)}
+        weights = weights.sort_values("layer", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
+        return Report(states, weights, info, thresholds=self.thresholds, meta=meta, skipped=skipped)
+
+    # -- save / load --------------------------------------------------------------------------
+    def save(self, path) -> Path:
+        """Write the report to one zip file, atomically: CSV frames (floats in round-trip precision),
+        their dtypes and the metadata as JSON, and the raw accumulators as .npy files.
+
+        :meth:`load` reads it back exactly (``pandas.testing.assert_frame_equal(check_exact=True)``).
+
+        Example:
+            >>> rep.save("out/resnet18.skew.zip")            # doctest: +SKIP
+        """
+        names = list(self._states)
+        frames = {"neurons": self.neurons, "layers": self.layers, "skipped": self.skipped}
+        header = {
+            "format": _FORMAT,
+            "version": _VERSION,
+            "thresholds": list(self.thresholds),
+            "meta": _jsonable(self.meta),
+            "layers": names,
+            "info": {k: _jsonable(v) for k, v in self._info.items()},
+            "dtypes": {k: {c: str(t) for c, t in f.dtypes.items()} for k, f in frames.items()},
+            "columns": {k: list(f.columns) for k, f in frames.items()},
+        }
+
+        def write(tmp: Path) -> None:
+            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+                zf.writestr("report.json", json.dumps(header, indent=1, sort_keys=True))
+                for key, frame in frames.items():
+                    zf.writestr(f"{key}.csv", frame.to_csv(index=False, float_format="%.17g", na_rep=""))
+                for i, name in enumerate(names):
+                    for field, arr in self._states[name].arrays().items():
+                        buf = io.BytesIO()
+                        np.save(buf, arr, allow_pickle=False)
+                        zf.writestr(f"state/{i}/{field}.npy", buf.getvalue())
+
+        return atomic_write(path, write)
+
+    @classmethod
+    def load(cls, path) -> Report:
+        """Read a report written by :meth:`save`.
+
+        Example:
+            >>> rep = Report.load("out/resnet18.skew.zip")   # doctest: +SKIP
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise SkewError(f"no report file at {str(path)!r}; pass the path given to Report.save()")
+        try:
+            zf = zipfile.ZipFile(path)
+        except zipfile.BadZipFile:
+            raise SkewError(f"{str(path)!r} is not a saved skew report (not a zip file); pass a Report.save() file") from None
+        with zf:
+            header = json.loads(zf.read("report.json")) if "report.json" in zf.namelist() else {}
+            if header.get("format") != _FORMAT:
+                raise SkewError(f"{str(path)!r} is not a saved skew report; pass a file written by Report.save()")
+            if header.get("version", 0) > _VERSION:
+                raise SkewError(f"{str(path)!r} was written by a newer skew (format {header['version']}); upgrade skew")
+            frames = {
+                key: _read_frame(zf.read(f"{key}.csv"), header["columns"][key], header["dtypes"][key])
+                for key in ("neurons", "layers", "skipped")
+            }
+            states = {}
+            members = set(zf.namelist())
+            for i, name in enumerate(header["layers"]):
+                arrays = {}
+                for member in members:
+                    if member.startswith(f"state/{i}/"):
+                        arrays[member[len(f"state/{i}/") : -4]] = np.load(io.BytesIO(zf.read(member)))
+                states[name] = LayerState.from_arrays(arrays)
+        info = {k: dict(v) for k, v in header["info"].items()}
+        weights = frames["neurons"][list(WEIGHT_COLUMNS)].copy()
+        rep = cls.__new__(cls)
+        rep._states = states
+        rep._weights = weights
+        rep._info = info
+        rep.thresholds = tuple(header["thresholds"])
+        rep.meta = header["meta"]
+        rep.skipped = frames["skipped"]
+        rep.signs = {k: st.signs for k, st in states.items()}
+        rep.sign_neurons = {k: st.sign_neurons for k, st in states.items()}
+        rep.neurons = frames["neurons"]
+        rep.layers = frames["layers"]
+        return rep
+
+    # -- plots (skew.plot does the drawing) ---------------------------------------------------
+    def plot_skew_hist(self, **kwargs):
+        """:func:`skew.plot.skew_hist` of this report; returns the Axes."""
+        from skew import plot
+
+        return plot.skew_hist(self, **kwargs)
+
+    def plot_rowsum_hist(self, **kwargs):
+        """:func:`skew.plot.rowsum_hist` of this report; returns the Axes."""
+        from skew import plot
+
+        return plot.rowsum_hist(self, **kwargs)
+
+    def plot_skew_vs_rowsum(self, **kwargs):
+        """:func:`skew.plot.skew_vs_rowsum` of this report; returns the Axes."""
+        from skew import plot
+
+        return plot.skew_vs_rowsum(self, **kwargs)
+
+    def plot_activation_states(self, **kwargs):
+        """:func:`skew.plot.activation_states` of this report; returns the Axes."""
+        from skew import plot
+
+        return plot.activation_states(self, **kwargs)
+
+    def plot_skew_fraction_vs_alpha(self, **kwargs):
+        """:func:`skew.plot.skew_fraction_vs_alpha` of this report; returns the Axes."""
+        from skew import plot
+
+        return plot.skew_fraction_vs_alpha(self, **kwargs)
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (bool, int, float, str)) or obj is None:
+        return obj
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return str(obj)
+
+
+def _read_frame(raw: bytes, columns: list[str], dtypes: dict[str, str]) -> pd.DataFrame:
+    """Parse a CSV written by :meth:`Report.save` back to the exact frame (values and dtypes)."""
+    text = pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False)
+    out = {}
+    for col in columns:
+        values = text[col] if col in text.columns else pd.Series([], dtype=str)
+        kind = dtypes[col]
+        if kind.startswith("float"):
+            out[col] = np.array([float(v) if v != "" else np.nan for v in values], dtype=kind)
+        elif kind.startswith(("int", "uint")):
+            out[col] = values.astype(kind).to_numpy()
+        elif kind == "bool":
+            out[col] = (values == "True").to_numpy()
+        else:
+            out[col] = values.to_numpy(dtype=object)
+    return pd.DataFrame(out, columns=columns)

@@ -1,0 +1,318 @@
+"""skew.report's estimators against brute force over activations stored by the test itself."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from skew import theory
+from skew.accumulators import POSITION_STRIDE, chan_merge, level1
+from skew.analyzer import report
+from skew.oui import batch_oui, oui_from_p, pairwise_oui
+
+
+def record(model: nn.Module, name: str, batches, *, kind: str = "layer"):
+    """Run ``model`` over ``batches`` and keep the named layer's outputs and inputs (the test may)."""
+    mod = dict(model.named_modules())[name]
+    outs, ins = [], []
+
+    def hook(m, args, out):
+        outs.append(out.detach().clone())
+        ins.append(args[0].detach().clone())
+
+    h = mod.register_forward_hook(hook)
+    try:
+        with torch.no_grad():
+            model.eval()
+            for b in batches:
+                model(b)
+    finally:
+        h.remove()
+    return outs, ins
+
+
+def as_rows(z: torch.Tensor, conv: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(B, P, C) float64 array of a stored output: neuron last, positions in the middle."""
+    z = z.double()
+    if conv:
+        z = z.flatten(2).transpose(1, 2)
+    else:
+        z = z.reshape(z.shape[0], -1, z.shape[-1])
+    return z.numpy()
+
+
+def brute(outs, ins, conv: bool) -> dict:
+    """Every estimator the Report holds, computed directly from the stored activations."""
+    z3 = [as_rows(z, conv) for z in outs]
+    with np.errstate(invalid="ignore"):
+        return _brute(z3, ins)
+
+
+def _brute(z3, ins) -> dict:
+    allz = np.concatenate([z.reshape(-1, z.shape[-1]) for z in z3])
+    fin = np.isfinite(allz)
+    n = fin.sum(0)
+    zc = np.where(fin, allz, 0.0)
+    mean = zc.sum(0) / n
+    std = np.sqrt(np.where(fin, (allz - mean) ** 2, 0.0).sum(0) / n)
+    pos = ((allz > 0) & fin).sum(0)
+    x = np.concatenate([i.double().reshape(-1).numpy() for i in ins])
+    # OUI: a sample's pattern = sign of each neuron's mean over its positions
+    pats = [z.mean(1) > 0 for z in z3]
+    allpats = np.concatenate(pats)
+    oui_b = np.mean([batch_oui(p) for p in pats if p.shape[0] >= 2])
+    # raster: sample r at position (r * stride) mod P, evenly spaced neuron columns
+    samples = np.concatenate(z3)
+    rows = min(250, samples.shape[0])
+    C = samples.shape[2]
+    cols = np.unique(np.linspace(0, C - 1, min(C, 250)).round().astype(int))
+    r = np.arange(rows)
+    raster = samples[r[:, None], ((r * POSITION_STRIDE) % samples.shape[1])[:, None], cols[None, :]] > 0
+    return {
+        "n": n, "pos": pos, "mean": mean, "std": std, "p": pos / n, "nonfinite": (~fin).sum(0),
+        "in_mean": x.mean(), "in_std": x.std(), "oui_batch": oui_b,
+        "oui_pairwise": pairwise_oui(allpats[:8]), "raster": raster, "rows": allz.shape[0],
+    }
+
+
+def check(rep, name: str, ref: dict, rtol: float = 1e-6) -> None:
+    nf = rep.neurons[rep.neurons["layer"] == name]
+    lay = rep.layers.set_index("layer").loc[name]
+    np.testing.assert_array_equal(nf["n"], ref["n"])
+    np.testing.assert_array_equal(nf["p"], ref["p"])
+    np.testing.assert_array_equal(nf["nonfinite"], ref["nonfinite"])
+    np.testing.assert_allclose(nf["mean"], ref["mean"], rtol=rtol, atol=rtol * np.abs(ref["mean"]).max())
+    np.testing.assert_allclose(nf["std"], ref["std"], rtol=rtol)
+    from scipy.special import ndtr
+
+    np.testing.assert_allclose(nf["p_gauss"], ndtr(ref["mean"] / ref["std"]), rtol=1e-5, atol=1e-7)
+    assert lay["samples"] == ref["rows"]
+    np.testing.assert_allclose(lay["input_mean"], ref["in_mean"], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(lay["input_std"], ref["in_std"], rtol=1e-5)
+    np.testing.assert_allclose(lay["oui_batch"], ref["oui_batch"], rtol=1e-12)
+    np.testing.assert_allclose(lay["oui_pairwise"], ref["oui_pairwise"], rtol=1e-12)
+    np.testing.assert_array_equal(rep.signs[name], ref["raster"])
+
+
+CASES = {
+    "linear": (lambda: nn.Sequential(nn.Linear(12, 30), nn.ReLU(), nn.Linear(30, 7)), "2", (16, 12), False),
+    "tokens": (lambda: nn.Sequential(nn.Linear(6, 9), nn.GELU(), nn.Linear(9, 5)), "0", (8, 11, 6), False),
+    "conv1d": (lambda: nn.Sequential(nn.Conv1d(3, 10, 5, padding=2), nn.ReLU(), nn.Conv1d(10, 4, 3)), "2",
+               (6, 3, 40), True),
+    "conv2d": (lambda: nn.Sequential(nn.Conv2d(3, 6, 3), nn.ReLU(inplace=True), nn.Conv2d(6, 5, 3, stride=2)), "0",
+               (5, 3, 13, 11), True),
+    "grouped": (lambda: nn.Sequential(nn.Conv2d(4, 8, 3, groups=2), nn.ReLU(), nn.Conv2d(8, 12, 1, groups=4)), "2",
+                (7, 4, 9, 9), True),
+    "convT": (lambda: nn.Sequential(nn.ConvTranspose2d(3, 6, 3, stride=2, groups=3)), "0", (4, 3, 5, 5), True),
+    "conv3d": (lambda: nn.Sequential(nn.Conv3d(2, 3, 2)), "0", (3, 2, 4, 5, 3), True),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_estimators_match_brute_force(case):
+    make, name, shape, conv = CASES[case]
+    torch.manual_seed(1)
+    model = make()
+    gen = torch.Generator().manual_seed(2)
+    batches = [torch.randn(*shape, generator=gen) + 0.3 for _ in range(3)]
+    outs, ins = record(model, name, batches)
+    rep = report(model, batches)
+    check(rep, name, brute(outs, ins, conv))
+    nf = rep.neurons[rep.neurons["layer"] == name]
+    assert not nf["degenerate"].any()
+    np.testing.assert_allclose(nf["skew"], np.abs(nf["p"] - 0.5))
+
+
+def test_channels_last_conv_is_read_like_contiguous():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 6, 3), nn.ReLU(), nn.Conv2d(6, 4, 3)).to(memory_format=torch.channels_last)
+    batches = [torch.randn(4, 3, 10, 10).contiguous(memory_format=torch.channels_last) for _ in range(2)]
+    outs, ins = record(model, "2", batches)
+    assert outs[0].is_contiguous(memory_format=torch.channels_last) and not outs[0].is_contiguous()
+    check(report(model, batches), "2", brute(outs, ins, True))
+
+
+def test_many_small_batches_equal_one_big_batch():
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Conv2d(2, 5, 3), nn.ReLU(), nn.Flatten(), nn.Linear(5 * 6 * 6, 9))
+    x = torch.randn(24, 2, 8, 8)
+    big = report(model, [x])
+    small = report(model, list(x.split(3)))
+    a, b = big.neurons, small.neurons
+    for col in ("n", "p", "degenerate", "dead", "always_on", "nonfinite"):
+        np.testing.assert_array_equal(a[col], b[col])
+    for col in ("mean", "std", "p_gauss", "p_pred"):
+        np.testing.assert_allclose(a[col], b[col], rtol=1e-6, atol=1e-8)  # float32 forward
+    for name in big.signs:
+        np.testing.assert_array_equal(big.signs[name], small.signs[name])
+    la, lb = big.layers, small.layers
+    np.testing.assert_allclose(la["oui_pairwise"], lb["oui_pairwise"])
+    np.testing.assert_allclose(la["input_std"], lb["input_std"], rtol=1e-6)
+    assert (lb["calls"] == 8).all() and (la["calls"] == 1).all()
+
+
+def test_chan_merge_matches_numpy_on_random_splits():
+    rng = np.random.default_rng(0)
+    x = rng.normal(5.0, 2.0, size=1000)
+    n, mean, m2 = 0, 0.0, 0.0
+    for part in np.array_split(x, [3, 10, 400, 401, 999]):
+        n, mean, m2 = chan_merge(n, mean, m2, len(part), part.mean() if len(part) else 0.0,
+                                 ((part - part.mean()) ** 2).sum() if len(part) else 0.0)
+    assert n == 1000
+    assert mean == pytest.approx(x.mean(), rel=1e-13)
+    assert m2 / n == pytest.approx(x.var(), rel=1e-12)
+
+
+def test_constant_neurons_are_degenerate_not_skewed():
+    lin = nn.Linear(5, 4)
+    with torch.no_grad():
+        lin.weight[1] = 0.0  # Z = bias: constant, not representable exactly in binary
+        lin.bias[1] = 0.1
+        lin.weight[2] = 0.0
+        lin.bias[2] = -0.7
+    rep = report(nn.Sequential(lin), [torch.randn(33, 5) * 10 + 4 for _ in range(3)])
+    nf = rep.neurons
+    assert nf["degenerate"].tolist() == [False, True, True, False]
+    assert np.isnan(nf.loc[1, "skew"]) and np.isnan(nf.loc[2, "p_gauss"])
+    assert nf.loc[1, "p"] == 1.0 and nf.loc[2, "p"] == 0.0  # p itself is still reported
+    assert not nf.loc[1, "always_on"] and not nf.loc[2, "dead"]  # flags are for non-degenerate neurons
+    assert rep.layers.loc[0, "degenerate"] == 2
+
+
+def test_nonfinite_values_are_counted_and_excluded():
+    torch.manual_seed(4)
+    conv = nn.Conv2d(2, 3, 3, padding=1)
+    model = nn.Sequential(conv)
+    x1, x2 = torch.randn(4, 2, 6, 6), torch.randn(3, 2, 6, 6)
+    x2[1, 0, 2, 3] = float("nan")  # poisons a 3x3 neighbourhood of sample 1 in every channel
+    x2[2, 1, 0, 0] = float("inf")
+    batches = [x1, x2]
+    outs, ins = record(model, "0", batches)
+    rep = report(model, batches)
+    nf = rep.neurons
+    ref = brute(outs, [x1], True)  # input moments only from the finite batch would differ: check per-neuron
+    assert (nf["nonfinite"] > 0).all()
+    np.testing.assert_array_equal(nf["nonfinite"], ref["nonfinite"])
+    np.testing.assert_array_equal(nf["n"], ref["n"])
+    np.testing.assert_array_equal(nf["p"], ref["p"])
+    np.testing.assert_allclose(nf["mean"], ref["mean"], rtol=1e-6)
+    np.testing.assert_allclose(nf["std"], ref["std"], rtol=1e-6)
+    xin = torch.cat([x1.reshape(-1), x2.reshape(-1)]).double()
+    xin = xin[torch.isfinite(xin)]
+    lay = rep.layers.iloc[0]
+    assert lay["input_mean"] == pytest.approx(float(xin.mean()), rel=1e-6)
+    assert lay["nonfinite"] == int(nf["nonfinite"].sum())
+
+
+def test_a_neuron_that_is_always_infinite_has_no_samples():
+    lin = nn.Linear(3, 3)
+    with torch.no_grad():
+        lin.weight[0] = float("inf")
+    rep = report(nn.Sequential(lin), [torch.rand(5, 3) + 0.1])
+    nf = rep.neurons
+    assert nf.loc[0, "n"] == 0 and nf.loc[0, "nonfinite"] == 5 and nf.loc[0, "degenerate"]
+    assert (nf.loc[1:, "n"] == 5).all() and (nf.loc[1:, "nonfinite"] == 0).all()
+
+
+def test_bfloat16_autocast_signs_exact_and_moments_from_low_precision_outputs():
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Linear(16, 24), nn.ReLU(), nn.Linear(24, 8))
+    batches = [torch.randn(32, 16) for _ in range(2)]
+
+    def run(fn):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return fn()
+
+    outs, ins = run(lambda: record(model, "2", batches))
+    assert outs[0].dtype == torch.bfloat16
+    rep = run(lambda: report(model, batches))
+    ref = brute(outs, ins, False)
+    nf = rep.neurons[rep.neurons["layer"] == "2"]
+    np.testing.assert_array_equal(nf["p"], ref["p"])
+    np.testing.assert_allclose(nf["mean"], ref["mean"], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(nf["std"], ref["std"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_attention_projections_match_their_linear_maps(batch_first):
+    torch.manual_seed(6)
+    e, heads = 8, 2
+
+    class Cross(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = nn.MultiheadAttention(e, heads, batch_first=batch_first, kdim=5, vdim=6)
+
+        def forward(self, q, k, v):
+            return self.attn(q, k, v)[0]
+
+    class Self(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = nn.MultiheadAttention(e, heads, batch_first=batch_first)
+
+        def forward(self, x):
+            return self.attn(x, x, x, need_weights=False)[0]
+
+    def bt(t):  # (B, T, F) -> the module's layout
+        return t if batch_first else t.transpose(0, 1)
+
+    B, T = 3, 7
+    q, k, v = torch.randn(B, T, e), torch.randn(B, 4, 5), torch.randn(B, 4, 6)
+    for model, args in ((Cross(), (bt(q), bt(k), bt(v))), (Self(), (bt(q),))):
+        model.eval()
+        outs = {}
+        h = model.attn.register_forward_hook(lambda m, a, o: outs.setdefault("out", o[0].clone()))
+        with torch.no_grad():
+            model(*args)
+        h.remove()
+        rep = report(model, [args], input_fn=lambda b: b)
+        assert list(rep.layers["layer"]) == ["attn.q_proj", "attn.k_proj", "attn.v_proj", "attn.out_proj"]
+        from skew.layers import attention_projections
+
+        inputs = {"q_proj": q, "k_proj": k, "v_proj": v} if len(args) == 3 else dict.fromkeys(
+            ("q_proj", "k_proj", "v_proj"), q)
+        for suffix, w, b in attention_projections(model.attn):
+            x = inputs[suffix]
+            z = torch.nn.functional.linear(x, w, b).detach()
+            check(rep, f"attn.{suffix}", brute([z], [x], False), rtol=1e-5)
+        out = bt(outs["out"]) if not batch_first else outs["out"]
+        ref = brute([out], [out], False)
+        nf = rep.neurons[rep.neurons["layer"] == "attn.out_proj"]
+        np.testing.assert_array_equal(nf["p"], ref["p"])
+        np.testing.assert_allclose(nf["mean"], ref["mean"], rtol=1e-5, atol=1e-7)
+        assert np.isnan(rep.layers.set_index("layer").loc["attn.out_proj", "input_mean"])
+
+
+def test_first_layer_matches_theorem_1_on_relu_gaussian_inputs():
+    """Corollary: the skewed fraction depends only on σ/μ of the inputs; |S| > λ ⇔ skewed."""
+    torch.manual_seed(7)
+    n, m, samples = 400, 1500, 3000
+    lin = nn.Linear(n, m, bias=False)
+    nn.init.xavier_normal_(lin.weight)
+    gen = torch.Generator().manual_seed(8)
+    batches = [torch.relu(torch.randn(500, n, generator=gen)) for _ in range(samples // 500)]
+    rep = report(nn.Sequential(lin), batches)
+    lay = rep.layers.iloc[0]
+    mu, sigma = theory.input_moments("relu-gaussian")
+    assert lay["input_mean"] == pytest.approx(mu, rel=0.01)
+    assert lay["input_std"] == pytest.approx(sigma, rel=0.01)
+    for a in (0.1, 0.3):
+        expected = theory.expected_skewed_fraction(a, mu, sigma)
+        assert abs(lay[f"skewed_{a:g}"] - expected) < 0.035, (a, lay[f"skewed_{a:g}"], expected)
+        assert lay[f"agree_{a:g}"] >= 0.9
+        lam = theory.threshold(a, n, float(lin.weight.detach().std(correction=0)), lay["input_mean"], lay["input_std"])
+        assert lay[f"lambda_{a:g}"] == pytest.approx(lam, rel=1e-3)
+    nf = rep.neurons
+    assert np.mean(np.abs(nf["p"] - nf["p_pred"])) < 0.02
+    assert lay["spearman_s_p"] > 0.95
+    # pairwise OUI of independent samples ≈ 1 − 4·mean (p − 1/2)² (SPEC §3), within sampling noise
+    assert lay["oui_pairwise"] == pytest.approx(oui_from_p(nf["p"].to_numpy()), abs=0.08)
+
+
+def test_level1_shift_makes_constant_rows_exact():
+    z = torch.full((3, 2, 50), 0.1)
+    part = level1(z, pd=2)
+    assert torch.equal(part.s2, torch.zeros(3, 2)) and torch.equal(part.s1, torch.zeros(3, 2))
