@@ -6,7 +6,7 @@ and prints seconds per epoch, per measurement and the relative overhead. Each se
 ``--repeats`` times and the fastest run is kept (the machine is shared).
 
 Usage:
-    .venv/bin/python benchmarks/bench_tracker.py [--epochs 3] [--repeats 3] [--threads 1]
+    .venv/bin/python benchmarks/bench_tracker.py [--epochs 3] [--repeats 3] [--threads 1] [--device cpu]
 """
 
 from __future__ import annotations
@@ -24,13 +24,14 @@ from skew.tracker import Tracker
 from skew.train import _MODEL_OPTIONS
 
 
-def run(epochs: int, every: int | None, data, seed: int = 0) -> tuple[float, int]:
+def run(epochs: int, every: int | None, data, seed: int = 0, device: str = "cpu") -> tuple[float, int]:
     x_tr, y_tr, x_va = data
     torch.manual_seed(seed)
-    model = build_model("mlp", **_MODEL_OPTIONS["mlp"])
+    model = build_model("mlp", **_MODEL_OPTIONS["mlp"]).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     tracker = None if every is None else Tracker(model, x_va[:256], every=every)
     order = torch.Generator().manual_seed(seed)
+    _sync(device)
     n, bs, step = len(x_tr), 32, 0
     start = time.perf_counter()
     for _ in range(epochs):
@@ -44,8 +45,14 @@ def run(epochs: int, every: int | None, data, seed: int = 0) -> tuple[float, int
             loss.backward()
             opt.step()
             step += 1
+    _sync(device)
     elapsed = time.perf_counter() - start
     return elapsed, (0 if tracker is None else len(tracker.steps))
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
 
 
 def main() -> None:
@@ -53,17 +60,20 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     train, val = digits_dataset(shape=tuple(input_shape("mlp", **_MODEL_OPTIONS["mlp"])), seed=0)
-    data = (train.tensors[0].float(), train.tensors[1].long(), val.tensors[0].float())
+    data = tuple(t.to(args.device) for t in (train.tensors[0].float(), train.tensors[1].long(),
+                                             val.tensors[0].float()))
+    run(1, 10, data, device=args.device)  # warm-up (CUDA context, allocator, first-call costs)
     steps = args.epochs * math.ceil(len(data[0]) / 32)
-    print(f"digits MLP, {steps} steps ({args.epochs} epochs), {args.threads} thread(s), "
+    print(f"digits MLP on {args.device}, {steps} steps ({args.epochs} epochs), {args.threads} thread(s), "
           f"best of {args.repeats}")
     base = None
     print(f"{'setting':>12} {'s/epoch':>9} {'ms/step':>8} {'measures':>9} {'ms/measure':>11} {'overhead':>9}")
     for every in (None, 50, 10):
-        best, count = min(run(args.epochs, every, data) for _ in range(args.repeats))
+        best, count = min(run(args.epochs, every, data, device=args.device) for _ in range(args.repeats))
         if base is None:
             base = best
         per_measure = (best - base) / count * 1e3 if count else float("nan")

@@ -6,14 +6,15 @@ positions per sample (conv: every spatial position; Linear on (B, T, F): every t
 kept: a forward hook reduces it at once, in two levels.
 
 *Level 1* (inside the hook, on Z's device, no host synchronisation): per (sample b, neuron c) row,
-the shift c_bc = Z[b, c, 0], the shifted sums s1 = Σ_p (Z − c_bc) and s2 = Σ_p (Z − c_bc)², and the
-number of positive values. Shifting by a value of the row itself makes a constant row exactly
-(M2 = 0), which is how degenerate neurons are recognised, and removes the cancellation of the
-textbook Σz² − (Σz)²/n.
+the row's mean, its M2 = Σ_p (Z − mean)² and its number of positive values. On CUDA (and other
+accelerators) this is ``torch.var_mean`` (Welford, one read of Z) plus one comparison; on CPU,
+where that kernel is slow, the row is shifted by its own first value c_bc and summed:
+s1 = Σ_p (Z − c_bc), s2 = Σ_p (Z − c_bc)², mean = c_bc + s1/P, M2 = s2 − s1²/P. Both make a
+constant row exact (M2 = 0), which is how degenerate neurons are recognised, and avoid the
+cancellation of the textbook Σz² − (Σz)²/n.
 
-*Level 2* (once per batch, vectorised over all layers, float64): per row mean_bc = c_bc + s1/k and
-M2_bc = s2 − s1²/k, combined over the B rows and then into the running accumulator with Chan's
-parallel formula:
+*Level 2* (once per batch, vectorised over all layers, float64): the row summaries are combined
+over the B rows and then into the running accumulator with Chan's parallel formula:
 
 .. math::
     n = n_a + n_b,\\quad \\delta = \\bar x_b - \\bar x_a,\\quad
@@ -34,8 +35,8 @@ Example:
     >>> st = DeviceStats([5], torch.device("cpu"))
     >>> res = st.reduce([(0, part, None)])
     >>> st.commit(res)
-    >>> torch.allclose(st.mean, z.double().mean((0, 2)))
-    True
+    >>> torch.allclose(st.mean, z.double().mean((0, 2))), torch.allclose(st.m2 / st.n, z.double().var((0, 2), correction=0))
+    (True, True)
 """
 
 from __future__ import annotations
@@ -63,8 +64,6 @@ SIGN_ROWS = 250
 SIGN_NEURONS = 250
 #: Number of samples whose activation patterns feed the pairwise OUI (all 28 pairs of 8 samples).
 OUI_SAMPLES = 8
-#: Multiplier spreading raster rows over positions: row r shows position (r * 7919) mod P.
-POSITION_STRIDE = 7919
 
 
 def chan_merge(n_a, mean_a, m2_a, n_b, mean_b, m2_b):
@@ -79,14 +78,14 @@ def chan_merge(n_a, mean_a, m2_a, n_b, mean_b, m2_b):
     Example:
         >>> a, b = np.array([1.0, 2.0]), np.array([3.0, 5.0, 7.0])
         >>> n, m, m2 = chan_merge(2, a.mean(), a.var() * 2, 3, b.mean(), b.var() * 3)
-        >>> n, m, round(m2 / n, 12) == round(np.r_[a, b].var(), 12)
+        >>> n, float(m), bool(np.isclose(m2 / n, np.r_[a, b].var()))
         (5, 3.6, True)
     """
     n = n_a + n_b
-    if isinstance(n, torch.Tensor):
-        w = n_b / n.clamp_min(1)
+    if isinstance(n, torch.Tensor):  # int64 / int64 would give float32 in torch: divide in float64
+        w = torch.as_tensor(n_b, dtype=torch.float64, device=n.device) / n.clamp_min(1).to(torch.float64)
     else:
-        w = np.divide(n_b, np.maximum(n, 1))
+        w = np.divide(n_b, np.maximum(n, 1), dtype=np.float64)
     delta = mean_b - mean_a
     mean = mean_a + delta * w
     m2 = m2_a + m2_b + delta * delta * n_a * w
@@ -98,30 +97,35 @@ def chan_merge(n_a, mean_a, m2_a, n_b, mean_b, m2_b):
 class Partial:
     """Level-1 summary of one call of one layer: per (sample, neuron) row statistics, shape (B, C).
 
-    ``k`` (finite values per row) and ``nonfinite`` (per neuron) are None in the fast mode, where
-    every row holds P finite values (a non-finite value shows up as a non-finite sum).
+    ``mean`` and ``m2`` (Σ (z − mean)², None when P = 1) describe each row of P values; with
+    ``m2_is_var`` the ``m2`` field holds the variance (M2 / P), scaled in level 2. ``k`` (finite
+    values per row) and ``nonfinite`` (per neuron) are None in the fast mode, where every row holds
+    P finite values (a non-finite value shows up as a non-finite mean).
     """
 
-    shift: torch.Tensor
-    s1: torch.Tensor | None
-    s2: torch.Tensor | None
+    mean: torch.Tensor
+    m2: torch.Tensor | None
     pos: torch.Tensor
     P: int
     k: torch.Tensor | None = None
     nonfinite: torch.Tensor | None = None
+    m2_is_var: bool = False
 
     @property
     def B(self) -> int:
-        return int(self.shift.shape[0])
+        return int(self.mean.shape[0])
 
 
 def level1(z3: torch.Tensor, pd: int, careful: bool = False) -> Partial:
-    """Reduce a (B, C, P) (``pd=2``) or (B, P, C) (``pd=1``) view of Z to per-row sums (see module doc).
+    """Reduce a (B, C, P) (``pd=2``) or (B, P, C) (``pd=1``) view of Z to per-row summaries.
+
+    See the module docstring for the two fast forms (CPU and accelerators); ``careful`` (float64)
+    excludes and counts non-finite values.
 
     Example:
         >>> part = level1(torch.tensor([[[1.0, 2.0, 3.0]]]), pd=2)
-        >>> part.shift.item(), part.s1.item(), part.s2.item(), part.pos.item()
-        (1.0, 3.0, 5.0, 3.0)
+        >>> part.mean.item(), round(part.m2.item(), 5), part.pos.item()
+        (2.0, 2.0, 3.0)
     """
     P = int(z3.shape[pd])
     if careful:
@@ -130,13 +134,29 @@ def level1(z3: torch.Tensor, pd: int, careful: bool = False) -> Partial:
         z3 = z3.float()
     if P == 1:
         zz = z3.squeeze(pd)
-        return Partial(zz.to(torch.float64, copy=True), None, None, torch.sign(zz).clamp_(min=0), 1)
+        return Partial(zz.to(torch.float64, copy=True), None, _positives(z3, pd), 1)
+    if _welford(z3.device):
+        var, mean = torch.var_mean(z3, dim=pd, correction=0)
+        return Partial(mean, var, _positives(z3, pd), P, m2_is_var=True)
     c = z3.narrow(pd, 0, 1)
     y = z3 - c
-    s1 = y.sum(pd)
-    s2 = torch.linalg.vector_norm(y, 2, dim=pd).square_()
-    pos = torch.sign(z3).clamp_(min=0).sum(pd)
-    return Partial(c.squeeze(pd).to(torch.float64, copy=True), s1, s2, pos, P)
+    s1 = y.sum(pd).to(torch.float64)
+    s2 = torch.linalg.vector_norm(y, 2, dim=pd).to(torch.float64).square_()
+    mean = c.squeeze(pd).to(torch.float64) + s1 / P
+    m2 = (s2 - s1 * s1 / P).clamp_min_(0)
+    return Partial(mean, m2, _positives(z3, pd), P)
+
+
+def _welford(device: torch.device) -> bool:
+    """Use torch.var_mean (one fused pass) for row moments: on accelerators, not on CPU (slow there)."""
+    return device.type != "cpu"
+
+
+def _positives(z3: torch.Tensor, pd: int) -> torch.Tensor:
+    """Number of values > 0 per row, as floats (exact: integers below 2**24 per row)."""
+    if not _welford(z3.device):  # sign/clamp/sum vectorises best on CPU
+        return torch.sign(z3).clamp_(min=0).sum(pd)
+    return (z3 > 0).sum(pd, dtype=torch.float32)  # fewer bytes written on accelerators
 
 
 def _level1_careful(z3: torch.Tensor, pd: int, P: int) -> Partial:
@@ -144,39 +164,52 @@ def _level1_careful(z3: torch.Tensor, pd: int, P: int) -> Partial:
     fin = torch.isfinite(zf)
     k = fin.sum(pd)
     zc = torch.where(fin, zf, 0.0)
-    c = zc.sum(pd) / k.clamp_min(1)
-    y = torch.where(fin, zf - c.unsqueeze(pd), 0.0)
-    s1 = y.sum(pd)
-    s2 = (y * y).sum(pd)
+    mean = zc.sum(pd) / k.clamp_min(1)
+    y = torch.where(fin, zf - mean.unsqueeze(pd), 0.0)
+    m2 = (y * y).sum(pd)
     pos = (zc > 0).sum(pd).to(torch.float64)
     nonfinite = (~fin).sum((0, pd))
-    return Partial(c, s1, s2, pos, P, k=k, nonfinite=nonfinite)
+    return Partial(mean, m2, pos, P, k=k, nonfinite=nonfinite)
+
+
+def _cat(parts: list[torch.Tensor]) -> torch.Tensor:
+    """Concatenate (B, C_i) blocks along the neurons, in float64 (one conversion, not one per layer)."""
+    out = parts[0] if len(parts) == 1 else torch.cat(parts, 1)
+    return out.to(torch.float64)
 
 
 def input_partial(x: torch.Tensor | None, careful: bool = False):
-    """(count, Σx, Σx²) of all entries of a layer's input, or (count, mean, M2) when ``careful``.
+    """(count, mean, M2) of all entries of a layer's input; None when there is nothing to measure.
 
-    The fast form stays on the device (0-d tensors); ``careful`` excludes non-finite entries and
-    works in float64. Returns None when there is no input to measure.
+    The count is an int (a 0-d tensor when ``careful``, which excludes non-finite entries and works
+    in float64); mean and M2 are 0-d tensors on x's device (no host synchronisation). CPU uses
+    Σx and ‖x‖ (fast there), accelerators ``torch.var_mean``.
 
     Example:
-        >>> n, s, ss = input_partial(torch.tensor([1.0, 2.0, 3.0]))
-        >>> n, s.item(), round(ss.item(), 4)
-        (3, 6.0, 14.0)
+        >>> n, mean, m2 = input_partial(torch.tensor([1.0, 2.0, 3.0]))
+        >>> n, mean.item(), round(m2.item(), 5)
+        (3, 2.0, 2.0)
     """
     if x is None or not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.numel() == 0:
         return None
     if careful:
-        xf = x.detach().to(torch.float64).reshape(-1)
+        xf = x.to(torch.float64).reshape(-1)
         fin = torch.isfinite(xf)
         n = fin.sum()
         xc = torch.where(fin, xf, 0.0)
         mean = xc.sum() / n.clamp_min(1)
         d = torch.where(fin, xf - mean, 0.0)
-        return ("careful", n, mean, (d * d).sum())
+        return (n, mean, (d * d).sum())
     if x.dtype not in (torch.float32, torch.float64):
         x = x.float()
-    return (x.numel(), x.sum(), torch.linalg.vector_norm(x).square())
+    n = x.numel()
+    if _welford(x.device):
+        var, mean = torch.var_mean(x, correction=0)
+        return (n, mean, var * n)
+    s = x.sum(dtype=torch.float64) if x.dtype == torch.float64 else x.sum().to(torch.float64)
+    ss = torch.linalg.vector_norm(x).to(torch.float64).square_()
+    mean = s / n
+    return (n, mean, (ss - s * mean).clamp_min_(0))
 
 
 # ----------------------------------------------------------------------------------------- level 2
@@ -240,7 +273,8 @@ class DeviceStats:
                 self._cache[key] = torch.as_tensor(idx, device=self.device)
         return self._cache[key]
 
-    def _positions(self, layers: tuple[int, ...], ps: tuple[int, ...]) -> torch.Tensor:
+    def _scales(self, layers: tuple[int, ...], ps: tuple[int, ...]) -> torch.Tensor:
+        """A per-column float64 vector holding, for each layer's neurons, that layer's entry of ``ps``."""
         key = ("P", layers, ps)
         if key not in self._cache:
             vec = np.concatenate([np.full(self.sizes[i], p, dtype=np.float64) for i, p in zip(layers, ps)])
@@ -274,28 +308,24 @@ class DeviceStats:
         B = parts[0].B
         careful = parts[0].k is not None
         f64 = torch.float64
-        shift = torch.cat([p.shift for p in parts], 1) if len(parts) > 1 else parts[0].shift
-        pos_bc = torch.cat([p.pos.to(f64) for p in parts], 1)
-        kv = None if careful else self._positions(layers, tuple(p.P for p in parts))
-        k = torch.cat([p.k.to(f64) for p in parts], 1) if careful else None
-        if all(p.s1 is None for p in parts):
-            mean_bc, m2_bc = shift, None
-        else:
-            zeros = [torch.zeros_like(p.shift) if p.s1 is None else None for p in parts]
-            s1 = torch.cat([(p.s1 if z is None else z).to(f64) for p, z in zip(parts, zeros)], 1)
-            s2 = torch.cat([(p.s2 if z is None else z).to(f64) for p, z in zip(parts, zeros)], 1)
-            kc = k.clamp_min(1) if careful else kv
-            mean_bc = shift + s1 / kc
-            m2_bc = (s2 - s1 * s1 / kc).clamp_min_(0)
+        mean_bc = _cat([p.mean for p in parts])
+        pos_bc = _cat([p.pos for p in parts])
+        m2_bc = None
+        if any(p.m2 is not None for p in parts):
+            m2_bc = _cat([p.m2 if p.m2 is not None else p.mean.new_zeros(()).expand_as(p.mean) for p in parts])
+            if any(p.m2_is_var for p in parts):
+                m2_bc = m2_bc * self._scales(layers, tuple(p.P if p.m2_is_var else 1 for p in parts))
         if careful:
+            k = _cat([p.k for p in parts])
             n = k.sum(0)
             mean = (k * mean_bc).sum(0) / n.clamp_min(1)
-            dev = mean_bc - mean
+            dev = torch.where(k > 0, mean_bc - mean, 0.0)
             m2 = (k * dev * dev).sum(0)
             active = (mean_bc > 0) & (k > 0)
             nonfinite = torch.cat([p.nonfinite for p in parts])
             n = n.to(torch.int64)
         else:
+            kv = self._scales(layers, tuple(p.P for p in parts))
             n = (kv * B).to(torch.int64)
             mean = mean_bc.mean(0)
             dev = mean_bc - mean
@@ -309,7 +339,7 @@ class DeviceStats:
         if B >= 2:
             s = active.sum(0)
             oui = torch.minimum(s, B - s).to(f64) / (B // 2)
-        inputs = self._reduce_inputs(group, careful)
+        inputs = self._reduce_inputs(group)
         bad = None
         if not careful:
             check = mean.sum() + m2.sum() + pos.sum()
@@ -321,26 +351,21 @@ class DeviceStats:
             oui, inputs, bad,
         )
 
-    def _reduce_inputs(self, group, careful: bool):
+    def _reduce_inputs(self, group):
         items = [(li, ip) for li, _, ip in group if ip is not None]
         if not items:
             return None
-        key = ("inputs", tuple(li for li, _ in items), tuple(ip[0] for _, ip in items) if not careful else None)
+        fixed = all(isinstance(ip[0], int) for _, ip in items)
+        key = ("inputs", tuple(li for li, _ in items), tuple(ip[0] for _, ip in items) if fixed else None)
         if key not in self._cache:
             idx = torch.as_tensor([li for li, _ in items], device=self.device)
-            counts = torch.as_tensor(key[2] or [], dtype=torch.int64, device=self.device)
+            counts = torch.as_tensor(key[2], dtype=torch.int64, device=self.device) if fixed else None
             self._cache[key] = (idx, counts)
         idx, counts = self._cache[key]
-        f64 = torch.float64
-        if careful:
-            n = torch.stack([ip[1].to(torch.int64) for _, ip in items])
-            mean = torch.stack([ip[2].to(f64) for _, ip in items])
-            m2 = torch.stack([ip[3].to(f64) for _, ip in items])
-            return idx, mean, m2, n
-        sx = torch.stack([ip[1].to(f64) for _, ip in items])
-        sxx = torch.stack([ip[2].to(f64) for _, ip in items])
-        mean = sx / counts
-        m2 = (sxx - sx * mean).clamp_min_(0)
+        if counts is None:
+            counts = torch.stack([torch.as_tensor(ip[0], device=self.device) for _, ip in items]).to(torch.int64)
+        mean = torch.stack([ip[1] for _, ip in items]).to(torch.float64)
+        m2 = torch.stack([ip[2] for _, ip in items]).to(torch.float64)
         return idx, mean, m2, counts
 
     # -- commit -------------------------------------------------------------------------------

@@ -47,7 +47,6 @@ from torch import nn
 
 from skew.accumulators import (
     OUI_SAMPLES,
-    POSITION_STRIDE,
     SIGN_NEURONS,
     SIGN_ROWS,
     DeviceStats,
@@ -135,13 +134,12 @@ class _Run:
             return
         if z.numel() == 0:
             return
-        z = z.detach()
-        z3, pd_ = site.canon(z)
+        z3, pd_ = site.canon(z)  # under no_grad: nothing to detach
         if z3.shape[-1 if pd_ == 1 else 1] != site.neurons:
             site.bad_output = f"output has {z3.shape[-1 if pd_ == 1 else 1]} channels, expected {site.neurons}"
             return
         part = level1(z3, pd_, careful=self.careful)
-        ip = input_partial(x.detach() if isinstance(x, torch.Tensor) else None, careful=self.careful)
+        ip = input_partial(x if isinstance(x, torch.Tensor) else None, careful=self.careful)
         self.entries[site.device].append((site.index, part, ip))
         self.calls.append((site, part.B * part.P))
         self._signs(site, z3, pd_)
@@ -151,15 +149,8 @@ class _Run:
         take = min(SIGN_ROWS - start, z3.shape[0])
         if take <= 0:
             return
-        rows = torch.arange(take, device=z3.device)
-        cols = site.sign_idx
-        P = z3.shape[pd_]
-        if P == 1:
-            vals = z3[:take, :, 0][:, cols] if pd_ == 2 else z3[:take, 0, :][:, cols]
-        else:
-            pos = ((rows + start) * POSITION_STRIDE) % P
-            vals = z3[rows[:, None], cols[None, :], pos[:, None]] if pd_ == 2 else z3[
-                rows[:, None], pos[:, None], cols[None, :]]
+        mid = z3.shape[pd_] // 2  # the centre position: the same for every sample, so merges stay exact
+        vals = z3[:take, :, mid][:, site.sign_idx] if pd_ == 2 else z3[:take, mid, :][:, site.sign_idx]
         site.signs[start : start + take] = vals > 0
         site.sign_next = start + take
 
@@ -338,8 +329,9 @@ def _sites(model: nn.Module, table: pd.DataFrame) -> tuple[list[_Site], dict]:
 
 def _info(sites: list[_Site], table: pd.DataFrame) -> dict[str, dict]:
     info = {}
+    by_name = {s.name: s for s in sites}
     for name, w in table.groupby("layer", sort=False):
-        site = next(s for s in sites if s.name == name)
+        site = by_name[name]
         if site.kind == "layer":
             shape, kind = tuple(site.module.weight.shape), type(site.module).__name__
         elif site.kind == "mha_out":
@@ -549,6 +541,9 @@ def report(
         if batches == 0:
             raise SkewError("the loader yielded no batches; pass a non-empty iterable of batches (check the dataset size)")
         states = run.states()
+        local_batches = batches
+        if _distributed():
+            batches, inputs = _sum_over_ranks([batches, inputs], dev)
     never = {}
     for s in sites:
         if states[s.name].calls == 0:
@@ -569,6 +564,7 @@ def report(
         "max_batches": max_batches,
         "layers_spec": "None" if layers is None else repr(layers),
         "world_size": _world_size(),
+        "local_batches": local_batches,
         "torch": torch.__version__,
     }
     from skew._version import __version__
@@ -582,6 +578,15 @@ def report(
         meta=meta,
         skipped=_skipped(model, sites, set(measured), never),
     )
+
+
+def _sum_over_ranks(values: list[int], device: torch.device) -> list[int]:
+    import torch.distributed as dist
+
+    on = device if dist.get_backend() != "nccl" or device.type == "cuda" else torch.device("cuda")
+    t = torch.as_tensor(values, dtype=torch.int64, device=on)
+    dist.all_reduce(t)
+    return [int(v) for v in t.tolist()]
 
 
 def _world_size() -> int:

@@ -24,6 +24,7 @@ import copy
 import itertools
 import json
 import os
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -255,26 +256,33 @@ class Comparison:
             frames.append(df)
         return pd.concat(frames, ignore_index=True)
 
-    def _skew_values(self, init: str, layer: str) -> np.ndarray:
+    def _skew_groups(self) -> dict[tuple[str, str], np.ndarray]:
+        """Finite skews of the non-degenerate neurons, per (init, layer), seeds pooled."""
         nd = self.neurons
-        rows = nd[(nd["init"] == init) & (nd["layer"] == layer)]
-        if "degenerate" in rows:
-            rows = rows[~rows["degenerate"].astype(bool)]
-        values = rows["skew"].to_numpy(dtype=float)
-        return values[np.isfinite(values)]
+        if "degenerate" in nd:
+            nd = nd[~nd["degenerate"].astype(bool)]
+        groups = {}
+        for (init, layer), rows in nd.groupby(["init", "layer"], sort=False):
+            values = rows["skew"].to_numpy(dtype=float)
+            groups[(init, layer)] = values[np.isfinite(values)]
+        return groups
 
     def _tests(self) -> pd.DataFrame:
         from scipy import stats
 
         records = []
+        groups = self._skew_groups()
+        empty = np.empty(0)
         for layer in self.layer_order:
             for init_a, init_b in itertools.combinations(self.schemes, 2):
-                a = self._skew_values(init_a, layer)
-                b = self._skew_values(init_b, layer)
+                a = groups.get((init_a, layer), empty)
+                b = groups.get((init_b, layer), empty)
                 rec: dict[str, Any] = {"layer": layer, "init_a": init_a, "init_b": init_b,
                                        "n_a": a.size, "n_b": b.size}
                 if a.size and b.size:
-                    ks = stats.ks_2samp(a, b)
+                    with warnings.catch_warnings():  # "exact calculation unsuccessful": asymptotic p is fine
+                        warnings.simplefilter("ignore", RuntimeWarning)
+                        ks = stats.ks_2samp(a, b)
                     rec["ks_stat"], rec["ks_p"] = float(ks.statistic), float(ks.pvalue)
                     if np.ptp(np.concatenate([a, b])) == 0:  # identical constants: no evidence of a difference
                         rec["mw_stat"], rec["mw_p"] = a.size * b.size / 2.0, 1.0

@@ -43,7 +43,7 @@ __all__ = ["Entry", "generate"]
 
 #: Table 1's schemes and the names the paper prints for them.
 TABLE1_SCHEMES: dict[str, str] = OrderedDict(
-    [("glorot", "Glorot"), ("he", "He"), ("orthogonal", "Orthogonal"), ("lsuv", "LSUV"),
+    [("xavier_uniform", "Glorot"), ("kaiming_normal", "He"), ("orthogonal", "Orthogonal"), ("lsuv", "LSUV"),
      ("sinusoidal", "Sinusoidal")]
 )
 #: Schemes compared on the torchvision architectures (LSUV left out: one forward pass per try per layer).
@@ -105,17 +105,20 @@ def _text(text: str, path: Path) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def _markdown_table(frame: pd.DataFrame, floatfmt: str = "{:.1f}") -> str:
-    """A GitHub Markdown table (no tabulate dependency)."""
+def _markdown_table(frame: pd.DataFrame, floatfmt: str | dict[str, str] = "{:.1f}") -> str:
+    """A GitHub Markdown table (no tabulate dependency); ``floatfmt`` may map column -> format."""
 
-    def cell(v) -> str:
+    def cell(column: str, v) -> str:
         if isinstance(v, (float, np.floating)):
-            return "–" if not np.isfinite(v) else floatfmt.format(v)
+            fmt = floatfmt.get(column, "{:.1f}") if isinstance(floatfmt, dict) else floatfmt
+            return "–" if not np.isfinite(v) else fmt.format(v)
         return str(v)
 
-    header = "| " + " | ".join(map(str, frame.columns)) + " |"
-    rule = "|" + "|".join("---" if i == 0 else "---:" for i in range(len(frame.columns))) + "|"
-    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    columns = [str(c) for c in frame.columns]
+    header = "| " + " | ".join(columns) + " |"
+    rule = "|" + "|".join("---" if i == 0 else "---:" for i in range(len(columns))) + "|"
+    rows = ["| " + " | ".join(cell(c, v) for c, v in zip(columns, row)) + " |"
+            for row in frame.itertuples(index=False)]
     return "\n".join([header, rule, *rows]) + "\n"
 
 
@@ -208,8 +211,13 @@ def _table1(out: Path, cfg: _Config) -> tuple[list[Entry], Comparison]:
         _markdown_table(table.drop(columns="init"), "{:.2f}").rstrip("\n"),
         "",
         f"Corollary (first layer, any i.i.d. zero-mean scheme, ReLU(N(0,1)) inputs): {expected[0.1]:.1f}% at "
-        f"α = 0.1 and {expected[0.3]:.1f}% at α = 0.3. Sinusoidal's square layers have a constant row (i = n) "
-        "and a zero row (i = n/2, degenerate).",
+        f"α = 0.1 and {expected[0.3]:.1f}% at α = 0.3.",
+        "",
+        "Reading the table: a bias-free ReLU network is blind to a positive rescaling of a layer, so LSUV "
+        "(orthogonal, then each layer divided by its output std) has exactly orthogonal's skew. Sinusoidal's "
+        "square layers have two zero rows (i = n/2 and i = n; degenerate neurons, left out of the fractions) "
+        "and every other row sums to ~0, so no neuron is skewed at the first layer; deeper layers stay "
+        "balanced too. OUI: the final layer's pairwise OUI (28 pairs of 8 samples) and batch OUI.",
         "",
     ]
     entries.append(Entry(_text("\n".join(md), out / "table1.md"), "Table 1 as Markdown, with the corollary's "
@@ -217,7 +225,8 @@ def _table1(out: Path, cfg: _Config) -> tuple[list[Entry], Comparison]:
     fig, axes = _figure(2, 1, width=4.8, height=3.8)
     for ax, a in zip(axes[0], (0.1, 0.3)):
         plot.skew_by_depth(cmp, alpha=a, hue="init", ax=ax)
-    fig.suptitle("Skewed neurons by depth (Table 1 MLP, count estimator)")
+        ax.set_title(f"skewed: |p − ½| > {a:g} (LSUV's line lies on orthogonal's)", fontsize="medium")
+    fig.suptitle("Skewed neurons by depth, Table 1 MLP (count estimator of p)")
     entries.append(Entry(save_figure(fig, out / "skew_by_depth.png"),
                          "Fraction of skewed neurons per layer for each scheme, α = 0.1 and α = 0.3.", settings))
     return entries, cmp
@@ -227,7 +236,7 @@ def _from_table1(out: Path, cmp: Comparison, cfg: _Config) -> list[Entry]:
     from skew import plot
 
     first, last = cmp.layer_order[0], cmp.layer_order[-1]
-    glorot = cmp.reports[("glorot", 0)]
+    glorot = cmp.reports[("xavier_uniform", 0)]
     settings = (f"ReLU → Linear({cfg.width}→{cfg.width}, bias=False), Glorot uniform, {cfg.samples} N(0,1) "
                 "samples (first layer of the Table 1 MLP)")
     entries = []
@@ -245,9 +254,11 @@ def _from_table1(out: Path, cmp: Comparison, cfg: _Config) -> list[Entry]:
     for layer, name, label in ((first, "activation_states.png", "first"), (last, "activation_states_last.png",
                                                                            "last")):
         fig, axes = _figure(len(TABLE1_SCHEMES), 1, width=3.4, height=3.6)
-        for ax, (scheme, title) in zip(axes[0], TABLE1_SCHEMES.items()):
+        for i, (ax, (scheme, title)) in enumerate(zip(axes[0], TABLE1_SCHEMES.items())):
             plot.activation_states(cmp.reports[(scheme, 0)], layer=layer, ax=ax)
             ax.set_title(f"{title} ({layer})")
+            if i and ax.get_legend() is not None:
+                ax.get_legend().remove()
         fig.suptitle(f"Activation states, {label} layer of the Table 1 MLP (white = active)")
         entries.append(Entry(save_figure(fig, out / name),
                              f"Fig. 4: samples × neurons raster of the {label} layer ({layer}) per scheme; vertical "
@@ -261,8 +272,8 @@ def _theory(out: Path, cfg: _Config) -> list[Entry]:
     from skew.analyzer import report
 
     n = cfg.theory_n
-    fig, axes = _figure(len(THEORY_LAWS), 1, width=3.8, height=3.6)
-    for ax, law in zip(axes[0], THEORY_LAWS):
+    fig, axes = _figure(2, 2, width=5.0, height=3.8)
+    for ax, law in zip(axes.ravel(), THEORY_LAWS):
         layer = nn.Linear(n, n, bias=False)
         skew.init.apply(layer, "xavier_uniform", generator=torch.Generator().manual_seed(0))
         loader = _gaussian_batches(cfg.theory_samples, min(cfg.theory_samples, 1000), n, law=law, seed=1)
@@ -304,6 +315,7 @@ def _architectures(out: Path, cfg: _Config) -> list[Entry]:
                 "skewed α=0.3 (%)": 100.0 * float((sub["skew"] > 0.3).mean()),
                 "median layer α=0.3 (%)": 100.0 * float(lay["skewed_0.3"].median()),
                 "mean skew": float(sub["skew"].mean()),
+                "median samples per neuron": float(lay["samples"].median()) if "samples" in lay else np.nan,
             })
         frame = cmp.layers.copy()
         frame.insert(0, "model", name)
@@ -313,7 +325,9 @@ def _architectures(out: Path, cfg: _Config) -> list[Entry]:
                          "Per model and scheme: % skewed neurons pooled over all layers (α = 0.1, 0.3), median "
                          "per-layer fraction at α = 0.3, mean skew.", settings))
     md = ["# Skewed neurons in torchvision architectures at initialization", "", f"Settings: {settings}.", "",
-          _markdown_table(table, "{:.1f}").rstrip("\n"), ""]
+          _markdown_table(table, {"mean skew": "{:.3f}", "median samples per neuron": "{:.0f}"}).rstrip("\n"),
+          "", "Samples per neuron: every spatial position (convolutions) or token (ViT) of every image is one "
+          "sample; layers with few samples per neuron read noisier skews.", ""]
     entries.append(Entry(_text("\n".join(md), out / "architectures.md"), "The same table as Markdown.", settings))
     layers = pd.concat(layer_frames, ignore_index=True)
     keep_cols = [c for c in ["model", "init", "seed", "layer", "type", "neurons", "samples", "skewed_0.1",
@@ -333,31 +347,34 @@ def _architectures(out: Path, cfg: _Config) -> list[Entry]:
                          settings))
     fig, axes = _figure(len(names), 2, width=4.6, height=3.6)
     for col, name in enumerate(names):
-        plot.skew_hist(results[name], hue="init", ax=axes[0, col])
-        axes[0, col].set_title(f"{name}: skew |p − 1/2|")
+        plot.skew_hist(results[name], layer="all", hue="init", ax=axes[0, col])
+        axes[0, col].set_title(f"{name}: skew |p − 1/2|, all layers (count estimator)", fontsize="medium")
         _rowsum_by_scheme(results[name].neurons, axes[1, col])
-        axes[1, col].set_title(f"{name}: row sums S/√fan_in")
+        axes[1, col].set_title(f"{name}: row sums in units of the row norm, all layers", fontsize="medium")
     entries.append(Entry(save_figure(fig, out / "architectures_distributions.png"),
-                         "Distributions per scheme, all layers pooled: the neurons' skew (top) and their scaled "
-                         "row sums S/√fan_in (bottom).", settings))
+                         "Distributions per scheme, all layers pooled: the neurons' skew (top) and their row sums in "
+                         "units of the row norm, S/‖W_i‖ (bottom; Theorem 1's p ≈ Φ((μ/σ)·S/‖W_i‖); N(0,1) for "
+                         "any i.i.d. zero-mean scheme, 0 for sinusoidal rows that cancel).", settings))
     return entries
 
 
-def _rowsum_by_scheme(neurons: pd.DataFrame, ax) -> None:
-    """Step histograms (density) of S/√fan_in per init, central 99% range."""
-    col = "row_sum_scaled" if "row_sum_scaled" in neurons else None
-    values = (neurons[col] if col else neurons["row_sum"] / np.sqrt(neurons["fan_in"])).to_numpy(float)
-    finite = values[np.isfinite(values)]
-    lo, hi = (np.quantile(finite, [0.005, 0.995]) if finite.size else (-1.0, 1.0))
-    if hi <= lo:
-        lo, hi = lo - 1.0, hi + 1.0
-    bins = np.linspace(lo, hi, 61)
-    for init in pd.unique(neurons["init"]):
+def _rowsum_by_scheme(neurons: pd.DataFrame, ax, limit: float = 4.0) -> None:
+    """Step density histograms (log scale) of S/‖W_i‖ per init; values beyond ±limit are clipped."""
+    norm = neurons["row_norm"].to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values = np.where(norm > 0, neurons["row_sum"].to_numpy(float) / norm, np.nan)
+    bins = np.linspace(-limit, limit, 81)
+    grid = np.linspace(-limit, limit, 401)
+    for i, init in enumerate(pd.unique(neurons["init"])):
         v = values[(neurons["init"] == init).to_numpy()]
         v = v[np.isfinite(v)]
-        ax.hist(np.clip(v, lo, hi), bins=bins, density=True, histtype="step", label=str(init))
-    ax.set_xlabel("S/√fan_in (scaled row sum)")
-    ax.set_ylabel("density")
+        ax.hist(np.clip(v, -limit, limit), bins=bins, density=True, histtype="step", lw=1.4, color=f"C{i}",
+                label=f"{init} ({v.size})")
+    ax.plot(grid, np.exp(-grid**2 / 2) / np.sqrt(2 * np.pi), "k:", lw=1.2, label="N(0, 1)")
+    ax.set_yscale("log")
+    ax.set_ylim(1e-3, None)
+    ax.set_xlabel("S / ‖W_i‖ (row sum over row norm; clipped at ±4)")
+    ax.set_ylabel("density (log scale)")
     ax.legend(title="init", fontsize="small")
 
 
@@ -384,7 +401,7 @@ def _readme(out: Path, entries: Sequence[Entry], cfg: _Config) -> Path:
     lines = [
         "# skew figures",
         "",
-        "Regenerated by `skew figures --out figures`" + (" --quick" if cfg.quick else "") + " (`skew.figures.generate`); "
+        "Regenerated by `skew figures --out figures" + (" --quick" if cfg.quick else "") + "` (`skew.figures.generate`); "
         "byte-identical on a second run (fixed seeds, no dates in file metadata, fixed CSV float format). "
         "Skew of a neuron: |p − 1/2| with p = P(Z > 0) counted over the samples (the `count` estimator) unless a "
         "figure says `gauss`; skewed with degree α when the skew exceeds α. Degenerate neurons (std Z ≈ 0) are "

@@ -22,7 +22,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import warnings
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,7 +49,8 @@ def _fmt(a: float) -> str:
     return f"{a:g}"
 
 
-def _neuron_frame(name: str, st: LayerState, w: pd.DataFrame) -> pd.DataFrame:
+def _neuron_arrays(name: str, st: LayerState, w: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The ``.neurons`` columns of one layer, as arrays (``w``: its weight columns)."""
     n = st.n.astype(np.int64)
     with np.errstate(divide="ignore", invalid="ignore"):
         p = np.where(n > 0, st.pos / np.maximum(n, 1), np.nan)
@@ -59,40 +59,33 @@ def _neuron_frame(name: str, st: LayerState, w: pd.DataFrame) -> pd.DataFrame:
         degenerate = (n == 0) | (std <= DEGENERATE_RTOL * (np.abs(mean) + 1.0))
         p_gauss = np.where(degenerate, np.nan, ndtr(mean / std))
     skew = np.where(degenerate, np.nan, np.abs(p - 0.5))
-    skew_gauss = np.abs(p_gauss - 0.5)
     in_mean, in_std = _input_moments(st)
-    bias = w["bias"].to_numpy(dtype=np.float64)
+    bias = w["bias"].astype(np.float64)
     p_pred = np.asarray(
-        theory.predicted_p(
-            w["row_sum"].to_numpy(np.float64), w["row_norm"].to_numpy(np.float64), in_mean, in_std,
-            np.where(np.isnan(bias), 0.0, bias),
-        ),
+        theory.predicted_p(w["row_sum"], w["row_norm"], in_mean, in_std, np.where(np.isnan(bias), 0.0, bias)),
         dtype=np.float64,
     ).reshape(-1)
-    frame = pd.DataFrame(
-        {
-            "layer": name,
-            "neuron": np.arange(len(n), dtype=np.int64),
-            "fan_in": w["fan_in"].to_numpy(np.int64),
-            "row_sum": w["row_sum"].to_numpy(np.float64),
-            "row_sum_scaled": w["row_sum_scaled"].to_numpy(np.float64),
-            "row_norm": w["row_norm"].to_numpy(np.float64),
-            "bias": bias,
-            "n": n,
-            "p": p,
-            "p_gauss": p_gauss,
-            "p_pred": p_pred,
-            "skew": skew,
-            "skew_gauss": skew_gauss,
-            "mean": mean,
-            "std": std,
-            "degenerate": degenerate,
-            "dead": ~degenerate & (st.pos == 0),
-            "always_on": ~degenerate & (st.pos == n),
-            "nonfinite": st.nonfinite.astype(np.int64),
-        }
-    )
-    return frame
+    return {
+        "layer": np.full(len(n), name, dtype=object),
+        "neuron": np.arange(len(n), dtype=np.int64),
+        "fan_in": w["fan_in"].astype(np.int64),
+        "row_sum": w["row_sum"].astype(np.float64),
+        "row_sum_scaled": w["row_sum_scaled"].astype(np.float64),
+        "row_norm": w["row_norm"].astype(np.float64),
+        "bias": bias,
+        "n": n,
+        "p": p,
+        "p_gauss": p_gauss,
+        "p_pred": p_pred,
+        "skew": skew,
+        "skew_gauss": np.abs(p_gauss - 0.5),
+        "mean": mean,
+        "std": std,
+        "degenerate": degenerate,
+        "dead": ~degenerate & (st.pos == 0),
+        "always_on": ~degenerate & (st.pos == n),
+        "nonfinite": st.nonfinite.astype(np.int64),
+    }
 
 
 def _input_moments(st: LayerState) -> tuple[float, float]:
@@ -106,14 +99,17 @@ def _fraction(mask: np.ndarray, live: np.ndarray) -> float:
 
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rank correlation (Pearson on average ranks); NaN for < 3 points or a constant side."""
     ok = np.isfinite(x) & np.isfinite(y)
     if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
         return float("nan")
-    from scipy.stats import spearmanr
+    return float(np.corrcoef(_ranks(x[ok]), _ranks(y[ok]))[0, 1])
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return float(spearmanr(x[ok], y[ok]).statistic)
+
+def _ranks(a: np.ndarray) -> np.ndarray:
+    """Ranks with ties given their average rank (as scipy.stats.rankdata's default)."""
+    _, inverse, counts = np.unique(a, return_inverse=True, return_counts=True)
+    return (np.cumsum(counts) - (counts - 1) / 2.0)[inverse]
 
 
 def _lambda(alpha: float, fan_in: int, weight_std: float, in_mean: float, in_std: float) -> float:
@@ -122,18 +118,18 @@ def _lambda(alpha: float, fan_in: int, weight_std: float, in_mean: float, in_std
     return float(theory.threshold(alpha, fan_in, weight_std, in_mean, in_std))
 
 
-def _layer_row(name: str, info: dict, st: LayerState, nf: pd.DataFrame, thresholds) -> dict:
-    live = ~nf["degenerate"].to_numpy()
-    skew = nf["skew"].to_numpy()
-    skew_g = nf["skew_gauss"].to_numpy()
-    s = nf["row_sum"].to_numpy()
+def _layer_row(name: str, info: dict, st: LayerState, nf: dict[str, np.ndarray], thresholds) -> dict:
+    live = ~nf["degenerate"]
+    skew = nf["skew"]
+    skew_g = nf["skew_gauss"]
+    s = nf["row_sum"]
     in_mean, in_std = _input_moments(st)
-    fan_in = int(nf["fan_in"].iloc[0]) if len(nf) else 0
+    fan_in = int(nf["fan_in"][0]) if len(s) else 0
     row = {
         "layer": name,
         "type": info["type"],
         "shape": info["shape"],
-        "neurons": int(len(nf)),
+        "neurons": int(len(s)),
         "calls": int(st.calls),
         "samples": int(st.rows),
     }
@@ -150,7 +146,7 @@ def _layer_row(name: str, info: dict, st: LayerState, nf: pd.DataFrame, threshol
             float("nan") if math.isnan(lam) else _fraction((np.abs(s) > lam) == (skew > a), live)
         )
     row["mean_skew"] = float(np.mean(skew[live])) if live.any() else float("nan")
-    row["spearman_s_p"] = _spearman(s[live], nf["p"].to_numpy()[live])
+    row["spearman_s_p"] = _spearman(s[live], nf["p"][live])
     row["input_mean"] = in_mean
     row["input_std"] = in_std
     with np.errstate(invalid="ignore"):
@@ -218,14 +214,18 @@ class Report:
 
     # -- derived frames -----------------------------------------------------------------------
     def _derive(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        frames, rows = [], []
-        groups = dict(tuple(self._weights.groupby("layer", sort=False)))
+        wcols = {c: self._weights[c].to_numpy() for c in WEIGHT_COLUMNS}
+        where = self._weights.groupby("layer", sort=False).indices
+        parts, rows = [], []
         for name, st in self._states.items():
-            w = groups[name].sort_values("neuron")
-            nf = _neuron_frame(name, st, w)
-            frames.append(nf)
+            idx = where[name]
+            idx = idx[np.argsort(wcols["neuron"][idx], kind="stable")]
+            nf = _neuron_arrays(name, st, {c: v[idx] for c, v in wcols.items()})
+            parts.append(nf)
             rows.append(_layer_row(name, self._info[name], st, nf, self.thresholds))
-        neurons = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        if not parts:
+            return pd.DataFrame(), pd.DataFrame(rows)
+        neurons = pd.DataFrame({c: np.concatenate([p[c] for p in parts]) for c in parts[0]})
         return neurons, pd.DataFrame(rows)
 
     # -- display ------------------------------------------------------------------------------

@@ -56,6 +56,10 @@ class Tracker:
         probe: one fixed batch: a tensor, an ``(x, y)`` pair, or whatever ``input_fn`` turns into
             model inputs (it is passed to ``skew.report`` as a one-batch loader).
         every: measure when ``step % every == 0`` (so step 0, before any update, is measured).
+            A measurement costs one forward pass of the probe plus a fixed ~15-20 ms of
+            bookkeeping (building the Report's tables); on the digits MLP, whose training step
+            takes 0.5 ms, every=50 adds ~70 % to training time and every=10 ~330 %
+            (``benchmarks/bench_tracker.py``), so choose ``every`` with every × step time ≫ 20 ms.
         layers: which layers to measure (anything :func:`skew.layers.select_layers` accepts).
         thresholds: the α values to report.
         mode: ``"eval"`` (default, as SPEC §1 recommends) or ``"train"``.
@@ -75,7 +79,7 @@ class Tracker:
         model: nn.Module,
         probe: Any,
         *,
-        every: int = 10,
+        every: int = 50,
         layers: LayerSpec = None,
         thresholds: Sequence[float] = (0.1, 0.3),
         mode: str = "eval",
@@ -183,7 +187,8 @@ class Tracker:
                 f"skew.report's layer table lacks {missing}; the Tracker needs the Report contract's "
                 "columns (update skew.analyzer or pass thresholds it reports)"
             )
-        return [{"step": step, **{c: rec[c] for c in columns[1:]}} for rec in table.to_dict("records")]
+        values = {c: table[c].tolist() for c in columns[1:]}
+        return [{"step": step, **{c: values[c][i] for c in columns[1:]}} for i in range(len(table))]
 
     # -- results -----------------------------------------------------------------------------
     @property

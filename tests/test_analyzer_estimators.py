@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from skew import theory
-from skew.accumulators import POSITION_STRIDE, chan_merge, level1
+from skew.accumulators import chan_merge, level1
 from skew.analyzer import report
 from skew.oui import batch_oui, oui_from_p, pairwise_oui
 
@@ -35,7 +35,7 @@ def record(model: nn.Module, name: str, batches, *, kind: str = "layer"):
 
 def as_rows(z: torch.Tensor, conv: bool) -> tuple[np.ndarray, np.ndarray]:
     """(B, P, C) float64 array of a stored output: neuron last, positions in the middle."""
-    z = z.double()
+    z = z.detach().cpu().double()
     if conv:
         z = z.flatten(2).transpose(1, 2)
     else:
@@ -58,18 +58,17 @@ def _brute(z3, ins) -> dict:
     mean = zc.sum(0) / n
     std = np.sqrt(np.where(fin, (allz - mean) ** 2, 0.0).sum(0) / n)
     pos = ((allz > 0) & fin).sum(0)
-    x = np.concatenate([i.double().reshape(-1).numpy() for i in ins])
+    x = np.concatenate([i.cpu().double().reshape(-1).numpy() for i in ins])
     # OUI: a sample's pattern = sign of each neuron's mean over its positions
     pats = [z.mean(1) > 0 for z in z3]
     allpats = np.concatenate(pats)
     oui_b = np.mean([batch_oui(p) for p in pats if p.shape[0] >= 2])
-    # raster: sample r at position (r * stride) mod P, evenly spaced neuron columns
+    # raster: sample r at the centre position P // 2, evenly spaced neuron columns
     samples = np.concatenate(z3)
     rows = min(250, samples.shape[0])
     C = samples.shape[2]
     cols = np.unique(np.linspace(0, C - 1, min(C, 250)).round().astype(int))
-    r = np.arange(rows)
-    raster = samples[r[:, None], ((r * POSITION_STRIDE) % samples.shape[1])[:, None], cols[None, :]] > 0
+    raster = samples[:rows, samples.shape[1] // 2][:, cols] > 0
     return {
         "n": n, "pos": pos, "mean": mean, "std": std, "p": pos / n, "nonfinite": (~fin).sum(0),
         "in_mean": x.mean(), "in_std": x.std(), "oui_batch": oui_b,
@@ -263,8 +262,8 @@ def test_attention_projections_match_their_linear_maps(batch_first):
     q, k, v = torch.randn(B, T, e), torch.randn(B, 4, 5), torch.randn(B, 4, 6)
     for model, args in ((Cross(), (bt(q), bt(k), bt(v))), (Self(), (bt(q),))):
         model.eval()
-        outs = {}
-        h = model.attn.register_forward_hook(lambda m, a, o: outs.setdefault("out", o[0].clone()))
+        outs: dict = {}
+        h = model.attn.register_forward_hook(lambda m, a, o, outs=outs: outs.setdefault("out", o[0].clone()))
         with torch.no_grad():
             model(*args)
         h.remove()
@@ -312,7 +311,62 @@ def test_first_layer_matches_theorem_1_on_relu_gaussian_inputs():
     assert lay["oui_pairwise"] == pytest.approx(oui_from_p(nf["p"].to_numpy()), abs=0.08)
 
 
-def test_level1_shift_makes_constant_rows_exact():
+@pytest.mark.parametrize("welford", [False, True])
+def test_level1_forms_are_exact_on_constant_rows(welford, monkeypatch):
+    import skew.accumulators as acc
+
+    monkeypatch.setattr(acc, "_welford", lambda device: welford)
     z = torch.full((3, 2, 50), 0.1)
     part = level1(z, pd=2)
-    assert torch.equal(part.s2, torch.zeros(3, 2)) and torch.equal(part.s1, torch.zeros(3, 2))
+    m2 = part.m2 * 50 if part.m2_is_var else part.m2
+    assert part.m2_is_var == welford
+    assert torch.equal(m2, torch.zeros(3, 2, dtype=m2.dtype)) and (part.mean == torch.tensor(0.1)).all()
+
+
+def test_accelerator_form_matches_brute_force_on_cpu(monkeypatch):
+    """The var_mean (Welford) form that CUDA uses, exercised here on CPU against brute force."""
+    import skew.accumulators as acc
+
+    monkeypatch.setattr(acc, "_welford", lambda device: True)
+    make, name, shape, conv = CASES["conv2d"]
+    torch.manual_seed(1)
+    model = make()
+    batches = [torch.randn(*shape) + 0.3 for _ in range(3)]
+    outs, ins = record(model, name, batches)
+    check(report(model, batches), name, brute(outs, ins, conv))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("autocast", [False, True])
+def test_cuda_brute_force_and_no_host_sync_inside_hooks(autocast, monkeypatch):
+    import skew.analyzer as analyzer
+
+    torch.manual_seed(9)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3), nn.ReLU(), nn.Conv2d(16, 8, 3), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(8 * 6 * 6, 10)).cuda()
+    batches = [torch.randn(8, 3, 10, 10, device="cuda") for _ in range(3)]
+    batches[2][0, 0, 4, 4] = float("nan")  # forces the careful re-run of one batch on the device
+    observe = analyzer._Run.observe
+
+    def strict(self, *args):  # any host synchronisation inside a hook raises
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            return observe(self, *args)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+
+    monkeypatch.setattr(analyzer._Run, "observe", strict)
+    ctx = torch.autocast("cuda", dtype=torch.float16) if autocast else torch.autocast("cuda", enabled=False)
+    with ctx:
+        outs, ins = record(model, "2", batches)
+        rep = report(model, batches)
+    assert outs[0].dtype == (torch.float16 if autocast else torch.float32)
+    ref = brute(outs, ins, True)
+    nf = rep.neurons[rep.neurons["layer"] == "2"]
+    np.testing.assert_array_equal(nf["n"], ref["n"])
+    np.testing.assert_array_equal(nf["nonfinite"], ref["nonfinite"])
+    np.testing.assert_array_equal(nf["p"], ref["p"])
+    np.testing.assert_allclose(nf["mean"], ref["mean"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(nf["std"], ref["std"], rtol=1e-5)
+    np.testing.assert_array_equal(rep.signs["2"], ref["raster"])
+    assert rep.meta["device"].startswith("cuda")

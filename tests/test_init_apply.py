@@ -403,9 +403,61 @@ def test_error_paths():
 
 def test_scheme_that_cannot_apply_names_the_parameter():
     model = nn.Sequential(nn.Linear(5, 4), nn.Linear(4, 1, bias=False), nn.Linear(1, 1))
-    with pytest.raises(SkewError, match=r"cannot apply scheme 'sinusoidal' to the weight of '2' \(shape \(1, 1"):
+    before = _state(model)
+    with pytest.raises(SkewError, match=r"cannot apply scheme 'sinusoidal' to the weight of '2' \(shape"):
         apply(model, "sinusoidal")
+    assert _same(before, _state(model))  # found before any weight was touched
     # sinusoidal on a (1, 4) weight is defined: row 1 of 1 is a full sine
-    assert math.isclose(float(model[1].weight.var()), 2 / 5, rel_tol=1e-5)
+    apply(model, "sinusoidal", layers=["1"])
+    assert math.isclose(float(model[1].weight.detach().var()), 2 / 5, rel_tol=1e-5)
     with pytest.raises(SkewError, match="gain"):
         apply(_mlp(), Scheme("arcsine", {"gain": -1.0}))  # unvalidated options reach arcsine_
+
+
+# ---------------------------------------------------------------- on a GPU (skipped without one)
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@cuda
+def test_cuda_sinusoidal_is_bit_identical_to_cpu():
+    for shape in [(64, 200), (100, 100), (32, 16, 3, 3), (1000, 2048), (2048, 512, 1, 1), (4096, 4096)]:
+        on_gpu = sinusoidal_(torch.empty(shape, device="cuda"))
+        assert on_gpu.device.type == "cuda"
+        assert torch.equal(on_gpu.cpu(), sinusoidal_(torch.empty(shape)))
+
+
+@cuda
+@pytest.mark.parametrize("scheme", ["default", "xavier_uniform", "orthogonal", "arcsine", "lsuv", "idinit"])
+def test_cuda_models_with_cuda_generators(scheme):
+    data = torch.randn(64, 12)  # LSUV moves the batch to the model's device
+    states = []
+    for _ in range(2):
+        model = _mlp().cuda()
+        table = apply(model, scheme, data=data, generator=torch.Generator(device="cuda").manual_seed(0))
+        assert (table[table.module.isin(["0", "2", "4"])].action == "set").all()
+        states.append(_state(model))
+    assert _same(*states)
+    # a CPU generator draws on the CPU: the CUDA model gets the CPU model's weights
+    if scheme != "default":
+        on_cpu, on_gpu = _mlp(), _mlp().cuda()
+        apply(on_cpu, scheme, data=data, generator=torch.Generator().manual_seed(1))
+        apply(on_gpu, scheme, data=data, generator=torch.Generator().manual_seed(1))
+        cpu_state, gpu_state = _state(on_cpu), {k: v.cpu() for k, v in _state(on_gpu).items()}
+        if scheme == "lsuv":  # rescaling factors come from CUDA forward passes: equal up to rounding
+            for k in cpu_state:
+                torch.testing.assert_close(cpu_state[k], gpu_state[k], rtol=1e-4, atol=1e-6)
+        else:
+            assert _same(cpu_state, gpu_state)
+
+
+@cuda
+def test_cuda_attention_default_with_a_cpu_generator():
+    states = []
+    for _ in range(2):
+        layer = nn.TransformerEncoderLayer(16, 2, 32).cuda()
+        table = apply(layer, "default", generator=torch.Generator().manual_seed(0))
+        assert (table[table.module.str.contains("proj|linear")].action == "set").all()
+        states.append(_state(layer))
+    assert _same(*states)
+    assert torch.all(states[0]["self_attn.in_proj_bias"] == 0)

@@ -129,7 +129,9 @@ def test_verdict_reads_the_numbers():
         {"default": [9.0, 9.1, 8.9], "orthogonal": [8.5, 8.5, 8.5], "sinusoidal": [8.0, 8.1, 7.9]}
     )
     text = worse.verdict()["mlp"]
-    assert text.startswith("No") and "ranks 3 of 3" in text
+    assert text.startswith("No") and "ranks 3 of 3" in text and "beyond seed noise" in text
+    tied = _result_with({"default": [8.0, 9.0, 7.0], "sinusoidal": [7.9, 8.9, 6.9]}).verdict()["mlp"]
+    assert tied.startswith("No") and "within seed noise" in tied
     md = worse.to_markdown()
     assert "| mlp | sinusoidal | 0.8000 ± 0.0100 | 8.000 ± 0.100 |" in md
     assert "- mlp: No" in md and "at most 10" in md

@@ -21,7 +21,14 @@ Example:
 from __future__ import annotations
 
 from skew.init.apply import apply
-from skew.init.functions import arcsine_, idinit_, idiz_, sinusoidal_, sinusoidal_variance
+from skew.init.functions import (
+    arcsine_,
+    idinit_,
+    idiz_,
+    sinusoidal_,
+    sinusoidal_amplitude,
+    sinusoidal_variance,
+)
 from skew.init.lsuv import lsuv_rescale
 from skew.init.registry import ALIASES, Scheme, aliases, get_scheme, schemes
 
@@ -37,5 +44,6 @@ __all__ = [
     "lsuv_rescale",
     "schemes",
     "sinusoidal_",
+    "sinusoidal_amplitude",
     "sinusoidal_variance",
 ]

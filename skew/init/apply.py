@@ -28,6 +28,7 @@ from torch import nn
 from torch.nn import init as tinit
 
 from skew.errors import SkewError
+from skew.init.functions import sinusoidal_amplitude
 from skew.init.lsuv import LsuvTarget, first_batch, lsuv_rescale
 from skew.init.registry import Scheme, get_scheme
 from skew.layers import LayerSpec, attention_projections, is_layer, select_layers
@@ -172,7 +173,7 @@ def _reset_default(unit: _Unit, generator: torch.Generator | None) -> str:
         # each separate projection weight), zero in_proj_bias. Done per block so layers= is respected.
         fan_in, fan_out = tinit._calculate_fan_in_and_fan_out(unit.weight_param)
         bound = math.sqrt(6.0 / (fan_in + fan_out))
-        tinit.uniform_(unit.weight, -bound, bound, generator=generator)
+        _fill(unit.weight, generator, lambda t, g: tinit.uniform_(t, -bound, bound, generator=g))
         if unit.bias is not None:
             unit.bias.zero_()
         return "as MultiheadAttention._reset_parameters: xavier_uniform_ on the projection, zero bias"
@@ -219,20 +220,27 @@ def _skip_reason(owner: nn.Module, local: str) -> str:
     return f"not part of a Linear/Conv/attention layer ({kind} parameter); left as is"
 
 
-def _check_generator(generator, units: list[_Unit]) -> None:
-    if generator is None:
-        return
-    if not isinstance(generator, torch.Generator):
+def _cannot_apply(label: str, unit: _Unit, err: Exception) -> SkewError:
+    shape = tuple(unit.weight.shape)
+    return SkewError(f"cannot apply scheme {label!r} to the weight of {unit.name!r} (shape {shape}): {err}")
+
+
+def _check_generator(generator) -> None:
+    if generator is not None and not isinstance(generator, torch.Generator):
         raise SkewError(
             f"generator must be a torch.Generator, got {type(generator).__name__}; "
             "pass e.g. generator=torch.Generator().manual_seed(0)"
         )
-    for u in units:
-        if u.weight.device.type != generator.device.type:
-            raise SkewError(
-                f"generator is on {generator.device} but {u.name!r} is on {u.weight.device}; "
-                f"pass torch.Generator(device={str(u.weight.device)!r})"
-            )
+
+
+def _fill(weight: torch.Tensor, generator: torch.Generator | None, fill) -> None:
+    """``fill(weight, generator)``; a generator on another device draws there, then copies (same values)."""
+    if generator is None or generator.device.type == weight.device.type:
+        fill(weight, generator)
+        return
+    staged = torch.empty(weight.shape, dtype=weight.dtype, device=generator.device)
+    fill(staged, generator)
+    weight.copy_(staged)
 
 
 def apply(
@@ -263,7 +271,9 @@ def apply(
     ``lsuv`` needs ``data`` (a batch tensor, an (x, y) tuple, a dict of keyword inputs, or an
     iterable/DataLoader whose first batch is used); ``data`` is ignored by the other schemes.
     Random schemes draw from ``generator`` when given (the same seed gives identical weights, for
-    ``default`` too); ``sinusoidal`` and ``idinit`` are deterministic. Parameters of other modules
+    ``default`` too; a generator on another device than the weights draws there, so a CPU generator
+    gives a CUDA model the same weights as a CPU one, except under ``default``); ``sinusoidal`` and
+    ``idinit`` are deterministic. Parameters of other modules
     (BatchNorm, LayerNorm, embeddings, position embeddings, class tokens) are reported as
     skipped with the reason. ``layers`` restricts the layers (None, a glob, names, types or a
     predicate, as :func:`skew.layers.select_layers`; attention blocks by their ``q_proj``... names).
@@ -308,9 +318,15 @@ def apply(
             f"layers={layers!r} selects none of the {len(units)} layers of {type(model).__name__} "
             f"(e.g. {', '.join(repr(u.name) for u in units[:3])}); pass names, globs or types that match"
         )
-    _check_generator(generator, selected)
+    _check_generator(generator)
     batch = first_batch(data) if resolved.needs_data else None  # fail before touching any weight
     label = resolved.label
+    if resolved.name == "sinusoidal":
+        for u in selected:  # the shapes sinusoidal cannot scale, found before touching any weight
+            try:
+                sinusoidal_amplitude(u.weight, **resolved.options)
+            except SkewError as err:
+                raise _cannot_apply(label, u, err) from err
 
     reasons: dict[tuple[int, str], str] = {}
     with torch.no_grad():
@@ -321,12 +337,9 @@ def apply(
                 reasons[(id(u), "bias")] = how
                 continue
             try:
-                resolved.init_weight(u.weight, generator)
+                _fill(u.weight, generator, resolved.init_weight)
             except (SkewError, ValueError, RuntimeError) as err:
-                raise SkewError(
-                    f"cannot apply scheme {label!r} to the weight of {u.name!r} (shape "
-                    f"{tuple(u.weight.shape)}): {err}"
-                ) from err
+                raise _cannot_apply(label, u, err) from err
             reasons[(id(u), "weight")] = resolved.call
             if u.bias is not None:
                 u.bias.fill_(bias)

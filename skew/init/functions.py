@@ -22,7 +22,7 @@ import torch
 
 from skew.errors import SkewError
 
-__all__ = ["arcsine_", "idinit_", "idiz_", "sinusoidal_", "sinusoidal_variance"]
+__all__ = ["arcsine_", "idinit_", "idiz_", "sinusoidal_", "sinusoidal_amplitude", "sinusoidal_variance"]
 
 _MODES = (None, "fan_in", "fan_out")
 # Rows per chunk in sinusoidal_ are chosen so one float64 chunk holds about this many entries
@@ -100,6 +100,37 @@ def sinusoidal_variance(m: int, n: int) -> float:
     return max((sq - total * total / size) / (size - 1), 0.0)
 
 
+def sinusoidal_amplitude(tensor: torch.Tensor, gain: float = 1.0, mode: str | None = None) -> float:
+    r"""The amplitude a that :func:`sinusoidal_` uses for ``tensor`` (validating every argument).
+
+    .. math:: a = \text{gain}\sqrt{\frac{2}{v\,(\text{fan\_in}+\text{fan\_out})}} \ \text{(mode None)},
+        \qquad a = \frac{\text{gain}}{\sqrt{v\cdot\text{fan}}} \ \text{(mode "fan_in"/"fan_out")}
+
+    Raises :class:`SkewError` where the pattern cannot be scaled (fewer than 2 entries, or a
+    pattern that is zero everywhere, such as the (1, 2) one). Returns 0.0 for an empty tensor.
+
+    Example:
+        >>> round(sinusoidal_amplitude(torch.empty(2, 3)) ** 2, 6)   # 2 / (v (m + n)), v = 3/5
+        0.666667
+    """
+    m, n = _matrix_shape(tensor, "sinusoidal_")
+    gain = _check_real(gain, "gain", "sinusoidal_", positive=True)
+    if mode not in _MODES:
+        raise SkewError(f"sinusoidal_: unknown mode {mode!r}; valid modes are None, 'fan_in', 'fan_out'")
+    if tensor.numel() == 0:
+        return 0.0
+    v = sinusoidal_variance(m, n)
+    if v <= 1e-12:
+        raise SkewError(
+            f"the sinusoidal pattern of a ({m}, {n}) matrix is zero everywhere, so no amplitude can give it "
+            "a variance; use another scheme for this tensor"
+        )
+    fan_in, fan_out = _fans(tensor)
+    if mode is None:
+        return gain * math.sqrt(2.0 / (v * (fan_in + fan_out)))
+    return gain / math.sqrt(v * (fan_in if mode == "fan_in" else fan_out))
+
+
 def sinusoidal_(tensor: torch.Tensor, gain: float = 1.0, mode: str | None = None) -> torch.Tensor:
     r"""Fill ``tensor`` with the deterministic sinusoidal initialization.
 
@@ -119,9 +150,10 @@ def sinusoidal_(tensor: torch.Tensor, gain: float = 1.0, mode: str | None = None
     - ``mode="fan_in"`` or ``"fan_out"`` (the authors' later code, used with ``gain=math.sqrt(2)``):
       :math:`a = \text{gain}/\sqrt{v\cdot\text{fan}}`.
 
-    The values are computed on the CPU in float64 (angles reduced exactly with integer
-    arithmetic, then angle addition) and cast to the tensor's dtype, so the result is identical,
-    bit for bit, on every call and on every device.
+    The values are computed in float64 (angles reduced exactly with integer arithmetic, the few
+    sines on the CPU, the rest by angle addition with exactly rounded products and sums on the
+    tensor's device) and cast to the tensor's dtype, so the result is identical, bit for bit, on
+    every call and on every device (CPU and CUDA).
 
     Args:
         tensor: an n-dimensional ``torch.Tensor`` with n >= 2.
@@ -136,47 +168,44 @@ def sinusoidal_(tensor: torch.Tensor, gain: float = 1.0, mode: str | None = None
         >>> conv = torch.nn.Conv2d(16, 32, 3)
         >>> _ = sinusoidal_(conv.weight, gain=math.sqrt(2), mode="fan_in")
     """
-    m, n = _matrix_shape(tensor, "sinusoidal_")
-    gain = _check_real(gain, "gain", "sinusoidal_", positive=True)
-    if mode not in _MODES:
-        raise SkewError(f"sinusoidal_: unknown mode {mode!r}; valid modes are None, 'fan_in', 'fan_out'")
+    amplitude = sinusoidal_amplitude(tensor, gain, mode)
     if tensor.numel() == 0:
         return tensor
-    v = sinusoidal_variance(m, n)
-    if v <= 1e-12:
-        raise SkewError(
-            f"the sinusoidal pattern of a ({m}, {n}) matrix is zero everywhere, so no amplitude can give it "
-            "a variance; use another scheme for this tensor"
-        )
-    fan_in, fan_out = _fans(tensor)
-    if mode is None:
-        amplitude = gain * math.sqrt(2.0 / (v * (fan_in + fan_out)))
-    else:
-        amplitude = gain / math.sqrt(v * (fan_in if mode == "fan_in" else fan_out))
+    m, n = _matrix_shape(tensor, "sinusoidal_")
 
-    # W[i, j1*B + j0] = a·sin(α + β), α = 2π(i·j0 mod n)/n, β = 2π((i·j1·B mod n)/n + i/m):
-    # sin and cos are evaluated on m×(B + C) angles only (B ≈ C ≈ √n) and combined by broadcasting.
+    # Columns j = j1·B + j0 (B ≈ C ≈ √n). With α = 2π(i·j0 mod n)/n, γ = 2π(i·j1·B mod n)/n and
+    # φ = 2π i/m, W[i, j] = a·sin(α + γ + φ) = sin(α)·cos(γ + φ)·a + cos(α)·sin(γ + φ)·a.
+    # Only sin/cos of 2πr/n (r < n) and of φ (m values) are transcendental, computed on the CPU
+    # with exact angle reduction; everything else is gathers and separately rounded float64 mul/add
+    # (no fused multiply-add), so every device that computes in float64 gives the same bits.
+    device = tensor.device if tensor.device.type in ("cpu", "cuda") else torch.device("cpu")
+    tables = torch.cat(
+        [*_turns_sincos(torch.arange(n, dtype=torch.int64), n), *_turns_sincos(torch.arange(1, m + 1) % m, m)]
+    ).to(device)  # one transfer
+    sin_t, cos_t, sin_p, cos_p = tables.split([n, n, m, m])
     block = max(1, math.isqrt(n))
     blocks = -(-n // block)
-    i = torch.arange(1, m + 1, dtype=torch.int64)
-    sin_a, cos_a = _turns_sincos(torch.outer(i, torch.arange(block, dtype=torch.int64)) % n, n)
-    q_b = (torch.outer(i, torch.arange(blocks, dtype=torch.int64) * block) % n) * m + (i % m)[:, None] * n
-    q_b %= m * n
-    sin_b, cos_b = _turns_sincos(q_b, m * n)
-    sin_b.mul_(amplitude)
-    cos_b.mul_(amplitude)
+    i = torch.arange(1, m + 1, dtype=torch.int64, device=device)
+    idx_a = torch.outer(i, torch.arange(block, dtype=torch.int64, device=device)) % n
+    idx_g = torch.outer(i, torch.arange(blocks, dtype=torch.int64, device=device) * block) % n
+    sin_a, cos_a = sin_t[idx_a], cos_t[idx_a]
+    sin_g, cos_g = sin_t[idx_g], cos_t[idx_g]
+    sin_b = (sin_g * cos_p[:, None]).add_(cos_g * sin_p[:, None]).mul_(amplitude)  # a·sin(γ + φ)
+    cos_b = (cos_g * cos_p[:, None]).sub_(sin_g * sin_p[:, None]).mul_(amplitude)  # a·cos(γ + φ)
 
-    direct = tensor.device.type == "cpu" and tensor.is_contiguous()
-    target = tensor if direct else torch.empty(tensor.shape, dtype=tensor.dtype)
+    direct = tensor.device == device and tensor.is_contiguous()
+    target = tensor if direct else torch.empty(tensor.shape, dtype=tensor.dtype, device=device)
     with torch.no_grad():
         out = target.view(m, n)
-        rows = max(1, _CHUNK_ENTRIES // (block * blocks))
-        buf = torch.empty(min(rows, m), blocks, block, dtype=torch.float64)
+        entries = _CHUNK_ENTRIES if device.type == "cpu" else 64 * _CHUNK_ENTRIES
+        rows = max(1, entries // (block * blocks))
+        buf = torch.empty(2, min(rows, m), blocks, block, dtype=torch.float64, device=device)
         for r0 in range(0, m, rows):
             r1 = min(m, r0 + rows)
-            chunk = buf[: r1 - r0]
+            chunk, other = buf[0, : r1 - r0], buf[1, : r1 - r0]
             torch.mul(sin_b[r0:r1, :, None], cos_a[r0:r1, None, :], out=chunk)
-            chunk.addcmul_(cos_b[r0:r1, :, None], sin_a[r0:r1, None, :])
+            torch.mul(cos_b[r0:r1, :, None], sin_a[r0:r1, None, :], out=other)
+            chunk.add_(other)
             out[r0:r1].copy_(chunk.view(r1 - r0, blocks * block)[:, :n])
         if not direct:
             tensor.copy_(target)
