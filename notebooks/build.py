@@ -444,8 +444,8 @@ def gaussian_batches(width, seed=0):
         fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), layout="constrained")
         rep.plot_skew_fraction_vs_alpha(laws=["relu-gaussian"], ax=axes[0])
         rep_u.plot_skew_fraction_vs_alpha(laws=["relu-uniform"], ax=axes[1])
-        axes[0].set_title("inputs ReLU(N(0, 1))")
-        axes[1].set_title("inputs ReLU(U(−1, 1))")
+        axes[0].set_title("Fraction skewed vs α, wide first layer, inputs ReLU(N(0, 1))", fontsize="medium")
+        axes[1].set_title("Fraction skewed vs α, wide first layer, inputs ReLU(U(−1, 1))", fontsize="medium")
         plt.show()
         """),
         md("""
@@ -826,12 +826,17 @@ warnings.filterwarnings("ignore", message="ks_2samp: Exact calculation unsuccess
         ### Row sums and skew
 
         The row sums `S` of `fc1` per scheme, split by skewed / not skewed at α = 0.3, with ±λ(0.3). At the
-        first layer the inputs are i.i.d. ReLU(N(0, 1)), so Theorem 1 applies (notebook 02).
+        first layer the inputs are i.i.d. ReLU(N(0, 1)), so Theorem 1 applies (notebook 02). Each panel has its
+        own x range: `uniform` (U(−1, 1) weights) has row sums two orders of magnitude larger, and λ with them.
         """),
         code("""
         fig, axes = plt.subplots(3, 4, figsize=(16, 10), layout="constrained")
-        cmp.rowsum_hist(layer="fc1", alpha=0.3, axes=axes.flat[:len(SCHEMES)])
+        cmp.rowsum_hist(layer="fc1", alpha=0.3, xlim=None, axes=axes.flat[:len(SCHEMES)])
+        for ax, s in zip(axes.flat, SCHEMES):
+            ax.set_title(s, fontsize="medium")
         axes.flat[-1].axis("off")
+        fig.suptitle("Row sums S of fc1 per scheme, stacked by skewed / not skewed at α = 0.3 (count estimator of p); "
+                     "dashed: ±λ(0.3)")
         plt.show()
         """),
         md("""
@@ -1020,7 +1025,7 @@ def sinusoidal_layer(m, n, dtype=torch.float32):
 
         With m ≥ n the frequency `i` wraps around modulo n: rows `i = n, 2n, …` have frequency 0, i.e.
         `W_ij = a sin(2π i/m)` for every j — constant rows with `|S|/‖W‖ = √n`, the largest possible; rows `i`
-        and `n − i` (and `i + n`) share a frequency. A small 40 × 16 example, then the tables for 450 × 200:
+        and `n − i` (and `i + n`) share a frequency. A small 40 × 16 example, then the tables for 250 × 100:
         """),
         code("""
         small = sinusoidal_layer(40, 16).weight.detach()
@@ -1034,16 +1039,21 @@ def sinusoidal_layer(m, n, dtype=torch.float32):
         plt.show()
         """),
         code("""
-        tall = sinusoidal_layer(450, 200)
+        M_TALL, N_TALL = 250, 100
+        tall = sinusoidal_layer(M_TALL, N_TALL)
         neurons = skew.weights.neuron_table(tall)
         big_s = neurons[neurons["row_sum"].abs() > 1e-3].assign(i=lambda d: d["neuron"] + 1)
         print("rows with |S| > 1e-3:")
         print(big_s[["i", "row_sum", "row_norm", "row_sum_scaled"]].to_string(index=False))
-        print(f"√n = {np.sqrt(200):.4f}; |S|/‖W‖ of those rows: "
+        print(f"√n = {np.sqrt(N_TALL):.4f}; |S|/‖W‖ of those rows: "
               f"{(big_s['row_sum'].abs() / big_s['row_norm']).round(4).tolist()}")
         skew.weights.layer_table(tall, scheme="sinusoidal")[
             ["layer", "m", "n", "rank", "zero_rows", "constant_rows", "parallel_pairs", "antiparallel_pairs",
              "max_abs_s_over_norm"]]
+        """),
+        md("""
+        The table also counts a zero row: for this shape row `i = 250` is `sin(5πj + 2π) = 0` for every integer
+        `j` (any row with `2i/n` an integer and `2i/m` an integer is zero).
         """),
         md("""
         ## 4. What each property does to the measured skew
@@ -1058,13 +1068,13 @@ def sinusoidal_layer(m, n, dtype=torch.float32):
         * m ≥ n: constant rows → `Z = a sin(2πi/m) Σⱼ xⱼ` has one sign for every sample: dead or always on.
         """),
         code("""
-        rows, flagged = [], []
-        for m, n in [(BIG // 2, BIG), (BIG, BIG), (450, 200)]:
+        rows, flagged, reports = [], [], {}
+        for m, n in [(BIG // 2, BIG), (BIG, BIG), (M_TALL, N_TALL)]:
             data = skew.data.build_data("gaussian", shape=(n,), batch_size=1000, batches=SAMPLES // 1000)
             for scheme in ("sinusoidal", "xavier_uniform"):
                 net = nn.Sequential(nn.ReLU(), nn.Linear(n, m, bias=False))
                 skew.init.apply(net, scheme, generator=torch.Generator().manual_seed(0))
-                r = skew.report(net, data)
+                r = reports[(m, n, scheme)] = skew.report(net, data)
                 lay = r.layers.iloc[0]
                 rows.append({"shape (m, n)": (m, n), "scheme": scheme, "skewed_0.1": lay["skewed_0.1"],
                              "skewed_0.3": lay["skewed_0.3"], "degenerate": lay.degenerate, "dead": lay.dead,
@@ -1084,18 +1094,20 @@ def sinusoidal_layer(m, n, dtype=torch.float32):
                             "always_on"]]
         """),
         code("""
-        net = nn.Sequential(nn.ReLU(), nn.Linear(200, 450, bias=False))
-        skew.init.apply(net, "sinusoidal")
-        r = skew.report(net, skew.data.build_data("gaussian", shape=(200,), batch_size=1000,
-                                                  batches=SAMPLES // 1000))
+        r = reports[(M_TALL, N_TALL, "sinusoidal")]
         fig, axes = plt.subplots(1, 2, figsize=(13, 4.3), layout="constrained")
-        r.plot_rowsum_hist(alpha=0.3, xlim=(-12, 12), binwidth=0.5, ax=axes[0])
+        r.plot_skew_vs_rowsum(ax=axes[0])
         r.plot_activation_states(ax=axes[1])
+        for ax in axes:
+            ax.set_title(f"sinusoidal {M_TALL} × {N_TALL}: " + ax.get_title(), fontsize="medium")
         plt.show()
         """),
         md("""
-        In the raster, the constant rows are the only solid columns (one white, one black if their `sin(2πi/m)`
-        have opposite signs); every other neuron has `S = 0` and fires on about half of the samples. So at
+        Left: every neuron with `S = 0` sits at `p ≈ ½`; the constant rows sit far out at `p = 0` or `p = 1`.
+        Right: in the raster (all 250 neurons) they are the only solid columns — white for a positive
+        `sin(2πi/m)`, black for a negative one — and the zero row's column is black because its `Z` is exactly
+        0 (a degenerate neuron, left out of the left panel). Every other neuron fires on about half of the
+        samples. So at
         the first layer the sinusoidal scheme removes skew by construction when m < n, costs degenerate
         neurons in square layers, and creates a few maximally skewed ones when m ≥ n. Deeper layers see
         non-i.i.d. inputs and Theorem 1 no longer ties skew to `S` (notebook 02); notebook 03 measures the

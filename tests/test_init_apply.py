@@ -461,3 +461,28 @@ def test_cuda_attention_default_with_a_cpu_generator():
         states.append(_state(layer))
     assert _same(*states)
     assert torch.all(states[0]["self_attn.in_proj_bias"] == 0)
+
+
+def test_failure_midway_restores_every_parameter(monkeypatch):
+    """A scheme that fails on the second layer leaves the first one as the user had it."""
+    import sys
+
+    apply_mod = sys.modules["skew.init.apply"]  # the module, not the function skew.init exports
+
+    net = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 4))
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    real_fill = apply_mod._fill
+    calls = []
+
+    def failing_fill(weight, generator, init):
+        calls.append(tuple(weight.shape))
+        if len(calls) == 2:
+            raise RuntimeError("injected failure on the second layer")
+        return real_fill(weight, generator, init)
+
+    monkeypatch.setattr(apply_mod, "_fill", failing_fill)
+    with pytest.raises(SkewError, match="injected failure"):
+        apply(net, "sinusoidal")
+    assert len(calls) == 2
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, before[k]), k

@@ -328,6 +328,29 @@ def apply(
             except SkewError as err:
                 raise _cannot_apply(label, u, err) from err
 
+    with _all_or_nothing(model):
+        return _apply_selected(model, units, selected, resolved, label, generator, bias, batch)
+
+
+@contextlib.contextmanager
+def _all_or_nothing(model: nn.Module):
+    """Restore every parameter of ``model`` when the block raises (also on KeyboardInterrupt).
+
+    A scheme that fails on layer k must not leave layers 0..k-1 re-initialized behind the user's
+    back. Costs one copy of the parameters while the scheme runs.
+    """
+    with torch.no_grad():
+        saved = [(p, p.detach().clone()) for p in model.parameters()]
+    try:
+        yield
+    except BaseException:
+        with torch.no_grad():
+            for p, copy in saved:
+                p.copy_(copy)
+        raise
+
+
+def _apply_selected(model, units, selected, resolved, label, generator, bias, batch) -> pd.DataFrame:
     reasons: dict[tuple[int, str], str] = {}
     with torch.no_grad():
         for u in _default_order(selected) if resolved.name == "default" else selected:
