@@ -35,43 +35,14 @@ HERE = Path(__file__).resolve().parent
 KERNEL = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 
 
-# ---- the public API spelling ---------------------------------------------------------------------
-def _api_wired() -> bool:
-    """Whether ``skew`` exports report/compare/Report at the top level (the lead wires skew/__init__.py)."""
-    sys.path.insert(0, str(HERE.parent))
-    try:
-        import skew
-    finally:
-        sys.path.pop(0)
-    return all(hasattr(skew, name) for name in ("report", "compare", "Report"))
-
-
-WIRED = _api_wired()
-#: Until skew/__init__.py exports them, the notebooks import the three names from their modules.
-FALLBACK_IMPORTS = (
-    "from skew.analyzer import report  # skew.report once skew/__init__.py exports it\n"
-    "from skew.compare import compare\n"
-    "from skew.result import Report"
-)
-
-
-def _api(source: str) -> str:
-    if WIRED:
-        return source.replace("# API-IMPORTS\n", "")
-    source = source.replace("# API-IMPORTS\n", FALLBACK_IMPORTS + "\n")
-    for public, local in (("skew.report(", "report("), ("skew.compare(", "compare("), ("skew.Report.", "Report.")):
-        source = source.replace(public, local)
-    return source
-
-
 def md(text: str) -> nbformat.NotebookNode:
     """A markdown cell (dedented)."""
     return nbformat.v4.new_markdown_cell(textwrap.dedent(text).strip("\n"))
 
 
 def code(text: str) -> nbformat.NotebookNode:
-    """A code cell (dedented; public API names resolved, see :func:`_api`)."""
-    return nbformat.v4.new_code_cell(_api(textwrap.dedent(text).strip("\n")))
+    """A code cell (dedented)."""
+    return nbformat.v4.new_code_cell(textwrap.dedent(text).strip("\n"))
 
 
 IMPORTS = """
@@ -89,13 +60,6 @@ from scipy.stats import spearmanr
 from torch import nn
 
 import skew
-import skew.data
-import skew.init
-import skew.models
-import skew.plot
-import skew.theory
-import skew.weights
-# API-IMPORTS
 
 # tqdm.auto (used for skew's progress bar, which notebooks do not show) warns when ipywidgets is missing
 warnings.filterwarnings("ignore", message="IProgress not found")
@@ -827,7 +791,7 @@ warnings.filterwarnings("ignore", message="ks_2samp: Exact calculation unsuccess
 
         The row sums `S` of `fc1` per scheme, split by skewed / not skewed at α = 0.3, with ±λ(0.3). At the
         first layer the inputs are i.i.d. ReLU(N(0, 1)), so Theorem 1 applies (notebook 02). Each panel has its
-        own x range: `uniform` (U(−1, 1) weights) has row sums two orders of magnitude larger, and λ with them.
+        own x range: `uniform` (U(−1, 1) weights, Var(S) = n/3) has far wider row sums, and λ scales with them.
         """),
         code("""
         fig, axes = plt.subplots(3, 4, figsize=(16, 10), layout="constrained")
@@ -1062,7 +1026,8 @@ def sinusoidal_layer(m, n, dtype=torch.float32):
         (μ > 0): Theorem 1 applies and a neuron's skew follows its row sum. Three shapes, sinusoidal against
         Glorot-uniform:
 
-        * m < n: all `S = 0` → expect no skewed neuron (and a zero row at i = n/2 when m ≥ n/2);
+        * m < n: all `S = 0` → expect no skewed neuron (rows with `2i/n` and `2i/m` both integers are zero, such
+          as `i = n/2` when m = n/2: degenerate neurons);
         * square: zero rows → degenerate neurons (`std_Z = 0`, reported separately, never counted as skewed
           or balanced);
         * m ≥ n: constant rows → `Z = a sin(2πi/m) Σⱼ xⱼ` has one sign for every sample: dead or always on.
@@ -1097,6 +1062,12 @@ def sinusoidal_layer(m, n, dtype=torch.float32):
         r = reports[(M_TALL, N_TALL, "sinusoidal")]
         fig, axes = plt.subplots(1, 2, figsize=(13, 4.3), layout="constrained")
         r.plot_skew_vs_rowsum(ax=axes[0])
+        const = r.neurons[r.neurons["dead"] | r.neurons["always_on"]]
+        axes[0].scatter(const["row_sum"], const["p"], s=90, facecolors="none", edgecolors="k", label="constant rows")
+        for _, row in const.iterrows():
+            axes[0].annotate(f"i = {row.neuron + 1}", (row.row_sum, row.p), textcoords="offset points",
+                             xytext=(10, -14 if row.p > 0.5 else 8))
+        axes[0].legend(fontsize="small", loc="center left")
         r.plot_activation_states(ax=axes[1])
         for ax in axes:
             ax.set_title(f"sinusoidal {M_TALL} × {N_TALL}: " + ax.get_title(), fontsize="medium")
@@ -1169,9 +1140,6 @@ def main(argv: list[str] | None = None) -> int:
     stems = [s for s in NOTEBOOKS if not args.only or any(s.startswith(o) for o in args.only)]
     if not stems:
         parser.error(f"no notebook matches {args.only}; names are {', '.join(NOTEBOOKS)}")
-    if not WIRED:
-        print("note: skew/__init__.py does not export report/compare/Report yet; the notebooks import them "
-              "from skew.analyzer, skew.compare and skew.result")
     for stem in stems:
         nb = make(stem)
         if args.no_execute:

@@ -110,17 +110,25 @@ class Partial:
     k: torch.Tensor | None = None
     nonfinite: torch.Tensor | None = None
     m2_is_var: bool = False
+    samples: int | None = None  # input samples B, when the rows are collapsed (one row of B values)
+    head: torch.Tensor | None = None  # activation patterns (Z > 0) of the first samples, collapsed rows
 
     @property
     def B(self) -> int:
+        return int(self.mean.shape[0]) if self.samples is None else self.samples
+
+    @property
+    def rows(self) -> int:
         return int(self.mean.shape[0])
 
 
-def level1(z3: torch.Tensor, pd: int, careful: bool = False) -> Partial:
+def level1(z3: torch.Tensor, pd: int, careful: bool = False, head: int = 0) -> Partial:
     """Reduce a (B, C, P) (``pd=2``) or (B, P, C) (``pd=1``) view of Z to per-row summaries.
 
     See the module docstring for the two fast forms (CPU and accelerators); ``careful`` (float64)
-    excludes and counts non-finite values.
+    excludes and counts non-finite values. When P = 1 (Linear on (B, F)) the fast forms collapse
+    the B rows at once into one row of B values (a (B, C) float64 intermediate would cost more
+    than the layer), keeping the activation patterns of the first ``head`` samples for OUI.
 
     Example:
         >>> part = level1(torch.tensor([[[1.0, 2.0, 3.0]]]), pd=2)
@@ -132,6 +140,17 @@ def level1(z3: torch.Tensor, pd: int, careful: bool = False) -> Partial:
         return _level1_careful(z3, pd, P)
     if z3.dtype not in (torch.float32, torch.float64):
         z3 = z3.float()
+    if P == 1:
+        zz = z3.squeeze(pd)  # (B, C): collapse the B samples into one row of B values
+        part = _moments(zz.unsqueeze(0), 1, zz.shape[0])
+        part.samples = int(zz.shape[0])
+        part.head = zz[:head] > 0 if head > 0 else None
+        return part
+    return _moments(z3, pd, P)
+
+
+def _moments(z3: torch.Tensor, pd: int, P: int) -> Partial:
+    """Fast-mode row summaries of a (R, C, P) / (R, P, C) view (see the module docstring)."""
     if P == 1:
         zz = z3.squeeze(pd)
         return Partial(zz.to(torch.float64, copy=True), None, _positives(z3, pd), 1)
@@ -225,10 +244,11 @@ class BatchResult:
     m2: torch.Tensor
     pos: torch.Tensor
     nonfinite: torch.Tensor | None
-    active: torch.Tensor
+    active: torch.Tensor | None
     oui: torch.Tensor | None
     inputs: tuple | None
     bad: torch.Tensor | None
+    heads: list | None = None
 
 
 class DeviceStats:
@@ -293,7 +313,8 @@ class DeviceStats:
         for entry in entries:
             li, part, _ = entry
             for g, s in zip(groups, seen):
-                if li not in s and g[0][1].B == part.B and (g[0][1].k is None) == (part.k is None):
+                first = g[0][1]
+                if li not in s and (first.B, first.rows, first.k is None) == (part.B, part.rows, part.k is None):
                     g.append(entry)
                     s.add(li)
                     break
@@ -305,7 +326,7 @@ class DeviceStats:
     def _reduce_group(self, group) -> BatchResult:
         layers = tuple(li for li, _, _ in group)
         parts = [p for _, p, _ in group]
-        B = parts[0].B
+        B, R = parts[0].B, parts[0].rows
         careful = parts[0].k is not None
         f64 = torch.float64
         mean_bc = _cat([p.mean for p in parts])
@@ -326,18 +347,21 @@ class DeviceStats:
             n = n.to(torch.int64)
         else:
             kv = self._scales(layers, tuple(p.P for p in parts))
-            n = (kv * B).to(torch.int64)
-            mean = mean_bc.mean(0)
-            dev = mean_bc - mean
-            m2 = (dev * dev).sum(0) * kv
-            active = mean_bc > 0
+            n = (kv * R).to(torch.int64)
+            if R == 1:
+                mean, m2 = mean_bc[0], torch.zeros_like(mean_bc[0])
+            else:
+                mean = mean_bc.mean(0)
+                dev = mean_bc - mean
+                m2 = (dev * dev).sum(0) * kv
+            active = mean_bc > 0 if R == B else None  # collapsed rows carry their patterns in `head`
             nonfinite = None
         if m2_bc is not None:
             m2 = m2 + m2_bc.sum(0)
         pos = pos_bc.sum(0)
         oui = None
         if B >= 2:
-            s = active.sum(0)
+            s = active.sum(0) if active is not None else pos  # collapsed: s_k = samples with Z > 0
             oui = torch.minimum(s, B - s).to(f64) / (B // 2)
         inputs = self._reduce_inputs(group)
         bad = None
@@ -346,9 +370,10 @@ class DeviceStats:
             if inputs is not None:
                 check = check + inputs[1].sum() + inputs[2].sum()
             bad = ~torch.isfinite(check)
+        heads = None if active is not None else [p.head for p in parts]
         return BatchResult(
             self._columns(layers), list(layers), B, n, mean, m2, pos.round().to(torch.int64), nonfinite, active,
-            oui, inputs, bad,
+            oui, inputs, bad, heads,
         )
 
     def _reduce_inputs(self, group):
@@ -392,10 +417,13 @@ class DeviceStats:
                 self.in_mean[idx] = mean
                 self.in_m2[idx] = m2
             start = 0
-            for li in r.layers:
+            for j, li in enumerate(r.layers):
                 size = self.sizes[li]
                 if self.pattern_count[li] < OUI_SAMPLES:
-                    self._add_patterns(li, r.active[:, start : start + size])
+                    if r.active is not None:
+                        self._add_patterns(li, r.active[:, start : start + size])
+                    elif r.heads[j] is not None:
+                        self._add_patterns(li, r.heads[j])
                 start += size
 
     def _add_patterns(self, li: int, active: torch.Tensor) -> None:

@@ -124,7 +124,6 @@ class _Run:
         self.entries: dict[torch.device, list] = {dev: [] for dev in self.stats}
         self.calls: list[tuple[_Site, int]] = []
         self.careful = False
-        self.current: str | None = None
         self.handles: list = []
 
     # -- hooks --------------------------------------------------------------------------------
@@ -138,10 +137,11 @@ class _Run:
         if z3.shape[-1 if pd_ == 1 else 1] != site.neurons:
             site.bad_output = f"output has {z3.shape[-1 if pd_ == 1 else 1]} channels, expected {site.neurons}"
             return
-        part = level1(z3, pd_, careful=self.careful)
+        stats = self.stats[site.device]
+        part = level1(z3, pd_, careful=self.careful, head=OUI_SAMPLES - stats.pattern_count[site.index])
         ip = input_partial(x if isinstance(x, torch.Tensor) else None, careful=self.careful)
         self.entries[site.device].append((site.index, part, ip))
-        self.calls.append((site, part.B * part.P))
+        self.calls.append((site, part.rows * part.P))
         self._signs(site, z3, pd_)
 
     def _signs(self, site: _Site, z3: torch.Tensor, pd_: int) -> None:
@@ -188,12 +188,6 @@ class _Run:
         def hook(module, args, output):
             z = output[0] if isinstance(output, (tuple, list)) else output
             self.observe(site, z, None)
-
-        return hook
-
-    def tracker(self, name: str):
-        def hook(module, args):
-            self.current = name
 
         return hook
 
@@ -514,8 +508,6 @@ def report(
                 run.handles.append(
                     mha.register_forward_pre_hook(run.mha_pre_hook(mha, by_suffix), with_kwargs=True)
                 )
-            for name, mod in model.named_modules():
-                run.handles.append(mod.register_forward_pre_hook(run.tracker(name or type(model).__name__)))
             bar = _progress_bar(loader, max_batches, progress)
             for batch in iter_batches(loader):
                 if max_batches is not None and batches >= max_batches:
@@ -596,17 +588,32 @@ def _world_size() -> int:
 
 
 def _forward(model: nn.Module, args: tuple, kwargs: dict, run: _Run, batch, index: int) -> None:
-    run.current = None
     try:
         model(*args, **kwargs)
     except Exception as err:
-        where = "before reaching any module"
-        if run.current is not None:
-            mod = dict(model.named_modules()).get(run.current)
-            where = f"in module {run.current!r} ({type(mod).__name__ if mod is not None else type(model).__name__})"
+        found = _failing_module(err, model)
+        where = "in the model's own forward" if found is None else (
+            f"in module {found[0]!r} ({type(found[1]).__name__})" if found[0] else
+            f"in {type(model).__name__}.forward itself")
         raise SkewError(
             f"{type(model).__name__} rejected batch {index} = {describe(batch)}: {type(err).__name__} raised "
             f"{where}: {err}. Make the loader yield what the model expects, or pass input_fn= to map a "
             "batch to the model's arguments"
         ) from err
 
+
+def _failing_module(err: BaseException, model: nn.Module) -> tuple[str, nn.Module] | None:
+    """The innermost submodule of ``model`` whose code is on the exception's traceback.
+
+    Read from the frames' ``self`` after the fact, so that no hook has to track every module
+    during the run (which would slow every forward).
+    """
+    names = {id(m): n for n, m in model.named_modules()}
+    found = None
+    tb = err.__traceback__
+    while tb is not None:
+        obj = tb.tb_frame.f_locals.get("self")
+        if obj is not None and id(obj) in names:
+            found = (names[id(obj)], obj)
+        tb = tb.tb_next
+    return found

@@ -229,10 +229,16 @@ def _input_shape(args) -> tuple[int, ...]:
 
 
 def _build_loader(args):
-    from skew.data import build_data
+    from skew.data import build_data, data_names
 
-    return build_data(args.data, shape=_input_shape(args), batch_size=args.batch_size, batches=args.batches,
-                      seed=args.seed)
+    if args.data in data_names():
+        shape = _input_shape(args)  # generated data needs the model's per-sample shape
+    else:
+        try:  # files and factories: the shape only validates the samples
+            shape = _input_shape(args)
+        except SkewError:
+            shape = None
+    return build_data(args.data, shape=shape, batch_size=args.batch_size, batches=args.batches, seed=args.seed)
 
 
 def _first_input(loader):
@@ -343,7 +349,7 @@ def _report_figures(rep, out: Path, fmt: str = "png") -> list[Path]:
     first = layers[0] if layers else None
     written = []
     jobs = [
-        ("skew_hist", lambda ax: rep.plot_skew_hist(ax=ax)),
+        ("skew_hist", lambda ax: rep.plot_skew_hist(layer="all", ax=ax)),
         ("rowsum_hist", lambda ax: rep.plot_rowsum_hist(layer=first, ax=ax)),
         ("skew_vs_rowsum", lambda ax: rep.plot_skew_vs_rowsum(layer=first, ax=ax)),
         ("activation_states", lambda ax: rep.plot_activation_states(layer=first, ax=ax)),
@@ -351,7 +357,11 @@ def _report_figures(rep, out: Path, fmt: str = "png") -> list[Path]:
     ]
     for name, draw in jobs:
         fig, (ax,) = _new_figure()
-        draw(ax)
+        try:
+            draw(ax)
+        except SkewError as err:  # e.g. a first layer with only degenerate neurons: keep the other figures
+            print(f"skew: note: no {name} figure: {err}", file=sys.stderr)
+            continue
         written.append(save_figure(fig, out / f"{name}.{fmt}"))
     return written
 
@@ -379,7 +389,7 @@ def _cmd_report(args, parser) -> int:
         model.to(args.device)
     rep = report(model, loader, layers=_layers_spec(args.layers), thresholds=args.thresholds, device=args.device,
                  mode=args.mode)
-    what = f"init {args.init}" if args.init else (f"weights {args.weights}" if args.weights else "default init")
+    what = f"init {args.init}" if args.init else (f"weights {args.weights}" if args.weights else "as built")
     print(f"skew report: {args.model} ({what}), data {args.data}, {args.batches}×{args.batch_size} samples; "
           "skewed = fraction of non-degenerate neurons with |p - 1/2| > α (count estimator)")
     _print_frame(rep.layers, _layers_columns(rep.thresholds))
@@ -401,6 +411,8 @@ def _cmd_compare(args, parser) -> int:
     if not inits:
         parser.error("argument --inits: give at least one scheme, e.g. --inits xavier_uniform,sinusoidal")
     for scheme in inits:
+        if scheme == "as_built":
+            continue
         try:
             _scheme_arg(scheme)
         except argparse.ArgumentTypeError as err:
@@ -454,7 +466,7 @@ def _cmd_inspect(args, parser) -> int:
         _apply_init(model, args.init, args.seed, data)
     layers = _layers_spec(args.layers)
     table = layer_table(model, layers=layers, scheme=args.init)
-    what = f"init {args.init}" if args.init else (f"weights {args.weights}" if args.weights else "default init")
+    what = f"init {args.init}" if args.init else (f"weights {args.weights}" if args.weights else "as built")
     print(f"skew inspect: {args.model} ({what}); data-free weight diagnostics")
     _print_frame(table)
     if args.out:
@@ -548,7 +560,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Initialize the model with each scheme and seed, measure it, print the "
                        "Table-1 style summary and (with --out) write the frames, tests and figures.")
     p.add_argument("--inits", required=True,
-                   help=f"comma-separated schemes, choose from {', '.join(schemes)}")
+                   help=f"comma-separated schemes, choose from {', '.join(schemes)}, or as_built (the model's "
+                   "own constructor init, no scheme applied)")
     p.add_argument("--seeds", type=_int_list, default=[0], help="comma-separated seeds (default: 0)")
     p.add_argument("--out", help="output directory")
     p.set_defaults(func=_cmd_compare, command_parser=p)

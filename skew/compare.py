@@ -37,10 +37,13 @@ from torch import nn
 from skew._io import atomic_write
 from skew.errors import SkewError
 
-__all__ = ["Comparison", "DEFAULT_SCHEMES", "cliffs_delta", "compare"]
+__all__ = ["AS_BUILT", "Comparison", "DEFAULT_SCHEMES", "cliffs_delta", "compare"]
 
 #: The schemes of the paper's Table 1.
 DEFAULT_SCHEMES: tuple[str, ...] = ("xavier_uniform", "kaiming_uniform", "orthogonal", "lsuv", "sinusoidal")
+
+#: Pseudo-scheme: measure the model as the factory built it (e.g. torchvision's own constructor init).
+AS_BUILT = "as_built"
 
 #: Float format of every CSV skew writes, so files are byte-identical across runs.
 CSV_FLOAT_FORMAT = "%.6g"
@@ -157,7 +160,9 @@ def compare(
     ``skew.init.apply(m, scheme, data=data_for_lsuv or first batch, generator=Generator().manual_seed(seed))``
     and ``skew.report(m, loader, ...)``. Model construction and ``default`` init run under
     ``torch.manual_seed(seed)`` inside ``torch.random.fork_rng`` so they are reproducible and the
-    caller's global RNG is untouched. With ``device``, each initialized copy is moved there before
+    caller's global RNG is untouched. The pseudo-scheme ``"as_built"`` (:data:`AS_BUILT`) applies no
+    init: it measures the model as the factory built it (torchvision's constructors, for instance,
+    apply their own init, which ``"default"``, PyTorch's ``reset_parameters()``, does not). With ``device``, each initialized copy is moved there before
     it is measured. ``loader`` is iterated once per (scheme, seed), so it must be
     re-iterable (a list of batches or a DataLoader, not a generator).
 
@@ -193,7 +198,8 @@ def compare(
             m = build()
             generator = torch.Generator().manual_seed(seed)
             try:
-                skew.init.apply(m, scheme, data=data, generator=generator, layers=layers)
+                if scheme != AS_BUILT:
+                    skew.init.apply(m, scheme, data=data, generator=generator, layers=layers)
             except SkewError as err:
                 raise SkewError(f"init {scheme!r} (seed {seed}) failed: {err}") from err
             if device is not None:

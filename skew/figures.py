@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from skew._io import atomic_write, save_figure
-from skew.compare import CSV_FLOAT_FORMAT, Comparison, compare
+from skew.compare import AS_BUILT, CSV_FLOAT_FORMAT, Comparison, compare
 
 __all__ = ["Entry", "generate"]
 
@@ -46,8 +46,9 @@ TABLE1_SCHEMES: dict[str, str] = OrderedDict(
     [("xavier_uniform", "Glorot"), ("kaiming_normal", "He"), ("orthogonal", "Orthogonal"), ("lsuv", "LSUV"),
      ("sinusoidal", "Sinusoidal")]
 )
-#: Schemes compared on the torchvision architectures (LSUV left out: one forward pass per try per layer).
-ARCH_SCHEMES: tuple[str, ...] = ("default", "xavier_uniform", "kaiming_normal", "orthogonal", "sinusoidal")
+#: Schemes compared on the torchvision architectures: ``as_built`` is torchvision's own constructor init
+#: (He normal fan_out for ResNet convs, ...). LSUV is left out: one forward pass per try per layer.
+ARCH_SCHEMES: tuple[str, ...] = (AS_BUILT, "xavier_uniform", "kaiming_normal", "orthogonal", "sinusoidal")
 THEORY_LAWS: tuple[str, ...] = ("gaussian", "relu-gaussian", "uniform", "relu-uniform")
 
 
@@ -82,7 +83,7 @@ class _Config:
                 "resnet50": dict(shape=(3, 128, 128), batch_size=8),
                 "mobilenet_v3_small": dict(shape=(3, 128, 128), batch_size=8),
                 "efficientnet_v2_s": dict(shape=(3, 128, 128), batch_size=8),
-                "vit_b_16": dict(shape=(3, 224, 224), batch_size=8),
+                "vit_b_16": dict(shape=(3, 224, 224), batch_size=4),
             }
 
 
@@ -243,11 +244,15 @@ def _from_table1(out: Path, cmp: Comparison, cfg: _Config) -> list[Entry]:
     fig, axes = _figure(1, 1, width=6.0, height=4.2)
     ax = plot.rowsum_hist(glorot, layer=first, alpha=0.3, binwidth=0.2, ax=axes[0, 0])
     ax.set_xlim(-4.5, 4.5)
+    fig.suptitle(f"Fig. 5: ReLU → Linear({cfg.width}→{cfg.width}, bias=False), Glorot uniform, N(0,1) inputs",
+                 fontsize="medium")
     entries.append(Entry(save_figure(fig, out / "rowsum_hist_fig5.png"),
                          "Fig. 5: stacked density histogram of the row sums S, skewed (α = 0.3) vs not, with the "
                          "threshold ±λ of Theorem 1 marked.", settings + "; bin width 0.2, x ∈ [−4.5, 4.5]"))
     fig, axes = _figure(1, 1, width=6.0, height=4.2)
     plot.skew_vs_rowsum(glorot, layer=first, ax=axes[0, 0])
+    fig.suptitle(f"Theorem 1: ReLU → Linear({cfg.width}→{cfg.width}, bias=False), Glorot uniform, N(0,1) inputs",
+                 fontsize="medium")
     entries.append(Entry(save_figure(fig, out / "skew_vs_rowsum.png"),
                          "Theorem 1: each neuron's measured P(Z > 0) against its row sum S, with the predicted "
                          "curve Φ(μS/(σ‖W‖)).", settings))
@@ -300,7 +305,8 @@ def _architectures(out: Path, cfg: _Config) -> list[Entry]:
                                 thresholds=(0.1, 0.3), progress=False)
     sizes = "; ".join(f"{k}: {v['batch_size']} digits images at {'×'.join(map(str, v['shape']))}"
                       for k, v in cfg.arch.items())
-    settings = f"{sizes}; eval mode; pre-activation of every Linear/Conv; seed 0"
+    settings = (f"{sizes}; eval mode; pre-activation of every Linear/Conv; seed 0; as_built = torchvision's own "
+                "constructor init (no scheme applied)")
     entries = []
     rows, layer_frames = [], []
     for name, cmp in results.items():
@@ -319,6 +325,7 @@ def _architectures(out: Path, cfg: _Config) -> list[Entry]:
             })
         frame = cmp.layers.copy()
         frame.insert(0, "model", name)
+        frame.insert(3, "index", frame["layer"].map({n: i for i, n in enumerate(cmp.layer_order)}))
         layer_frames.append(frame)
     table = pd.DataFrame(rows)
     entries.append(Entry(_csv(table, out / "architectures.csv"),
@@ -330,7 +337,7 @@ def _architectures(out: Path, cfg: _Config) -> list[Entry]:
           "sample; layers with few samples per neuron read noisier skews.", ""]
     entries.append(Entry(_text("\n".join(md), out / "architectures.md"), "The same table as Markdown.", settings))
     layers = pd.concat(layer_frames, ignore_index=True)
-    keep_cols = [c for c in ["model", "init", "seed", "layer", "type", "neurons", "samples", "skewed_0.1",
+    keep_cols = [c for c in ["model", "init", "seed", "index", "layer", "type", "neurons", "samples", "skewed_0.1",
                              "skewed_0.3", "skewed_gauss_0.1", "skewed_gauss_0.3", "mean_skew", "spearman_s_p",
                              "input_mean", "input_std", "oui_batch", "oui_pairwise", "degenerate", "dead",
                              "always_on"] if c in layers.columns]
@@ -338,10 +345,12 @@ def _architectures(out: Path, cfg: _Config) -> list[Entry]:
                          "Per-layer table for every model and scheme.", settings))
 
     names = list(results)
-    fig, axes = _figure(1, len(names), width=10.0, height=3.6)
+    fig, axes = _figure(1, len(names), width=12.0, height=3.4)
     for ax, name in zip(axes[:, 0], names):
         plot.skew_by_depth(results[name], alpha=0.3, hue="init", ax=ax)
-        ax.set_title(f"{name}: skewed fraction per layer (α = 0.3)")
+        ax.set_title(f"{name}: skewed fraction per layer (α = 0.3, count estimator)", fontsize="medium")
+        _index_ticks(ax, len(results[name].layer_order))
+        ax.legend(title="init", fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     entries.append(Entry(save_figure(fig, out / "architectures_skew_by_depth.png"),
                          "Per-layer fraction of skewed neurons (α = 0.3, count estimator) for each scheme.",
                          settings))
@@ -356,6 +365,17 @@ def _architectures(out: Path, cfg: _Config) -> list[Entry]:
                          "units of the row norm, S/‖W_i‖ (bottom; Theorem 1's p ≈ Φ((μ/σ)·S/‖W_i‖); N(0,1) for "
                          "any i.i.d. zero-mean scheme, 0 for sinusoidal rows that cancel).", settings))
     return entries
+
+
+def _index_ticks(ax, n_layers: int, max_named: int = 24) -> None:
+    """Replace unreadable layer-name ticks by layer indices when there are many layers."""
+    if n_layers <= max_named:
+        return
+    step = int(np.ceil(n_layers / 20))
+    ticks = list(range(0, n_layers, step))
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([str(t) for t in ticks], rotation=0, ha="center")
+    ax.set_xlabel("layer index, forward order (names in architectures_layers.csv)")
 
 
 def _rowsum_by_scheme(neurons: pd.DataFrame, ax, limit: float = 4.0) -> None:

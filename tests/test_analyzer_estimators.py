@@ -323,12 +323,13 @@ def test_level1_forms_are_exact_on_constant_rows(welford, monkeypatch):
     assert torch.equal(m2, torch.zeros(3, 2, dtype=m2.dtype)) and (part.mean == torch.tensor(0.1)).all()
 
 
-def test_accelerator_form_matches_brute_force_on_cpu(monkeypatch):
+@pytest.mark.parametrize("case", ["linear", "tokens", "conv2d"])
+def test_accelerator_form_matches_brute_force_on_cpu(case, monkeypatch):
     """The var_mean (Welford) form that CUDA uses, exercised here on CPU against brute force."""
     import skew.accumulators as acc
 
     monkeypatch.setattr(acc, "_welford", lambda device: True)
-    make, name, shape, conv = CASES["conv2d"]
+    make, name, shape, conv = CASES[case]
     torch.manual_seed(1)
     model = make()
     batches = [torch.randn(*shape) + 0.3 for _ in range(3)]

@@ -168,3 +168,15 @@ def test_bad_input_raises_skewerror():
         compare(lambda: "not a model", data, ["orthogonal"])
     with pytest.raises(SkewError, match="no-such"):
         compare(small_mlp, data, ["no-such-scheme"])
+
+
+def test_as_built_measures_the_model_without_any_init():
+    torch.manual_seed(7)
+    net = small_mlp()
+    with torch.no_grad():
+        net[1].weight.add_(0.01)  # a custom init no scheme would produce
+    got = compare(net, gaussian_batches(1, 128), ["as_built", "orthogonal"])
+    rows = got.neurons.query("init == 'as_built' and layer == '1'")
+    assert np.allclose(rows["row_sum"], net[1].weight.detach().sum(1).numpy(), atol=1e-4)
+    ortho = got.neurons.query("init == 'orthogonal' and layer == '1'")
+    assert not np.allclose(ortho["row_sum"], rows["row_sum"])
