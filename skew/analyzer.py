@@ -16,6 +16,14 @@ rejects names ending in ``_proj``) to avoid that cost. ``out_proj``'s output is 
 module's output, read by a forward hook on the module; its input is internal, so its input
 moments (and p_pred, λ) are NaN.
 
+Per batch, after the forward pass, one host synchronisation reads a "non-finite values seen" flag;
+a batch that held NaN/Inf is measured again in the careful mode of :mod:`skew.accumulators`
+(non-finite values counted per neuron and excluded). Bounded samples kept per layer: the sign
+raster (the first 250 input samples × up to 250 evenly spaced neurons; for conv and token
+outputs, each sample's value at the centre position, the same for every sample so that merged
+reports stay exact) and the activation patterns of the first 8 samples for the pairwise OUI
+(:mod:`skew.oui`). A layer called several times per forward pass accumulates every call.
+
 Safety: hooks are registered and removed in ``try``/``finally`` (also on KeyboardInterrupt and on
 errors from the loader or the model); every module's ``training`` flag and every buffer
 (BatchNorm running statistics included) are restored; the run is under ``torch.no_grad()``;
@@ -434,9 +442,21 @@ def _progress_bar(loader, max_batches, progress):
         total = 1
     if max_batches is not None:
         total = max_batches if total is None else min(total, max_batches)
+    if not show:  # tqdm.auto warns in notebooks without ipywidgets even when disabled
+        return _NoBar()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, disable=not show, desc="skew.report", unit="batch", leave=False)
+    return tqdm(total=total, desc="skew.report", unit="batch", leave=False)
+
+
+class _NoBar:
+    """Stands in for a disabled progress bar."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 # ----------------------------------------------------------------------------------------- API

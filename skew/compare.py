@@ -162,9 +162,10 @@ def compare(
     ``torch.manual_seed(seed)`` inside ``torch.random.fork_rng`` so they are reproducible and the
     caller's global RNG is untouched. The pseudo-scheme ``"as_built"`` (:data:`AS_BUILT`) applies no
     init: it measures the model as the factory built it (torchvision's constructors, for instance,
-    apply their own init, which ``"default"``, PyTorch's ``reset_parameters()``, does not). With ``device``, each initialized copy is moved there before
-    it is measured. ``loader`` is iterated once per (scheme, seed), so it must be
-    re-iterable (a list of batches or a DataLoader, not a generator).
+    apply their own init, which ``"default"``, PyTorch's ``reset_parameters()``, does not). With
+    ``device``, each initialized copy is moved there before it is measured. ``loader`` is iterated
+    once per (scheme, seed), so it must be re-iterable (a list of batches or a DataLoader, not a
+    generator). Scheme names are checked before anything runs.
 
     Between schemes A and B on a layer (seeds pooled), ``.tests`` holds the two-sample KS and
     Mann-Whitney p-values on ``skew = |p - 1/2|`` and Cliff's delta
@@ -182,6 +183,9 @@ def compare(
     scheme_names = _schemes_list(schemes)
     seed_list = _seeds_list(seeds)
     thresholds = tuple(float(a) for a in thresholds)
+    for scheme in scheme_names:  # fail fast on a typo, before minutes of measuring
+        if scheme != AS_BUILT:
+            skew.init.get_scheme(scheme)
     if _is_one_shot(loader):
         raise SkewError(
             "loader is a one-shot iterator (e.g. a generator) but compare reads it once per scheme and seed; "

@@ -47,7 +47,8 @@ class Tracker:
     with ``skewed_gauss_α`` the same with p_i = Φ(mean Z_i / std Z_i), ``mean_skew`` the mean of
     |p_i − 1/2|, ``oui_batch`` and ``oui_pairwise`` as in SPEC §3. The measurement runs under
     ``torch.no_grad`` in eval mode by default (``mode="train"`` measures with dropout and
-    BatchNorm in training behaviour, which also updates BatchNorm running statistics); afterwards
+    BatchNorm in training behaviour; ``skew.report`` restores every buffer, so BatchNorm running
+    statistics are left as they were); afterwards
     every submodule's ``training`` flag and the global CPU random state are restored, so leaving a
     tracker on does not change the training run.
 

@@ -146,3 +146,14 @@ def test_plot_methods_delegate_to_skew_plot(model):
                            ("plot_skew_fraction_vs_alpha", {"layer": "0"})]:
         ax = getattr(rep, method)(**kwargs)
         assert isinstance(ax, matplotlib.axes.Axes), method
+
+
+def test_spearman_column_matches_scipy(model):
+    from scipy.stats import spearmanr
+
+    rep = report(model, data(5, batches=4, size=8))
+    for name, sub in rep.neurons.groupby("layer", sort=False):
+        live = sub[~sub["degenerate"]]
+        expected = spearmanr(live["row_sum"], live["p"]).statistic
+        got = rep.layers.set_index("layer").loc[name, "spearman_s_p"]
+        assert got == pytest.approx(expected, abs=1e-12), name

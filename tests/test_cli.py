@@ -117,6 +117,27 @@ def test_compare_and_inspect_commands(tmp_path, capsys):
     assert len(pd.read_csv(tmp_path / "ins" / "neurons.csv")) > 0
 
 
+def test_report_with_a_factory_model_and_a_npy_file(tmp_path, capsys, monkeypatch):
+    import numpy as np
+
+    (tmp_path / "clinets.py").write_text(
+        "import torch.nn as nn\n"
+        "def make(width=8):\n"
+        "    return nn.Sequential(nn.ReLU(), nn.Linear(6, width, bias=False))\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(40, 6)).astype(np.float32))
+    model = ["--model", "clinets:make", "-o", "width=5"]
+    assert main(["report", *model, "--data", str(tmp_path / "x.npy"), "--batch-size", "20", "--init", "orthogonal"]) == 0
+    assert "clinets:make" in capsys.readouterr().out
+    # Generated data needs the per-sample shape, which a bare factory cannot tell: exit 1 naming the fix.
+    assert main(["report", *model, "--data", "gaussian"]) == 1
+    assert "--input-shape" in capsys.readouterr().err
+    assert main(["report", *model, "--data", "gaussian", "--input-shape", "6", "--batches", "1"]) == 0
+    assert main(["report", *model, "--data", "gaussian", "--input-shape", "7", "--batches", "1"]) == 1
+    assert "skew: error:" in capsys.readouterr().err
+
+
 # ---- checkpoints ---------------------------------------------------------------------------------
 def _net() -> nn.Module:
     return nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
