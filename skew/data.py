@@ -24,7 +24,6 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import itertools
 import math
@@ -37,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
+from skew._factory import import_factory
 from skew.errors import SkewError
 
 __all__ = ["build_data", "data_names", "digits_dataset", "digits_tensors"]
@@ -255,16 +255,7 @@ def _from_file(path: Path, batch_size: int, batches: int | None, shape) -> list:
 
 
 def _from_factory(spec: str, shape, batch_size: int, batches: int | None, seed: int) -> list:
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise SkewError(f"data {spec!r} is not 'pkg.module:factory'; write e.g. 'mypkg.data:make_batches'")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise SkewError(f"cannot import {module_name!r} for data {spec!r} ({err}); check it is on sys.path") from None
-    fn = getattr(module, attr, None)
-    if not callable(fn):
-        raise SkewError(f"module {module_name!r} has no callable {attr!r}; check the factory name in {spec!r}")
+    fn = import_factory(spec, "data", "mypkg.data:make_batches")
     offered = {"shape": shape, "batch_size": batch_size, "batches": batches, "seed": seed}
     params = inspect.signature(fn).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):

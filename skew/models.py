@@ -25,7 +25,6 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import math
 from collections import OrderedDict
@@ -34,6 +33,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from skew._factory import import_factory
 from skew.errors import SkewError
 
 __all__ = [
@@ -257,21 +257,7 @@ def model_names() -> list[str]:
 
 
 def _external(spec: str) -> Callable[..., nn.Module]:
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise SkewError(f"model {spec!r} is not 'pkg.module:factory'; write e.g. 'mypkg.nets:make_net'")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise SkewError(f"cannot import {module_name!r} for model {spec!r} ({err}); check it is on sys.path") from None
-    obj = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise SkewError(f"module {module_name!r} has no attribute {attr!r}; check the factory name in {spec!r}")
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise SkewError(f"{spec!r} is not callable; point it at a function or class that returns an nn.Module")
-    return obj
+    return import_factory(spec, "model", "mypkg.nets:make_net")
 
 
 def _check_options(name: str, fn: Callable, options: dict, extra: tuple[str, ...] = ()) -> None:

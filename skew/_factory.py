@@ -1,0 +1,36 @@
+"""Resolve a user's ``"pkg.module:factory"`` string to the callable it names."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+from skew.errors import SkewError
+
+__all__ = ["import_factory"]
+
+
+def import_factory(spec: str, kind: str, example: str) -> Callable:
+    """The callable named by ``spec`` = ``"pkg.module:attr[.attr...]"``.
+
+    ``kind`` ("model", "data") and ``example`` (a well-formed spec) go into the error messages.
+
+    Example:
+        >>> import_factory("math:sqrt", "data", "mypkg.data:make_batches")(4.0)
+        2.0
+    """
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise SkewError(f"{kind} {spec!r} is not 'pkg.module:factory'; write e.g. {example!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise SkewError(f"cannot import {module_name!r} for {kind} {spec!r} ({err}); check it is on sys.path") from None
+    obj = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise SkewError(f"module {module_name!r} has no attribute {attr!r}; check the factory name in {spec!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise SkewError(f"{spec!r} is not callable; point it at a function or class that returns the {kind}")
+    return obj
