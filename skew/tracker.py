@@ -71,7 +71,7 @@ class Tracker:
         >>> tr = Tracker(net, torch.randn(64, 8), every=10)
         >>> for s in range(25):
         ...     _ = tr.step(s)      # measures at 0, 10, 20
-        >>> sorted(tr.history["step"].unique())
+        >>> sorted(tr.history["step"].unique().tolist())
         [0, 10, 20]
     """
 
