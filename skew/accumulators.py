@@ -157,13 +157,17 @@ def _moments(z3: torch.Tensor, pd: int, P: int) -> Partial:
     if _welford(z3.device):
         var, mean = torch.var_mean(z3, dim=pd, correction=0)
         return Partial(mean, var, _positives(z3, pd), P, m2_is_var=True)
+    # One activation-sized temporary at a time: with two alive at once, the CPU allocator hands
+    # the pages back and faults them in again on every call (about 10x the arithmetic's cost).
+    pos = _positives(z3, pd)
     c = z3.narrow(pd, 0, 1)
     y = z3 - c
     s1 = y.sum(pd).to(torch.float64)
     s2 = torch.linalg.vector_norm(y, 2, dim=pd).to(torch.float64).square_()
+    del y
     mean = c.squeeze(pd).to(torch.float64) + s1 / P
     m2 = (s2 - s1 * s1 / P).clamp_min_(0)
-    return Partial(mean, m2, _positives(z3, pd), P)
+    return Partial(mean, m2, pos, P)
 
 
 def _welford(device: torch.device) -> bool:
