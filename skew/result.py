@@ -339,14 +339,20 @@ class Report:
 
         def write(tmp: Path) -> None:
             with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                zf.writestr("report.json", json.dumps(header, indent=1, sort_keys=True))
+
+                def put(name: str, data: str | bytes) -> None:  # fixed date: same report, same bytes
+                    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+                    info.compress_type = zipfile.ZIP_DEFLATED
+                    zf.writestr(info, data)
+
+                put("report.json", json.dumps(header, indent=1, sort_keys=True))
                 for key, frame in frames.items():
-                    zf.writestr(f"{key}.csv", frame.to_csv(index=False, float_format="%.17g", na_rep=""))
+                    put(f"{key}.csv", frame.to_csv(index=False, float_format="%.17g", na_rep=""))
                 for i, name in enumerate(names):
                     for field, arr in self._states[name].arrays().items():
                         buf = io.BytesIO()
                         np.save(buf, arr, allow_pickle=False)
-                        zf.writestr(f"state/{i}/{field}.npy", buf.getvalue())
+                        put(f"state/{i}/{field}.npy", buf.getvalue())
 
         return atomic_write(path, write)
 

@@ -157,3 +157,14 @@ def test_spearman_column_matches_scipy(model):
         expected = spearmanr(live["row_sum"], live["p"]).statistic
         got = rep.layers.set_index("layer").loc[name, "spearman_s_p"]
         assert got == pytest.approx(expected, abs=1e-12), name
+
+
+def test_saved_report_carries_no_timestamp(tmp_path):
+    """Two saves of one report are byte-identical: zip entries carry a fixed date, not the clock."""
+    net = nn.Sequential(nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 3))
+    rep = report(net, torch.randn(32, 6))
+    a = rep.save(tmp_path / "a.skew")
+    with zipfile.ZipFile(a) as zf:
+        assert {info.date_time for info in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+    b = rep.save(tmp_path / "b.skew")
+    assert a.read_bytes() == b.read_bytes()
