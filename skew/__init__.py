@@ -52,9 +52,9 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    # skew.train pulls in the training loop; load it on first use.
-    if name == "train":
+    # skew.train (the training loop) and skew.figures (the catalogue) load on first use.
+    if name in ("train", "figures"):
         import importlib
 
-        return importlib.import_module("skew.train")
+        return importlib.import_module(f"skew.{name}")
     raise AttributeError(f"module 'skew' has no attribute {name!r}")
