@@ -358,14 +358,22 @@ class Comparison:
 
     # ---- plots (delegate to skew.plot) -------------------------------------------------------------
     def skew_by_depth(self, *, alpha: float = 0.3, hue: str = "init", ax=None, **kwargs):
-        """Per-layer skewed fraction at ``alpha`` for each scheme (``skew.plot.skew_by_depth``); returns the Axes."""
+        """Per-layer skewed fraction at ``alpha`` for each scheme (``skew.plot.skew_by_depth``); returns the Axes.
+
+        Example:
+            >>> ax = cmp.skew_by_depth(alpha=0.1)  # doctest: +SKIP
+        """
         from skew import plot
 
         return plot.skew_by_depth(self, alpha=alpha, hue=hue, ax=ax, **kwargs)
 
     def skew_hist(self, *, layer: str | None = None, hue: str = "init", estimator: str = "count", ax=None,
                   **kwargs):
-        """Histogram of the neurons' skew, one colour per scheme (``skew.plot.skew_hist``); returns the Axes."""
+        """Histogram of the neurons' skew, one colour per scheme (``skew.plot.skew_hist``); returns the Axes.
+
+        Example:
+            >>> ax = cmp.skew_hist(layer="fc1")  # doctest: +SKIP
+        """
         from skew import plot
 
         return plot.skew_hist(self, layer=layer, hue=hue, estimator=estimator, ax=ax, **kwargs)
@@ -376,6 +384,9 @@ class Comparison:
 
         ``axes`` is a sequence with one Axes per scheme; when None a Figure with one row of panels is
         created. Returns the array of Axes.
+
+        Example:
+            >>> axes = cmp.rowsum_hist(layer="fc1", alpha=0.3)  # doctest: +SKIP
         """
         from skew import plot
 

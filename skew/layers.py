@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Union
 
 import torch
@@ -60,7 +60,12 @@ LayerSpec = Union[
 
 
 def is_layer(module: nn.Module) -> bool:
-    """True for a module skew treats as a layer (Linear, ConvNd, ConvTransposeNd) with a weight."""
+    """True for a module skew treats as a layer (Linear, ConvNd, ConvTransposeNd) with a weight.
+
+    Example:
+        >>> is_layer(nn.Conv2d(3, 8, 3)), is_layer(nn.BatchNorm2d(8))
+        (True, False)
+    """
     return isinstance(module, LAYER_TYPES) and isinstance(getattr(module, "weight", None), torch.Tensor)
 
 
@@ -182,8 +187,3 @@ def attention_projections(mha: nn.MultiheadAttention) -> list[tuple[str, torch.T
     else:
         weights = [mha.q_proj_weight, mha.k_proj_weight, mha.v_proj_weight]
     return [(s, wt, b) for s, wt, b in zip(("q_proj", "k_proj", "v_proj"), weights, biases)]
-
-
-def iter_layers(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
-    """Every layer of ``model`` (shorthand for ``select_layers(model)``)."""
-    yield from select_layers(model)

@@ -405,31 +405,51 @@ class Report:
 
     # -- plots (skew.plot does the drawing) ---------------------------------------------------
     def plot_skew_hist(self, **kwargs):
-        """:func:`skew.plot.skew_hist` of this report; returns the Axes."""
+        """:func:`skew.plot.skew_hist` of this report; returns the Axes.
+
+        Example:
+            >>> ax = rep.plot_skew_hist(layer="fc1")  # doctest: +SKIP
+        """
         from skew import plot
 
         return plot.skew_hist(self, **kwargs)
 
     def plot_rowsum_hist(self, **kwargs):
-        """:func:`skew.plot.rowsum_hist` of this report; returns the Axes."""
+        """:func:`skew.plot.rowsum_hist` of this report; returns the Axes.
+
+        Example:
+            >>> ax = rep.plot_rowsum_hist(layer="fc1", alpha=0.3)  # doctest: +SKIP
+        """
         from skew import plot
 
         return plot.rowsum_hist(self, **kwargs)
 
     def plot_skew_vs_rowsum(self, **kwargs):
-        """:func:`skew.plot.skew_vs_rowsum` of this report; returns the Axes."""
+        """:func:`skew.plot.skew_vs_rowsum` of this report; returns the Axes.
+
+        Example:
+            >>> ax = rep.plot_skew_vs_rowsum(layer="fc1")  # doctest: +SKIP
+        """
         from skew import plot
 
         return plot.skew_vs_rowsum(self, **kwargs)
 
     def plot_activation_states(self, **kwargs):
-        """:func:`skew.plot.activation_states` of this report; returns the Axes."""
+        """:func:`skew.plot.activation_states` of this report; returns the Axes.
+
+        Example:
+            >>> ax = rep.plot_activation_states(layer="fc1")  # doctest: +SKIP
+        """
         from skew import plot
 
         return plot.activation_states(self, **kwargs)
 
     def plot_skew_fraction_vs_alpha(self, **kwargs):
-        """:func:`skew.plot.skew_fraction_vs_alpha` of this report; returns the Axes."""
+        """:func:`skew.plot.skew_fraction_vs_alpha` of this report; returns the Axes.
+
+        Example:
+            >>> ax = rep.plot_skew_fraction_vs_alpha(layer="fc1")  # doctest: +SKIP
+        """
         from skew import plot
 
         return plot.skew_fraction_vs_alpha(self, **kwargs)
