@@ -50,6 +50,7 @@ __all__ = [
     "DeviceStats",
     "LayerState",
     "Partial",
+    "Scratch",
     "chan_merge",
     "input_partial",
     "level1",
@@ -122,7 +123,35 @@ class Partial:
         return int(self.mean.shape[0])
 
 
-def level1(z3: torch.Tensor, pd: int, careful: bool = False, head: int = 0) -> Partial:
+class Scratch:
+    """One reusable work buffer for the CPU reductions, as large as the largest layer output.
+
+    Each fast-mode reduction writes one activation-sized temporary. Allocated afresh on every
+    hook call, its pages are handed back and faulted in again each time (a few ms per large conv
+    output, the cost of several passes of arithmetic); reusing one buffer per run avoids that.
+    Peak memory is unchanged (the temporary existed anyway) and it is dropped with the run.
+
+    Example:
+        >>> buf = Scratch()
+        >>> buf.like(torch.zeros(2, 3)).shape
+        torch.Size([2, 3])
+    """
+
+    def __init__(self) -> None:
+        self._buf: torch.Tensor | None = None
+
+    def like(self, t: torch.Tensor) -> torch.Tensor:
+        """A contiguous tensor of ``t``'s shape, dtype and device, sharing the one buffer."""
+        n = t.numel()
+        buf = self._buf
+        if buf is None or buf.numel() < n or buf.dtype != t.dtype or buf.device != t.device:
+            buf = self._buf = torch.empty(n, dtype=t.dtype, device=t.device)
+        return buf[:n].view(t.shape)
+
+
+def level1(
+    z3: torch.Tensor, pd: int, careful: bool = False, head: int = 0, scratch: Scratch | None = None
+) -> Partial:
     """Reduce a (B, C, P) (``pd=2``) or (B, P, C) (``pd=1``) view of Z to per-row summaries.
 
     See the module docstring for the two fast forms (CPU and accelerators); ``careful`` (float64)
@@ -146,10 +175,10 @@ def level1(z3: torch.Tensor, pd: int, careful: bool = False, head: int = 0) -> P
         part.samples = int(zz.shape[0])
         part.head = zz[:head] > 0 if head > 0 else None
         return part
-    return _moments(z3, pd, P)
+    return _moments(z3, pd, P, scratch)
 
 
-def _moments(z3: torch.Tensor, pd: int, P: int) -> Partial:
+def _moments(z3: torch.Tensor, pd: int, P: int, scratch: Scratch | None = None) -> Partial:
     """Fast-mode row summaries of a (R, C, P) / (R, P, C) view (see the module docstring)."""
     if P == 1:
         zz = z3.squeeze(pd)
@@ -159,9 +188,10 @@ def _moments(z3: torch.Tensor, pd: int, P: int) -> Partial:
         return Partial(mean, var, _positives(z3, pd), P, m2_is_var=True)
     # One activation-sized temporary at a time: with two alive at once, the CPU allocator hands
     # the pages back and faults them in again on every call (about 10x the arithmetic's cost).
-    pos = _positives(z3, pd)
+    work = scratch.like(z3) if scratch is not None else None
+    pos = _positives(z3, pd, work)
     c = z3.narrow(pd, 0, 1)
-    y = z3 - c
+    y = torch.sub(z3, c) if work is None else torch.sub(z3, c, out=work)
     s1 = y.sum(pd).to(torch.float64)
     s2 = torch.linalg.vector_norm(y, 2, dim=pd).to(torch.float64).square_()
     del y
@@ -175,10 +205,11 @@ def _welford(device: torch.device) -> bool:
     return device.type != "cpu"
 
 
-def _positives(z3: torch.Tensor, pd: int) -> torch.Tensor:
+def _positives(z3: torch.Tensor, pd: int, work: torch.Tensor | None = None) -> torch.Tensor:
     """Number of values > 0 per row, as floats (exact: integers below 2**24 per row)."""
     if not _welford(z3.device):  # sign/clamp/sum vectorises best on CPU
-        return torch.sign(z3).clamp_(min=0).sum(pd)
+        signs = torch.sign(z3) if work is None else torch.sign(z3, out=work)
+        return signs.clamp_(min=0).sum(pd)
     return (z3 > 0).sum(pd, dtype=torch.float32)  # fewer bytes written on accelerators
 
 

@@ -59,6 +59,7 @@ from skew.accumulators import (
     SIGN_ROWS,
     DeviceStats,
     LayerState,
+    Scratch,
     input_partial,
     level1,
 )
@@ -133,6 +134,7 @@ class _Run:
         self.calls: list[tuple[_Site, int]] = []
         self.careful = False
         self.handles: list = []
+        self.scratch = Scratch()  # one CPU work buffer for every hook of this run
 
     # -- hooks --------------------------------------------------------------------------------
     def observe(self, site: _Site, z: Any, x: Any) -> None:
@@ -146,7 +148,9 @@ class _Run:
             site.bad_output = f"output has {z3.shape[-1 if pd_ == 1 else 1]} channels, expected {site.neurons}"
             return
         stats = self.stats[site.device]
-        part = level1(z3, pd_, careful=self.careful, head=OUI_SAMPLES - stats.pattern_count[site.index])
+        part = level1(
+            z3, pd_, careful=self.careful, head=OUI_SAMPLES - stats.pattern_count[site.index], scratch=self.scratch
+        )
         ip = input_partial(x if isinstance(x, torch.Tensor) else None, careful=self.careful)
         self.entries[site.device].append((site.index, part, ip))
         self.calls.append((site, part.rows * part.P))
