@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Union
 
 import torch
@@ -31,9 +32,11 @@ from skew.errors import SkewError
 __all__ = [
     "LAYER_TYPES",
     "LayerSpec",
+    "WeightUnit",
     "attention_projections",
     "is_layer",
     "select_layers",
+    "select_units",
     "weight_matrix",
 ]
 
@@ -66,7 +69,12 @@ def is_layer(module: nn.Module) -> bool:
         >>> is_layer(nn.Conv2d(3, 8, 3)), is_layer(nn.BatchNorm2d(8))
         (True, False)
     """
-    return isinstance(module, LAYER_TYPES) and isinstance(getattr(module, "weight", None), torch.Tensor)
+    weight = getattr(module, "weight", None)
+    return (
+        isinstance(module, LAYER_TYPES)
+        and isinstance(weight, torch.Tensor)
+        and not isinstance(weight, nn.parameter.UninitializedParameter)
+    )
 
 
 def weight_matrix(weight: torch.Tensor) -> torch.Tensor:
@@ -89,79 +97,127 @@ def weight_matrix(weight: torch.Tensor) -> torch.Tensor:
     return weight.reshape(weight.shape[0], -1)
 
 
-def _matches(spec, name: str, module: nn.Module) -> bool:
-    if isinstance(spec, str):
-        return fnmatch.fnmatchcase(name, spec)
-    if isinstance(spec, type):
-        return isinstance(module, spec)
-    if isinstance(spec, tuple) and all(isinstance(t, type) for t in spec):
-        return isinstance(module, spec)
-    raise TypeError  # handled by the caller
+@dataclass(frozen=True)
+class WeightUnit:
+    """One weight matrix skew reads or writes: a layer, or one q/k/v block of an attention module.
+
+    ``module`` is the layer itself, or the owning ``nn.MultiheadAttention`` for a block;
+    ``weight``/``bias`` are the parameters, or row-block views of ``in_proj_weight``/``in_proj_bias``;
+    ``block`` is ``"q_proj"``, ``"k_proj"`` or ``"v_proj"`` for attention blocks, else None.
+    """
+
+    name: str
+    module: nn.Module
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+    block: str | None = None
 
 
-def select_layers(
-    model: nn.Module,
-    layers: LayerSpec = None,
-    *,
-    kinds: tuple[type[nn.Module], ...] = LAYER_TYPES,
-) -> list[tuple[str, nn.Module]]:
-    """The (qualified name, module) pairs of ``model`` that ``layers`` selects, in registration order.
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
 
-    ``layers`` may be None (every layer), a glob on qualified names (``"features.*"``), a list of
-    exact names or globs, a module type or tuple of types, or a predicate ``f(name, module) -> bool``.
-    Only modules of ``kinds`` with a weight tensor are returned. An explicit name that matches no
-    module raises :class:`SkewError` listing the closest names.
+
+def _is_types(spec) -> bool:
+    return isinstance(spec, type) or (
+        isinstance(spec, tuple) and len(spec) > 0 and all(isinstance(t, type) for t in spec)
+    )
+
+
+def _all_units(model: nn.Module) -> list[WeightUnit]:
+    units = []
+    for name, mod in model.named_modules():
+        if isinstance(mod, nn.MultiheadAttention):
+            for suffix, w, b in attention_projections(mod):
+                units.append(WeightUnit(_join(name, suffix), mod, w, b, suffix))
+        elif is_layer(mod):
+            bias = mod.bias if isinstance(getattr(mod, "bias", None), torch.Tensor) else None
+            units.append(WeightUnit(name, mod, mod.weight, bias))
+    return units
+
+
+def select_units(model: nn.Module, layers: LayerSpec = None) -> list[WeightUnit]:
+    """Every layer and attention q/k/v block of ``model`` that ``layers`` selects, in forward-registration order.
+
+    The one selection rule of skew (``skew.init.apply``, ``skew.weights``, ``skew.report`` and the
+    Tracker all use it). ``layers`` may be:
+
+    - None: everything;
+    - a glob or exact qualified name (``"features.*"``, ``"layer1.0.conv1"``, ``"*.q_proj"``); the
+      exact name of a ``MultiheadAttention`` selects its q/k/v blocks and its ``out_proj``;
+    - a module type or tuple of types (attention blocks match ``nn.MultiheadAttention``);
+    - a list mixing names, globs and types;
+    - a predicate ``f(name, module) -> bool`` (for blocks, ``module`` is the attention module).
+
+    An exact name that matches nothing raises :class:`SkewError` with the closest names.
+
+    Example:
+        >>> enc = nn.TransformerEncoderLayer(8, 2, 16)
+        >>> [u.name for u in select_units(enc, "self_attn")]
+        ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.out_proj']
+        >>> [u.name for u in select_units(enc, ["linear*", "*.v_proj"])]
+        ['self_attn.v_proj', 'linear1', 'linear2']
+    """
+    if not isinstance(model, nn.Module):
+        raise SkewError(f"expected a torch.nn.Module, got {type(model).__name__}; pass the model itself")
+    units = _all_units(model)
+    if layers is None:
+        return units
+    if callable(layers) and not isinstance(layers, type):
+        return [u for u in units if layers(u.name, u.module)]
+    if isinstance(layers, str) or _is_types(layers):
+        specs = [layers]
+    else:
+        try:
+            specs = list(layers)  # a generator is read once, here
+        except TypeError:
+            raise SkewError(
+                f"layers={layers!r} is not understood; pass None, a glob such as 'features.*', "
+                "a list of module names, a module type, or a predicate f(name, module) -> bool"
+            ) from None
+    for spec in specs:
+        if not (isinstance(spec, str) or _is_types(spec)):
+            raise SkewError(
+                f"layers entry {spec!r} is not a name, glob or module type; "
+                "pass names such as 'layer1.0.conv1' or types such as torch.nn.Conv2d"
+            )
+    named = dict(model.named_modules())
+    known = list(named) + [u.name for u in units if u.block is not None]
+    for spec in specs:
+        if isinstance(spec, str) and not any(ch in spec for ch in "*?[") and spec not in known:
+            close = difflib.get_close_matches(spec, known, n=3)
+            hint = f"did you mean {', '.join(map(repr, close))}? " if close else ""
+            raise SkewError(
+                f"no module named {spec!r} in {type(model).__name__}; {hint}"
+                "use qualified names from model.named_modules(), or a glob such as 'features.*'"
+            )
+    attention = {
+        _join(name, part)
+        for name, mod in named.items()
+        if isinstance(mod, nn.MultiheadAttention) and name in specs
+        for part in ("q_proj", "k_proj", "v_proj", "out_proj")
+    }
+
+    def chosen(u: WeightUnit) -> bool:
+        return u.name in attention or any(
+            fnmatch.fnmatchcase(u.name, spec) if isinstance(spec, str) else isinstance(u.module, spec)
+            for spec in specs
+        )
+
+    return [u for u in units if chosen(u)]
+
+
+def select_layers(model: nn.Module, layers: LayerSpec = None) -> list[tuple[str, nn.Module]]:
+    """The (qualified name, module) pairs of the *modules* ``layers`` selects (no attention blocks).
+
+    Same rule as :func:`select_units`, keeping the layers that are modules of their own (Linear,
+    ConvNd, ConvTransposeNd, and ``out_proj``).
 
     Example:
         >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(2))
         >>> [n for n, _ in select_layers(net, nn.Conv2d)]
         ['0']
     """
-    if not isinstance(model, nn.Module):
-        raise SkewError(f"expected a torch.nn.Module, got {type(model).__name__}; pass the model itself")
-    named = list(model.named_modules())
-    candidates = [
-        (name, mod)
-        for name, mod in named
-        if isinstance(mod, kinds) and isinstance(getattr(mod, "weight", None), torch.Tensor)
-        and not isinstance(getattr(mod, "weight", None), nn.parameter.UninitializedParameter)
-    ]
-    if layers is None:
-        return candidates
-    if callable(layers) and not isinstance(layers, type):
-        return [(n, m) for n, m in candidates if layers(n, m)]
-    if isinstance(layers, (str, type)) or (
-        isinstance(layers, tuple) and layers and all(isinstance(t, type) for t in layers)
-    ):
-        specs = [layers]
-    else:
-        try:
-            specs = list(layers)
-        except TypeError:
-            raise SkewError(
-                f"layers={layers!r} is not understood; pass None, a glob such as 'features.*', "
-                "a list of module names, a module type, or a predicate f(name, module) -> bool"
-            ) from None
-    all_names = [n for n, _ in named]
-    for spec in specs:
-        if isinstance(spec, str) and not any(ch in spec for ch in "*?[") and spec not in all_names:
-            close = difflib.get_close_matches(spec, all_names, n=3)
-            hint = f"did you mean {', '.join(map(repr, close))}? " if close else ""
-            raise SkewError(
-                f"no module named {spec!r} in {type(model).__name__}; {hint}"
-                "use qualified names from model.named_modules(), or a glob such as 'features.*'"
-            )
-    out = []
-    for name, mod in candidates:
-        try:
-            if any(_matches(spec, name, mod) for spec in specs):
-                out.append((name, mod))
-        except TypeError:
-            raise SkewError(
-                f"layers entry {specs!r} is not a name, glob or module type; "
-                "pass names such as 'layer1.0.conv1' or types such as torch.nn.Conv2d"
-            ) from None
-    return out
+    return [(u.name, u.module) for u in select_units(model, layers) if u.block is None]
 
 
 def attention_projections(mha: nn.MultiheadAttention) -> list[tuple[str, torch.Tensor, torch.Tensor | None]]:

@@ -61,7 +61,7 @@ class Tracker:
             bookkeeping (building the Report's tables); on the digits MLP, whose training step
             takes 0.5 ms, every=50 adds ~70 % to training time and every=10 ~330 %
             (``benchmarks/bench_tracker.py``), so choose ``every`` with every × step time ≫ 20 ms.
-        layers: which layers to measure (anything :func:`skew.layers.select_layers` accepts).
+        layers: which layers to measure (anything :func:`skew.layers.select_units` accepts).
         thresholds: the α values to report.
         mode: ``"eval"`` (default, as SPEC §1 recommends) or ``"train"``.
         input_fn, device: passed to ``skew.report``.

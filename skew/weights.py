@@ -2,7 +2,7 @@
 
 Any model in, tidy pandas DataFrames out. A *neuron* is one output unit (row i of the layer's
 (m, n) matrix, n = fan-in); its row sum S = Σ_j W[i, j] drives Theorem 1's skew. Covered: every
-layer :func:`skew.layers.select_layers` finds (Linear, ConvNd, ConvTransposeNd) and the q/k/v input
+layer :func:`skew.layers.select_units` finds (Linear, ConvNd, ConvTransposeNd) and the q/k/v input
 projections of each ``nn.MultiheadAttention`` (named ``f"{mha}.q_proj"`` etc.; ``out_proj`` is an
 ordinary Linear).
 
@@ -24,7 +24,6 @@ Example:
 
 from __future__ import annotations
 
-import fnmatch
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from torch import nn
 
 from skew import theory
 from skew.errors import SkewError
-from skew.layers import LayerSpec, attention_projections, select_layers
+from skew.layers import LayerSpec, select_units
 
 __all__ = ["PAIR_LIMIT", "diagnose", "layer_table", "neuron_rows", "neuron_table"]
 
@@ -94,76 +93,18 @@ def _as64(t: torch.Tensor) -> torch.Tensor:
     return t.detach().to(device="cpu", dtype=torch.float64)
 
 
-def _mha_selected(layers: LayerSpec, name: str, mha: nn.Module) -> bool:
-    if layers is None:
-        return True
-    if callable(layers) and not isinstance(layers, type):
-        return bool(layers(name, mha))
-    if isinstance(layers, str):
-        specs = [layers]
-    elif isinstance(layers, type) or (isinstance(layers, tuple) and layers and all(isinstance(t, type) for t in layers)):
-        return isinstance(mha, layers)
-    else:
-        try:
-            specs = list(layers)
-        except TypeError:
-            return False  # select_layers raises the explanatory error
-    for spec in specs:
-        if isinstance(spec, str) and fnmatch.fnmatchcase(name, spec):
-            return True
-        if isinstance(spec, type) and isinstance(mha, spec):
-            return True
-    return False
-
-
 def _blocks(model: nn.Module, layers: LayerSpec) -> Iterator[_Block]:
     """Every selected layer and MHA projection, in registration order, as float64 neuron rows."""
-    if not isinstance(model, nn.Module):
-        raise SkewError(f"expected a torch.nn.Module, got {type(model).__name__}; pass the model itself")
-    if not (
-        layers is None
-        or isinstance(layers, (str, type))
-        or (isinstance(layers, tuple) and layers and all(isinstance(t, type) for t in layers))
-        or callable(layers)
-    ):
-        try:
-            layers = list(layers)  # a generator is read once, here
-        except TypeError:
-            pass  # select_layers explains what layers= accepts
-    mha_names = {
-        f"{name}.{suffix}" if name else suffix
-        for name, mod in model.named_modules()
-        if isinstance(mod, nn.MultiheadAttention)
-        for suffix in ("q_proj", "k_proj", "v_proj")
-    }
-    # explicit projection names are not module names: keep them away from select_layers' name check
-    if isinstance(layers, str) and layers in mha_names:
-        plain: LayerSpec = []
-    elif isinstance(layers, list):
-        plain = [s for s in layers if not (isinstance(s, str) and s in mha_names)]
-    else:
-        plain = layers
-    selected = {name for name, _ in select_layers(model, plain)}
     found = False
-    for name, mod in model.named_modules():
-        if name in selected:
-            found = True
-            bias = mod.bias if isinstance(getattr(mod, "bias", None), torch.Tensor) else None
-            yield _Block(
-                name, type(mod).__name__, mod.weight, _as64(neuron_rows(mod)),
-                None if bias is None else _as64(bias),
-            )
-        elif isinstance(mod, nn.MultiheadAttention):
-            packed = mod.in_proj_weight is not None
-            for suffix, w, b in attention_projections(mod):
-                qual = f"{name}.{suffix}" if name else suffix
-                if not _mha_selected(layers, qual, mod):
-                    continue
-                found = True
-                default_shape = tuple(mod.in_proj_weight.shape) if packed else tuple(w.shape)
-                yield _Block(
-                    qual, type(mod).__name__, w, _as64(w), None if b is None else _as64(b), default_shape
-                )
+    for u in select_units(model, layers):
+        found = True
+        bias = None if u.bias is None else _as64(u.bias)
+        if u.block is None:
+            yield _Block(u.name, type(u.module).__name__, u.weight, _as64(neuron_rows(u.module)), bias)
+        else:
+            mha = u.module
+            default_shape = tuple((mha.in_proj_weight if mha.in_proj_weight is not None else u.weight).shape)
+            yield _Block(u.name, type(mha).__name__, u.weight, _as64(u.weight), bias, default_shape)
     if not found:
         what = "has no Linear, Conv or MultiheadAttention layers" if layers is None else (
             f"has no layer selected by layers={layers!r}"
@@ -198,9 +139,9 @@ def neuron_table(model: nn.Module, layers: LayerSpec = None) -> pd.DataFrame:
     .. math:: S_i = \\sum_j W_{ij}, \\quad S_i/\\sqrt{n}, \\quad \\lVert W_i \\rVert_2
 
     Computed in float64, vectorised per layer; ``bias`` is NaN for a layer without one. ``layers``
-    selects as in :func:`skew.layers.select_layers`; MHA projections match by their qualified name
-    (``"*.q_proj"``), by ``nn.MultiheadAttention`` as a type, or by a predicate called with the
-    projection's name and the attention module.
+    selects as in :func:`skew.layers.select_units`: MHA projections match by their qualified name
+    (``"*.q_proj"``), by the attention module's own name, by ``nn.MultiheadAttention`` as a type,
+    or by a predicate called with the projection's name and the attention module.
 
     Example:
         >>> net = nn.Sequential(nn.Linear(3, 2, bias=False))

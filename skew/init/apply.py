@@ -17,7 +17,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import math
 import numbers
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from skew.errors import SkewError
 from skew.init.functions import sinusoidal_amplitude
 from skew.init.lsuv import LsuvTarget, first_batch, lsuv_rescale
 from skew.init.registry import Scheme, get_scheme
-from skew.layers import LayerSpec, attention_projections, is_layer, select_layers
+from skew.layers import LayerSpec, attention_projections, is_layer, select_units
 
 __all__ = ["COLUMNS", "apply"]
 
@@ -99,56 +98,6 @@ def _units(model: nn.Module) -> list[_Unit]:
             owner = out_projs.get(id(module))
             units.append(_Unit(name, module, module.weight, bias, module.weight, bias, attention=owner))
     return units
-
-
-def _spec_matches(spec, unit: _Unit) -> bool:
-    if isinstance(spec, str):
-        return fnmatch.fnmatchcase(unit.name, spec)
-    if isinstance(spec, type) or (isinstance(spec, tuple) and all(isinstance(t, type) for t in spec)):
-        return isinstance(unit.module, spec)
-    return False
-
-
-def _select(model: nn.Module, units: list[_Unit], layers: LayerSpec) -> list[_Unit]:
-    """select_layers semantics, extended to the attention blocks ``<mha>.q_proj`` etc.
-
-    An attention block is matched by globs on its name, by the exact name, by module types and
-    predicates against its ``MultiheadAttention``; the exact name of a ``MultiheadAttention``
-    selects its three blocks and its ``out_proj``.
-    """
-    if layers is None:
-        return list(units)
-    if callable(layers) and not isinstance(layers, type):
-        return [u for u in units if layers(u.name, u.module)]
-    block_names = {u.name for u in units if u.block is not None}
-    mha_names = {n for n, m in model.named_modules() if isinstance(m, nn.MultiheadAttention)}
-    if isinstance(layers, (str, type)) or (
-        isinstance(layers, tuple) and layers and all(isinstance(t, type) for t in layers)
-    ):
-        specs = [layers]
-    else:
-        try:
-            specs = list(layers)
-        except TypeError:
-            specs = [layers]  # select_layers below raises the SkewError explaining what is accepted
-    exact: set[str] = set()
-    module_specs = []
-    for spec in specs:
-        if isinstance(spec, str) and spec in block_names:
-            exact.add(spec)
-        elif isinstance(spec, str) and spec in mha_names:
-            prefix = f"{spec}." if spec else ""
-            exact.update(prefix + s for s in ("q_proj", "k_proj", "v_proj", "out_proj"))
-        else:
-            module_specs.append(spec)
-    chosen = {id(m) for _, m in select_layers(model, module_specs)} if module_specs else set()
-    return [
-        u
-        for u in units
-        if u.name in exact
-        or (u.block is None and id(u.module) in chosen)
-        or (u.block is not None and any(_spec_matches(s, u) for s in module_specs))
-    ]
 
 
 @contextlib.contextmanager
@@ -276,7 +225,7 @@ def apply(
     ``idinit`` are deterministic. Parameters of other modules
     (BatchNorm, LayerNorm, embeddings, position embeddings, class tokens) are reported as
     skipped with the reason. ``layers`` restricts the layers (None, a glob, names, types or a
-    predicate, as :func:`skew.layers.select_layers`; attention blocks by their ``q_proj``... names).
+    predicate, as :func:`skew.layers.select_units`; attention blocks by their ``q_proj``... names).
 
     Returns a DataFrame with columns ``name`` (qualified parameter name; ``[a:b]`` marks a row
     block of ``in_proj``), ``module``, ``parameter``, ``shape``, ``scheme``, ``action``
@@ -312,7 +261,8 @@ def apply(
             f"{type(model).__name__} has no Linear, Conv, ConvTranspose or MultiheadAttention layer to "
             "initialize; pass a model that contains some"
         )
-    selected = _select(model, units, layers)
+    chosen = {u.name for u in select_units(model, layers)}  # skew's one selection rule
+    selected = [u for u in units if u.name in chosen]
     if not selected:
         raise SkewError(
             f"layers={layers!r} selects none of the {len(units)} layers of {type(model).__name__} "
