@@ -21,6 +21,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
+from skew._io import write_csv
 from skew._version import __version__
 from skew.errors import SkewError
 
@@ -277,12 +278,6 @@ def _new_figure(width: float = 6.4, height: float = 4.0, ncols: int = 1):
     return fig, axes
 
 
-def _write_csv(frame, path: Path) -> Path:
-    from skew.compare import _write_csv as write
-
-    return write(frame, path)
-
-
 # ---- commands --------------------------------------------------------------------------------------
 def _cmd_plot(args, parser) -> int:
     import torch
@@ -367,9 +362,9 @@ def _report_figures(rep, out: Path, fmt: str = "png") -> list[Path]:
 
 
 def _save_report(rep, out: Path) -> list[Path]:
-    written = [_write_csv(rep.neurons, out / "neurons.csv"), _write_csv(rep.layers, out / "layers.csv")]
+    written = [write_csv(rep.neurons, out / "neurons.csv"), write_csv(rep.layers, out / "layers.csv")]
     if len(rep.skipped):
-        written.append(_write_csv(rep.skipped, out / "skipped.csv"))
+        written.append(write_csv(rep.skipped, out / "skipped.csv"))
     written.append(Path(rep.save(out / "report.skew.zip")))
     return written
 
@@ -471,8 +466,8 @@ def _cmd_inspect(args, parser) -> int:
     _print_frame(table)
     if args.out:
         out = Path(args.out)
-        written = [_write_csv(table, out / "layers.csv"),
-                   _write_csv(neuron_table(model, layers=layers), out / "neurons.csv")]
+        written = [write_csv(table, out / "layers.csv"),
+                   write_csv(neuron_table(model, layers=layers), out / "neurons.csv")]
         print(f"\nwrote {len(written)} files to {out}")
     return 0
 

@@ -34,7 +34,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from skew._io import atomic_write
+from skew._io import atomic_write, write_csv
 from skew.errors import SkewError
 
 __all__ = ["AS_BUILT", "Comparison", "DEFAULT_SCHEMES", "cliffs_delta", "compare"]
@@ -46,7 +46,6 @@ DEFAULT_SCHEMES: tuple[str, ...] = ("xavier_uniform", "kaiming_uniform", "orthog
 AS_BUILT = "as_built"
 
 #: Float format of every CSV skew writes, so files are byte-identical across runs.
-CSV_FLOAT_FORMAT = "%.6g"
 
 
 def cliffs_delta(a: Sequence[float], b: Sequence[float]) -> float:
@@ -420,16 +419,9 @@ class Comparison:
         written = []
         for name, frame in (("neurons", self.neurons), ("layers", self.layers), ("tests", self.tests),
                             ("summary", self._flat_summary())):
-            written.append(_write_csv(frame, directory / f"{name}.csv"))
+            written.append(write_csv(frame, directory / f"{name}.csv"))
         meta = {"schemes": self.schemes, "seeds": self.seeds, "thresholds": list(self.thresholds),
                 "layers": self.layer_order}
         written.append(atomic_write(directory / "comparison.json",
                                     lambda p: p.write_text(json.dumps(meta, indent=2) + "\n")))
         return written
-
-
-def _write_csv(frame: pd.DataFrame, path: Path) -> Path:
-    def write(tmp: Path) -> None:
-        frame.to_csv(tmp, index=False, float_format=CSV_FLOAT_FORMAT, lineterminator="\n")
-
-    return atomic_write(path, write)

@@ -36,8 +36,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from skew._io import atomic_write, save_figure
-from skew.compare import AS_BUILT, CSV_FLOAT_FORMAT, Comparison, compare
+from skew._io import atomic_write, save_figure, write_csv
+from skew.compare import AS_BUILT, Comparison, compare
 
 __all__ = ["Entry", "generate"]
 
@@ -93,13 +93,6 @@ def _figure(ncols: int = 1, nrows: int = 1, width: float = 4.2, height: float = 
 
     fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
     return fig, fig.subplots(nrows, ncols, squeeze=False)
-
-
-def _csv(frame: pd.DataFrame, path: Path) -> Path:
-    def write(tmp: Path) -> None:
-        frame.to_csv(tmp, index=False, float_format=CSV_FLOAT_FORMAT, lineterminator="\n")
-
-    return atomic_write(path, write)
 
 
 def _text(text: str, path: Path) -> Path:
@@ -200,7 +193,7 @@ def _table1(out: Path, cfg: _Config) -> tuple[list[Entry], Comparison]:
     table = pd.DataFrame(rows)
     mu, sigma = theory.input_moments("relu-gaussian")
     expected = {a: 100.0 * float(theory.expected_skewed_fraction(a, mu, sigma)) for a in (0.1, 0.3)}
-    entries = [Entry(_csv(table, out / "table1.csv"),
+    entries = [Entry(write_csv(table, out / "table1.csv"),
                      "Table 1 replication: % skewed neurons per layer at α = 0.1 and 0.3 per scheme, and the "
                      "final layer's OUI (pairwise: 28 pairs of 8 samples; batch).", settings)]
     md = [
@@ -328,7 +321,7 @@ def _architectures(out: Path, cfg: _Config) -> list[Entry]:
         frame.insert(3, "index", frame["layer"].map({n: i for i, n in enumerate(cmp.layer_order)}))
         layer_frames.append(frame)
     table = pd.DataFrame(rows)
-    entries.append(Entry(_csv(table, out / "architectures.csv"),
+    entries.append(Entry(write_csv(table, out / "architectures.csv"),
                          "Per model and scheme: % skewed neurons pooled over all layers (α = 0.1, 0.3), median "
                          "per-layer fraction at α = 0.3, mean skew.", settings))
     md = ["# Skewed neurons in torchvision architectures at initialization", "", f"Settings: {settings}.", "",
@@ -341,7 +334,7 @@ def _architectures(out: Path, cfg: _Config) -> list[Entry]:
                              "skewed_0.3", "skewed_gauss_0.1", "skewed_gauss_0.3", "mean_skew", "spearman_s_p",
                              "input_mean", "input_std", "oui_batch", "oui_pairwise", "degenerate", "dead",
                              "always_on"] if c in layers.columns]
-    entries.append(Entry(_csv(layers[keep_cols], out / "architectures_layers.csv"),
+    entries.append(Entry(write_csv(layers[keep_cols], out / "architectures_layers.csv"),
                          "Per-layer table for every model and scheme.", settings))
 
     names = list(results)

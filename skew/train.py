@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skew._io import atomic_write, save_figure
+from skew._io import atomic_write, save_figure, write_csv
 from skew.errors import SkewError
 from skew.tracker import Tracker
 
@@ -543,8 +543,7 @@ def write_outputs(result: TrainResult, out_dir: str | Path) -> list[Path]:
 
     out = Path(out_dir)
     paths = [
-        atomic_write(out / "training_table.csv",
-                     lambda p: result.table.to_csv(p, index=False, float_format=_FLOAT, lineterminator="\n")),
+        write_csv(result.table, out / "training_table.csv", float_format=_FLOAT),
         atomic_write(out / "training_table.md",
                      lambda p: p.write_text(result.to_markdown(), encoding="utf-8")),
     ]
