@@ -1,10 +1,20 @@
 """Which modules skew measures and initializes, and how a user picks among them.
 
 A *layer* is a module whose output is a pre-activation Z = W x + b: ``nn.Linear``
-(and subclasses such as ``MultiheadAttention.out_proj``), ``nn.Conv1d/2d/3d`` and
-``nn.ConvTranspose1d/2d/3d``. A weight of shape (c_out, c_in/groups, k1, k2, ...)
-is read as the matrix (c_out, prod(shape[1:])), row-major, exactly as
-``torch.nn.init`` computes fans, so row i is neuron i.
+(and subclasses such as ``MultiheadAttention.out_proj``), ``nn.Conv1d/2d/3d``,
+``nn.ConvTranspose1d/2d/3d`` and any module with the contract of Hugging Face's
+``transformers.pytorch_utils.Conv1D`` (weight stored (in, out), output x @ W + b, attribute ``nf``;
+found by that contract, so ``transformers`` is never imported here).
+
+A *neuron's row* is every weight that feeds one output unit, and :class:`NeuronView` is the one
+definition skew uses to read and write it (init, ``skew.weights`` and ``report`` alike):
+
+- Linear, ConvNd (weight (c_out, c_in/g, k1, ...)): row c is ``weight[c].flatten()``, the matrix
+  (c_out, prod(shape[1:])) read row-major exactly as ``torch.nn.init`` computes fans;
+- ConvTransposeNd (weight (c_in, c_out/g, k1, ...)): the neuron is output channel
+  c = g·(c_out/g) + c', and its row is ``weight[g-th block of c_in/g input channels, c', ...]``
+  flattened (c_in/g · k1 · ... entries);
+- Conv1D (weight (in, out)): row c is column c, ``weight[:, c]``.
 
 Example:
     >>> import torch.nn as nn
@@ -20,6 +30,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Union
@@ -32,15 +43,21 @@ from skew.errors import SkewError
 __all__ = [
     "LAYER_TYPES",
     "LayerSpec",
+    "NeuronView",
     "WeightUnit",
     "attention_projections",
+    "is_conv1d",
     "is_layer",
+    "neuron_rows",
+    "neuron_view",
     "select_layers",
     "select_units",
     "weight_matrix",
 ]
 
-#: Module types whose output is a pre-activation with one neuron per output channel.
+#: Module types whose output is a pre-activation with one neuron per output channel. Layers with
+#: the Conv1D contract (``is_conv1d``) are layers too, found by duck typing: test with
+#: :func:`is_layer`, not ``isinstance(module, LAYER_TYPES)``.
 LAYER_TYPES: tuple[type[nn.Module], ...] = (
     nn.Linear,
     nn.Conv1d,
@@ -62,19 +79,194 @@ LayerSpec = Union[
 ]
 
 
+_CONV_T = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+
+
+def _usable(weight) -> bool:
+    return isinstance(weight, torch.Tensor) and not isinstance(weight, nn.parameter.UninitializedParameter)
+
+
+def is_conv1d(module: nn.Module) -> bool:
+    """True for a layer with the contract of ``transformers.pytorch_utils.Conv1D``.
+
+    The contract (GPT-2's layers): an integer attribute ``nf`` (output features), a 2-D weight
+    stored (in, out) with ``weight.shape[1] == nf`` (and ``weight.shape[0] == nx`` when the module
+    has ``nx``), output :math:`x W + b`. Detected by that contract, so any module honouring it is
+    a layer and ``transformers`` need not be imported.
+
+    Example:
+        >>> class Conv1D(nn.Module):                 # the shape of GPT-2's layer
+        ...     def __init__(self, nf, nx):
+        ...         super().__init__()
+        ...         self.nf, self.nx = nf, nx
+        ...         self.weight = nn.Parameter(torch.zeros(nx, nf))
+        ...         self.bias = nn.Parameter(torch.zeros(nf))
+        >>> is_conv1d(Conv1D(6, 4)), is_conv1d(nn.Linear(4, 6))
+        (True, False)
+    """
+    if isinstance(module, LAYER_TYPES):
+        return False
+    nf = getattr(module, "nf", None)
+    if isinstance(nf, bool) or not isinstance(nf, int):
+        return False
+    weight = getattr(module, "weight", None)
+    if not _usable(weight) or weight.dim() != 2 or weight.shape[1] != nf:
+        return False
+    nx = getattr(module, "nx", None)
+    return nx is None or (isinstance(nx, int) and nx == weight.shape[0])
+
+
 def is_layer(module: nn.Module) -> bool:
-    """True for a module skew treats as a layer (Linear, ConvNd, ConvTransposeNd) with a weight.
+    """True for a module skew treats as a layer (Linear, ConvNd, ConvTransposeNd, Conv1D) with a weight.
 
     Example:
         >>> is_layer(nn.Conv2d(3, 8, 3)), is_layer(nn.BatchNorm2d(8))
         (True, False)
     """
-    weight = getattr(module, "weight", None)
-    return (
-        isinstance(module, LAYER_TYPES)
-        and isinstance(weight, torch.Tensor)
-        and not isinstance(weight, nn.parameter.UninitializedParameter)
-    )
+    if isinstance(module, LAYER_TYPES):
+        return _usable(getattr(module, "weight", None))
+    return is_conv1d(module)
+
+
+class NeuronView:
+    r"""A layer's weight seen as its neurons' rows: the one definition of "a neuron's row" in skew.
+
+    ``shape`` is the weight as ``torch.nn.init`` should see it, rows first:
+    (c_out, c_in/g, k1, ...) for ConvNd and ConvTransposeNd, (out, in) for Linear and Conv1D, so
+    fans computed on it are a neuron's (fan_in = the row length n). :meth:`matrix` reads the (m, n)
+    rows; :meth:`write` and :meth:`fill` write rows in place into the layer's own weight (the
+    parameter is never re-bound). ``layout`` is ``"rows"`` (Linear, ConvNd, attention blocks),
+    ``"columns"`` (Conv1D) or ``"transposed"`` (ConvTransposeNd with ``groups``).
+
+    .. math:: W^{\text{rows}}_{c,\,(i,\,\kappa)} = W_{g\cdot c_{in}/g + i,\; c',\; \kappa}
+        \quad (c = g \cdot c_{out}/g + c',\ \text{ConvTranspose})
+
+    Example:
+        >>> up = nn.ConvTranspose2d(4, 6, 3, groups=2)
+        >>> view = neuron_view(up)
+        >>> tuple(view.shape), (view.m, view.n)
+        ((6, 2, 3, 3), (6, 18))
+        >>> view.write(torch.zeros(6, 18)); float(up.weight.detach().abs().sum())
+        0.0
+    """
+
+    def __init__(self, weight: torch.Tensor, layout: str = "rows", groups: int = 1):
+        if not isinstance(weight, torch.Tensor) or weight.dim() < 2:
+            shape = tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__
+            raise SkewError(
+                f"a neuron view needs a weight with at least 2 dimensions, got {shape}; 1-D tensors "
+                "(biases, norms) have no rows"
+            )
+        if layout not in ("rows", "columns", "transposed"):
+            raise SkewError(f"unknown row layout {layout!r}; use 'rows', 'columns' or 'transposed'")
+        self.weight, self.layout, self.groups = weight, layout, int(groups)
+        if layout == "rows":
+            self.shape = weight.shape
+        elif layout == "columns":
+            if weight.dim() != 2:
+                raise SkewError(f"a Conv1D weight is 2-D (in, out), got shape {tuple(weight.shape)}")
+            self.shape = torch.Size((weight.shape[1], weight.shape[0]))
+        else:
+            c_in, cout_g, g = weight.shape[0], weight.shape[1], self.groups
+            if g < 1 or c_in % g:
+                raise SkewError(f"groups={g} does not divide the {c_in} input channels of shape {tuple(weight.shape)}")
+            self.shape = torch.Size((g * cout_g, c_in // g, *weight.shape[2:]))
+        self.m = int(self.shape[0])
+        self.n = int(math.prod(self.shape[1:]))
+
+    def _blocks(self) -> torch.Tensor:
+        """The transposed layout as a view (g, c_out/g, c_in/g, k...) of the weight."""
+        w, g = self.weight, self.groups
+        split = w.unflatten(0, (g, w.shape[0] // g))
+        return split.transpose(1, 2)
+
+    def tensor(self) -> torch.Tensor | None:
+        """A tensor of :attr:`shape` sharing storage with the weight, or None where none exists.
+
+        None only for a grouped ConvTranspose (groups > 1), whose rows are no single strided view.
+        """
+        if self.layout == "rows":
+            return self.weight
+        if self.layout == "columns":
+            return self.weight.t()
+        if self.groups == 1:
+            return self.weight.transpose(0, 1)
+        return None
+
+    def matrix(self) -> torch.Tensor:
+        """The (m, n) rows, detached: a view of the weight where one exists, else a copy."""
+        t = self.tensor()
+        if t is None:
+            return self._blocks().detach().reshape(self.m, self.n)
+        return t.detach().reshape(self.m, self.n)
+
+    def write(self, values: torch.Tensor) -> None:
+        """Copy ``values`` (shape :attr:`shape` or (m, n)) into the rows, in place, without autograd."""
+        with torch.no_grad():
+            if self.layout == "transposed" and self.groups > 1:
+                g = self.groups
+                self._blocks().copy_(values.reshape(g, self.m // g, *self.shape[1:]))
+            else:
+                self.tensor().copy_(values.reshape(self.shape))
+
+    def fill(self, fn: Callable[[torch.Tensor], object], device: torch.device | None = None) -> None:
+        """Run the in-place initializer ``fn`` on a tensor of :attr:`shape` and land it in the rows.
+
+        ``fn`` gets the view itself when it is contiguous on the weight's device, else a contiguous
+        staging tensor (on ``device`` when given, e.g. a generator's) that is then copied in, so
+        the values laid out along the rows do not depend on the weight's memory layout.
+        """
+        target = self.tensor()
+        device = self.weight.device if device is None else torch.device(device)
+        if target is not None and target.is_contiguous() and device.type == self.weight.device.type:
+            with torch.no_grad():
+                fn(target)
+            return
+        staged = torch.empty(self.shape, dtype=self.weight.dtype, device=device)
+        with torch.no_grad():
+            fn(staged)
+        self.write(staged.to(self.weight.device))
+
+
+def _layout(module: nn.Module) -> tuple[str, int]:
+    if isinstance(module, _CONV_T):
+        return "transposed", int(module.groups)
+    if is_conv1d(module):
+        return "columns", 1
+    return "rows", 1
+
+
+def neuron_view(module: nn.Module, weight: torch.Tensor | None = None) -> NeuronView:
+    """The :class:`NeuronView` of a layer's weight (or of ``weight``, laid out as that layer's).
+
+    Example:
+        >>> neuron_view(nn.ConvTranspose1d(3, 5, 2)).shape
+        torch.Size([5, 3, 2])
+    """
+    w = getattr(module, "weight", None) if weight is None else weight
+    if not _usable(w) or w.dim() < 2:
+        raise SkewError(
+            f"{type(module).__name__} has no weight matrix; pass a Linear, ConvNd, ConvTransposeNd or "
+            "Conv1D layer"
+        )
+    layout, groups = _layout(module)
+    return NeuronView(w, layout, groups)
+
+
+def neuron_rows(module: nn.Module) -> torch.Tensor:
+    r"""The (m, n) matrix of a layer's neuron rows (row i feeds output unit i), sharing no storage.
+
+    .. math:: W_{(c_{out},\; c_{in}/g \cdot k_1 \cdots k_d)}
+
+    Linear/ConvNd: ``weight.reshape(c_out, -1)``. ConvTransposeNd (weight (c_in, c_out/g, k...)):
+    row c = g·(c_out/g) + c' is ``weight[g·(c_in/g):(g+1)·(c_in/g), c', ...]`` flattened. Conv1D
+    (weight (in, out)): ``weight.T``. Returned in the weight's dtype on its device.
+
+    Example:
+        >>> neuron_rows(nn.ConvTranspose2d(4, 6, 3, groups=2)).shape
+        torch.Size([6, 18])
+    """
+    return neuron_view(module).matrix().clone()
 
 
 def weight_matrix(weight: torch.Tensor) -> torch.Tensor:
@@ -82,8 +274,9 @@ def weight_matrix(weight: torch.Tensor) -> torch.Tensor:
 
     .. math:: W_{(c_{out},\\,c_{in}/g \\cdot k_1 \\cdots k_d)} = \\mathrm{reshape}(W, (c_{out}, -1))
 
-    For ``ConvTranspose`` weights (c_in, c_out/g, k...) this follows ``torch.nn.init``'s own
-    convention (dim 0 read as rows), which is what the init functions need.
+    This reads a bare tensor, dim 0 as rows (``torch.nn.init``'s own convention). A
+    ``ConvTranspose`` weight (c_in, c_out/g, k...) or a ``Conv1D`` weight (in, out) does not keep
+    its neurons along dim 0: read a layer's rows with :func:`neuron_rows` / :func:`neuron_view`.
 
     Example:
         >>> weight_matrix(torch.zeros(8, 4, 3, 3)).shape
@@ -111,6 +304,13 @@ class WeightUnit:
     weight: torch.Tensor
     bias: torch.Tensor | None
     block: str | None = None
+
+    @property
+    def view(self) -> NeuronView:
+        """The unit's :class:`NeuronView` (attention blocks are (E, E) row blocks)."""
+        if self.block is not None:
+            return NeuronView(self.weight)
+        return neuron_view(self.module, self.weight)
 
 
 def _join(prefix: str, name: str) -> str:

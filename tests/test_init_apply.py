@@ -474,11 +474,11 @@ def test_failure_midway_restores_every_parameter(monkeypatch):
     real_fill = apply_mod._fill
     calls = []
 
-    def failing_fill(weight, generator, init):
-        calls.append(tuple(weight.shape))
+    def failing_fill(unit, generator, init):
+        calls.append(tuple(unit.weight.shape))
         if len(calls) == 2:
             raise RuntimeError("injected failure on the second layer")
-        return real_fill(weight, generator, init)
+        return real_fill(unit, generator, init)
 
     monkeypatch.setattr(apply_mod, "_fill", failing_fill)
     with pytest.raises(SkewError, match="injected failure"):

@@ -152,22 +152,73 @@ def test_conv_weight_is_the_row_major_flattened_matrix():
         )
 
 
-def test_conv_glorot_mode_uses_torch_fans_like_xavier():
-    # torch's fan_out for a conv is c_out·k·k: sinusoidal and xavier get the same variance.
+def test_conv_default_is_the_authors_amplitude_and_fans_torch_matches_xavier():
+    # The authors' released initializer: a² = 2 / (v (n + m)), n = c_in·k·k = 18, m = c_out = 6.
     conv = sinusoidal_(torch.empty(6, 2, 3, 3, dtype=torch.float64))
-    assert float(conv.var()) == pytest.approx(2 / (18 + 54), rel=1e-12)
+    assert float(conv.var()) == pytest.approx(2 / (18 + 6), rel=1e-12)
     flat = sinusoidal_(torch.empty(6, 18, dtype=torch.float64))
+    assert torch.equal(conv.reshape(6, 18), flat)  # same (m, n): same amplitude, bit for bit
+    # fans="torch": torch's fan_out = c_out·k·k = 54, so sinusoidal and xavier get the same variance.
+    torch_fans = sinusoidal_(torch.empty(6, 2, 3, 3, dtype=torch.float64), fans="torch")
+    assert float(torch_fans.var()) == pytest.approx(2 / (18 + 54), rel=1e-12)
     ratio = math.sqrt((18 + 6) / (18 + 54))
-    torch.testing.assert_close(conv.reshape(6, 18), flat * ratio, atol=1e-12, rtol=0)
+    torch.testing.assert_close(torch_fans.reshape(6, 18), flat * ratio, atol=1e-12, rtol=0)
 
 
-@pytest.mark.parametrize("shape", [(64, 128), (300, 100), (32, 16, 3, 3), (50, 50), (7, 9, 4)])
-@pytest.mark.parametrize("gain,mode", [(1.0, None), (math.sqrt(2), "fan_in"), (0.5, "fan_out")])
-def test_sinusoidal_variance_hits_its_target(shape, gain, mode):
-    w = sinusoidal_(torch.empty(shape, dtype=torch.float64), gain=gain, mode=mode)
-    fan_in, fan_out = torch.nn.init._calculate_fan_in_and_fan_out(w)
-    target = {None: 2 / (fan_in + fan_out), "fan_in": 1 / fan_in, "fan_out": 1 / fan_out}[mode] * gain**2
-    assert float(w.var()) == pytest.approx(target, rel=1e-10)
+def _formula_amplitude(shape, gain, mode, fans, groups=1):
+    """SPEC §2 by hand: v from the explicit a = 1 matrix (ddof = 1), fans per convention."""
+    m = shape[0]
+    n = math.prod(shape[1:])
+    i = torch.arange(1, m + 1, dtype=torch.float64)[:, None]
+    j = torch.arange(n, dtype=torch.float64)[None, :]
+    v = float(torch.sin(2 * math.pi * i * j / n + 2 * math.pi * i / m).var())
+    if fans == "authors":
+        fan_in, fan_out = n, m
+    else:
+        receptive = math.prod(shape[2:])
+        fan_in, fan_out = shape[1] * receptive, shape[0] * receptive
+    if mode is None:
+        return gain * math.sqrt(2 / (v * (fan_in + fan_out)))
+    return gain / math.sqrt(v * (fan_in if mode == "fan_in" else fan_out))
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        lambda: torch.nn.Linear(48, 20),
+        lambda: torch.nn.Linear(10, 30),
+        lambda: torch.nn.Conv1d(6, 12, 5),
+        lambda: torch.nn.Conv2d(8, 16, 3),
+        lambda: torch.nn.Conv2d(8, 16, 3, groups=4),  # grouped: n = c_in/groups · k·k = 18
+        lambda: torch.nn.Conv2d(12, 12, (3, 1), groups=12),  # depthwise: n = 3
+    ],
+)
+@pytest.mark.parametrize(
+    "gain,mode,fans",
+    [(1.0, None, "authors"), (1.0, None, "torch"), (math.sqrt(2), "fan_in", "authors"), (0.7, "fan_out", "torch")],
+)
+def test_sinusoidal_amplitude_against_the_formula_on_layer_shapes(layer, gain, mode, fans):
+    module = layer()
+    w = module.weight.detach().to(torch.float64)
+    sinusoidal_(w, gain=gain, mode=mode, fans=fans)
+    a = _formula_amplitude(tuple(w.shape), gain, mode, fans)
+    m, n = w.shape[0], math.prod(w.shape[1:])
+    i = torch.arange(1, m + 1, dtype=torch.float64)[:, None]
+    j = torch.arange(n, dtype=torch.float64)[None, :]
+    expected = a * torch.sin(2 * math.pi * i * j / n + 2 * math.pi * i / m)
+    torch.testing.assert_close(w.reshape(m, n), expected, atol=1e-12, rtol=1e-9)
+    # the same, through the model-level apply and the spelled scheme
+    from skew.init import apply
+
+    spelled = f"sinusoidal:gain={gain!r},fans={fans}" + (f",mode={mode}" if mode else "")
+    apply(module, spelled)
+    torch.testing.assert_close(module.weight.detach().double().reshape(m, n), expected, atol=1e-6, rtol=1e-5)
+
+
+def test_grouped_conv_default_amplitude_uses_the_group_row_length():
+    # Conv2d(8, 16, 3, groups=4): weight (16, 2, 3, 3), n = 18 (not c_in·k·k = 72), m = 16.
+    w = sinusoidal_(torch.empty(16, 2, 3, 3, dtype=torch.float64))
+    assert float(w.var()) == pytest.approx(2 / (18 + 16), rel=1e-12)
 
 
 def test_sinusoidal_is_bit_for_bit_deterministic_and_cast_from_float64():
@@ -306,7 +357,7 @@ def test_orthogonal_tall_rowsum_energy_is_exact():
     [
         ("xavier_uniform", lambda t, g: torch.nn.init.xavier_uniform_(t, generator=g)),
         ("xavier_normal", lambda t, g: torch.nn.init.xavier_normal_(t, generator=g)),
-        ("he", lambda t, g: torch.nn.init.kaiming_uniform_(t, nonlinearity="relu", generator=g)),
+        ("he", lambda t, g: torch.nn.init.kaiming_normal_(t, nonlinearity="relu", generator=g)),
         ("kaiming_normal", lambda t, g: torch.nn.init.kaiming_normal_(t, nonlinearity="relu", generator=g)),
         ("orthogonal", lambda t, g: torch.nn.init.orthogonal_(t, generator=g)),
         ("uniform:5", lambda t, g: torch.nn.init.uniform_(t, -5, 5, generator=g)),
@@ -327,7 +378,7 @@ def test_schemes_and_aliases():
         "lsuv", "sinusoidal", "idinit", "arcsine", "uniform",
     ]
     assert schemes(aliases=True)[len(schemes()):] == ["glorot", "he"]
-    assert aliases() == {"glorot": "xavier_uniform", "he": "kaiming_uniform"}
+    assert aliases() == {"glorot": "xavier_uniform", "he": "kaiming_normal"}
     assert get_scheme("He").options["nonlinearity"] == "relu"
     assert get_scheme("kaiming_normal").options == {"mode": "fan_in", "nonlinearity": "relu", "a": 0.0}
 
@@ -337,7 +388,7 @@ def test_spelled_options():
     assert get_scheme("uniform:a=5").label == "uniform:a=5"
     assert get_scheme("uniform").label == "uniform"
     s = get_scheme("sinusoidal:mode=fan_in,gain=1.4142")
-    assert s.options == {"gain": 1.4142, "mode": "fan_in"}
+    assert s.options == {"gain": 1.4142, "mode": "fan_in", "fans": "authors"}
     w = s.init_weight(torch.empty(40, 60, dtype=torch.float64))
     assert float(w.var()) == pytest.approx(1.4142**2 / 60, rel=1e-10)
     assert get_scheme("lsuv:tol=0.05,max_iter=3").options == {"tol": 0.05, "max_iter": 3}
@@ -407,3 +458,80 @@ def test_other_bad_arguments():
         sinusoidal_(torch.empty(1, 2))  # sin(πj + 2π) = 0 for j = 0, 1
     empty = torch.empty(0, 4)
     assert sinusoidal_(empty) is empty
+
+
+def test_arcsine_conv_variance_uses_the_matrix_view():
+    # (c_out, c_in, k, k) = (32, 16, 3, 3): m = 32, n = 144, Var = 2 / (m + n) (SPEC §2), not torch's fans.
+    g = torch.Generator().manual_seed(3)
+    w = torch.stack([arcsine_(torch.empty(32, 16, 3, 3, dtype=torch.float64), generator=g) for _ in range(20)])
+    assert float(w.var()) == pytest.approx(2 / (32 + 144), rel=0.02)
+    assert float(w.abs().max()) <= math.sqrt(4 / (32 + 144))
+
+
+# ---------------------------------------------------------------- aliases and option strings
+
+
+def test_aliases_follow_each_papers_own_law():
+    assert get_scheme("glorot") == get_scheme("xavier_uniform")
+    assert get_scheme("he") == get_scheme("kaiming_normal")
+    assert "torch.nn.init.kaiming_normal_" in get_scheme("he").reference
+    assert "torch.nn.init.xavier_uniform_" in get_scheme("glorot").reference
+    # the same generator gives the same draws as torch's own kaiming_normal_ (a normal, not uniform, law)
+    a = get_scheme("he").init_weight(torch.empty(200, 100), torch.Generator().manual_seed(0))
+    b = torch.nn.init.kaiming_normal_(torch.empty(200, 100), nonlinearity="relu", generator=torch.Generator().manual_seed(0))
+    assert torch.equal(a, b)
+    assert float(a.abs().max()) > math.sqrt(6 / 100)  # beyond kaiming_uniform's bound: a normal tail
+
+
+@pytest.mark.parametrize(
+    "text,kwargs",
+    [
+        ("uniform:5,a=1", {}),
+        ("uniform:a=1,5", {}),
+        ("sinusoidal:gain=1,gain=2", {}),
+        ("sinusoidal:2,gain=2", {}),
+        ("sinusoidal:fans=torch,fans=authors", {}),
+        ("kaiming_normal:mode=fan_in,mode=fan_out", {}),
+        ("idinit:1,tau=2", {}),
+        ("arcsine:2, gain=2", {}),
+        ("xavier_normal:gain=1,gain=1", {}),  # even equal values: given twice is a mistake
+        ("uniform:5", {"a": 1.0}),
+        ("sinusoidal:mode=fan_in", {"mode": "fan_out"}),
+    ],
+)
+def test_an_option_given_twice_is_an_error(text, kwargs):
+    with pytest.raises(SkewError, match="given twice"):
+        get_scheme(text, **kwargs)
+
+
+def test_every_scheme_with_a_main_option_refuses_a_duplicate():
+    from skew.init.registry import _ENTRIES
+
+    for name, entry in _ENTRIES.items():
+        for key, opt in entry.options.items():
+            value = "fan_in" if key == "mode" else ("torch" if key == "fans" else "relu" if key == "nonlinearity" else "1")
+            with pytest.raises(SkewError, match="given twice"):
+                get_scheme(f"{name}:{key}={value},{key}={value}")
+            if entry.primary == key:
+                with pytest.raises(SkewError, match="given twice"):
+                    get_scheme(f"{name}:{value},{key}={value}")
+
+
+def test_spelled_sinusoidal_options_reach_the_cli_parser():
+    from skew.cli import _scheme_arg
+
+    assert _scheme_arg("sinusoidal:fans=torch") == "sinusoidal:fans=torch"
+    assert get_scheme(_scheme_arg("sinusoidal:mode=fan_in,gain=1.4142")).options["mode"] == "fan_in"
+    import argparse
+
+    with pytest.raises(argparse.ArgumentTypeError, match="given twice"):
+        _scheme_arg("uniform:5,a=1")
+    with pytest.raises(argparse.ArgumentTypeError, match="fans"):
+        _scheme_arg("sinusoidal:fans=keras")
+
+
+def test_as_built_is_named_where_schemes_are_listed():
+    with pytest.raises(SkewError, match="as_built"):
+        get_scheme("as_bilt")
+    with pytest.raises(SkewError, match="constructor"):
+        get_scheme("as_built")

@@ -2,8 +2,12 @@
 
 Every function follows ``torch.nn.init``'s conventions: it fills ``tensor`` in place without
 recording autograd history and returns it. A weight of shape (c_out, c_in/groups, k1, ...) is read
-as the (m, n) matrix of :func:`skew.layers.weight_matrix` (row-major flattening, rows = neurons),
-and fans are computed by ``torch.nn.init._calculate_fan_in_and_fan_out`` exactly as torch does.
+as the (m, n) matrix of :func:`skew.layers.weight_matrix` (dim 0 = rows = neurons, the rest
+flattened row-major). Sinusoidal and arcsine amplitudes use n (row length) and m (rows) of that
+view, the authors' convention; ``sinusoidal_(..., fans="torch")`` uses
+``torch.nn.init._calculate_fan_in_and_fan_out`` exactly as torch does. For layers whose neurons
+are not along dim 0 (ConvTranspose, Conv1D) use :func:`skew.init.apply` or
+:class:`skew.layers.NeuronView`.
 
 Example:
     >>> import torch
@@ -25,6 +29,7 @@ from skew.errors import SkewError
 __all__ = ["arcsine_", "idinit_", "idiz_", "sinusoidal_", "sinusoidal_amplitude", "sinusoidal_variance"]
 
 _MODES = (None, "fan_in", "fan_out")
+_FANS = ("authors", "torch")
 # Rows per chunk in sinusoidal_ are chosen so one float64 chunk holds about this many entries
 # (2 MiB): the broadcast products then stay in cache.
 _CHUNK_ENTRIES = 1 << 18
@@ -100,8 +105,21 @@ def sinusoidal_variance(m: int, n: int) -> float:
     return max((sq - total * total / size) / (size - 1), 0.0)
 
 
-def sinusoidal_amplitude(tensor: torch.Tensor, gain: float = 1.0, mode: str | None = None) -> float:
+def _sinusoidal_fans(tensor: torch.Tensor, fans: str) -> tuple[int, int]:
+    """(fan_in, fan_out) of the amplitude rule: the authors' (n, m) or torch's."""
+    if fans == "authors":
+        return _matrix_shape(tensor, "sinusoidal_")[::-1]
+    return _fans(tensor)
+
+
+def sinusoidal_amplitude(
+    tensor: torch.Tensor, gain: float = 1.0, mode: str | None = None, fans: str = "authors"
+) -> float:
     r"""The amplitude a that :func:`sinusoidal_` uses for ``tensor`` (validating every argument).
+
+    With v the ddof=1 variance of the a = 1 pattern (:func:`sinusoidal_variance`), (m, n) the
+    matrix view (rows, row length) and fan_in, fan_out the fans of ``fans``
+    (``"authors"``: fan_in = n, fan_out = m; ``"torch"``: ``torch.nn.init``'s):
 
     .. math:: a = \text{gain}\sqrt{\frac{2}{v\,(\text{fan\_in}+\text{fan\_out})}} \ \text{(mode None)},
         \qquad a = \frac{\text{gain}}{\sqrt{v\cdot\text{fan}}} \ \text{(mode "fan_in"/"fan_out")}
@@ -112,11 +130,19 @@ def sinusoidal_amplitude(tensor: torch.Tensor, gain: float = 1.0, mode: str | No
     Example:
         >>> round(sinusoidal_amplitude(torch.empty(2, 3)) ** 2, 6)   # 2 / (v (m + n)), v = 3/5
         0.666667
+        >>> conv = torch.empty(8, 4, 3, 3)                           # n = 36, m = 8 (authors)
+        >>> v = sinusoidal_variance(8, 36)
+        >>> math.isclose(sinusoidal_amplitude(conv), math.sqrt(2 / (v * (36 + 8))))
+        True
+        >>> math.isclose(sinusoidal_amplitude(conv, fans="torch"), math.sqrt(2 / (v * (36 + 72))))
+        True
     """
     m, n = _matrix_shape(tensor, "sinusoidal_")
     gain = _check_real(gain, "gain", "sinusoidal_", positive=True)
     if mode not in _MODES:
         raise SkewError(f"sinusoidal_: unknown mode {mode!r}; valid modes are None, 'fan_in', 'fan_out'")
+    if fans not in _FANS:
+        raise SkewError(f"sinusoidal_: unknown fans {fans!r}; valid values are 'authors' (default) and 'torch'")
     if tensor.numel() == 0:
         return 0.0
     v = sinusoidal_variance(m, n)
@@ -125,30 +151,42 @@ def sinusoidal_amplitude(tensor: torch.Tensor, gain: float = 1.0, mode: str | No
             f"the sinusoidal pattern of a ({m}, {n}) matrix is zero everywhere, so no amplitude can give it "
             "a variance; use another scheme for this tensor"
         )
-    fan_in, fan_out = _fans(tensor)
+    fan_in, fan_out = _sinusoidal_fans(tensor, fans)
     if mode is None:
         return gain * math.sqrt(2.0 / (v * (fan_in + fan_out)))
     return gain / math.sqrt(v * (fan_in if mode == "fan_in" else fan_out))
 
 
-def sinusoidal_(tensor: torch.Tensor, gain: float = 1.0, mode: str | None = None) -> torch.Tensor:
+def sinusoidal_(
+    tensor: torch.Tensor, gain: float = 1.0, mode: str | None = None, fans: str = "authors"
+) -> torch.Tensor:
     r"""Fill ``tensor`` with the deterministic sinusoidal initialization.
 
     From "Sinusoidal Initialization, Time for a New Start" (arXiv 2505.12909, NeurIPS 2025). On the
-    (m, n) matrix view (rows i = 1..m are neurons, columns j = 0..n-1, convolutions flattened
+    (m, n) matrix view (rows i = 1..m are neurons, columns j = 0..n-1, dims 1.. flattened
     row-major as ``torch.nn.init`` does):
 
     .. math::
         W_{ij} = a \sin\!\left(2\pi i \frac{j}{n} + \frac{2\pi i}{m}\right)
 
     Row i makes exactly i full oscillations, so for m < n every row sums to zero. With v the
-    unbiased variance of the a = 1 matrix (:func:`sinusoidal_variance`), the amplitude is
+    unbiased variance (ddof = 1) of the a = 1 matrix (:func:`sinusoidal_variance`), the amplitude is
 
-    - ``mode=None`` (the paper's Glorot scaling):
-      :math:`a = \text{gain}\sqrt{2 / (v\,(\text{fan\_in} + \text{fan\_out}))}`,
-      so the entries' variance is :math:`\text{gain}^2 \cdot 2/(\text{fan\_in}+\text{fan\_out})`;
-    - ``mode="fan_in"`` or ``"fan_out"`` (the authors' later code, used with ``gain=math.sqrt(2)``):
-      :math:`a = \text{gain}/\sqrt{v\cdot\text{fan}}`.
+    - default (``mode=None, fans="authors"``), **the authors' released initializer** (the code
+      published with the NeurIPS paper): :math:`a = \text{gain}\sqrt{2 / (v\,(n + m))}` with
+      n the row length (c_in/groups · k1 · k2 ··· for a convolution) and m the number of rows
+      (c_out). For a Linear layer this is Glorot's variance 2/(fan_in + fan_out); for a
+      convolution it is not torch's (torch's fan_out is c_out · k1 · k2 ···);
+    - ``fans="torch"``: the same rule with ``torch.nn.init``'s fans,
+      :math:`a = \text{gain}\sqrt{2 / (v\,(\text{fan\_in} + \text{fan\_out}))}`, so sinusoidal and
+      ``xavier_*`` give every layer the same variance;
+    - ``mode="fan_in"`` (or ``"fan_out"``), **the authors' later He-style code**, used with
+      ``gain=math.sqrt(2)``: :math:`a = \text{gain}/\sqrt{v\cdot\text{fan}}`, fan_in = n
+      (fan_out = m, or torch's with ``fans="torch"``).
+
+    The tensor's dim 0 is read as the rows. A ``ConvTranspose`` weight (c_in, c_out/g, k...) or a
+    Hugging Face ``Conv1D`` weight (in, out) keeps its neurons elsewhere: initialize such layers
+    with :func:`skew.init.apply`, or fill ``skew.layers.neuron_view(layer).fill(sinusoidal_)``.
 
     The values are computed in float64 (angles reduced exactly with integer arithmetic, the few
     sines on the CPU, the rest by angle addition with exactly rounded products and sums on the
@@ -158,7 +196,8 @@ def sinusoidal_(tensor: torch.Tensor, gain: float = 1.0, mode: str | None = None
     Args:
         tensor: an n-dimensional ``torch.Tensor`` with n >= 2.
         gain: positive scaling factor.
-        mode: ``None`` (Glorot amplitude), ``"fan_in"`` or ``"fan_out"``.
+        mode: ``None`` (Glorot-style amplitude), ``"fan_in"`` or ``"fan_out"``.
+        fans: ``"authors"`` (n and m of the matrix view, the default) or ``"torch"``.
 
     Example:
         >>> w = torch.empty(64, 128)
@@ -166,9 +205,12 @@ def sinusoidal_(tensor: torch.Tensor, gain: float = 1.0, mode: str | None = None
         >>> round(float(w.var()) * (64 + 128), 4)        # Glorot variance 2 / (fan_in + fan_out)
         2.0
         >>> conv = torch.nn.Conv2d(16, 32, 3)
+        >>> _ = sinusoidal_(conv.weight)                 # Var = 2 / (16·9 + 32), the authors' rule
+        >>> round(float(conv.weight.detach().var()) * (16 * 9 + 32), 4)
+        2.0
         >>> _ = sinusoidal_(conv.weight, gain=math.sqrt(2), mode="fan_in")
     """
-    amplitude = sinusoidal_amplitude(tensor, gain, mode)
+    amplitude = sinusoidal_amplitude(tensor, gain, mode, fans)
     if tensor.numel() == 0:
         return tensor
     m, n = _matrix_shape(tensor, "sinusoidal_")
@@ -290,9 +332,11 @@ def arcsine_(
 
     .. math::
         W = A\cos(\pi U),\quad U \sim \mathcal U(0, 1),\quad
-        A = \text{gain}\sqrt{2 \cdot \frac{2}{\text{fan\_in} + \text{fan\_out}}}
+        A = \text{gain}\sqrt{2 \cdot \frac{2}{m + n}}
 
-    so :math:`\mathrm{Var}(W) = A^2/2 = \text{gain}^2 \cdot 2/(\text{fan\_in}+\text{fan\_out})`.
+    on the (m, n) matrix view (n the row length, m the rows), so
+    :math:`\mathrm{Var}(W) = A^2/2 = \text{gain}^2 \cdot 2/(m+n)`: the variance of the default
+    sinusoidal amplitude (the authors' convention; Glorot's for a Linear layer).
 
     Args:
         tensor: an n-dimensional ``torch.Tensor`` with n >= 2.
@@ -305,12 +349,11 @@ def arcsine_(
         >>> bool(w.abs().max() <= math.sqrt(4 / 768))
         True
     """
-    _matrix_shape(tensor, "arcsine_")
+    m, n = _matrix_shape(tensor, "arcsine_")
     gain = _check_real(gain, "gain", "arcsine_", positive=True)
     if tensor.numel() == 0:
         return tensor
-    fan_in, fan_out = _fans(tensor)
-    amplitude = gain * math.sqrt(2.0 * 2.0 / (fan_in + fan_out))
+    amplitude = gain * math.sqrt(2.0 * 2.0 / (m + n))
     with torch.no_grad():
         tensor.uniform_(0.0, 1.0, generator=generator)
         tensor.mul_(math.pi).cos_().mul_(amplitude)

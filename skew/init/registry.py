@@ -1,10 +1,14 @@
 """The string-keyed registry of initialization schemes (SPEC §2): names, aliases and options.
 
 A scheme is spelled ``"name"``, ``"name:value"`` (its main option, e.g. ``"uniform:5"`` for
-U(-5, 5)) or ``"name:key=value,key=value"`` (e.g. ``"sinusoidal:mode=fan_in,gain=1.4142"``).
-Aliases: ``glorot`` -> ``xavier_uniform`` and ``he`` -> ``kaiming_uniform`` (torch's own He
-variant, ``kaiming_uniform_(nonlinearity="relu")``; both He schemes use ``nonlinearity="relu"`` and
-``mode="fan_in"``, i.e. Var(W) = 2/fan_in).
+U(-5, 5)) or ``"name:key=value,key=value"`` (e.g. ``"sinusoidal:mode=fan_in,gain=1.4142"``). An
+option given twice (``"uniform:5,a=1"``, ``"sinusoidal:gain=1,gain=2"``, or in the string and as
+a keyword) is an error, never "last wins".
+Aliases follow each paper's own law: ``glorot`` -> ``xavier_uniform``
+(``torch.nn.init.xavier_uniform_``, Glorot & Bengio's uniform law) and ``he`` -> ``kaiming_normal``
+(``torch.nn.init.kaiming_normal_``, He et al.'s normal law; both He schemes use
+``nonlinearity="relu"`` and ``mode="fan_in"``, i.e. Var(W) = 2/fan_in). ``as_built`` (the model as
+its constructor initialized it) is no scheme here: :func:`skew.compare` and the CLI take it.
 
 Example:
     >>> from skew.init import get_scheme, schemes
@@ -13,7 +17,7 @@ Example:
     >>> get_scheme("uniform:5").label
     'uniform:a=5'
     >>> get_scheme("he").name
-    'kaiming_uniform'
+    'kaiming_normal'
 """
 
 from __future__ import annotations
@@ -29,10 +33,12 @@ from torch.nn import init as tinit
 from skew.errors import SkewError
 from skew.init.functions import arcsine_, idinit_, sinusoidal_
 
-__all__ = ["ALIASES", "Scheme", "aliases", "get_scheme", "schemes"]
+__all__ = ["ALIASES", "AS_BUILT", "Scheme", "aliases", "get_scheme", "schemes"]
 
-#: Alias -> canonical scheme name.
-ALIASES: dict[str, str] = {"glorot": "xavier_uniform", "he": "kaiming_uniform"}
+#: Alias -> canonical scheme name (each paper's own law).
+ALIASES: dict[str, str] = {"glorot": "xavier_uniform", "he": "kaiming_normal"}
+#: The pseudo-scheme of skew.compare and the CLI: the model as its constructor built it.
+AS_BUILT = "as_built"
 
 _NONLINEARITIES = ("relu", "leaky_relu", "linear", "tanh", "selu", "sigmoid")
 
@@ -70,10 +76,11 @@ def _kaiming() -> dict[str, _Option]:
 _ENTRIES: dict[str, _Entry] = {
     "default": _Entry(
         "each module's own reset_parameters() (PyTorch's default: U(±1/√fan_in) weights and biases)",
-        "torch.nn.Linear / ConvNd.reset_parameters", True, {}, None, None,
+        "torch.nn.Linear / ConvNd.reset_parameters (torch.nn.init.kaiming_uniform_ with a=√5)", True, {},
+        None, None,
     ),
     "xavier_uniform": _Entry(
-        "Glorot uniform, Var(W) = gain²·2/(fan_in+fan_out)",
+        "Glorot uniform (alias glorot), Var(W) = gain²·2/(fan_in+fan_out)",
         "Glorot & Bengio, AISTATS 2010 (torch.nn.init.xavier_uniform_)", True, _gain(), "gain",
         lambda t, g, gain: tinit.xavier_uniform_(t, gain=gain, generator=g),
     ),
@@ -90,7 +97,7 @@ _ENTRIES: dict[str, _Entry] = {
         ),
     ),
     "kaiming_normal": _Entry(
-        "He normal for ReLU, Var(W) = 2/fan_in",
+        "He normal for ReLU (alias he), Var(W) = 2/fan_in",
         "He et al., ICCV 2015 (torch.nn.init.kaiming_normal_)", True, _kaiming(), None,
         lambda t, g, mode, nonlinearity, a: tinit.kaiming_normal_(
             t, a=a, mode=mode, nonlinearity=nonlinearity, generator=g
@@ -103,25 +110,32 @@ _ENTRIES: dict[str, _Entry] = {
     ),
     "lsuv": _Entry(
         "orthogonal, zero bias, then each layer rescaled until its output std is 1 ± tol (needs data)",
-        "Mishkin & Matas, 'All you need is a good init', ICLR 2016", True,
+        "Mishkin & Matas, 'All you need is a good init', ICLR 2016 (torch.nn.init.orthogonal_, "
+        "then skew.init.lsuv_rescale)", True,
         {"tol": _Option(0.1, float, positive=True), "max_iter": _Option(10, int, positive=True)}, None,
         lambda t, g, tol, max_iter: tinit.orthogonal_(t, gain=1.0, generator=g),
     ),
     "sinusoidal": _Entry(
-        "deterministic W[i,j] = a·sin(2πi·j/n + 2πi/m), Glorot variance (mode=None) or gain²/fan",
-        "Sinusoidal Initialization, arXiv 2505.12909 (NeurIPS 2025)", False,
-        {**_gain(), "mode": _Option(None, str, (None, "fan_in", "fan_out"))}, "gain",
-        lambda t, g, gain, mode: sinusoidal_(t, gain=gain, mode=mode),
+        "deterministic W[i,j] = a·sin(2πi·j/n + 2πi/m); a² = 2/(v(n+m)) (the authors' released code), "
+        "fans=torch: 2/(v(fan_in+fan_out)), mode=fan_in,gain=1.4142: the authors' He-style gain²/(v·fan_in)",
+        "Sinusoidal Initialization, arXiv 2505.12909 (NeurIPS 2025) (skew.init.sinusoidal_)", False,
+        {
+            **_gain(),
+            "mode": _Option(None, str, (None, "fan_in", "fan_out")),
+            "fans": _Option("authors", str, ("authors", "torch")),
+        },
+        "gain",
+        lambda t, g, gain, mode, fans: sinusoidal_(t, gain=gain, mode=mode, fans=fans),
     ),
     "idinit": _Entry(
         "identity-preserving IDI_τ: W[r, j] = τ iff r ≡ j (mod n)",
-        "Pan et al., IDInit, ICLR 2025 (re-implemented from the paper)", False,
+        "Pan et al., IDInit, ICLR 2025 (re-implemented from the paper) (skew.init.idinit_)", False,
         {"tau": _Option(1.0, float)}, "tau",
         lambda t, g, tau: idinit_(t, tau=tau),
     ),
     "arcsine": _Entry(
-        "i.i.d. A·cos(πU), the sinusoidal value distribution without structure, Glorot variance",
-        "control of arXiv 2505.12909", True, _gain(), "gain",
+        "i.i.d. A·cos(πU), the sinusoidal value distribution without structure, Var = 2/(m+n)",
+        "control of arXiv 2505.12909 (skew.init.arcsine_)", True, _gain(), "gain",
         lambda t, g, gain: arcsine_(t, gain=gain, generator=g),
     ),
     "uniform": _Entry(
@@ -142,7 +156,7 @@ _CALLS: dict[str, str] = {
     "kaiming_normal": "kaiming_normal_(a={a:g}, mode={mode!r}, nonlinearity={nonlinearity!r})",
     "orthogonal": "orthogonal_(gain={gain:g})",
     "lsuv": "orthogonal_(gain=1), then rescaled to unit output std (tol={tol:g}, max_iter={max_iter})",
-    "sinusoidal": "sinusoidal_(gain={gain:g}, mode={mode!r})",
+    "sinusoidal": "sinusoidal_(gain={gain:g}, mode={mode!r}, fans={fans!r})",
     "idinit": "idinit_(tau={tau:g})",
     "arcsine": "arcsine_(gain={gain:g})",
     "uniform": "uniform_(-{a:g}, {a:g})",
@@ -296,16 +310,24 @@ def get_scheme(scheme: str | Scheme, **options) -> Scheme:
     text = scheme.strip()
     name, _, spec = text.partition(":")
     name = name.strip().lower().replace("-", "_")
+    if name == AS_BUILT:
+        raise SkewError(
+            f"{AS_BUILT!r} is not an init scheme: it means the model exactly as its constructor initialized "
+            f"it, so there is nothing to apply; skew.compare and the CLI's --init accept it. Init schemes: "
+            f"{', '.join(schemes())}"
+        )
     name = ALIASES.get(name, name)
     if name not in _ENTRIES:
         close = difflib.get_close_matches(name, schemes(aliases=True), n=1, cutoff=0.5)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise SkewError(
             f"unknown init scheme {scheme!r}{hint} Valid schemes: {', '.join(schemes())} "
-            f"(aliases: {', '.join(f'{a}->{t}' for a, t in ALIASES.items())})"
+            f"(aliases: {', '.join(f'{a}->{t}' for a, t in ALIASES.items())}; skew.compare and the CLI "
+            f"also take {AS_BUILT}, the model's own constructor init)"
         )
     entry = _ENTRIES[name]
     given: dict[str, object] = {}
+    spelled: dict[str, str] = {}
     for part in filter(None, (p.strip() for p in spec.split(","))):
         key, eq, raw = part.partition("=")
         if not eq:
@@ -316,8 +338,21 @@ def get_scheme(scheme: str | Scheme, **options) -> Scheme:
                     f"{name}:key=value (options: {valid})"
                 )
             key, raw = entry.primary, part
-        given[key.strip()] = raw.strip()
-    given.update(options)
+        key = key.strip()
+        if key in given:
+            raise SkewError(
+                f"scheme {name!r}: option {key} is given twice in {text!r} ({spelled[key]!r} and {part!r}); "
+                f"give each option once, e.g. {name}:{key}={raw.strip()}"
+            )
+        given[key] = raw.strip()
+        spelled[key] = part
+    for key, raw in options.items():
+        if key in given:
+            raise SkewError(
+                f"scheme {name!r}: option {key} is given twice, as {spelled[key]!r} in {text!r} and as "
+                f"the keyword {key}={raw!r}; give it once"
+            )
+        given[key] = raw
     unknown = sorted(set(given) - set(entry.options))
     if unknown:
         valid = ", ".join(entry.options) or "none"
