@@ -28,7 +28,7 @@ __all__ = ["kept_buffers"]
 def kept_buffers(model: nn.Module):
     """Restore every buffer of ``model`` (object and bits) when the block ends, also on error."""
     saved = []
-    for module in model.modules():
+    for module in model.modules() if isinstance(model, nn.Module) else ():
         for local, buf in list(module._buffers.items()):
             if buf is not None:
                 saved.append((module, local, buf, buf.detach().clone()))

@@ -65,7 +65,7 @@ from skew.accumulators import (
 )
 from skew.batches import batch_size, describe, iter_batches, model_inputs, to_device
 from skew.errors import SkewError
-from skew.layers import LAYER_TYPES, LayerSpec
+from skew.layers import LAYER_TYPES, LayerSpec, is_layer
 from skew.result import WEIGHT_COLUMNS, Report
 
 __all__ = ["report", "MODES"]
@@ -296,14 +296,14 @@ def _weight_table(model: nn.Module, layers: LayerSpec) -> pd.DataFrame:
 
     if not isinstance(model, nn.Module):
         raise SkewError(f"expected a torch.nn.Module, got {type(model).__name__}; pass the model itself")
-    has_any = any(isinstance(m, (*LAYER_TYPES, nn.MultiheadAttention)) for m in model.modules())
+    has_any = any(is_layer(m) or isinstance(m, (*LAYER_TYPES, nn.MultiheadAttention)) for m in model.modules())
     if not has_any:
         kinds = sorted({type(m).__name__ for m in model.modules()})
         raise SkewError(
             f"{type(model).__name__} has no layer skew can analyse: it contains {', '.join(kinds)}; skew measures "
             "Linear, Conv1d/2d/3d, ConvTranspose1d/2d/3d and MultiheadAttention projections"
         )
-    return neuron_table(model, layers)
+    return neuron_table(model, layers, tied="each")  # tied layers see different inputs: one site each
 
 
 def _sites(model: nn.Module, table: pd.DataFrame) -> tuple[list[_Site], dict]:

@@ -278,9 +278,11 @@ def weight_variance(scheme: str, shape, **options) -> float:
     - ``default`` (PyTorch's Linear/Conv ``reset_parameters``: kaiming_uniform with a = √5):
       1 / (3 fan_in).
     - ``orthogonal``: gain² / max(m, n) (orthonormal rows or columns of the (m, n) matrix).
-    - ``sinusoidal``: gain² · 2 / (fan_in + fan_out) (mode None) or gain² / fan (mode
-      ``fan_in``/``fan_out``); exact, as the amplitude is set from the ddof=1 variance.
-    - ``arcsine``: gain² · 2 / (fan_in + fan_out).
+    - ``sinusoidal``: gain² · 2 / (n + m) (the default, the authors' released code), with
+      ``fans="torch"`` gain² · 2 / (fan_in + fan_out); gain² / fan with mode ``fan_in``/``fan_out``
+      (fan_in = n, fan_out = m, or torch's with ``fans="torch"``); exact, as the amplitude is set
+      from the ddof=1 variance.
+    - ``arcsine``: gain² · 2 / (m + n).
     - ``uniform`` (option a, default 1): a² / 3.
     - ``idinit`` (option tau): the exact ddof=1 variance of the IDI_τ matrix's m·n entries, of
       which m equal τ (one per row) and the rest 0: τ² m (1 − 1/n) / (m n − 1) ≈ τ² / n.
@@ -296,8 +298,10 @@ def weight_variance(scheme: str, shape, **options) -> float:
     """
     name, opts = _resolve(scheme, options)
     m, n, fan_in, fan_out = _fans(_shape(shape))
-    if name in ("xavier_uniform", "xavier_normal", "arcsine"):
+    if name in ("xavier_uniform", "xavier_normal"):
         return float(opts["gain"]) ** 2 * 2.0 / (fan_in + fan_out)
+    if name == "arcsine":
+        return float(opts["gain"]) ** 2 * 2.0 / (m + n)
     if name in ("kaiming_uniform", "kaiming_normal"):
         mode = opts["mode"]
         if mode not in ("fan_in", "fan_out"):
@@ -319,6 +323,8 @@ def weight_variance(scheme: str, shape, **options) -> float:
         return float(opts["gain"]) ** 2 / max(m, n)
     if name == "sinusoidal":
         mode, gain = opts["mode"], float(opts["gain"])
+        if opts.get("fans", "authors") == "authors":  # the authors' released code: n and m
+            fan_in, fan_out = n, m
         if mode is None:
             return gain**2 * 2.0 / (fan_in + fan_out)
         if mode == "fan_in":

@@ -2,15 +2,21 @@
 
 Any model in, tidy pandas DataFrames out. A *neuron* is one output unit (row i of the layer's
 (m, n) matrix, n = fan-in); its row sum S = Σ_j W[i, j] drives Theorem 1's skew. Covered: every
-layer :func:`skew.layers.select_units` finds (Linear, ConvNd, ConvTransposeNd) and the q/k/v input
-projections of each ``nn.MultiheadAttention`` (named ``f"{mha}.q_proj"`` etc.; ``out_proj`` is an
-ordinary Linear).
+layer :func:`skew.layers.select_units` finds (Linear, ConvNd, ConvTransposeNd, Hugging Face
+``Conv1D``) and the q/k/v input projections of each ``nn.MultiheadAttention`` (named
+``f"{mha}.q_proj"`` etc.; ``out_proj`` is an ordinary Linear).
 
-Rows. For Linear and ConvNd, row c is ``weight[c].flatten()`` (c_in/groups · k1 · k2 ..., row-major,
-as torch.nn.init computes fans). For ConvTransposeNd (weight (c_in, c_out/groups, k...)) the neuron
-is output channel c = g · (c_out/groups) + c', and its row is ``weight[g-th block of c_in, c', ...]``
-flattened: every weight that feeds output channel c. (An output pixel of a strided transposed
-convolution meets only part of the kernel; the row is what an interior pixel of a stride-1 one sees.)
+Rows are :func:`skew.layers.neuron_rows`, skew's one definition. For Linear and ConvNd, row c is
+``weight[c].flatten()`` (c_in/groups · k1 · k2 ..., row-major, as torch.nn.init computes fans). For
+ConvTransposeNd (weight (c_in, c_out/groups, k...)) the neuron is output channel
+c = g · (c_out/groups) + c', and its row is ``weight[g-th block of c_in, c', ...]`` flattened: every
+weight that feeds output channel c. (An output pixel of a strided transposed convolution meets only
+part of the kernel; the row is what an interior pixel of a stride-1 one sees.) For Conv1D (weight
+(in, out)) row c is ``weight[:, c]``.
+
+Reading never changes the model: every buffer comes back bit-identical (reading a spectral-normed
+weight in train mode would otherwise run a power iteration on ``_u``/``_v``), and a Parameter shared
+by several layers (tied weights) is reported once, under the first layer that holds it.
 
 Example:
     >>> import torch.nn as nn
@@ -34,8 +40,9 @@ import torch
 from torch import nn
 
 from skew import theory
+from skew._state import kept_buffers
 from skew.errors import SkewError
-from skew.layers import LayerSpec, select_units
+from skew.layers import LayerSpec, neuron_rows, select_units
 
 __all__ = ["PAIR_LIMIT", "diagnose", "layer_table", "neuron_rows", "neuron_table"]
 
@@ -46,7 +53,7 @@ RANK_LIMIT = 4096
 #: Cosine tolerance for parallel (≥ 1 − COS_TOL) and antiparallel (≤ −1 + COS_TOL) row pairs.
 COS_TOL = 1e-6
 
-_CONV_T = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+_TIED = ("once", "each")
 
 
 @dataclass
@@ -56,35 +63,8 @@ class _Block:
     weight: torch.Tensor  # the parameter (or view) in torch's layout
     rows: torch.Tensor  # (m, n) neuron rows, float64, cpu
     bias: torch.Tensor | None  # (m,), float64, cpu
+    shape: tuple[int, ...]  # the rows as torch.nn.init should read fans (NeuronView.shape)
     packed_default: tuple[int, ...] | None = None  # MHA: shape PyTorch's default init drew from
-
-
-def neuron_rows(module: nn.Module) -> torch.Tensor:
-    """The (m, n) matrix of a layer's neuron rows (row i feeds output unit i), sharing no storage.
-
-    .. math:: W_{(c_{out},\\; c_{in}/g \\cdot k_1 \\cdots k_d)}
-
-    Linear/ConvNd: ``weight.reshape(c_out, -1)``. ConvTransposeNd (weight (c_in, c_out/g, k...)):
-    row c = g·(c_out/g) + c' is ``weight[g·(c_in/g):(g+1)·(c_in/g), c', ...]`` flattened. Returned in
-    the weight's dtype on its device.
-
-    Example:
-        >>> neuron_rows(nn.ConvTranspose2d(4, 6, 3, groups=2)).shape
-        torch.Size([6, 18])
-    """
-    w = getattr(module, "weight", None)
-    if not isinstance(w, torch.Tensor) or w.dim() < 2:
-        raise SkewError(
-            f"{type(module).__name__} has no weight matrix; pass a Linear, ConvNd or ConvTransposeNd layer"
-        )
-    w = w.detach()
-    if isinstance(module, _CONV_T):
-        g = module.groups
-        c_in, cout_g = w.shape[0], w.shape[1]
-        k = math.prod(w.shape[2:])
-        blocks = w.reshape(g, c_in // g, cout_g, k).permute(0, 2, 1, 3)
-        return blocks.reshape(g * cout_g, (c_in // g) * k).clone()
-    return w.reshape(w.shape[0], -1).clone()
 
 
 def _as64(t: torch.Tensor) -> torch.Tensor:
@@ -93,18 +73,31 @@ def _as64(t: torch.Tensor) -> torch.Tensor:
     return t.detach().to(device="cpu", dtype=torch.float64)
 
 
-def _blocks(model: nn.Module, layers: LayerSpec) -> Iterator[_Block]:
-    """Every selected layer and MHA projection, in registration order, as float64 neuron rows."""
+def _blocks(model: nn.Module, layers: LayerSpec, tied: str = "once") -> Iterator[_Block]:
+    """Every selected layer and MHA projection, in registration order, as float64 neuron rows.
+
+    ``tied="once"`` yields a weight Parameter shared by several layers only for the first of them.
+    """
+    if tied not in _TIED:
+        raise SkewError(f"tied={tied!r} is not understood; pass 'once' (a shared weight reported once) or 'each'")
     found = False
+    seen: set[int] = set()
     for u in select_units(model, layers):
         found = True
+        if u.block is None and isinstance(u.weight, nn.Parameter):
+            if tied == "once" and id(u.weight) in seen:
+                continue
+            seen.add(id(u.weight))
         bias = None if u.bias is None else _as64(u.bias)
+        view = u.view
         if u.block is None:
-            yield _Block(u.name, type(u.module).__name__, u.weight, _as64(neuron_rows(u.module)), bias)
+            yield _Block(u.name, type(u.module).__name__, u.weight, _as64(view.matrix()), bias, tuple(view.shape))
         else:
             mha = u.module
             default_shape = tuple((mha.in_proj_weight if mha.in_proj_weight is not None else u.weight).shape)
-            yield _Block(u.name, type(mha).__name__, u.weight, _as64(u.weight), bias, default_shape)
+            yield _Block(
+                u.name, type(mha).__name__, u.weight, _as64(view.matrix()), bias, tuple(view.shape), default_shape
+            )
     if not found:
         what = "has no Linear, Conv or MultiheadAttention layers" if layers is None else (
             f"has no layer selected by layers={layers!r}"
@@ -133,7 +126,7 @@ def _neuron_frame(b: _Block) -> pd.DataFrame:
     )
 
 
-def neuron_table(model: nn.Module, layers: LayerSpec = None) -> pd.DataFrame:
+def neuron_table(model: nn.Module, layers: LayerSpec = None, *, tied: str = "once") -> pd.DataFrame:
     """One row per neuron: layer, neuron, fan_in, row_sum, row_sum_scaled, row_norm, bias.
 
     .. math:: S_i = \\sum_j W_{ij}, \\quad S_i/\\sqrt{n}, \\quad \\lVert W_i \\rVert_2
@@ -141,7 +134,10 @@ def neuron_table(model: nn.Module, layers: LayerSpec = None) -> pd.DataFrame:
     Computed in float64, vectorised per layer; ``bias`` is NaN for a layer without one. ``layers``
     selects as in :func:`skew.layers.select_units`: MHA projections match by their qualified name
     (``"*.q_proj"``), by the attention module's own name, by ``nn.MultiheadAttention`` as a type,
-    or by a predicate called with the projection's name and the attention module.
+    or by a predicate called with the projection's name and the attention module. A weight
+    Parameter shared by several layers is listed once, under the first (``tied="each"`` lists it
+    under every layer holding it, as ``skew.report`` needs: each layer sees its own inputs).
+    Every buffer of ``model`` is left bit-identical.
 
     Example:
         >>> net = nn.Sequential(nn.Linear(3, 2, bias=False))
@@ -150,48 +146,85 @@ def neuron_table(model: nn.Module, layers: LayerSpec = None) -> pd.DataFrame:
         >>> neuron_table(net)[["row_sum", "row_norm"]].values.tolist()
         [[5.0, 3.0], [1.0, 5.0]]
     """
-    frames = [_neuron_frame(b) for b in _blocks(model, layers)]
+    with kept_buffers(model), torch.no_grad():
+        frames = [_neuron_frame(b) for b in _blocks(model, layers, tied)]
     return pd.concat(frames, ignore_index=True)
 
 
-def _pair_counts(rows: torch.Tensor, live: torch.Tensor, chunk: int = 1024) -> tuple[int, int]:
-    """(parallel, antiparallel) pairs i < j among non-zero rows: cos ≥ 1 − COS_TOL / ≤ −1 + COS_TOL.
-
-    Exact, but cheap: the unit rows u_i are first projected onto k = 32 orthonormal directions Q
-    (fixed seed). A projection never lengthens a vector, so a pair with ‖u_i ∓ u_j‖² = 2 ∓ 2 cos ≤
-    2·COS_TOL also has ‖Qᵀ(u_i ∓ u_j)‖² ≤ 2·COS_TOL: screening the m × m Gram of the projections
-    (m² k work instead of m² n) keeps every true pair; the few candidates are then checked with the
-    full float64 dot product.
-    """
-    u = rows[live]
-    u = u / torch.linalg.vector_norm(u, dim=1, keepdim=True)
-    k, n = u.shape
-    dim = 32
-    if n > 2 * dim:
-        gen = torch.Generator().manual_seed(0)
-        q, _ = torch.linalg.qr(torch.randn(n, dim, generator=gen, dtype=torch.float64))
-        p = u @ q
-    else:
-        p = u
+def _screen(p: torch.Tensor, chunk: int) -> Iterator[tuple[float, torch.Tensor, torch.Tensor]]:
+    """(sign, a, b) index pairs a < b whose projections lie within the screening radius of ±each other."""
+    k = p.shape[0]
     sq = (p * p).sum(dim=1, keepdim=True)
     ones = torch.ones_like(sq)
     # ‖p_i ∓ p_j‖² = [∓2 p_i, |p_i|², 1] · [p_j, 1, |p_j|²]: one matmul per sign and chunk
     right = torch.cat([p, ones, sq], dim=1).T
     reach = 2.0 * COS_TOL * (1.0 + 1e-6) + 1e-12  # screening radius², with a rounding margin
-    counts = {1.0: 0, -1.0: 0}
     for start in range(0, k, chunk):
         stop = min(start + chunk, k)
         for sign in (1.0, -1.0):
             left = torch.cat([-2.0 * sign * p[start:stop], sq[start:stop], ones[start:stop]], dim=1)
-            a, b = ((left @ right) <= reach).nonzero(as_tuple=True)
-            a = a + start
+            a, b = ((left @ right[:, start:]) <= reach).nonzero(as_tuple=True)
+            a, b = a + start, b + start
             keep = a < b
-            a, b = a[keep], b[keep]
-            for lo in range(0, a.numel(), 65536):
-                cos = (u[a[lo : lo + 65536]] * u[b[lo : lo + 65536]]).sum(dim=1)
-                hit = cos >= 1.0 - COS_TOL if sign > 0 else cos <= -1.0 + COS_TOL
-                counts[sign] += int(hit.sum())
-    par, anti = counts[1.0], counts[-1.0]
+            yield sign, a[keep], b[keep]
+
+
+def _pair_counts(rows: torch.Tensor, live: torch.Tensor, chunk: int = 1024) -> tuple[int, int]:
+    """(parallel, antiparallel) pairs i < j among non-zero rows: cos ≥ 1 − COS_TOL / ≤ −1 + COS_TOL.
+
+    Exact, and near-linear on the structures that make pairs numerous:
+
+    1. Unit rows u_i equal up to sign, bit for bit (repeated or negated rows: the normalisation of
+       −w is exactly −u), form one group, found by sorting (``torch.unique``). A group with k₊ rows
+       of one sign and k₋ of the other holds C(k₊, 2) + C(k₋, 2) parallel and k₊ k₋ antiparallel pairs.
+    2. Pairs of groups are found among their representatives: each is projected onto k = 32
+       orthonormal directions Q (fixed seed). A projection never lengthens a vector, so a pair with
+       ‖u_i ∓ u_j‖² = 2 ∓ 2 cos ≤ 2·COS_TOL also has ‖Qᵀ(u_i ∓ u_j)‖² ≤ 2·COS_TOL: screening the
+       Gram of the projections keeps every true pair; candidates are then checked with the full
+       float64 dot product (a matrix product per chunk) and counted with their groups' multiplicities.
+
+    Example:
+        >>> w = torch.tensor([[1., 2.], [2., 4.], [-1., -2.], [1., 0.]], dtype=torch.float64)
+        >>> _pair_counts(w, torch.ones(4, dtype=torch.bool))
+        (1, 2)
+    """
+    u = rows[live]
+    k, n = u.shape
+    if k < 2:
+        return 0, 0
+    u = u / torch.linalg.vector_norm(u, dim=1, keepdim=True)
+    first = (u != 0).to(torch.int8).argmax(dim=1)
+    sign = torch.where(u[torch.arange(k), first] < 0, -1.0, 1.0).to(u.dtype)
+    reps, inverse = torch.unique(u * sign[:, None], dim=0, return_inverse=True)
+    r = reps.shape[0]
+    pos = torch.bincount(inverse[sign > 0], minlength=r).to(torch.int64)
+    neg = torch.bincount(inverse[sign < 0], minlength=r).to(torch.int64)
+    par = int((pos * (pos - 1) // 2 + neg * (neg - 1) // 2).sum())
+    anti = int((pos * neg).sum())
+    if r < 2:
+        return par, anti
+    dim = 32
+    if n > 2 * dim:
+        gen = torch.Generator().manual_seed(0)
+        q, _ = torch.linalg.qr(torch.randn(n, dim, generator=gen, dtype=torch.float64))
+        p = reps @ q
+    else:
+        p = reps
+    for sign_, a, b in _screen(p, chunk):
+        if not a.numel():
+            continue
+        cols, where = torch.unique(b, return_inverse=True)
+        lo = int(a.min())
+        hi = int(a.max()) + 1
+        cos = (reps[lo:hi] @ reps[cols].T)[a - lo, where]  # exact float64 dot products, one matmul
+        hit = cos >= 1.0 - COS_TOL if sign_ > 0 else cos <= -1.0 + COS_TOL
+        a, b = a[hit], b[hit]
+        same = int((pos[a] * pos[b] + neg[a] * neg[b]).sum())
+        cross = int((pos[a] * neg[b] + neg[a] * pos[b]).sum())
+        if sign_ > 0:
+            par, anti = par + same, anti + cross
+        else:
+            par, anti = par + cross, anti + same
     return par, anti
 
 
@@ -251,7 +284,7 @@ def _layer_row(b: _Block, scheme) -> dict:
             # nn.MultiheadAttention's own reset: xavier_uniform_ on the packed in_proj_weight
             target = theory.weight_variance("xavier_uniform", b.packed_default)
         else:
-            target = theory.weight_variance(scheme, tuple(b.weight.shape))
+            target = theory.weight_variance(scheme, b.shape)  # fans of the neuron rows
     live = ~zero
     s_over = (rows.sum(dim=1)[live].abs() / norms[live]) if bool(live.any()) else torch.zeros(0)
     return {
@@ -299,7 +332,8 @@ def layer_table(model: nn.Module, layers: LayerSpec = None, scheme: str | None =
         [[4, 1, 1]]
     """
     resolved = _scheme(scheme, options)
-    return pd.DataFrame([_layer_row(b, resolved) for b in _blocks(model, layers)])
+    with kept_buffers(model), torch.no_grad():
+        return pd.DataFrame([_layer_row(b, resolved) for b in _blocks(model, layers)])
 
 
 def diagnose(
@@ -314,7 +348,8 @@ def diagnose(
     """
     resolved = _scheme(scheme, options)
     neurons, rows = [], []
-    for b in _blocks(model, layers):
-        neurons.append(_neuron_frame(b))
-        rows.append(_layer_row(b, resolved))
+    with kept_buffers(model), torch.no_grad():
+        for b in _blocks(model, layers):
+            neurons.append(_neuron_frame(b))
+            rows.append(_layer_row(b, resolved))
     return pd.concat(neurons, ignore_index=True), pd.DataFrame(rows)

@@ -508,7 +508,7 @@ def test_every_scheme_with_a_main_option_refuses_a_duplicate():
     from skew.init.registry import _ENTRIES
 
     for name, entry in _ENTRIES.items():
-        for key, opt in entry.options.items():
+        for key in entry.options:
             value = "fan_in" if key == "mode" else ("torch" if key == "fans" else "relu" if key == "nonlinearity" else "1")
             with pytest.raises(SkewError, match="given twice"):
                 get_scheme(f"{name}:{key}={value},{key}={value}")
