@@ -413,6 +413,20 @@ def apply(
     skipped with the reason. ``layers`` restricts the layers (None, a glob, names, types or a
     predicate, as :func:`skew.layers.select_units`; attention blocks by their ``q_proj``... names).
 
+    Every scheme fills the layer's neuron rows (:class:`skew.layers.NeuronView`: output units),
+    so fans are a neuron's: a ``Conv1D`` (weight (in, out)) gets exactly what the equivalent
+    ``nn.Linear`` gets, transposed, and a ConvTranspose weight (c_in, c_out/g, k...) is read as
+    (c_out, c_in/g, k...): kaiming's fan_in is c_in/g·k, not the c_out/g·k ``torch.nn.init`` reads
+    on the raw tensor. A Parameter shared by several layers (tied weights) is initialized once, by
+    the first, and reported once. Re-parametrized weights are set through what they are computed
+    from: any ``torch.nn.utils.parametrize`` registration with ``right_inverse`` (e.g.
+    ``parametrizations.weight_norm``, ``orthogonal``) by assignment, the old
+    ``torch.nn.utils.weight_norm`` hook through ``weight_g``/``weight_v``; the effective weight is
+    then checked to equal the scheme's. ``spectral_norm`` (old and new; its effective weight is
+    W/σ(W), so no scheme's values or variance can hold), parametrizations without
+    ``right_inverse``, ``torch.nn.utils.prune`` and other computed weights are refused with a
+    :class:`SkewError`, before any weight changes. Buffers are left bit-identical.
+
     Returns a DataFrame with columns ``name`` (qualified parameter name; ``[a:b]`` marks a row
     block of ``in_proj``), ``module``, ``parameter``, ``shape``, ``scheme``, ``action``
     (``"set"``/``"skipped"``) and ``reason``.
@@ -424,6 +438,11 @@ def apply(
         ['layers.0.self_attn.q_proj', 'layers.0.self_attn.k_proj', 'layers.0.self_attn.v_proj',
          'layers.0.self_attn.out_proj']
     """
+    with kept_buffers(model):  # reading a parametrized weight may run code that writes buffers
+        return _apply(model, scheme, data, generator, bias, layers)
+
+
+def _apply(model, scheme, data, generator, bias, layers) -> pd.DataFrame:
     if not isinstance(model, nn.Module):
         raise SkewError(f"expected a torch.nn.Module, got {type(model).__name__}; pass the model itself")
     resolved = get_scheme(scheme)
@@ -474,7 +493,7 @@ def apply(
             except SkewError as err:
                 raise _cannot_apply(label, u, err) from err
 
-    with kept_buffers(model), _all_or_nothing(model, units):
+    with _all_or_nothing(model, units):
         return _apply_selected(model, units, selected, resolved, label, generator, bias, batch)
 
 
