@@ -379,3 +379,96 @@ def test_model_is_not_modified():
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
     assert all(set(vars(m)) == attrs[id(m)] for m in net.modules())
     assert all(p.dtype == torch.float32 for p in net.parameters())
+
+
+# ------------------------------------------------------------------ row pairs: grouped, exact, fast
+
+
+def _brute_pairs(rows: torch.Tensor) -> tuple[int, int]:
+    """Every pair i < j of non-zero rows, cosine by an explicit dot product."""
+    rows = rows.double()
+    norms = rows.norm(dim=1)
+    scale = float(norms.max())
+    live = [i for i in range(rows.shape[0]) if norms[i] > math.sqrt(torch.finfo(torch.float32).eps) * scale]
+    par = anti = 0
+    for a in range(len(live)):
+        for b in range(a + 1, len(live)):
+            ua = rows[live[a]] / norms[live[a]]
+            ub = rows[live[b]] / norms[live[b]]
+            cos = float((ua * ub).sum())
+            par += cos >= 1 - 1e-6
+            anti += cos <= -1 + 1e-6
+    return par, anti
+
+
+def _structured(seed: int, m: int, n: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    base = torch.randn(5, n, generator=g, dtype=torch.float64)
+    pick = torch.randint(0, 5, (m,), generator=g)
+    scale = torch.rand(m, generator=g, dtype=torch.float64) * 3 + 0.1
+    sign = torch.where(torch.rand(m, generator=g) < 0.4, -1.0, 1.0).double()
+    rows = base[pick] * (scale * sign)[:, None]
+    kind = torch.rand(m, generator=g)
+    noise = torch.randn(m, n, generator=g, dtype=torch.float64)
+    rows = torch.where((kind < 0.2)[:, None], rows + 1e-5 * noise * rows.norm(dim=1, keepdim=True) / math.sqrt(n), rows)
+    rows = torch.where((kind > 0.85)[:, None], noise, rows)  # unrelated rows
+    rows[kind > 0.97] = 0.0  # zero rows are left out
+    return rows.float()
+
+
+@pytest.mark.parametrize("seed,m,n", [(0, 40, 7), (1, 60, 100), (2, 33, 300), (3, 50, 2), (4, 25, 64)])
+def test_pair_counts_equal_brute_force(seed, m, n):
+    rows = _structured(seed, m, n)
+    row = one(layer_table(linear_with(rows.numpy())))
+    assert (row.parallel_pairs, row.antiparallel_pairs) == _brute_pairs(rows)
+
+
+def test_pair_counts_on_repeated_and_negated_rows_by_hand():
+    w = torch.tensor([[1.0, 2, 3], [2, 4, 6], [-1, -2, -3], [1, 2, 3], [0, 0, 0], [3, 2, 1], [-3, -2, -1]])
+    # parallel: (0,1), (0,3), (1,3); antiparallel: (0,2), (1,2), (2,3), (5,6)
+    row = one(layer_table(linear_with(w.numpy())))
+    assert (row.parallel_pairs, row.antiparallel_pairs) == (3, 4)
+
+
+def test_4096_identical_rows_of_1024_take_seconds():
+    import time
+
+    w = torch.ones(4096, 1024)
+    w[::2] *= -1.0  # half negated: 2048·2047 parallel pairs, 2048² antiparallel
+    lin = linear_with(w.numpy())
+    start = time.perf_counter()
+    row = one(layer_table(lin))
+    elapsed = time.perf_counter() - start
+    assert (row.parallel_pairs, row.antiparallel_pairs) == (2048 * 2047, 2048 * 2048)
+    assert elapsed < 30, f"{elapsed:.1f} s"  # minutes before grouping; ~1 s on one core
+
+
+# ------------------------------------------------------------------ reading changes nothing
+
+
+def test_reading_a_spectral_normed_model_in_train_mode_leaves_every_buffer_bit_identical():
+    net = nn.Sequential(
+        torch.nn.utils.parametrizations.spectral_norm(nn.Linear(6, 8)), nn.ReLU(),
+        torch.nn.utils.spectral_norm(nn.Linear(8, 4)), nn.BatchNorm1d(4),
+    ).train()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    neuron_table(net)
+    layer_table(net, scheme="default")
+    diagnose(net)
+    after = net.state_dict()
+    assert before.keys() == after.keys()
+    for k in before:
+        assert torch.equal(before[k], after[k]), k
+    assert net.training and net[0].training
+
+
+def test_conv_transpose_target_variance_uses_the_neuron_rows():
+    import skew.init
+
+    up = nn.ConvTranspose2d(16, 8, 3, groups=2)  # rows (8, 8·9 = 72)
+    skew.init.apply(up, "sinusoidal")
+    row = one(layer_table(up, scheme="sinusoidal"))
+    assert (row.m, row.n) == (8, 72)
+    assert row.target_var == pytest.approx(2 / (8 + 72))
+    assert row.var_ratio == pytest.approx(1.0, rel=1e-5)
+    assert row.max_abs_s_over_norm < 1e-5  # every real neuron's row cancels
