@@ -28,7 +28,7 @@ from matplotlib.patches import Patch
 
 from skew import theory
 from skew.errors import SkewError
-from skew.layers import weight_matrix
+from skew.layers import neuron_rows, weight_matrix
 
 __all__ = [
     "activation_states",
@@ -197,7 +197,10 @@ def _weight_array(weight) -> np.ndarray:
     if isinstance(weight, torch.nn.Module):
         if not isinstance(getattr(weight, "weight", None), torch.Tensor):
             raise SkewError(f"{type(weight).__name__} has no weight tensor; pass a layer or a weight tensor")
-        weight = weight.weight
+        if weight.weight.dim() >= 2:
+            weight = neuron_rows(weight)  # a layer's own rows (ConvTranspose: output channels; Conv1D: W.T)
+        else:
+            weight = weight.weight
     if isinstance(weight, torch.Tensor):
         weight = weight.detach().to("cpu", torch.float64)
         if weight.dim() > 2:

@@ -2,9 +2,13 @@
 
 Schemes (:func:`schemes`): ``default``, ``xavier_uniform``, ``xavier_normal``,
 ``kaiming_uniform``, ``kaiming_normal``, ``orthogonal``, ``lsuv``, ``sinusoidal``, ``idinit``,
-``arcsine``, ``uniform``. Aliases: ``glorot`` -> ``xavier_uniform``, ``he`` -> ``kaiming_uniform``
-(He schemes use ``nonlinearity="relu"``, ``mode="fan_in"``). Options are spelled
-``"uniform:5"`` or ``"sinusoidal:mode=fan_in,gain=1.4142"``.
+``arcsine``, ``uniform``. Aliases, each paper's own law: ``glorot`` -> ``xavier_uniform``
+(``torch.nn.init.xavier_uniform_``), ``he`` -> ``kaiming_normal`` (``torch.nn.init.kaiming_normal_``;
+He schemes use ``nonlinearity="relu"``, ``mode="fan_in"``). ``as_built`` (the model as its
+constructor initialized it) is taken by :func:`skew.compare` and the CLI. Options are spelled
+``"uniform:5"``, ``"sinusoidal:fans=torch"`` or ``"sinusoidal:mode=fan_in,gain=1.4142"``; an
+option given twice is an error. Sinusoidal's default amplitude is the authors' released
+initializer (a² = 2/(v(n+m)), n = row length, m = rows); ``fans="torch"`` uses torch's fans.
 
 - :func:`apply` initializes a whole model and returns one row per parameter.
 - :func:`sinusoidal_`, :func:`idinit_`, :func:`idiz_`, :func:`arcsine_` fill one tensor in place;
@@ -30,10 +34,11 @@ from skew.init.functions import (
     sinusoidal_variance,
 )
 from skew.init.lsuv import lsuv_rescale
-from skew.init.registry import ALIASES, Scheme, aliases, get_scheme, schemes
+from skew.init.registry import ALIASES, AS_BUILT, Scheme, aliases, get_scheme, schemes
 
 __all__ = [
     "ALIASES",
+    "AS_BUILT",
     "Scheme",
     "aliases",
     "apply",
