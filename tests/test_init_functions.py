@@ -535,3 +535,25 @@ def test_as_built_is_named_where_schemes_are_listed():
         get_scheme("as_bilt")
     with pytest.raises(SkewError, match="constructor"):
         get_scheme("as_built")
+
+
+@pytest.mark.parametrize(
+    "spelled,expected",
+    [
+        ("sinusoidal", 2 / (72 + 16)),  # the authors' rule: n = c_in·k·k = 72, m = c_out = 16
+        ("sinusoidal:fans=torch", 2 / (72 + 144)),  # torch's fan_out = c_out·k·k
+        ("sinusoidal:mode=fan_in,gain=1.4142135623730951", 2 / 72),
+        ("sinusoidal:mode=fan_out", 1 / 16),
+        ("sinusoidal:mode=fan_out,fans=torch", 1 / 144),
+        ("arcsine", 2 / (72 + 16)),
+    ],
+)
+def test_theory_target_variance_follows_the_same_conventions(spelled, expected):
+    from skew import theory
+
+    assert theory.weight_variance(spelled, (16, 8, 3, 3)) == pytest.approx(expected, rel=1e-12)
+    scheme = get_scheme(spelled)
+    g = torch.Generator().manual_seed(0)
+    draws = torch.stack([scheme.init_weight(torch.empty(16, 8, 3, 3, dtype=torch.float64), g) for _ in range(40)])
+    rel = 1e-9 if scheme.name == "sinusoidal" else 0.03
+    assert float(draws[0].var() if scheme.name == "sinusoidal" else draws.var()) == pytest.approx(expected, rel=rel)

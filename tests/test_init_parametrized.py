@@ -125,3 +125,12 @@ def test_lsuv_through_a_parametrization_is_refused():
     net = nn.Sequential(parametrizations.weight_norm(nn.Linear(4, 4)))
     with pytest.raises(SkewError, match="LSUV"):
         apply(net, "lsuv", data=torch.randn(8, 4))
+
+
+def test_parametrized_attention_projection_is_refused():
+    mha = nn.MultiheadAttention(8, 2)
+    parametrizations.weight_norm(mha, "in_proj_weight")
+    before = _state(mha)
+    with pytest.raises(SkewError, match="q/k/v"):
+        apply(mha, "xavier_uniform")
+    assert _same(before, _state(mha))

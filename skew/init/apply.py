@@ -156,6 +156,17 @@ def _store(module: nn.Module, attr: str, tensor: torch.Tensor, owner: str) -> _S
     return _Store("refuse", (), what, why)
 
 
+def _block_store(module: nn.MultiheadAttention, attr: str, tensor: torch.Tensor, owner: str) -> _Store:
+    """As :func:`_store`, but a q/k/v row block can only be written into a plain Parameter."""
+    store = _store(module, attr, tensor, owner)
+    if store.how in ("param", "refuse"):
+        return store
+    return _Store("refuse", store.params, store.what, (
+        f"{owner}.{attr} goes through {store.what}, and its q/k/v row blocks cannot be set one by one "
+        "through it; remove the re-parametrization, run skew.init.apply, then register it again"
+    ))
+
+
 def _units(model: nn.Module) -> list[_Unit]:
     units: list[_Unit] = []
     out_projs: dict[int, nn.MultiheadAttention] = {}
@@ -174,8 +185,8 @@ def _units(model: nn.Module) -> list[_Unit]:
                         module=module,
                         weight=w,
                         bias=b,
-                        weight_store=_store(module, wattr, wparam, name or type(module).__name__),
-                        bias_store=None if b is None else _store(
+                        weight_store=_block_store(module, wattr, wparam, name or type(module).__name__),
+                        bias_store=None if b is None else _block_store(
                             module, "in_proj_bias", module.in_proj_bias, name or type(module).__name__
                         ),
                         view=NeuronView(w),
