@@ -284,3 +284,15 @@ def test_neuron_view_of_a_bare_tensor():
     assert tuple(view.shape) == (4, 3, 2)
     with pytest.raises(skew.SkewError, match="groups"):
         NeuronView(torch.zeros(3, 4, 2), "transposed", groups=2)
+
+
+def test_a_tied_weight_set_by_the_second_layer_is_reported_as_set():
+    a, b = nn.Linear(8, 8), nn.Linear(8, 8)
+    b.weight = a.weight
+    net = nn.Sequential(a, nn.ReLU(), b)
+    table = apply(net, "idinit", layers="2")
+    weights = table[table.parameter == "weight"]
+    assert len(weights) == 1
+    assert (weights.iloc[0].action, weights.iloc[0].module) == ("set", "2")
+    assert torch.equal(a.weight.detach(), torch.eye(8))
+    assert table.set_index("name").loc["0.bias", "action"] == "skipped"

@@ -614,7 +614,8 @@ def _table(
 
     rows: list[tuple] = []
     covered: set[int] = set()
-    for u in units:
+    # selected units first, so a tied parameter is reported by the layer that set it (rows are sorted below)
+    for u in [u for u in units if id(u) in selected] + [u for u in units if id(u) not in selected]:
         chosen = id(u) in selected
         for part, tensor, store, block_rows in (
             ("weight", u.weight, u.weight_store, u.weight_rows),
