@@ -19,7 +19,7 @@ from skew.models import build_model, input_shape, model_names
 # ---- models -----------------------------------------------------------------------------------------
 def test_model_names():
     assert model_names() == ["mlp", "cnn", "resnet18", "resnet50", "mobilenet_v3_small", "efficientnet_v2_s",
-                             "vit_b_16", "transformer"]
+                             "vit_b_16", "transformer", "hf:gpt2", "hf:bert", "hf:llama", "hf:vit"]
 
 
 @pytest.mark.parametrize("name, options", [
@@ -183,7 +183,7 @@ def test_external_model_factory(user_pkg):
 
 # ---- synthetic data ---------------------------------------------------------------------------------
 def test_data_names():
-    assert data_names() == ["gaussian", "relu-gaussian", "uniform", "digits"]
+    assert data_names() == ["gaussian", "relu-gaussian", "uniform", "digits", "text"]
 
 
 @pytest.mark.parametrize("name", ["gaussian", "relu-gaussian", "uniform"])
