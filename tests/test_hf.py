@@ -298,6 +298,21 @@ def test_cli_report_on_hf_gpt2_with_text_and_timm_on_digits(capsys):
     assert "close matches: resnet18" in capsys.readouterr().err
 
 
+# ---- the language-model figure -------------------------------------------------------------------------
+def test_language_model_figure_quick(tmp_path):
+    pytest.importorskip("transformers")
+    from skew.figures import ARCH_SCHEMES, _Config, _language_models
+
+    entries = _language_models(tmp_path, _Config(True))
+    assert [e.path.name for e in entries] == ["language_models_skew_by_depth.png", "language_models_layers.csv"]
+    assert all(e.path.stat().st_size > 0 and e.what and e.settings for e in entries)
+    table = pd.read_csv(entries[1].path)
+    assert set(table["model"]) == {"GPT-2", "Llama"} and set(table["init"]) == set(ARCH_SCHEMES)
+    llama = table[(table["model"] == "Llama") & (table["init"] == "sinusoidal")].set_index("layer")
+    assert llama.loc["model.layers.1.mlp.up_proj", "block"] == 1 and llama.loc["lm_head", "block"] == 2
+    assert len(llama) == 2 * 7 + 1
+
+
 # ---- needs other branches ------------------------------------------------------------------------------
 @pytest.mark.xfail(reason="needs branch w-init (Conv1D as a layer)", strict=False)
 def test_gpt2_blocks_are_measured_and_initialized():
