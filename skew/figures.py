@@ -380,7 +380,8 @@ def _language_models(out: Path, cfg: _Config) -> list[Entry]:
                 f"{batches}×{batch} sequences of {seq_len} byte tokens of Python's pydoc topics, every token a "
                 "sample; eval mode; seed 0; as_built = transformers' own _init_weights (N(0, 0.02), GPT-2's "
                 "residual projections N(0, 0.02/√(2·depth))); the other schemes set every Linear/Conv1D layer, "
-                "token embeddings and norms keep transformers' init")
+                "token embeddings and norms keep transformers' init, except GPT-2's embedding, which is its tied "
+                "head")
     frames = []
     fig, axes = _figure(len(models), 2, width=5.2, height=3.4)
     for col, (label, (name, opts)) in enumerate(models.items()):

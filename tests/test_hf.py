@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 from functools import partial
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here may touch the hub
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -78,7 +79,8 @@ def test_skew_imports_neither_transformers_nor_timm_for_a_plain_model():
         skew.data.build_data("text", shape=(8,), batch_size=2, batches=1)
         print(sorted(m for m in sys.modules if m.split(".")[0] in ("transformers", "timm", "huggingface_hub")))
     """)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
+    root = str(Path(skew.__file__).resolve().parents[1])  # this checkout's skew, wherever pytest runs
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
