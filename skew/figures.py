@@ -362,14 +362,13 @@ def _architectures(out: Path, cfg: _Config) -> list[Entry]:
 
 def _language_models(out: Path, cfg: _Config) -> list[Entry]:
     """Skew by depth of small GPT-2 and Llama models (``hf:*``) on the built-in ``text`` data, per scheme."""
+    import importlib.util
     import re
 
     from skew.data import build_data
     from skew.models import build_model
 
-    try:
-        import transformers  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("transformers") is None:  # the [hf] extra is not installed
         return []
     depth, width, seq_len, batch, batches = (2, 32, 32, 4, 1) if cfg.quick else (8, 128, 128, 16, 4)
     models = {"GPT-2": ("hf:gpt2", dict(n_layer=depth, n_embd=width, n_head=4)),
