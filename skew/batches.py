@@ -5,9 +5,14 @@ Conventions (the ones :func:`skew.report` documents):
 - a ``Tensor`` is the model's single positional input: ``model(batch)``;
 - a ``tuple`` or ``list`` is ``(inputs, targets, ...)``: only the first item reaches the model,
   ``model(batch[0])`` (and ``model(*batch[0])`` when that first item is itself a tuple or list);
-- a ``dict`` (Hugging Face style) is passed as keyword arguments, ``model(**batch)``; when the
-  model's ``forward`` takes no ``**kwargs`` only the keys it names are passed (so a ``"label"``
-  column does not break it), as the Hugging Face Trainer does;
+- a ``dict`` (Hugging Face style, e.g. from a ``DataLoader`` over a tokenized dataset) is passed as
+  keyword arguments, ``model(**batch)``; when the model's ``forward`` takes no ``**kwargs`` only
+  the keys it names are passed (so a ``"label"`` or ``"idx"`` column does not break it), as the
+  Hugging Face Trainer does. ``labels`` and ``attention_mask`` reach a model that names them (or
+  takes ``**kwargs``: every ``transformers`` model). When the model names none of the keys but the
+  dict holds exactly one of the standard input keys (:data:`INPUT_KEYS`: ``input_ids``,
+  ``pixel_values``, ...), that value is the model's single positional input, ``model(batch[key])``
+  (a timm or plain PyTorch model fed by a Hugging Face image or text pipeline);
 - with ``input_fn``, ``input_fn(batch)`` decides: a tuple (or list) is positional arguments, a
   dict keyword arguments, anything else the single positional argument.
 
@@ -30,7 +35,10 @@ import torch
 
 from skew.errors import SkewError
 
-__all__ = ["batch_size", "describe", "iter_batches", "model_inputs", "to_device"]
+__all__ = ["INPUT_KEYS", "batch_size", "describe", "iter_batches", "model_inputs", "to_device"]
+
+#: Keys Hugging Face pipelines use for a model's main input, in the order they are looked for.
+INPUT_KEYS: tuple[str, ...] = ("input_ids", "pixel_values", "input_values", "input_features", "inputs_embeds")
 
 
 def iter_batches(loader: Any) -> Iterator[Any]:
@@ -70,6 +78,9 @@ def _from_dict(batch: Mapping, model: torch.nn.Module | None) -> tuple[tuple, di
     kwargs = {str(k): v for k, v in batch.items()}
     if accepted is not None:
         kwargs = {k: v for k, v in kwargs.items() if k in accepted}
+        inputs = [k for k in INPUT_KEYS if k in batch]
+        if not kwargs and len(inputs) == 1 and accepted:
+            return (batch[inputs[0]],), {}
         if not kwargs:
             raise SkewError(
                 f"none of the batch's keys {sorted(map(str, batch))} is an argument of "

@@ -124,7 +124,7 @@ def _check_model_name(parser: argparse.ArgumentParser, name: str) -> None:
     if name not in names:
         parser.error(
             f"argument --model: invalid choice: {name!r} (choose from {', '.join(map(repr, names))}, "
-            "or pkg.module:factory)"
+            "timm:NAME, or pkg.module:factory)"
         )
 
 
@@ -501,7 +501,9 @@ def build_parser() -> argparse.ArgumentParser:
     schemes = _scheme_choices()
     model_opts = argparse.ArgumentParser(add_help=False)
     model_opts.add_argument("--model", required=True,
-                            help="built-in model name (see skew.models.model_names) or pkg.module:factory")
+                            help="built-in model name (mlp, cnn, resnet18, ..., transformer; hf:gpt2, hf:bert, "
+                            "hf:llama, hf:vit; see skew.models.model_names), timm:NAME (any timm architecture, "
+                            "random weights) or pkg.module:factory")
     model_opts.add_argument("-o", "--model-option", type=_model_option, action="append", metavar="KEY=VALUE",
                             help="option passed to the model builder, repeatable (e.g. -o depth=3 -o width=256)")
     model_opts.add_argument("--layers", help="which layers: a glob or comma-separated names (default: all)")
@@ -510,7 +512,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     data_opts = argparse.ArgumentParser(add_help=False)
     data_opts.add_argument("--data", required=True,
-                           help="built-in data name (gaussian, relu-gaussian, uniform, digits), "
+                           help="built-in data name (gaussian, relu-gaussian, uniform, digits, text: byte "
+                           "tokens of Python's own docs for hf:gpt2/bert/llama), "
                            "pkg.module:factory, file.pt or file.npy")
     data_opts.add_argument("--batches", type=_positive_int, default=4, help="number of batches (default: 4)")
     data_opts.add_argument("--batch-size", type=_positive_int, default=64, help="samples per batch (default: 64)")

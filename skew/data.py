@@ -7,6 +7,9 @@ Names (:func:`data_names`):
 - ``digits``: scikit-learn's bundled 8×8 handwritten digits (1,797 images, no download), scaled
   from [0, 16] to [0, 1] and standardised with the dataset's mean and std, shuffled with ``seed``,
   then shaped for the model (see :func:`digits_tensors`). Batches are ``(x, y)``.
+- ``text``: the Python standard library's own documentation (``pydoc_data.topics``) as UTF-8 bytes,
+  one token per byte (vocabulary 256), cut into sequences of ``shape = (seq_len,)`` tokens. Batches
+  are Hugging Face style dicts ``{"input_ids", "attention_mask"}`` (see :func:`text_batches`).
 - ``"pkg.module:factory"``: ``factory(**kw)`` with whichever of shape, batch_size, batches, seed
   its signature takes; it may return a tensor (split into batches) or any iterable of batches.
 - ``file.pt`` / ``file.pth``: loaded with ``torch.load(weights_only=True)``; a tensor is split into
@@ -39,7 +42,7 @@ from torch.utils.data import TensorDataset
 from skew._factory import import_factory
 from skew.errors import SkewError
 
-__all__ = ["build_data", "data_names", "digits_dataset", "digits_tensors"]
+__all__ = ["build_data", "data_names", "digits_dataset", "digits_tensors", "text_batches", "text_tokens"]
 
 _SYNTHETIC = ("gaussian", "relu-gaussian", "uniform")
 _FILE_SUFFIXES = (".pt", ".pth", ".npy")
@@ -50,9 +53,9 @@ def data_names() -> list[str]:
 
     Example:
         >>> data_names()
-        ['gaussian', 'relu-gaussian', 'uniform', 'digits']
+        ['gaussian', 'relu-gaussian', 'uniform', 'digits', 'text']
     """
-    return [*_SYNTHETIC, "digits"]
+    return [*_SYNTHETIC, "digits", "text"]
 
 
 def _check_shape(shape) -> tuple[int, ...]:
@@ -179,6 +182,78 @@ def _digits(shape, batch_size: int, batches: int | None, seed: int) -> list[tupl
     return [(x[i * batch_size:(i + 1) * batch_size], y[i * batch_size:(i + 1) * batch_size]) for i in range(batches)]
 
 
+#: Sequence length of the ``text`` data when no shape is given (the ``hf:*`` language models' default).
+TEXT_SEQ_LEN = 64
+
+
+def text_tokens() -> torch.Tensor:
+    """The ``text`` corpus as one long tensor of byte tokens in [0, 255].
+
+    The strings of the standard library's ``pydoc_data.topics`` (the help texts behind ``help("if")``)
+    in sorted key order, each encoded as UTF-8 and concatenated: no download, no tokenizer, 466,117
+    tokens on CPython 3.11 (the texts change with the Python version, so do the tokens). Byte 0 never
+    occurs in them, which makes it a safe padding token.
+
+    Example:
+        >>> t = text_tokens()
+        >>> t.dtype, int(t.min()) > 0, int(t.max()) < 256
+        (torch.int64, True, True)
+    """
+    import pydoc_data.topics
+
+    topics = pydoc_data.topics.topics
+    data = b"".join(topics[k].encode("utf-8") for k in sorted(topics))
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8).long()
+
+
+def text_batches(seq_len: int = TEXT_SEQ_LEN, batch_size: int = 64, batches: int | None = 4, seed: int = 0,
+                 ragged: bool = False) -> list[dict[str, torch.Tensor]]:
+    """Batches of byte-token sequences from :func:`text_tokens`, as Hugging Face style dicts.
+
+    The corpus is cut into ``n = len // seq_len`` non-overlapping windows, window k holding tokens
+    [k·seq_len, (k+1)·seq_len); their order is shuffled with ``torch.randperm(n, seed)``, and batch b
+    takes windows b·batch_size .. (b+1)·batch_size − 1 of that order (``batches=None``: all of them, the
+    last batch possibly shorter). Each batch is ``{"input_ids": (B, seq_len) int64, "attention_mask":
+    (B, seq_len) int64}``: the mask is all ones, except with ``ragged=True``, where sequence i keeps
+    only its first L_i tokens, L_i uniform in 1..seq_len (drawn from the same seeded generator), and
+    positions ≥ L_i hold the padding token 0 with mask 0 (right padding, as tokenizers pad). The same
+    arguments give the same batches (on the same Python version). A model sees ``model(**batch)``;
+    pair it with a vocabulary of at least 256 (the ``hf:*`` models' default).
+
+    Example:
+        >>> b = text_batches(seq_len=8, batch_size=2, batches=1, ragged=True)[0]
+        >>> tuple(b["input_ids"].shape), bool((b["input_ids"][b["attention_mask"] == 0] == 0).all())
+        ((2, 8), True)
+    """
+    seq_len = _check_count("seq_len", seq_len)
+    batch_size = _check_count("batch_size", batch_size)
+    batches = _check_count("batches", batches, allow_none=True)
+    tokens = text_tokens()
+    n = len(tokens) // seq_len
+    if n < 1:
+        raise SkewError(f"seq_len={seq_len} is longer than the whole text ({len(tokens)} tokens); pass a shorter one")
+    if batches is None:
+        batches = math.ceil(n / batch_size)
+    elif batches * batch_size > n:
+        raise SkewError(
+            f"text has {n} sequences of {seq_len} tokens, fewer than batches × batch_size = {batches} × "
+            f"{batch_size}; ask for at most {n // batch_size} batches of {batch_size}, or shorter sequences"
+        )
+    gen = torch.Generator().manual_seed(int(seed))
+    order = torch.randperm(n, generator=gen)
+    windows = tokens[: n * seq_len].reshape(n, seq_len)
+    out = []
+    for b in range(batches):
+        ids = windows[order[b * batch_size:(b + 1) * batch_size]]
+        mask = torch.ones_like(ids)
+        if ragged:
+            lengths = torch.randint(1, seq_len + 1, (len(ids), 1), generator=gen)
+            mask = (torch.arange(seq_len) < lengths).long()
+            ids = ids * mask
+        out.append({"input_ids": ids, "attention_mask": mask})
+    return out
+
+
 def _split(obj, batch_size: int, batches: int | None, shape, source: str) -> list:
     """A tensor, or an (x, y) pair of equal-length tensors, cut into batches of ``batch_size``."""
     if isinstance(obj, tuple) and len(obj) >= 2 and all(isinstance(t, torch.Tensor) for t in obj) \
@@ -270,10 +345,12 @@ def build_data(name: str | os.PathLike, *, shape: Sequence[int] | None = None, b
     """A list of ``batches`` batches of ``batch_size`` samples, each sample of per-sample ``shape``.
 
     Synthetic laws (``gaussian`` N(0, 1), ``relu-gaussian`` max(0, N(0, 1)), ``uniform`` U(−1, 1))
-    give tensors (batch_size, *shape); ``digits`` gives (x, y) pairs. Files and factories are split
+    give tensors (batch_size, *shape); ``digits`` gives (x, y) pairs; ``text`` gives dicts of
+    ``input_ids`` and ``attention_mask``, (batch_size, seq_len) each, with ``shape = (seq_len,)``
+    (default (64,); see :func:`text_batches`). Files and factories are split
     into batches of ``batch_size`` (at most ``batches`` of them; ``batches=None`` keeps all) and,
     when ``shape`` is given, their float samples must have that shape. ``shape`` is required for
-    the built-in names. Bad names, shapes or counts raise :class:`SkewError`.
+    the other built-in names. Bad names, shapes or counts raise :class:`SkewError`.
 
     Example:
         >>> x = build_data("uniform", shape=(3, 4, 4), batch_size=2, batches=1, seed=1)[0]
@@ -287,6 +364,10 @@ def build_data(name: str | os.PathLike, *, shape: Sequence[int] | None = None, b
     spec = os.fspath(name) if isinstance(name, os.PathLike) else name
     if not isinstance(spec, str):
         raise SkewError(f"data name must be a string such as 'gaussian', got {type(name).__name__}")
+    if spec == "text":
+        if shape is not None and len(shape) != 1:
+            raise SkewError(f"text data are token sequences: shape must be (seq_len,), e.g. (64,), not {shape}")
+        return text_batches(shape[0] if shape else TEXT_SEQ_LEN, batch_size, batches, seed)
     if spec in _SYNTHETIC or spec == "digits":
         if shape is None:
             raise SkewError(f"data {spec!r} needs shape=, the per-sample input shape, e.g. shape=(784,)")

@@ -360,6 +360,66 @@ def _architectures(out: Path, cfg: _Config) -> list[Entry]:
     return entries
 
 
+def _language_models(out: Path, cfg: _Config) -> list[Entry]:
+    """Skew by depth of small GPT-2 and Llama models (``hf:*``) on the built-in ``text`` data, per scheme."""
+    import importlib.util
+    import re
+
+    from skew.data import build_data
+    from skew.models import build_model
+
+    if importlib.util.find_spec("transformers") is None:  # the [hf] extra is not installed
+        return []
+    depth, width, seq_len, batch, batches = (2, 32, 32, 4, 1) if cfg.quick else (8, 128, 128, 16, 4)
+    models = {"GPT-2": ("hf:gpt2", dict(n_layer=depth, n_embd=width, n_head=4)),
+              "Llama": ("hf:llama", dict(num_hidden_layers=depth, hidden_size=width, num_attention_heads=4,
+                                         intermediate_size=width * 8 // 3))}
+    loader = build_data("text", shape=(seq_len,), batch_size=batch, batches=batches, seed=0)
+    settings = (f"{depth} blocks, width {width}, 4 heads, byte vocabulary 256 (tied head for GPT-2); "
+                f"{batches}×{batch} sequences of {seq_len} byte tokens of Python's pydoc topics, every token a "
+                "sample; eval mode; seed 0; as_built = transformers' own _init_weights (N(0, 0.02), GPT-2's "
+                "residual projections N(0, 0.02/√(2·depth))); the other schemes set every Linear/Conv1D layer, "
+                "token embeddings and norms keep transformers' init, except GPT-2's embedding, which is its tied "
+                "head")
+    frames = []
+    fig, axes = _figure(len(models), 2, width=5.2, height=3.4)
+    for col, (label, (name, opts)) in enumerate(models.items()):
+        cmp = compare(partial(build_model, name, **opts), loader, list(ARCH_SCHEMES), seeds=(0,),
+                      thresholds=(0.1, 0.3), progress=False)
+        frame = cmp.layers.copy()
+        block = [re.search(r"\.(?:h|layers)\.(\d+)\.", n) for n in frame["layer"]]
+        frame.insert(0, "model", label)
+        frame.insert(3, "block", [int(m.group(1)) if m else depth for m in block])  # depth = the head
+        frames.append(frame)
+        nd = cmp.neurons.merge(frame[["init", "layer", "block"]], on=["init", "layer"])
+        nd = nd[~nd["degenerate"].astype(bool)]
+        for row, alpha in enumerate((0.1, 0.3)):
+            ax = axes[row, col]
+            for i, scheme in enumerate(ARCH_SCHEMES):
+                sub = nd[nd["init"] == scheme]
+                frac = (sub["skew"] > alpha).groupby(sub["block"]).mean().reindex(range(depth + 1))
+                ax.plot(frac.index, 100.0 * frac.to_numpy(float), marker="o", ms=4, lw=1.4, color=f"C{i}",
+                        label=scheme)
+            ax.set_xticks(range(depth + 1))
+            ax.set_xticklabels([str(b) for b in range(depth)] + ["head"])
+            ax.set_xlabel("block (its Linear/Conv1D layers pooled); head = lm_head")
+            ax.set_ylabel(f"skewed neurons, |p − ½| > {alpha:g} (%)")
+            ax.set_title(f"{label} ({name}) on text, α = {alpha:g}", fontsize="medium")
+            ax.legend(title="init", fontsize="small")
+    fig.suptitle("Skewed neurons by depth in small language models at initialization (count estimator)")
+    layers = pd.concat(frames, ignore_index=True)
+    keep = [c for c in ["model", "init", "seed", "block", "layer", "type", "neurons", "samples", "skewed_0.1",
+                        "skewed_0.3", "mean_skew", "spearman_s_p", "input_mean", "input_std", "oui_pairwise",
+                        "degenerate", "dead", "always_on"] if c in layers.columns]
+    return [
+        Entry(save_figure(fig, out / "language_models_skew_by_depth.png"),
+              "Fraction of skewed neurons (α = 0.1, 0.3) per transformer block, GPT-2 and Llama, one line per scheme: "
+              "per-token pre-activations of every projection in the block pooled.", settings),
+        Entry(write_csv(layers[keep], out / "language_models_layers.csv"),
+              "Per-layer table behind the language-model figure, every model and scheme.", settings),
+    ]
+
+
 def _index_ticks(ax, n_layers: int, max_named: int = 24) -> None:
     """Replace unreadable layer-name ticks by layer indices when there are many layers."""
     if n_layers <= max_named:
@@ -460,6 +520,7 @@ def generate(out_dir: str | os.PathLike = "figures", quick: bool = False, *, ver
     entries += step("fig 4-5", lambda: _from_table1(out, cmp, cfg))
     entries += step("theory", lambda: _theory(out, cfg))
     entries += step("architectures", lambda: _architectures(out, cfg))
+    entries += step("language models", lambda: _language_models(out, cfg))
     entries += step("training", lambda: _training(out, cfg))
     readme = _readme(out, entries, cfg)
     return [e.path for e in entries] + [readme]

@@ -10,7 +10,11 @@ Names (:func:`model_names`):
   patch grid, for the convnets only :func:`input_shape`), other keywords go to torchvision.
 - ``transformer``: a small ``nn.TransformerEncoder`` classifier on float token embeddings of shape
   (seq_len, in_features) (see :func:`transformer`).
-- ``"pkg.module:factory"``: imports ``pkg.module`` and returns ``factory(**options)``.
+- ``hf:gpt2``, ``hf:bert``, ``hf:llama``, ``hf:vit``: small Hugging Face ``transformers`` models built
+  offline from configs, options being config fields (``n_layer=2``); and ``timm:NAME``, any ``timm``
+  architecture, never pretrained (see :mod:`skew.models_hub`; extras ``skew[hf]``, ``skew[timm]``).
+- ``"pkg.module:factory"``: imports ``pkg.module`` and returns ``factory(**options)`` (the prefixes
+  ``hf:`` and ``timm:`` are taken by the entries above).
 
 Layers are named after what they are (``fc1``, ``conv2``, ...), so reports read without an index.
 
@@ -33,6 +37,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from skew import models_hub
 from skew._factory import import_factory
 from skew.errors import SkewError
 
@@ -247,13 +252,13 @@ _BUILTIN: dict[str, Callable[..., nn.Module]] = {"mlp": mlp, "cnn": cnn, "transf
 
 
 def model_names() -> list[str]:
-    """Names :func:`build_model` knows (``"pkg.module:factory"`` works too).
+    """Names :func:`build_model` knows (``"timm:NAME"`` and ``"pkg.module:factory"`` work too).
 
     Example:
         >>> "mlp" in model_names() and "resnet18" in model_names()
         True
     """
-    return ["mlp", "cnn", *_TORCHVISION, "transformer"]
+    return ["mlp", "cnn", *_TORCHVISION, "transformer", *models_hub.HF_MODELS]
 
 
 def _external(spec: str) -> Callable[..., nn.Module]:
@@ -277,9 +282,16 @@ def _resolve(name: str) -> Callable[..., nn.Module]:
         return _BUILTIN[name]
     if name in _TORCHVISION:
         return _torchvision_builder(name)
+    if name.startswith("hf:"):
+        return models_hub.hf_builder(name)
+    if name.startswith("timm:"):
+        return models_hub.timm_builder(name)
     if ":" in name:
         return _external(name)
-    raise SkewError(f"unknown model {name!r}; valid models are {', '.join(model_names())}, or 'pkg.module:factory'")
+    raise SkewError(
+        f"unknown model {name!r}; valid models are {', '.join(model_names())}, 'timm:NAME' (any timm "
+        "architecture), or 'pkg.module:factory'"
+    )
 
 
 def build_model(name: str, **options) -> nn.Module:
@@ -311,8 +323,9 @@ def input_shape(name: str, **options) -> tuple[int, ...]:
 
     mlp: (in_features,); cnn: (in_channels, s, s) with s = image_size (default 8 for one channel,
     else 32); torchvision models: (3, s, s), s = image_size (default 224); transformer: (seq_len,
-    in_features). A ``"pkg.module:factory"`` answers when the factory has an ``input_shape``
-    attribute (a tuple, or a callable taking the same options); otherwise :class:`SkewError`.
+    in_features); ``hf:gpt2/bert/llama``: (seq_len,) token ids (default 64); ``hf:vit``: (3, 32, 32);
+    ``timm:NAME``: (in_chans, s, s) from ``image_size`` or the architecture's default. A
+    ``"pkg.module:factory"`` answers when the factory has an ``input_shape`` attribute (a tuple, or a callable taking the same options); otherwise :class:`SkewError`.
 
     Example:
         >>> input_shape("cnn", in_channels=1)
@@ -335,6 +348,10 @@ def input_shape(name: str, **options) -> tuple[int, ...]:
     if name == "transformer":
         d = options.get("in_features") or options.get("d_model", 64)
         return (int(options.get("seq_len", 16)), int(d))
+    if name.startswith("hf:"):
+        return models_hub.hf_input_shape(name, **options)
+    if name.startswith("timm:"):
+        return models_hub.timm_input_shape(name, **options)
     shape = getattr(fn, "input_shape", None)
     if callable(shape):
         shape = shape(**options)

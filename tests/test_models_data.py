@@ -19,7 +19,7 @@ from skew.models import build_model, input_shape, model_names
 # ---- models -----------------------------------------------------------------------------------------
 def test_model_names():
     assert model_names() == ["mlp", "cnn", "resnet18", "resnet50", "mobilenet_v3_small", "efficientnet_v2_s",
-                             "vit_b_16", "transformer"]
+                             "vit_b_16", "transformer", "hf:gpt2", "hf:bert", "hf:llama", "hf:vit"]
 
 
 @pytest.mark.parametrize("name, options", [
@@ -183,7 +183,7 @@ def test_external_model_factory(user_pkg):
 
 # ---- synthetic data ---------------------------------------------------------------------------------
 def test_data_names():
-    assert data_names() == ["gaussian", "relu-gaussian", "uniform", "digits"]
+    assert data_names() == ["gaussian", "relu-gaussian", "uniform", "digits", "text"]
 
 
 @pytest.mark.parametrize("name", ["gaussian", "relu-gaussian", "uniform"])
@@ -275,6 +275,66 @@ def test_missing_sklearn_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
     with pytest.raises(SkewError, match=r"pip install skew\[data\]"):
         build_data("digits", shape=(64,))
+
+
+# ---- text --------------------------------------------------------------------------------------------
+def test_text_tokens_are_the_bytes_of_pythons_own_docs():
+    import pydoc_data.topics
+
+    from skew.data import text_tokens
+
+    tokens = text_tokens()
+    topics = pydoc_data.topics.topics
+    expected = b"".join(topics[k].encode("utf-8") for k in sorted(topics))
+    assert tokens.dtype == torch.int64 and bytes(tokens.to(torch.uint8).tolist()) == expected
+    assert 0 < int(tokens.min()) and int(tokens.max()) < 256  # byte vocabulary; 0 is free for padding
+
+
+def test_text_batches_are_shuffled_windows_of_the_corpus():
+    from skew.data import text_batches, text_tokens
+
+    corpus = text_tokens()
+    batches = build_data("text", shape=(32,), batch_size=8, batches=3, seed=4)
+    assert len(batches) == 3
+    starts = []
+    for b in batches:
+        assert set(b) == {"input_ids", "attention_mask"}
+        assert b["input_ids"].shape == b["attention_mask"].shape == (8, 32)
+        assert b["input_ids"].dtype == b["attention_mask"].dtype == torch.int64
+        assert bool((b["attention_mask"] == 1).all())
+        for row in b["input_ids"]:  # each sequence is window k of the corpus: tokens [32k, 32k + 32)
+            hits = [k for k in range(len(corpus) // 32) if torch.equal(corpus[32 * k:32 * k + 32], row)]
+            assert hits
+            starts.append(hits[0])
+    assert len(set(starts)) == 24 and starts != sorted(starts)  # distinct windows, shuffled
+    again = build_data("text", shape=(32,), batch_size=8, batches=3, seed=4)
+    assert all(torch.equal(a["input_ids"], b["input_ids"]) for a, b in zip(batches, again))
+    other = build_data("text", shape=(32,), batch_size=8, batches=3, seed=5)
+    assert not torch.equal(other[0]["input_ids"], batches[0]["input_ids"])
+    assert build_data("text", batch_size=2, batches=1)[0]["input_ids"].shape == (2, 64)  # default seq_len
+    n = len(corpus) // 4096
+    everything = text_batches(seq_len=4096, batch_size=16, batches=None)
+    assert sum(len(b["input_ids"]) for b in everything) == n and len(everything) == -(-n // 16)
+
+
+def test_ragged_text_batches_pad_on_the_right():
+    from skew.data import text_batches
+
+    plain, = text_batches(seq_len=24, batch_size=32, batches=1, seed=3)
+    ragged, = text_batches(seq_len=24, batch_size=32, batches=1, seed=3, ragged=True)
+    mask, lengths = ragged["attention_mask"], ragged["attention_mask"].sum(1)
+    assert torch.equal(ragged["input_ids"], plain["input_ids"] * mask)  # same windows, padded with 0
+    assert lengths.min() >= 1 and lengths.max() <= 24 and len(set(lengths.tolist())) > 5
+    assert torch.equal(mask, (torch.arange(24) < lengths[:, None]).long())  # ones, then zeros
+
+
+def test_text_errors():
+    with pytest.raises(SkewError, match=r"shape must be \(seq_len,\)"):
+        build_data("text", shape=(3, 8, 8))
+    with pytest.raises(SkewError, match="at most .* batches of 64"):
+        build_data("text", shape=(4096,), batch_size=64, batches=10)
+    with pytest.raises(SkewError, match="longer than the whole text"):
+        build_data("text", shape=(10**7,), batch_size=1, batches=1)
 
 
 # ---- files and factories ----------------------------------------------------------------------------
