@@ -224,7 +224,7 @@ def _torchvision_builder(name: str) -> Callable[..., nn.Module]:
         import torchvision.models as tvm
     except ImportError:
         raise SkewError(
-            f"model {name!r} needs torchvision, which is not installed; run `pip install skew[vision]`"
+            f"model {name!r} needs torchvision, which is not installed; run `pip install 'neuron-skew[vision]'`"
         ) from None
     fn = getattr(tvm, name)
 
