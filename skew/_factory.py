@@ -50,10 +50,7 @@ def import_factory(spec: str, kind: str, example: str) -> Callable:
     try:
         module = _import_like_python_m(module_name)
     except ImportError as err:
-        raise SkewError(
-            f"cannot import {module_name!r} for {kind} {spec!r} ({err}); check it is in the current "
-            "directory or on sys.path (PYTHONPATH)"
-        ) from None
+        raise SkewError(f"cannot import {module_name!r} for {kind} {spec!r} ({err}); check it is on sys.path") from None
     obj = module
     for part in attr.split("."):
         if not hasattr(obj, part):
