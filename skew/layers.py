@@ -78,7 +78,7 @@ def is_layer(module: nn.Module) -> bool:
 
 
 def weight_matrix(weight: torch.Tensor) -> torch.Tensor:
-    """View a weight as the (m, n) matrix of SPEC's notation: rows are neurons.
+    """View a weight as the (m, n) matrix of docs/definitions.md's notation: rows are neurons.
 
     .. math:: W_{(c_{out},\\,c_{in}/g \\cdot k_1 \\cdots k_d)} = \\mathrm{reshape}(W, (c_{out}, -1))
 
