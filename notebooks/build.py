@@ -323,7 +323,7 @@ def gaussian_batches(width, seed=0):
         md("""
         ## Part 1 — a wide first layer
 
-        SPEC §4's setup: `ReLU → Linear(N → N, bias=False)` with Glorot-uniform weights, fed N(0, 1) samples, so
+        The Fig. 5 setup of [docs/experiments.md](../docs/experiments.md): `ReLU → Linear(N → N, bias=False)` with Glorot-uniform weights, fed N(0, 1) samples, so
         the `Linear` sees i.i.d. ReLU(N(0, 1)) inputs with μ = 1/√(2π) and σ² = ½ − 1/(2π).
         """),
         code("""
@@ -358,7 +358,7 @@ def gaussian_batches(width, seed=0):
         print(f"Spearman(S, p) = {layer.spearman_s_p:.4f}")
         """),
         md("""
-        The row-sum histogram (SPEC §4's Fig. 5 view), stacked by skewed / not skewed at α = 0.3. If Theorem 1
+        The row-sum histogram ([Fig. 5 view](../docs/experiments.md)), stacked by skewed / not skewed at α = 0.3. If Theorem 1
         holds, the red (skewed) part lies outside ±λ and the blue part inside.
         """),
         code("""
@@ -544,7 +544,7 @@ def gaussian_batches(width, seed=0):
         ### BatchNorm
 
         `Linear → BatchNorm → ReLU` blocks. skew measures at the `Linear`'s output, *before* BatchNorm, and in
-        eval mode by default (SPEC §1). In **train mode** BatchNorm re-centres every channel on each batch, so
+        eval mode by default ([docs/definitions.md](../docs/definitions.md)). In **train mode** BatchNorm re-centres every channel on each batch, so
         (a) the BatchNorm output itself is never skewed, whatever the `Linear` does, and (b) every channel
         that reaches the next layer has the same mean, which restores Theorem 1's "one shared input mean"
         there. Fresh running statistics (mean 0, variance 1) make eval-mode BatchNorm almost the identity.
@@ -681,7 +681,7 @@ def compare_inits() -> list:
         a `Comparison`: tidy `.neurons` / `.layers` frames with `init` and `seed` columns, a Table-1 style
         `.summary()`, pairwise `.tests`, and the underlying `.reports`.
 
-        Part 1 reproduces SPEC §4's Table 1 setup with **every** scheme: a bias-free MLP of 3 `ReLU → Linear`
+        Part 1 reproduces the [Table 1 setup](../docs/experiments.md) with **every** scheme: a bias-free MLP of 3 `ReLU → Linear`
         layers of 1000 units fed 10,000 N(0, 1) samples (smaller in quick mode). Part 2 does the same on a
         ResNet-18 with digits. Skew is `|p − ½|` with p the **count** estimator; a neuron is skewed at α
         when its skew exceeds α (α = 0.1 and 0.3).

@@ -3,17 +3,42 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from collections.abc import Callable
+from types import ModuleType
 
 from skew.errors import SkewError
 
 __all__ = ["import_factory"]
 
 
+def _import_like_python_m(module_name: str) -> ModuleType:
+    """Import ``module_name`` as ``python -m`` would find it: the current directory searched first.
+
+    The ``skew`` console script starts with its own bin directory on ``sys.path``, not the current
+    directory, so ``--model mymod:build`` could not see ``./mymod.py``. The current directory is put
+    at the front of ``sys.path`` for this import only; the entry is removed afterwards, leaving the
+    rest of ``sys.path`` (including changes the imported module makes) as it is.
+    """
+    cwd = os.getcwd()
+    sys.path.insert(0, cwd)
+    importlib.invalidate_caches()  # the module file may have been written after start-up
+    try:
+        return importlib.import_module(module_name)
+    finally:
+        if sys.path and sys.path[0] == cwd:
+            del sys.path[0]
+        elif cwd in sys.path:
+            sys.path.remove(cwd)
+
+
 def import_factory(spec: str, kind: str, example: str) -> Callable:
     """The callable named by ``spec`` = ``"pkg.module:attr[.attr...]"``.
 
-    ``kind`` ("model", "data") and ``example`` (a well-formed spec) go into the error messages.
+    The module is imported as ``python -m`` would: the current working directory is searched
+    first, so a ``mymod.py`` beside you works with ``--model mymod:build``. ``kind`` ("model",
+    "data") and ``example`` (a well-formed spec) go into the error messages.
 
     Example:
         >>> import_factory("math:sqrt", "data", "mypkg.data:make_batches")(4.0)
@@ -23,7 +48,7 @@ def import_factory(spec: str, kind: str, example: str) -> Callable:
     if not module_name or not attr:
         raise SkewError(f"{kind} {spec!r} is not 'pkg.module:factory'; write e.g. {example!r}")
     try:
-        module = importlib.import_module(module_name)
+        module = _import_like_python_m(module_name)
     except ImportError as err:
         raise SkewError(f"cannot import {module_name!r} for {kind} {spec!r} ({err}); check it is on sys.path") from None
     obj = module

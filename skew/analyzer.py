@@ -491,7 +491,7 @@ def report(
         thresholds: the skew degrees α of the ``skewed_{α}`` / ``lambda_{α}`` / ``agree_{α}`` columns.
         max_batches: stop after this many batches (None: the whole loader).
         device: where batches are sent; must be the model's device (None: the model's).
-        mode: ``"eval"`` (default, as SPEC §1 asks) or ``"train"`` (BatchNorm uses batch statistics;
+        mode: ``"eval"`` (default; docs/definitions.md) or ``"train"`` (BatchNorm uses batch statistics;
             running statistics are restored afterwards).
         progress: show a tqdm bar (None: only when stderr is a terminal).
         input_fn: ``batch -> args`` (a tuple is positional arguments, a dict keyword arguments,

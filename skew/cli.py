@@ -575,7 +575,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_inspect, command_parser=p)
 
     p = sub.add_parser("figures", parents=[common], help="regenerate every reference figure and table",
-                       description="Regenerate every figure of SPEC §4 and the replication tables (CSV and "
+                       description="Regenerate every figure of docs/experiments.md and the tables (CSV and "
                        "Markdown); byte-identical on a second run.")
     p.add_argument("--out", default="figures", help="output directory (default: figures)")
     p.add_argument("--quick", action="store_true", help="small sizes (about a minute), for tests")

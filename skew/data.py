@@ -97,7 +97,7 @@ def _load_digits() -> tuple[np.ndarray, np.ndarray]:
     try:
         from sklearn.datasets import load_digits
     except ImportError:
-        raise SkewError("the digits data needs scikit-learn, which is not installed; run `pip install skew[data]`") \
+        raise SkewError("the digits data needs scikit-learn, which is not installed; run `pip install 'neuron-skew[data]'`") \
             from None
     d = load_digits()
     return d.data.astype(np.float32), d.target.astype(np.int64)

@@ -1,4 +1,4 @@
-"""The figure catalogue: regenerate every reference experiment of SPEC §4 into one directory.
+"""The figure catalogue: regenerate every reference experiment of docs/experiments.md into one directory.
 
 :func:`generate` writes, with fixed seeds and byte-identical output on a second run:
 
@@ -491,7 +491,7 @@ def _readme(out: Path, entries: Sequence[Entry], cfg: _Config) -> Path:
 
 
 def generate(out_dir: str | os.PathLike = "figures", quick: bool = False, *, verbose: bool = False) -> list[Path]:
-    """Write every SPEC §4 figure and replication table into ``out_dir``; returns the paths written.
+    """Write every figure and table of docs/experiments.md into ``out_dir``; returns the paths written.
 
     ``quick=True`` uses small sizes (Table 1 MLP width 128, resnet18 only at 32×32) for tests; the full
     run (width 1000, 10,000 samples, resnet50 / mobilenet_v3_small / efficientnet_v2_s / vit_b_16) takes

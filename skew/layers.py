@@ -270,7 +270,7 @@ def neuron_rows(module: nn.Module) -> torch.Tensor:
 
 
 def weight_matrix(weight: torch.Tensor) -> torch.Tensor:
-    """View a weight as the (m, n) matrix of SPEC's notation: rows are neurons.
+    """View a weight as the (m, n) matrix of docs/definitions.md's notation: rows are neurons.
 
     .. math:: W_{(c_{out},\\,c_{in}/g \\cdot k_1 \\cdots k_d)} = \\mathrm{reshape}(W, (c_{out}, -1))
 

@@ -2,7 +2,7 @@
 
 Names (:func:`model_names`):
 
-- ``mlp``: the bias-free ReLU MLP of SPEC §4's reference experiment (see :func:`mlp`).
+- ``mlp``: the bias-free ReLU MLP of the Table 1 reference experiment (docs/experiments.md) (see :func:`mlp`).
 - ``cnn``: a small 3-conv network for 3×32×32 images or 1×8×8 digits (see :func:`cnn`).
 - ``resnet18``, ``resnet50``, ``mobilenet_v3_small``, ``efficientnet_v2_s``, ``vit_b_16``:
   torchvision's architectures built with ``weights=None`` (never downloads anything); options
@@ -94,7 +94,7 @@ def mlp(
     .. math:: h_0 = x,\\quad h_k = W_k\\,\\phi(h_{k-1}) \\;(+ b_k)
 
     so with the defaults (ReLU, no bias, width 1000, depth 3) fed N(0, 1) inputs this is exactly
-    SPEC §4's reference experiment, "ReLU before every Linear": every layer, the first included,
+    Table 1 of docs/experiments.md, "ReLU before every Linear": every layer, the first included,
     sees post-ReLU inputs with mean > 0, as Theorem 1 needs. ``pre_activation=False`` gives the
     usual ``fc1 → act1 → ... → fc{depth}``.
 
@@ -229,7 +229,7 @@ def _torchvision_builder(name: str) -> Callable[..., nn.Module]:
         import torchvision.models as tvm
     except ImportError:
         raise SkewError(
-            f"model {name!r} needs torchvision, which is not installed; run `pip install skew[vision]`"
+            f"model {name!r} needs torchvision, which is not installed; run `pip install 'neuron-skew[vision]'`"
         ) from None
     fn = getattr(tvm, name)
 

@@ -1,4 +1,4 @@
-"""OUI, the Overfitting–Underfitting Indicator (SPEC §3), from binary activation patterns.
+"""OUI, the Overfitting–Underfitting Indicator (docs/oui.md), from binary activation patterns.
 
 A layer's *activation pattern* for one input sample is the binary vector [unit k active] over the
 layer's units. skew's units are the layer's neurons:

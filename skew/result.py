@@ -5,7 +5,7 @@ counts, Chan moments, OUI sums, sign samples) next to the weight statistics, and
 ``.neurons`` and ``.layers`` frames from them. Keeping the raw sums is what makes
 :meth:`Report.merge` exact and :meth:`Report.save` / :meth:`Report.load` lossless.
 
-Per neuron (SPEC §1): p = pos/n (count estimator), p_gauss = Φ(mean/std) (Gaussian estimator,
+Per neuron (docs/definitions.md): p = pos/n (count estimator), p_gauss = Φ(mean/std) (Gaussian estimator,
 std with ddof = 0), skew = |p − 1/2|, p_pred = Φ((μ S + b)/(σ ‖W‖)) with the layer's measured input
 mean μ and std σ (a layer without bias uses b = 0; ``bias`` is NaN there). A neuron is
 *degenerate* when n = 0 or std ≤ 1e-12·(|mean| + 1): its skew and p_gauss are NaN and it is left

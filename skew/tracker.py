@@ -45,7 +45,7 @@ class Tracker:
               \\quad p_i = \\frac{1}{N}\\sum_{s=1}^{N} [Z_{i,s} > 0]
 
     with ``skewed_gauss_α`` the same with p_i = Φ(mean Z_i / std Z_i), ``mean_skew`` the mean of
-    |p_i − 1/2|, ``oui_batch`` and ``oui_pairwise`` as in SPEC §3. The measurement runs under
+    |p_i − 1/2|, ``oui_batch`` and ``oui_pairwise`` as in docs/oui.md. The measurement runs under
     ``torch.no_grad`` in eval mode by default (``mode="train"`` measures with dropout and
     BatchNorm in training behaviour; ``skew.report`` restores every buffer, so BatchNorm running
     statistics are left as they were); afterwards
@@ -63,7 +63,7 @@ class Tracker:
             (``benchmarks/bench_tracker.py``), so choose ``every`` with every × step time ≫ 20 ms.
         layers: which layers to measure (anything :func:`skew.layers.select_units` accepts).
         thresholds: the α values to report.
-        mode: ``"eval"`` (default, as SPEC §1 recommends) or ``"train"``.
+        mode: ``"eval"`` (default, as docs/definitions.md recommends) or ``"train"``.
         input_fn, device: passed to ``skew.report``.
 
     Example:

@@ -1,4 +1,4 @@
-"""Does a balanced initialization train faster? The ``skew train`` experiment (SPEC §4, Table 3's metrics).
+"""Does a balanced initialization train faster? ``skew train`` (docs/experiments.md, Table 3's metrics).
 
 Trains the built-in models on sklearn's bundled digits with each initialization scheme and several
 seeds, and reports, per (model, scheme), the mean ± standard deviation over seeds of
@@ -94,7 +94,7 @@ class EarlyStop(NamedTuple):
 
 
 def early_stop(curve: Sequence[float], patience: int = 10) -> EarlyStop:
-    """Max validation accuracy before a patience-``patience`` early stop (SPEC §4).
+    """Max validation accuracy before a patience-``patience`` early stop (docs/experiments.md).
 
     Epochs are 1-based. An epoch *improves* when its accuracy is strictly above the best so far;
     training stops at the first epoch e with ``patience`` consecutive non-improving epochs ending
@@ -126,7 +126,7 @@ def early_stop(curve: Sequence[float], patience: int = 10) -> EarlyStop:
 
 
 def auc(curve: Sequence[float]) -> float:
-    """Trapezoid area under a per-epoch accuracy curve, dx = 1 epoch (SPEC §4).
+    """Trapezoid area under a per-epoch accuracy curve, dx = 1 epoch (docs/experiments.md).
 
     .. math:: \\mathrm{AUC} = \\sum_{t=1}^{E-1} \\frac{a_t + a_{t+1}}{2}
 
@@ -475,7 +475,7 @@ def run_experiment(
     thresholds: Sequence[float] = (0.1, 0.3),
     progress: bool = False,
 ) -> TrainResult:
-    """Train each model on digits with each scheme and seed; return the metrics (SPEC §4).
+    """Train each model on digits with each scheme and seed; return the metrics (docs/experiments.md).
 
     Per run: max validation accuracy before a patience-``patience`` early stop
     (:func:`early_stop`) and AUC = Σ_t (a_t + a_{t+1}) / 2 over the full ``epochs`` budget

@@ -307,7 +307,7 @@ def test_first_layer_matches_theorem_1_on_relu_gaussian_inputs():
     nf = rep.neurons
     assert np.mean(np.abs(nf["p"] - nf["p_pred"])) < 0.02
     assert lay["spearman_s_p"] > 0.95
-    # pairwise OUI of independent samples ≈ 1 − 4·mean (p − 1/2)² (SPEC §3), within sampling noise
+    # pairwise OUI of independent samples ≈ 1 − 4·mean (p − 1/2)² (docs/oui.md), within sampling noise
     assert lay["oui_pairwise"] == pytest.approx(oui_from_p(nf["p"].to_numpy()), abs=0.08)
 
 

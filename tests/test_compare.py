@@ -1,4 +1,4 @@
-"""skew.compare: scheme ordering predicted by SPEC, statistics vs brute force, reproducibility, saving."""
+"""skew.compare: scheme ordering from docs/definitions.md, statistics vs brute force, reproducibility, saving."""
 
 from __future__ import annotations
 

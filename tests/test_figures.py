@@ -1,4 +1,4 @@
-"""The figure catalogue: every expected file, byte-identical reruns, Table 1 numbers that SPEC predicts."""
+"""The figure catalogue: every expected file, byte-identical reruns, Table 1 as docs/definitions.md predicts."""
 
 from __future__ import annotations
 

@@ -211,7 +211,7 @@ def test_lsuv_gives_unit_output_std_and_keeps_orthogonal_directions():
     assert all(abs(s - 1) <= 0.1 for s in stds.values()), stds
     assert table.set_index("name").reason["0.weight"].startswith("orthogonal, rescaled")
     # LSUV only rescales orthogonal weights: in a bias-free ReLU net every neuron's sign pattern (so p
-    # and skew) equals orthogonal's (SPEC §2).
+    # and skew) equals orthogonal's (docs/init-schemes.md).
     ortho = _mlp(bias=False)
     apply(ortho, "orthogonal", generator=torch.Generator().manual_seed(0))
     for i in (0, 2, 4):

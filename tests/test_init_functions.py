@@ -26,7 +26,7 @@ SQ3 = math.sqrt(3)
 
 
 def _unit_pattern(m: int, n: int) -> list[list[float]]:
-    """The a = 1 sinusoidal matrix straight from SPEC's formula, with math.sin."""
+    """The a = 1 sinusoidal matrix straight from the formula in docs/init-schemes.md, with math.sin."""
     return [
         [math.sin(2 * math.pi * i * j / n + 2 * math.pi * i / m) for j in range(n)] for i in range(1, m + 1)
     ]
@@ -95,7 +95,7 @@ def test_sinusoidal_variance_closed_form_matches_brute_force(shape):
     assert sinusoidal_variance(m, n) == pytest.approx(brute, rel=1e-12, abs=1e-15)
 
 
-# ---------------------------------------------------------------- sinusoidal: structure (SPEC §2)
+# -------------------------------------------------------- sinusoidal: structure (docs/init-schemes.md)
 
 
 @pytest.mark.parametrize(
@@ -318,7 +318,7 @@ def test_arcsine_generator_reproducibility():
 
 # ---------------------------------------------------------------- random schemes: variance and Var(S)
 
-# (scheme, Var(W) from torch's formula, Var(S) from SPEC §1's CLT values); shape (m, n) = (1000, 250).
+# (scheme, Var(W) from torch's formula, Var(S): docs/definitions.md's CLT values); shape (m, n) = (1000, 250).
 M, N = 1000, 250
 RANDOM_CASES = [
     ("xavier_uniform", 2 / (M + N), 2 * N / (M + N)),

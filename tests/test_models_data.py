@@ -131,7 +131,7 @@ def test_model_errors():
 def test_missing_torchvision_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "torchvision", None)
     monkeypatch.setitem(sys.modules, "torchvision.models", None)
-    with pytest.raises(SkewError, match=r"pip install skew\[vision\]"):
+    with pytest.raises(SkewError, match=r"pip install 'neuron-skew\[vision\]'"):
         build_model("resnet18")
 
 
@@ -273,7 +273,7 @@ def test_digits_dataset_fixed_split():
 def test_missing_sklearn_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn", None)
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
-    with pytest.raises(SkewError, match=r"pip install skew\[data\]"):
+    with pytest.raises(SkewError, match=r"pip install 'neuron-skew\[data\]'"):
         build_data("digits", shape=(64,))
 
 

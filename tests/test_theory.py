@@ -13,7 +13,7 @@ from skew.errors import SkewError
 
 
 def sinusoid_raw(m: int, n: int) -> np.ndarray:
-    """SPEC §2's amplitude-1 sinusoidal matrix, brute force: sin(2π i j/n + 2π i/m), i = 1..m, j = 0..n−1."""
+    """docs/init-schemes.md's amplitude-1 sinusoidal matrix, brute force: sin(2π i j/n + 2π i/m), i = 1..m, j = 0..n−1."""
     i = np.arange(1, m + 1)[:, None]
     j = np.arange(n)[None, :]
     return np.sin(2 * np.pi * i * j / n + 2 * np.pi * i / m)

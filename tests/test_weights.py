@@ -1,4 +1,4 @@
-"""skew.weights: per-neuron and per-layer diagnostics against brute force and SPEC's structural facts."""
+"""skew.weights: per-neuron and per-layer diagnostics vs brute force and docs/init-schemes.md's structural facts."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ NEURON_COLUMNS = ["layer", "neuron", "fan_in", "row_sum", "row_sum_scaled", "row
 
 
 def sinusoid(m: int, n: int) -> np.ndarray:
-    """SPEC §2's sinusoidal matrix at Glorot variance, brute force: a·sin(2π i j/n + 2π i/m)."""
+    """docs/init-schemes.md's sinusoidal matrix at Glorot variance, brute force: a·sin(2π i j/n + 2π i/m)."""
     i = np.arange(1, m + 1)[:, None]
     j = np.arange(n)[None, :]
     w = np.sin(2 * np.pi * i * j / n + 2 * np.pi * i / m)

@@ -1,4 +1,4 @@
-"""Every initialization scheme of SPEC §2, by name or as torch.nn.init-style functions.
+"""Every initialization scheme of docs/init-schemes.md, by name or as torch.nn.init-style functions.
 
 Schemes (:func:`schemes`): ``default``, ``xavier_uniform``, ``xavier_normal``,
 ``kaiming_uniform``, ``kaiming_normal``, ``orthogonal``, ``lsuv``, ``sinusoidal``, ``idinit``,

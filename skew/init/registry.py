@@ -1,4 +1,4 @@
-"""The string-keyed registry of initialization schemes (SPEC §2): names, aliases and options.
+"""The string-keyed registry of initialization schemes (docs/init-schemes.md): names, aliases and options.
 
 A scheme is spelled ``"name"``, ``"name:value"`` (its main option, e.g. ``"uniform:5"`` for
 U(-5, 5)) or ``"name:key=value,key=value"`` (e.g. ``"sinusoidal:mode=fan_in,gain=1.4142"``). An
@@ -235,7 +235,7 @@ class Scheme:
 
 
 def schemes(aliases: bool = False) -> list[str]:
-    """The canonical scheme names, in SPEC order; with ``aliases=True`` the aliases follow them.
+    """The canonical scheme names, in registry order; with ``aliases=True`` the aliases follow them.
 
     Example:
         >>> schemes()[:3]
