@@ -12,7 +12,7 @@ Names (:func:`model_names`):
   (seq_len, in_features) (see :func:`transformer`).
 - ``hf:gpt2``, ``hf:bert``, ``hf:llama``, ``hf:vit``: small Hugging Face ``transformers`` models built
   offline from configs, options being config fields (``n_layer=2``); and ``timm:NAME``, any ``timm``
-  architecture, never pretrained (see :mod:`skew.models_hub`; extras ``skew[hf]``, ``skew[timm]``).
+  architecture, never pretrained (see :mod:`skew.models_hub`; extras ``neuron-skew[hf]``, ``neuron-skew[timm]``).
 - ``"pkg.module:factory"``: imports ``pkg.module`` and returns ``factory(**options)`` (the prefixes
   ``hf:`` and ``timm:`` are taken by the entries above).
 

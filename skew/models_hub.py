@@ -24,7 +24,7 @@ instead. GPT-2 and BERT tie the output head to the token embedding (``tie_word_e
 one layer, measured once, and an init scheme applied to it also sets the embedding, which it is.
 
 ``transformers`` and ``timm`` are imported only when one of these models is built (extras
-``skew[hf]`` and ``skew[timm]``).
+``neuron-skew[hf]`` and ``neuron-skew[timm]``).
 
 Example:
     >>> from skew.models import build_model, input_shape
@@ -84,7 +84,7 @@ def _import(package: str, extra: str, name: str):
         return importlib.import_module(package)
     except ImportError:
         raise SkewError(
-            f"model {name!r} needs {package}, which is not installed; run `pip install skew[{extra}]`"
+            f"model {name!r} needs {package}, which is not installed; run `pip install 'neuron-skew[{extra}]'`"
         ) from None
 
 

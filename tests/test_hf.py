@@ -98,11 +98,11 @@ def test_names_and_input_shapes():
 def test_missing_packages_say_which_extra_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "transformers", None)
     monkeypatch.setitem(sys.modules, "timm", None)
-    with pytest.raises(SkewError, match=r"needs transformers.*pip install skew\[hf\]"):
+    with pytest.raises(SkewError, match=r"needs transformers.*pip install .neuron-skew\[hf\]"):
         build_model("hf:gpt2")
-    with pytest.raises(SkewError, match=r"needs timm.*pip install skew\[timm\]"):
+    with pytest.raises(SkewError, match=r"needs timm.*pip install .neuron-skew\[timm\]"):
         build_model("timm:resnet18")
-    with pytest.raises(SkewError, match=r"pip install skew\[hf\]"):
+    with pytest.raises(SkewError, match=r"pip install .neuron-skew\[hf\]"):
         input_shape("hf:llama")
 
 

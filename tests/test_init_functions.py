@@ -166,7 +166,7 @@ def test_conv_default_is_the_authors_amplitude_and_fans_torch_matches_xavier():
 
 
 def _formula_amplitude(shape, gain, mode, fans, groups=1):
-    """SPEC §2 by hand: v from the explicit a = 1 matrix (ddof = 1), fans per convention."""
+    """docs/init-schemes.md by hand: v from the explicit a = 1 matrix (ddof = 1), fans per convention."""
     m = shape[0]
     n = math.prod(shape[1:])
     i = torch.arange(1, m + 1, dtype=torch.float64)[:, None]
@@ -461,7 +461,7 @@ def test_other_bad_arguments():
 
 
 def test_arcsine_conv_variance_uses_the_matrix_view():
-    # (c_out, c_in, k, k) = (32, 16, 3, 3): m = 32, n = 144, Var = 2 / (m + n) (SPEC §2), not torch's fans.
+    # (c_out, c_in, k, k) = (32, 16, 3, 3): m = 32, n = 144, Var = 2 / (m + n) (docs/init-schemes.md), not torch's fans.
     g = torch.Generator().manual_seed(3)
     w = torch.stack([arcsine_(torch.empty(32, 16, 3, 3, dtype=torch.float64), generator=g) for _ in range(20)])
     assert float(w.var()) == pytest.approx(2 / (32 + 144), rel=0.02)
