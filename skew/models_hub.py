@@ -79,13 +79,15 @@ HF_MODELS: tuple[str, ...] = tuple(f"hf:{k}" for k in _HF)
 _SEQ_LEN = 64
 
 
-def _import(package: str, extra: str, name: str):
+#: The install command for each optional package, by the extra that provides it.
+_INSTALL = {"transformers": "pip install 'neuron-skew[hf]'", "timm": "pip install 'neuron-skew[timm]'"}
+
+
+def _import(package: str, name: str):
     try:
         return importlib.import_module(package)
     except ImportError:
-        raise SkewError(
-            f"model {name!r} needs {package}, which is not installed; run `pip install 'neuron-skew[{extra}]'`"
-        ) from None
+        raise SkewError(f"model {name!r} needs {package}, which is not installed; run `{_INSTALL[package]}`") from None
 
 
 def _spec(name: str) -> _HfSpec:
@@ -118,7 +120,7 @@ def _config_fields(config_cls) -> list[str]:
 def _config(name: str, options: dict):
     """The config object of ``hf:*`` model ``name`` with ``options`` (minus skew's ``seq_len``)."""
     spec = _spec(name)
-    transformers = _import("transformers", "hf", name)
+    transformers = _import("transformers", name)
     config_cls = getattr(transformers, spec.config)
     options = dict(options)
     seq_len = options.pop("seq_len", None)
@@ -193,7 +195,7 @@ def hf_input_shape(name: str, **options) -> tuple[int, ...]:
 def _timm_arch(name: str):
     """(timm, architecture) for ``timm:NAME``; an unknown NAME raises with the close matches."""
     arch = name.split(":", 1)[1]
-    timm = _import("timm", "timm", name)
+    timm = _import("timm", name)
     if not arch or not timm.is_model(arch):
         close = difflib.get_close_matches(arch, timm.list_models(), n=5)
         hint = f"close matches: {', '.join(close)}" if close else "see timm.list_models()"
