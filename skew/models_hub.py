@@ -80,7 +80,10 @@ _SEQ_LEN = 64
 
 
 #: The install command for each optional package, by the extra that provides it.
-_INSTALL = {"transformers": "pip install 'neuron-skew[hf]'", "timm": "pip install 'neuron-skew[timm]'"}
+_INSTALL = {
+    "transformers": "pip install 'neuron-skew[hf]'",
+    "timm": "pip install 'neuron-skew[timm]'",
+}
 
 
 def _import(package: str, name: str):
