@@ -247,10 +247,10 @@ def test_every_install_hint_names_the_distribution_and_an_existing_extra():
     hints = [(p, m) for p in sources for m in re.findall(r"pip install ([^`\n]+)", p.read_text(encoding="utf-8"))]
     assert hints
     for path, hint in hints:
-        target = hint.split()[-1].strip("'\"")
-        name, _, rest = target.partition("[")
-        assert name in (DIST, ".", "-e") or target.startswith("."), f"{path.name}: pip install {hint}"
-        for extra in filter(None, rest.rstrip("]").split(",")):
+        target = hint.split()[-1]
+        name, extras_given = re.match(r"""['"]?([^\[\s'"]*)(?:\[([^\]]*)\])?""", target).groups()
+        assert name in (DIST, ".", "-e") or target.lstrip("'\"").startswith("."), f"{path.name}: pip install {hint}"
+        for extra in filter(None, (extras_given or "").split(",")):
             assert extra in extras, f"{path.name}: extra {extra!r} of 'pip install {hint}' is not in pyproject"
 
 
