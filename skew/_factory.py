@@ -25,6 +25,10 @@ def import_factory(spec: str, kind: str, example: str) -> Callable:
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
+        missing = getattr(err, "name", None)
+        if missing and missing != module_name and not module_name.startswith(f"{missing}."):
+            raise SkewError(f"module {module_name!r} for {kind} {spec!r} imports {missing!r}, which cannot be "
+                            f"imported ({err}); install it or fix that import") from err
         raise SkewError(f"cannot import {module_name!r} for {kind} {spec!r} ({err}); check it is on sys.path") from err
     except SyntaxError as err:
         raise SkewError(f"module {module_name!r} for {kind} {spec!r} has a syntax error in {err.filename}, line "

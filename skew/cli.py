@@ -273,6 +273,9 @@ def load_weights(model, path: str | Path):
     import torch
 
     path = Path(path)
+    if path.is_dir():
+        raise SkewError(f"checkpoint {str(path)!r} is a directory; pass the path of a file saved with "
+                        "torch.save(model.state_dict(), path)")
     if not path.is_file():
         raise SkewError(f"checkpoint {str(path)!r} does not exist; pass the path of a file saved with "
                         "torch.save(model.state_dict(), path)")
@@ -836,10 +839,40 @@ def _describe(err: BaseException) -> str:
     return f"{type(err).__name__}: {_one_line(err)}{where}; {fix}"
 
 
+# Advice to load a file unsafely (quoted from numpy or torch inside a message): never printed.
+_UNSAFE = re.compile(r"weights_only`?\s*(?:=|set to)\s*`?False|allow_pickle\s*=\s*`?True|allow_pickle=`|unsafely"
+                     r"|pickle\.load\(", re.IGNORECASE)
+
+
+def _safe(message: str) -> str:
+    """``message`` on one line, without any parenthesis or sentence that advises loading a file unsafely."""
+    text = " ".join(message.split())
+    if not _UNSAFE.search(text):
+        return text
+    parts, depth, start = [], 0, 0  # split into top-level parenthesised groups and the text between them
+    for i, ch in enumerate(text):
+        if ch == "(":
+            if depth == 0:
+                parts.append(text[start:i])
+                start = i
+            depth += 1
+        elif ch == ")" and depth:
+            depth -= 1
+            if depth == 0:
+                parts.append(text[start:i + 1])
+                start = i + 1
+    parts.append(text[start:])
+    text = "".join(p for p in parts if not (p.startswith("(") and _UNSAFE.search(p)))
+    text = re.sub(r"\s+([;,.])", r"\1", " ".join(text.split()))
+    if _UNSAFE.search(text):
+        text = " ".join(part for part in re.split(r"(?<=[.;])\s+", text) if not _UNSAFE.search(part))
+    return text
+
+
 def _fail(err: BaseException, debug: bool, message: str) -> int:
     if debug:
         traceback.print_exc()
-    print(f"skew: error: {' '.join(message.split())}", file=sys.stderr)
+    print(f"skew: error: {_safe(message)}", file=sys.stderr)
     return 1
 
 
