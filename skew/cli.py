@@ -1,9 +1,15 @@
 """The ``skew`` command line: plot, report, compare, inspect, figures (and train).
 
-Every command has ``--help``. Bad arguments exit 2 with a message naming the valid choices; a
-:class:`~skew.errors.SkewError` exits 1 printing ``skew: error: <message>`` (the traceback only with
-``--debug``). Heavy modules (torchvision, matplotlib, scipy, the analyzer) load inside the commands so
-``skew --help`` stays fast.
+Every command has ``--help``, ``--debug`` and (where a seed is used) ``--seed``. Bad choices and bad
+argument values (names, numbers out of range, device strings, a device this machine lacks) exit 2
+with argparse's usage and a message naming the valid values, before any work. Every other failure
+exits 1 with one line ``skew: error: <cause>; <fix>`` on stderr: a :class:`~skew.errors.SkewError`,
+an unusable ``--out`` (checked before any long work), a file that cannot be read or written, a user
+module (``pkg.module:factory``) that has a syntax error, fails to import or raises (the message
+points at the user's file and line). The traceback is shown only with ``--debug``; no message ever
+advises loading a file unsafely. torch, pandas, matplotlib and the analyzer load inside the commands,
+so ``skew --help``, ``skew CMD --help`` and argument errors import none of them (``skew train`` loads
+:mod:`skew.train` to build its parser).
 
 Example:
     $ skew plot --init sinusoidal --shape 101 101 --out sinusoidal.png
@@ -120,16 +126,6 @@ def _seed_arg(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer seed, e.g. 0") from None
     if not 0 <= value < 2**63:
         raise argparse.ArgumentTypeError(f"seed {value} must lie in [0, 2**63), e.g. 0")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"{text} must be a finite number above 0, e.g. 0.01")
     return value
 
 
