@@ -25,6 +25,9 @@ Example:
     0.0
 """
 
+import sys
+import types
+
 from skew._version import __version__
 from skew.errors import SkewError
 
@@ -73,3 +76,17 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))
+
+
+class _Package(types.ModuleType):
+    """``import skew.compare`` binds the submodule on the package; the public ``skew.compare`` is the function
+    (as when the API was imported eagerly), so the binding is redirected to it."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if isinstance(value, types.ModuleType) and value.__name__ == f"skew.{name}" and _LAZY.get(name, ("",))[0] == (
+                value.__name__):
+            value = getattr(value, _LAZY[name][1])
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

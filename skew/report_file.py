@@ -260,6 +260,10 @@ def _check_header(header: dict) -> tuple[list[str], tuple[float, ...]]:
     info = header["info"]
     if not isinstance(info, dict) or set(info) != set(layers) or not all(isinstance(v, dict) for v in info.values()):
         raise _Bad("report.json info does not hold one object per layer")
+    for layer, entry in info.items():
+        if not (isinstance(entry.get("type"), str) and isinstance(entry.get("shape"), str)
+                and _number(entry.get("weight_std"))):
+            raise _Bad(f"report.json info of layer {layer!r} lacks its type, shape or numeric weight_std")
     for key in ("dtypes", "columns"):
         if not isinstance(header[key], dict) or set(header[key]) != set(_FRAMES):
             raise _Bad(f"report.json {key} does not describe exactly the frames {', '.join(_FRAMES)}")

@@ -229,6 +229,8 @@ def test_import_skew_is_light_and_the_public_api_loads_on_use():
         "from skew import *\n"
         "assert callable(report) and callable(skew.init.apply) and skew.Report.load\n"
         "assert skew.report is report and skew.weights.layer_table\n"
+        "import skew.compare\n"
+        "assert skew.compare is compare and callable(skew.compare)  # the function, not the submodule\n"
         "print('OK')\n"
     )
     env = {**__import__("os").environ, "PYTHONPATH": str(root)}

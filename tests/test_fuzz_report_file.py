@@ -119,6 +119,7 @@ TAMPER = {
     "json-threshold-out-of-range": (_header(lambda h: h.update(thresholds=[0.7])), "thresholds"),
     "json-layers-not-a-list": (_header(lambda h: h.update(layers="0")), "layers"),
     "json-missing-info": (_header(lambda h: h.pop("info")), "info"),
+    "json-info-weight-std-not-a-number": (_header(lambda h: h["info"]["0"].update(weight_std="x")), "weight_std"),
     "json-columns-inconsistent": (_header(lambda h: h["columns"]["neurons"].reverse()), "columns"),
     "json-unsupported-dtype": (_header(lambda h: h["dtypes"]["neurons"].update(p="datetime64[ns]")), "dtype"),
     "json-dtype-missing-column": (_header(lambda h: h["dtypes"]["layers"].pop("neurons")), "dtypes"),
