@@ -25,13 +25,22 @@ Example:
     0.0
 """
 
-from skew import data, init, layers, models, plot, theory, weights
+import sys
+import types
+
 from skew._version import __version__
-from skew.analyzer import report
-from skew.compare import Comparison, compare
 from skew.errors import SkewError
-from skew.result import Report
-from skew.tracker import Tracker
+
+# The public API loads on first use (PEP 562), so ``import skew`` and ``skew --help`` do not import
+# torch, pandas or matplotlib; ``skew.report``, ``skew.init.apply`` etc. work as if imported eagerly.
+_LAZY = {
+    "Comparison": ("skew.compare", "Comparison"),
+    "Report": ("skew.result", "Report"),
+    "Tracker": ("skew.tracker", "Tracker"),
+    "compare": ("skew.compare", "compare"),
+    "report": ("skew.analyzer", "report"),
+}
+_SUBMODULES = ("data", "init", "layers", "models", "plot", "theory", "weights", "train", "figures")
 
 __all__ = [
     "Comparison",
@@ -52,9 +61,32 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    # skew.train (the training loop) and skew.figures (the catalogue) load on first use.
-    if name in ("train", "figures"):
-        import importlib
+    import importlib
 
-        return importlib.import_module(f"skew.{name}")
-    raise AttributeError(f"module 'skew' has no attribute {name!r}")
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"skew.{name}")
+    else:
+        raise AttributeError(f"module 'skew' has no attribute {name!r}")
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))
+
+
+class _Package(types.ModuleType):
+    """``import skew.compare`` binds the submodule on the package; the public ``skew.compare`` is the function
+    (as when the API was imported eagerly), so the binding is redirected to it."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if isinstance(value, types.ModuleType) and value.__name__ == f"skew.{name}" and _LAZY.get(name, ("",))[0] == (
+                value.__name__):
+            value = getattr(value, _LAZY[name][1])
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

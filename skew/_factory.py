@@ -50,7 +50,17 @@ def import_factory(spec: str, kind: str, example: str) -> Callable:
     try:
         module = _import_like_python_m(module_name)
     except ImportError as err:
-        raise SkewError(f"cannot import {module_name!r} for {kind} {spec!r} ({err}); check it is on sys.path") from None
+        missing = getattr(err, "name", None)
+        if missing and missing != module_name and not module_name.startswith(f"{missing}."):
+            raise SkewError(f"module {module_name!r} for {kind} {spec!r} imports {missing!r}, which cannot be "
+                            f"imported ({err}); install it or fix that import") from err
+        raise SkewError(f"cannot import {module_name!r} for {kind} {spec!r} ({err}); check it is on sys.path") from err
+    except SyntaxError as err:
+        raise SkewError(f"module {module_name!r} for {kind} {spec!r} has a syntax error in {err.filename}, line "
+                        f"{err.lineno}: {err.msg}; fix that file") from err
+    except Exception as err:  # noqa: BLE001 - the user's module may raise anything while it is imported
+        raise SkewError(f"importing {module_name!r} for {kind} {spec!r} raised {type(err).__name__}: "
+                        f"{' '.join(str(err).split())}; fix the module (run with --debug for the traceback)") from err
     obj = module
     for part in attr.split("."):
         if not hasattr(obj, part):

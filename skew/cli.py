@@ -1,9 +1,15 @@
 """The ``skew`` command line: plot, report, compare, inspect, figures (and train).
 
-Every command has ``--help``. Bad arguments exit 2 with a message naming the valid choices; a
-:class:`~skew.errors.SkewError` exits 1 printing ``skew: error: <message>`` (the traceback only with
-``--debug``). Heavy modules (torchvision, matplotlib, scipy, the analyzer) load inside the commands so
-``skew --help`` stays fast.
+Every command has ``--help``, ``--debug`` and (where a seed is used) ``--seed``. Bad choices and bad
+argument values (names, numbers out of range, device strings, a device this machine lacks) exit 2
+with argparse's usage and a message naming the valid values, before any work. Every other failure
+exits 1 with one line ``skew: error: <cause>; <fix>`` on stderr: a :class:`~skew.errors.SkewError`,
+an unusable ``--out`` (checked before any long work), a file that cannot be read or written, a user
+module (``pkg.module:factory``) that has a syntax error, fails to import or raises (the message
+points at the user's file and line). The traceback is shown only with ``--debug``; no message ever
+advises loading a file unsafely. torch, pandas, matplotlib and the analyzer load inside the commands,
+so ``skew --help``, ``skew CMD --help`` and argument errors import none of them (``skew train`` loads
+:mod:`skew.train` to build its parser).
 
 Example:
     $ skew plot --init sinusoidal --shape 101 101 --out sinusoidal.png
@@ -16,7 +22,11 @@ from __future__ import annotations
 
 import argparse
 import ast
+import math
+import os
+import re
 import sys
+import tempfile
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,21 +38,27 @@ from skew.errors import SkewError
 __all__ = ["build_parser", "load_weights", "main"]
 
 FORMATS = ("png", "pdf", "svg")
-DEVICE_HELP = "torch device to run on, e.g. cpu or cuda (default: cpu)"
+DEVICE_HELP = "torch device to run on, e.g. cpu, cuda or cuda:1 (default: cpu)"
+# The registries' names, spelled here so that `skew --help` and argument errors need no torch import
+# (tests/test_cli.py checks they equal skew.init.schemes(aliases=True), model_names() and data_names()).
+SCHEMES = ("default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "orthogonal", "lsuv",
+           "sinusoidal", "idinit", "arcsine", "uniform", "glorot", "he")
+MODELS = ("mlp", "cnn", "resnet18", "resnet50", "mobilenet_v3_small", "efficientnet_v2_s", "vit_b_16", "transformer")
+DATA = ("gaussian", "relu-gaussian", "uniform", "digits")
+# torch device types (torch.device accepts these, optionally with ":index"); "meta" holds no data to measure.
+_DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu", "xla", "hpu", "mtia", "ipu", "maia", "hip", "ve", "vulkan", "lazy",
+                 "fpga", "mkldnn", "opengl", "opencl", "ideep", "privateuseone")
+_TRAIN_HELP = "train models on digits per init scheme: max val accuracy and AUC, curves, skew over training"
 
 
 # ---- helpers ---------------------------------------------------------------------------------------
 def _scheme_choices() -> list[str]:
-    """Registry names plus aliases, in registry order (skew.init is light: torch only)."""
-    import skew.init
-
-    return list(skew.init.schemes(aliases=True))
+    """Registry names plus aliases, in registry order (spelled in SCHEMES: no torch import)."""
+    return list(SCHEMES)
 
 
 def _scheme_arg(text: str) -> str:
     """argparse type for --init: a registry name or alias, optionally spelled with options ('uniform:5')."""
-    import skew.init
-
     choices = _scheme_choices()
     base = text.split(":", 1)[0].strip()
     if base not in choices:
@@ -50,6 +66,10 @@ def _scheme_arg(text: str) -> str:
             f"invalid choice: {text!r} (choose from {', '.join(map(repr, choices))}; "
             "options are spelled like 'uniform:5' or 'sinusoidal:mode=fan_in,gain=1.4142')"
         )
+    if ":" not in text:
+        return text
+    import skew.init  # options are checked by the registry (imports torch)
+
     try:
         skew.init.get_scheme(text)
     except SkewError as err:
@@ -91,7 +111,37 @@ def _int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers, e.g. 0,1,2") from None
     if not values:
         raise argparse.ArgumentTypeError("give at least one integer, e.g. 0,1,2")
+    for value in values:
+        _seed_arg(str(value))
+    if len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"{text!r} repeats a value; list each seed once, e.g. 0,1,2")
     return values
+
+
+def _seed_arg(text: str) -> int:
+    """argparse type for seeds: an integer in [0, 2**63)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer seed, e.g. 0") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"seed {value} must lie in [0, 2**63), e.g. 0")
+    return value
+
+
+def _device_arg(text: str) -> str:
+    """argparse type for --device: a torch device string such as cpu, cuda or cuda:1 (checked without torch)."""
+    match = re.fullmatch(r"([a-z_]+)(?::(\d+))?", text.strip())
+    if not match or match.group(1) not in _DEVICE_TYPES:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a torch device; write a device type with an optional index, e.g. cpu, cuda or cuda:1")
+    return text.strip()
+
+
+def _layers_arg(text: str) -> str:
+    if not [p for p in text.split(",") if p.strip()]:
+        raise argparse.ArgumentTypeError(f"{text!r} names no layer; pass a glob or comma-separated names, e.g. 'fc*'")
+    return text
 
 
 def _positive_int(text: str) -> int:
@@ -118,9 +168,7 @@ def _is_external(spec: str) -> bool:
 def _check_model_name(parser: argparse.ArgumentParser, name: str) -> None:
     if _is_external(name):
         return
-    from skew.models import model_names
-
-    names = list(model_names())
+    names = list(MODELS)
     if name not in names:
         parser.error(
             f"argument --model: invalid choice: {name!r} (choose from {', '.join(map(repr, names))}, "
@@ -131,14 +179,78 @@ def _check_model_name(parser: argparse.ArgumentParser, name: str) -> None:
 def _check_data_name(parser: argparse.ArgumentParser, name: str) -> None:
     if _is_external(name) or name.endswith((".pt", ".pth", ".npy")):
         return
-    from skew.data import data_names
-
-    names = list(data_names())
+    names = list(DATA)
     if name not in names:
         parser.error(
             f"argument --data: invalid choice: {name!r} (choose from {', '.join(map(repr, names))}, "
             "pkg.module:factory, file.pt or file.npy)"
         )
+
+
+def _check_device(parser: argparse.ArgumentParser, text: str | None) -> None:
+    """Exit 2 before any work when --device names a device this machine cannot use."""
+    if text is None:
+        return
+    import torch
+
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        parser.error(f"argument --device: {text!r} is not a torch device; write e.g. cpu, cuda or cuda:1")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            parser.error(f"argument --device: {text!r}: CUDA is not available on this machine "
+                         "(torch.cuda.is_available() is False); pass --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            parser.error(f"argument --device: {text!r}: this machine has {torch.cuda.device_count()} CUDA "
+                         f"device(s), numbered from 0; pass e.g. --device cuda:0")
+    elif device.type != "cpu":
+        try:
+            torch.empty(1, device=device)
+        except Exception as err:  # noqa: BLE001 - torch raises several types for an absent backend
+            parser.error(f"argument --device: {text!r} is not usable here ({_one_line(err)}); pass --device cpu")
+
+
+def _check_out(path: str | os.PathLike, *, directory: bool = True) -> Path:
+    """Raise SkewError before any long work when ``--out`` cannot be written.
+
+    A directory ``--out`` must not be an existing file; a file ``--out`` must not be a directory;
+    the nearest existing ancestor must be a directory where a file can be created (probed).
+    """
+    out = Path(path)
+    if directory and out.exists() and not out.is_dir():
+        raise SkewError(f"--out {str(out)!r} is a file, not a directory; pass a directory path (created if missing)")
+    if not directory and out.is_dir():
+        raise SkewError(f"--out {str(out)!r} is a directory; pass a file name such as {str(out / 'w.png')!r}")
+    probe = out if directory else out.parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise SkewError(f"--out {str(out)!r} lies under {str(probe)!r}, which is a file, not a directory; "
+                        "pass another path")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as err:
+        raise SkewError(f"cannot write to --out {str(out)!r}: {str(probe)!r} is not writable ({err.strerror}); "
+                        "pass a directory you may write to") from None
+    return out
+
+
+def _one_line(err: BaseException, limit: int = 300) -> str:
+    """The exception's message on one line (whitespace collapsed, cut at ``limit`` characters)."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _unpickling_cause(err: BaseException) -> str:
+    """What torch's weights-only unpickler refused, without torch's advice to load unsafely."""
+    text = " ".join(str(err).split())
+    cause = text.split("WeightsUnpickler error:", 1)[1] if "WeightsUnpickler error:" in text else ""
+    cause = re.split(r"\. Please use|Check the documentation", cause, maxsplit=1)[0].strip().rstrip(".")
+    if not cause or re.search(r"weights_only|allow_pickle|safe_globals", cause):
+        cause = "it holds objects other than tensors, or is not a torch.save file"
+    return cause
 
 
 def load_weights(model, path: str | Path):
@@ -157,19 +269,32 @@ def load_weights(model, path: str | Path):
     import torch
 
     path = Path(path)
+    if path.is_dir():
+        raise SkewError(f"checkpoint {str(path)!r} is a directory; pass the path of a file saved with "
+                        "torch.save(model.state_dict(), path)")
     if not path.is_file():
         raise SkewError(f"checkpoint {str(path)!r} does not exist; pass the path of a file saved with "
                         "torch.save(model.state_dict(), path)")
+    import warnings
+
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. torch's note on an unusual pickle protocol
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise SkewError(
-            f"checkpoint {str(path)!r} is not a plain state dict ({first}); save it with "
+            f"checkpoint {str(path)!r} is not a plain state dict ({_unpickling_cause(err)}); save it with "
             "torch.save(model.state_dict(), path) instead of pickling the model"
         ) from err
-    except (RuntimeError, EOFError, OSError) as err:
-        raise SkewError(f"cannot read checkpoint {str(path)!r} ({err}); pass a file written by torch.save") from err
+    except EOFError as err:
+        raise SkewError(f"checkpoint {str(path)!r} is empty or truncated; pass a complete file written by "
+                        "torch.save(model.state_dict(), path)") from err
+    except Exception as err:  # noqa: BLE001 - torch.load raises RuntimeError, OSError, ValueError, ...
+        cause = _one_line(err, 160).split(". ")[0]
+        if re.search(r"weights_only|allow_pickle", cause):
+            cause = type(err).__name__
+        raise SkewError(f"cannot read checkpoint {str(path)!r} ({cause}); the file is damaged or not written by "
+                        "torch.save; pass a file saved with torch.save(model.state_dict(), path)") from err
     if isinstance(state, Mapping):
         for key in ("state_dict", "model_state_dict", "model"):
             inner = state.get(key)
@@ -209,10 +334,37 @@ def load_weights(model, path: str | Path):
     return model
 
 
+def _user_code(what: str, fn, *args, **kwargs):
+    """Call ``fn``; an exception other than SkewError (raised by a user's factory, say) becomes a SkewError."""
+    try:
+        return fn(*args, **kwargs)
+    except SkewError:
+        raise
+    except Exception as err:  # noqa: BLE001 - user code may raise anything
+        raise SkewError(f"{what} raised {type(err).__name__}: {_one_line(err)}{_where(err)}; fix it (run with "
+                        "--debug for the traceback)") from err
+
+
+def _where(err: BaseException) -> str:
+    """' at file:line' of the innermost traceback frame outside skew and the installed packages, or ''."""
+    skew_dir = str(Path(__file__).resolve().parent)
+    system = {str(Path(p).resolve()) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    where = ""
+    tb = err.__traceback__
+    while tb is not None:
+        file = tb.tb_frame.f_code.co_filename
+        resolved = str(Path(file).resolve()) if not file.startswith("<") else file
+        inside = resolved.startswith(skew_dir) or any(resolved.startswith(p) for p in system) or file.startswith("<")
+        if not inside:
+            where = f" at {file}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return where
+
+
 def _build_model(args):
     from skew.models import build_model
 
-    model = build_model(args.model, **dict(args.model_option or []))
+    model = _user_code(f"model {args.model!r}", build_model, args.model, **dict(args.model_option or []))
     if getattr(args, "weights", None):
         load_weights(model, args.weights)
     return model
@@ -239,7 +391,8 @@ def _build_loader(args):
             shape = _input_shape(args)
         except SkewError:
             shape = None
-    return build_data(args.data, shape=shape, batch_size=args.batch_size, batches=args.batches, seed=args.seed)
+    return _user_code(f"data {args.data!r}", build_data, args.data, shape=shape, batch_size=args.batch_size,
+                      batches=args.batches, seed=args.seed)
 
 
 def _first_input(loader):
@@ -293,6 +446,8 @@ def _cmd_plot(args, parser) -> int:
         parser.error("argument --shape: not allowed with --model (the layer's own shape is used)")
     fmt = args.format
     out = Path(args.out) if args.out else None
+    if out is not None and out.is_dir():
+        _check_out(out, directory=False)  # names the problem: a directory where a file is expected
     if out is not None and out.suffix:
         suffix = out.suffix.lstrip(".").lower()
         if suffix not in FORMATS:
@@ -301,8 +456,14 @@ def _cmd_plot(args, parser) -> int:
             parser.error(f"argument --format: {fmt!r} conflicts with the suffix of --out {str(out)!r}")
         fmt = suffix
     fmt = fmt or "png"
+    if out is None:
+        out = Path(f"{args.init}_weights.{fmt}")
+    elif not out.suffix:
+        out = out.with_suffix(f".{fmt}")
     if args.model:
         _check_model_name(parser, args.model)
+    _check_out(out, directory=False)
+    if args.model:
         model = _build_model(args)
         data = None
         if _is_lsuv(args.init):
@@ -328,10 +489,6 @@ def _cmd_plot(args, parser) -> int:
     plot.weight_hist(weight, ax=ax_hist, scheme=args.init)
     plot.weight_heatmap(weight, ax=ax_map, scheme=args.init)
     fig.suptitle(f"{args.init} initialization: {what}")
-    if out is None:
-        out = Path(f"{args.init}_weights.{fmt}")
-    elif not out.suffix:
-        out = out.with_suffix(f".{fmt}")
     save_figure(fig, out)
     print(f"wrote {out}")
     return 0
@@ -374,6 +531,9 @@ def _cmd_report(args, parser) -> int:
     _check_data_name(parser, args.data)
     if args.init and args.weights:
         parser.error("argument --init: not allowed with --weights (measure a checkpoint, or a fresh init, not both)")
+    _check_device(parser, args.device)
+    if args.out:
+        _check_out(args.out)
     from skew.analyzer import report
 
     model = _build_model(args)
@@ -412,13 +572,16 @@ def _cmd_compare(args, parser) -> int:
             _scheme_arg(scheme)
         except argparse.ArgumentTypeError as err:
             parser.error(f"argument --inits: {err}")
+    _check_device(parser, args.device)
+    if args.out:
+        _check_out(args.out)
     from skew.compare import compare
     from skew.models import build_model
 
     options = dict(args.model_option or [])
     loader = _build_loader(args)
-    cmp = compare(lambda: build_model(args.model, **options), loader, inits, seeds=args.seeds,
-                  layers=_layers_spec(args.layers), thresholds=args.thresholds, device=args.device, mode=args.mode)
+    cmp = compare(lambda: _user_code(f"model {args.model!r}", build_model, args.model, **options), loader, inits,
+                  seeds=args.seeds, layers=_layers_spec(args.layers), thresholds=args.thresholds, device=args.device, mode=args.mode)
     print(f"skew compare: {args.model}, data {args.data}, seeds {args.seeds}; % of non-degenerate neurons with "
           "|p - 1/2| > α (count estimator), mean over seeds")
     print(cmp.summary().to_string(float_format=lambda v: f"{v:.1f}"))
@@ -448,6 +611,8 @@ def _cmd_inspect(args, parser) -> int:
     _check_model_name(parser, args.model)
     if args.init and args.weights:
         parser.error("argument --init: not allowed with --weights (inspect a checkpoint, or a fresh init, not both)")
+    if args.out:
+        _check_out(args.out)
     from skew.weights import layer_table, neuron_table
 
     model = _build_model(args)
@@ -473,6 +638,7 @@ def _cmd_inspect(args, parser) -> int:
 
 
 def _cmd_figures(args, parser) -> int:
+    _check_out(args.out)
     from skew.figures import generate
 
     written = generate(args.out, quick=args.quick, verbose=True)
@@ -483,8 +649,12 @@ def _cmd_figures(args, parser) -> int:
 
 
 # ---- parser ----------------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    """The argparse parser of the ``skew`` command (subcommands plot, report, compare, inspect, figures, train)."""
+def build_parser(*, lazy_train: bool = False) -> argparse.ArgumentParser:
+    """The argparse parser of the ``skew`` command (subcommands plot, report, compare, inspect, figures, train).
+
+    ``lazy_train=True`` registers ``train`` by name only, so that building the parser imports no torch
+    (:func:`main` does this unless the command is ``train``).
+    """
     parser = argparse.ArgumentParser(
         prog="skew",
         description="Neuron-skewness analysis for PyTorch: measure P(Z > 0), skew |p - 1/2| and the row-sum link "
@@ -493,10 +663,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"skew {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
 
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                        help="show the full traceback on errors")
-    common.add_argument("--seed", type=int, default=0, help="random seed for init and data (default: 0)")
+    debug_opt = argparse.ArgumentParser(add_help=False)
+    debug_opt.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                           help="show the full traceback on errors")
+    common = argparse.ArgumentParser(add_help=False, parents=[debug_opt])
+    common.add_argument("--seed", type=_seed_arg, default=0, help="random seed for init and data (default: 0)")
 
     schemes = _scheme_choices()
     model_opts = argparse.ArgumentParser(add_help=False)
@@ -506,7 +677,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "random weights) or pkg.module:factory")
     model_opts.add_argument("-o", "--model-option", type=_model_option, action="append", metavar="KEY=VALUE",
                             help="option passed to the model builder, repeatable (e.g. -o depth=3 -o width=256)")
-    model_opts.add_argument("--layers", help="which layers: a glob or comma-separated names (default: all)")
+    model_opts.add_argument("--layers", type=_layers_arg, help="which layers: a glob or comma-separated names (default: all)")
     model_opts.add_argument("--input-shape", type=_positive_int, nargs="+", metavar="D",
                             help="per-sample input shape when the model is a factory, e.g. 3 64 64")
 
@@ -519,7 +690,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_opts.add_argument("--batch-size", type=_positive_int, default=64, help="samples per batch (default: 64)")
     data_opts.add_argument("--thresholds", type=_float_list, default=(0.1, 0.3),
                            help="skew thresholds α, comma-separated (default: 0.1,0.3)")
-    data_opts.add_argument("--device", default=None, help=DEVICE_HELP)
+    data_opts.add_argument("--device", type=_device_arg, default=None, help=DEVICE_HELP)
     data_opts.add_argument("--mode", choices=("eval", "train"), default="eval",
                            help="model mode while measuring (default: eval; train lets BatchNorm re-centre)")
     data_opts.add_argument("--format", choices=FORMATS, default="png", help="figure format (default: png)")
@@ -574,21 +745,136 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output directory")
     p.set_defaults(func=_cmd_inspect, command_parser=p)
 
-    p = sub.add_parser("figures", parents=[common], help="regenerate every reference figure and table",
+    # figures use fixed reference seeds, so no --seed here
+    p = sub.add_parser("figures", parents=[debug_opt], help="regenerate every reference figure and table",
                        description="Regenerate every figure of docs/experiments.md and the tables (CSV and "
                        "Markdown); byte-identical on a second run.")
     p.add_argument("--out", default="figures", help="output directory (default: figures)")
     p.add_argument("--quick", action="store_true", help="small sizes (about a minute), for tests")
     p.set_defaults(func=_cmd_figures, command_parser=p)
 
+    if lazy_train:  # the name and help only; main() builds the full parser when the command is train
+        sub.add_parser("train", help=_TRAIN_HELP, add_help=False)
+        return parser
     try:
         import skew.train as train
     except ImportError as err:
         if err.name not in ("skew.train",):
             raise
     else:
-        train.add_cli(sub)
+        p = train.add_cli(sub)
+        if not any("--debug" in a.option_strings for a in p._actions):
+            p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                           help="show the full traceback on errors")
+        if not any("--seed" in a.option_strings for a in p._actions):
+            p.add_argument("--seed", type=_seed_arg, default=None,
+                           help="train with this one seed (shorthand for --seeds N)")
+        p.set_defaults(command_parser=p)
     return parser
+
+
+def _command(argv: Sequence[str]) -> str | None:
+    """The sub-command named in ``argv`` (the first word that is not an option), or None."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def _check_train(args, parser: argparse.ArgumentParser) -> None:
+    """Exit 2 on bad ``skew train`` values before any training; exit 1 when --out cannot be written."""
+    for dest in ("epochs", "patience", "batch_size", "track_every"):
+        value = getattr(args, dest, None)
+        if value is not None and value < 1:
+            parser.error(f"argument --{dest.replace('_', '-')}: {value} must be at least 1")
+    lr = getattr(args, "lr", None)
+    if lr is not None and not (math.isfinite(lr) and lr > 0):
+        parser.error(f"argument --lr: {lr} must be a finite number above 0, e.g. 0.01")
+    inits = getattr(args, "inits", None)
+    if inits is not None:
+        if not inits:
+            parser.error("argument --inits: give at least one scheme, e.g. --inits default,sinusoidal")
+        if len(set(inits)) != len(inits):
+            parser.error(f"argument --inits: {','.join(inits)} repeats a scheme; list each once")
+        for scheme in inits:
+            try:
+                _scheme_arg(scheme)
+            except argparse.ArgumentTypeError as err:
+                parser.error(f"argument --inits: {err}")
+    models = getattr(args, "models", None)
+    if models is not None:
+        import skew.train as train
+
+        trainable = list(getattr(train, "_MODEL_OPTIONS", None) or ("mlp", "cnn"))
+        bad = [m for m in models if m not in trainable]
+        if not models or bad:
+            parser.error(f"argument --models: invalid choice: {','.join(bad) or repr('')} "
+                         f"(choose from {', '.join(map(repr, trainable))})")
+    seeds = getattr(args, "seeds", None)
+    if getattr(args, "seed", None) is not None:
+        if seeds is not None:
+            parser.error("argument --seed: not allowed with --seeds (give one seed, or a list)")
+        args.seeds = seeds = [args.seed]
+    if seeds is not None:
+        try:
+            _int_list(",".join(map(str, seeds)) if seeds else "")
+        except argparse.ArgumentTypeError as err:
+            parser.error(f"argument --seeds: {err}")
+    if getattr(args, "out", None):
+        _check_out(args.out)
+
+
+def _describe(err: BaseException) -> str:
+    """One line naming the cause of an error that is not a SkewError, and what to do about it."""
+    if isinstance(err, SyntaxError):
+        return f"syntax error in {err.filename}, line {err.lineno}: {err.msg}; fix that file"
+    if isinstance(err, ImportError):
+        return (f"cannot import {err.name or 'a module'} ({_one_line(err)}); install it or put it on sys.path "
+                "(e.g. PYTHONPATH)")
+    if isinstance(err, OSError):
+        where = f" {str(err.filename)!r}" if err.filename else ""
+        return (f"cannot access{where}: {err.strerror or _one_line(err)}; check that the path exists and that you "
+                "may read or write it")
+    if isinstance(err, MemoryError):
+        return "out of memory; use fewer or smaller batches (--batches, --batch-size) or a smaller model"
+    where = _where(err)
+    fix = ("fix it (run with --debug for the traceback)" if where else
+           "run with --debug for the traceback; if the inputs are valid, please report it as a skew bug")
+    return f"{type(err).__name__}: {_one_line(err)}{where}; {fix}"
+
+
+# Advice to load a file unsafely (quoted from numpy or torch inside a message): never printed.
+_UNSAFE = re.compile(r"weights_only`?\s*(?:=|set to)\s*`?False|allow_pickle\s*=\s*`?True|allow_pickle=`|unsafely"
+                     r"|pickle\.load\(", re.IGNORECASE)
+
+
+def _safe(message: str) -> str:
+    """``message`` on one line, without any parenthesis or sentence that advises loading a file unsafely."""
+    text = " ".join(message.split())
+    if not _UNSAFE.search(text):
+        return text
+    parts, depth, start = [], 0, 0  # split into top-level parenthesised groups and the text between them
+    for i, ch in enumerate(text):
+        if ch == "(":
+            if depth == 0:
+                parts.append(text[start:i])
+                start = i
+            depth += 1
+        elif ch == ")" and depth:
+            depth -= 1
+            if depth == 0:
+                parts.append(text[start:i + 1])
+                start = i + 1
+    parts.append(text[start:])
+    text = "".join(p for p in parts if not (p.startswith("(") and _UNSAFE.search(p)))
+    text = re.sub(r"\s+([;,.])", r"\1", " ".join(text.split()))
+    if _UNSAFE.search(text):
+        text = " ".join(part for part in re.split(r"(?<=[.;])\s+", text) if not _UNSAFE.search(part))
+    return text
+
+
+def _fail(err: BaseException, debug: bool, message: str) -> int:
+    if debug:
+        traceback.print_exc()
+    print(f"skew: error: {_safe(message)}", file=sys.stderr)
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -601,7 +887,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
-        parser = build_parser()
+        parser = build_parser(lazy_train=_command(argv) != "train")
         args = parser.parse_args(argv)
         debug = bool(getattr(args, "debug", False))
         if args.command is None:
@@ -613,17 +899,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train":
             import skew.train as train
 
+            _check_train(args, args.command_parser)
             return int(train.run_cli(args) or 0)
         return int(args.func(args, args.command_parser) or 0)
     except SystemExit as exit_:  # argparse: --help/--version (0) and bad arguments (2)
         code = exit_.code
         return code if isinstance(code, int) else (0 if code is None else 1)
     except SkewError as err:
-        if debug:
-            traceback.print_exc()
-        print(f"skew: error: {err}", file=sys.stderr)
-        return 1
+        return _fail(err, debug, str(err))
     except KeyboardInterrupt:
         print("skew: interrupted", file=sys.stderr)
         return 130
-    return 0
+    except Exception as err:  # noqa: BLE001 - OSError, ImportError, SyntaxError, errors in user code: one line
+        return _fail(err, debug, _describe(err))

@@ -19,10 +19,7 @@ Example:
 
 from __future__ import annotations
 
-import io
-import json
 import math
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,7 +28,6 @@ import pandas as pd
 from scipy.special import ndtr
 
 from skew import theory
-from skew._io import atomic_write
 from skew.accumulators import LayerState, merge_states
 from skew.errors import SkewError
 from skew.oui import pairwise_oui
@@ -40,8 +36,6 @@ __all__ = ["Report", "DEGENERATE_RTOL"]
 
 #: A neuron is degenerate when std ≤ DEGENERATE_RTOL · (|mean| + 1) (or it saw no finite sample).
 DEGENERATE_RTOL = 1e-12
-_FORMAT = "skew-report"
-_VERSION = 1
 WEIGHT_COLUMNS = ("layer", "neuron", "fan_in", "row_sum", "row_sum_scaled", "row_norm", "bias")
 
 
@@ -317,91 +311,29 @@ class Report:
     # -- save / load --------------------------------------------------------------------------
     def save(self, path) -> Path:
         """Write the report to one zip file, atomically: CSV frames (floats in round-trip precision),
-        their dtypes and the metadata as JSON, and the raw accumulators as .npy files.
+        their dtypes and the metadata as JSON, and the raw accumulators as .npy files
+        (:mod:`skew.report_file`). Errors name ``path``, and a failed save leaves no file behind.
 
         :meth:`load` reads it back exactly (``pandas.testing.assert_frame_equal(check_exact=True)``).
 
         Example:
             >>> rep.save("out/resnet18.skew.zip")            # doctest: +SKIP
         """
-        names = list(self._states)
-        frames = {"neurons": self.neurons, "layers": self.layers, "skipped": self.skipped}
-        header = {
-            "format": _FORMAT,
-            "version": _VERSION,
-            "thresholds": list(self.thresholds),
-            "meta": _jsonable(self.meta),
-            "layers": names,
-            "info": {k: _jsonable(v) for k, v in self._info.items()},
-            "dtypes": {k: {c: str(t) for c, t in f.dtypes.items()} for k, f in frames.items()},
-            "columns": {k: list(f.columns) for k, f in frames.items()},
-        }
+        from skew.report_file import save_report
 
-        def write(tmp: Path) -> None:
-            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-
-                def put(name: str, data: str | bytes) -> None:  # fixed date: same report, same bytes
-                    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-                    info.compress_type = zipfile.ZIP_DEFLATED
-                    zf.writestr(info, data)
-
-                put("report.json", json.dumps(header, indent=1, sort_keys=True))
-                for key, frame in frames.items():
-                    put(f"{key}.csv", frame.to_csv(index=False, float_format="%.17g", na_rep=""))
-                for i, name in enumerate(names):
-                    for field, arr in self._states[name].arrays().items():
-                        buf = io.BytesIO()
-                        np.save(buf, arr, allow_pickle=False)
-                        put(f"state/{i}/{field}.npy", buf.getvalue())
-
-        return atomic_write(path, write)
+        return save_report(self, path)
 
     @classmethod
     def load(cls, path) -> Report:
-        """Read a report written by :meth:`save`.
+        """Read a report written by :meth:`save`; a damaged or edited file raises :class:`SkewError`
+        naming the file and the problem (arrays are read with ``allow_pickle=False``).
 
         Example:
             >>> rep = Report.load("out/resnet18.skew.zip")   # doctest: +SKIP
         """
-        path = Path(path)
-        if not path.is_file():
-            raise SkewError(f"no report file at {str(path)!r}; pass the path given to Report.save()")
-        try:
-            zf = zipfile.ZipFile(path)
-        except zipfile.BadZipFile:
-            raise SkewError(f"{str(path)!r} is not a saved skew report (not a zip file); pass a Report.save() file") from None
-        with zf:
-            header = json.loads(zf.read("report.json")) if "report.json" in zf.namelist() else {}
-            if header.get("format") != _FORMAT:
-                raise SkewError(f"{str(path)!r} is not a saved skew report; pass a file written by Report.save()")
-            if header.get("version", 0) > _VERSION:
-                raise SkewError(f"{str(path)!r} was written by a newer skew (format {header['version']}); upgrade skew")
-            frames = {
-                key: _read_frame(zf.read(f"{key}.csv"), header["columns"][key], header["dtypes"][key])
-                for key in ("neurons", "layers", "skipped")
-            }
-            states = {}
-            members = set(zf.namelist())
-            for i, name in enumerate(header["layers"]):
-                arrays = {}
-                for member in members:
-                    if member.startswith(f"state/{i}/"):
-                        arrays[member[len(f"state/{i}/") : -4]] = np.load(io.BytesIO(zf.read(member)))
-                states[name] = LayerState.from_arrays(arrays)
-        info = {k: dict(v) for k, v in header["info"].items()}
-        weights = frames["neurons"][list(WEIGHT_COLUMNS)].copy()
-        rep = cls.__new__(cls)
-        rep._states = states
-        rep._weights = weights
-        rep._info = info
-        rep.thresholds = tuple(header["thresholds"])
-        rep.meta = header["meta"]
-        rep.skipped = frames["skipped"]
-        rep.signs = {k: st.signs for k, st in states.items()}
-        rep.sign_neurons = {k: st.sign_neurons for k, st in states.items()}
-        rep.neurons = frames["neurons"]
-        rep.layers = frames["layers"]
-        return rep
+        from skew.report_file import load_report
+
+        return load_report(cls, path)
 
     # -- plots (skew.plot does the drawing) ---------------------------------------------------
     def plot_skew_hist(self, **kwargs):
@@ -453,33 +385,3 @@ class Report:
         from skew import plot
 
         return plot.skew_fraction_vs_alpha(self, **kwargs)
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (bool, int, float, str)) or obj is None:
-        return obj
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return str(obj)
-
-
-def _read_frame(raw: bytes, columns: list[str], dtypes: dict[str, str]) -> pd.DataFrame:
-    """Parse a CSV written by :meth:`Report.save` back to the exact frame (values and dtypes)."""
-    text = pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False)
-    out = {}
-    for col in columns:
-        values = text[col] if col in text.columns else pd.Series([], dtype=str)
-        kind = dtypes[col]
-        if kind.startswith("float"):
-            out[col] = np.array([float(v) if v != "" else np.nan for v in values], dtype=kind)
-        elif kind.startswith(("int", "uint")):
-            out[col] = values.astype(kind).to_numpy()
-        elif kind == "bool":
-            out[col] = (values == "True").to_numpy()
-        else:
-            out[col] = values.to_numpy(dtype=object)
-    return pd.DataFrame(out, columns=columns)

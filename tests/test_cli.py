@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from skew._version import __version__
-from skew.cli import load_weights, main
+from skew.cli import build_parser, load_weights, main
 from skew.errors import SkewError
 
 COMMANDS = ["plot", "report", "compare", "inspect", "figures", "train"]
@@ -192,3 +192,116 @@ def test_console_script_and_python_m():
     result = subprocess.run([sys.executable, "-m", "skew", "plot", "--init", "bogus"], capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+# ---- start-up, argument checks before work --------------------------------------------------------
+_PROBE = """
+import runpy, sys
+sys.argv = ["skew", *{argv!r}]
+try:
+    runpy.run_module("skew", run_name="__main__", alter_sys=True)
+except SystemExit as exit_:
+    code = exit_.code
+print("HEAVY", sorted(m for m in ("torch", "matplotlib", "pandas", "scipy") if m in sys.modules), code)
+"""
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["report", "--help"], ["plot", "--init", "nope"],
+                                  ["report", "--model", "mlp", "--data", "gaussian", "--device", "bogus"]])
+def test_python_m_skew_help_and_argument_errors_import_no_heavy_module(argv):
+    """`python -m skew --help` (and argument errors) must not import torch, matplotlib, pandas or scipy."""
+    root = Path(__file__).resolve().parents[1]
+    env = {**__import__("os").environ, "PYTHONPATH": str(root)}
+    result = subprocess.run([sys.executable, "-c", _PROBE.format(argv=argv)], capture_output=True, text=True,
+                            timeout=120, env=env, cwd=root)
+    line = [ln for ln in result.stdout.splitlines() if ln.startswith("HEAVY")][-1]
+    assert line.startswith("HEAVY [] "), line
+    assert line.endswith(" 0" if argv[-1] == "--help" else " 2"), line
+
+
+def test_import_skew_is_light_and_the_public_api_loads_on_use():
+    root = Path(__file__).resolve().parents[1]
+    code = (
+        "import sys, skew\n"
+        "assert 'torch' not in sys.modules and 'pandas' not in sys.modules\n"
+        "names = dir(skew)\n"
+        "assert set(skew.__all__) <= set(names) and 'train' in names\n"
+        "from skew import *\n"
+        "assert callable(report) and callable(skew.init.apply) and skew.Report.load\n"
+        "assert skew.report is report and skew.weights.layer_table\n"
+        "import skew.compare\n"
+        "assert skew.compare is compare and callable(skew.compare)  # the function, not the submodule\n"
+        "print('OK')\n"
+    )
+    env = {**__import__("os").environ, "PYTHONPATH": str(root)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert result.stdout.strip() == "OK", result.stderr
+
+
+def test_cli_name_lists_equal_the_registries():
+    """The CLI spells the registries' names so that --help needs no torch; they must not drift."""
+    import skew.cli as cli
+    import skew.init
+    from skew.data import data_names
+    from skew.models import model_names
+
+    assert list(cli.SCHEMES) == list(skew.init.schemes(aliases=True))
+    assert list(cli.MODELS) == list(model_names())
+    assert list(cli.DATA) == list(data_names())
+
+
+def test_build_parser_registers_the_full_train_command(capsys):
+    parser = build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--help"])
+    out = capsys.readouterr().out
+    assert "--epochs" in out and "--seed" in out and "--debug" in out
+
+
+def test_train_seed_is_one_seed_and_values_are_checked_before_training(monkeypatch, tmp_path, capsys):
+    import skew.train as train
+
+    seen = {}
+
+    def fake_run(**kwargs):
+        seen.update(kwargs)
+        raise SkewError("stop here")
+
+    monkeypatch.setattr(train, "run_experiment", fake_run)
+    assert main(["train", "--seed", "7", "--quick", "--out", str(tmp_path / "t")]) == 1
+    assert seen["seeds"] == [7]
+    assert "stop here" in capsys.readouterr().err
+
+
+def test_unusable_out_is_found_before_the_model_is_built(tmp_path, monkeypatch, capsys):
+    (tmp_path / "cli_marker_factory.py").write_text(
+        "import pathlib, torch.nn as nn\n"
+        f"def make():\n    pathlib.Path({str(tmp_path / 'built')!r}).touch()\n"
+        "    return nn.Sequential(nn.Linear(4, 3))\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "taken").write_text("x")
+    for command in (["report", "--data", "gaussian"], ["inspect"]):
+        argv = [*command, "--model", "cli_marker_factory:make", "--input-shape", "4", "--out", str(tmp_path / "taken")]
+        if command[0] == "inspect":
+            argv.remove("--input-shape"), argv.remove("4")
+        assert main(argv) == 1
+        assert "is a file" in capsys.readouterr().err
+    assert not (tmp_path / "built").exists()
+    assert (tmp_path / "taken").read_text() == "x"
+
+
+def test_report_save_errors_are_one_line_naming_the_target(tmp_path, capsys, monkeypatch):
+    """An OSError while writing outputs (here: a read-only target injected) is one line, exit 1."""
+    import skew._io as io_mod
+
+    def refuse(path, write):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(io_mod, "atomic_write", refuse)
+    monkeypatch.setattr("skew.cli.write_csv", lambda frame, path: refuse(path, None))
+    rc = main(["report", *MLP, "--data", "gaussian", "--batches", "1", "--batch-size", "8", "--out",
+               str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.count("\n") == 1 and err.startswith("skew: error: cannot access")
+    assert "Permission denied" in err and str(tmp_path / "o") in err
