@@ -514,8 +514,10 @@ def _all_or_nothing(model: nn.Module, units: list[_Unit]):
 
     A scheme that fails on layer k must not leave layers 0..k-1 re-initialized behind the user's
     back. Costs one copy of the parameters while the scheme runs. The weight an old-style
-    ``weight_norm`` hook caches on its module is restored too.
+    ``weight_norm`` hook caches on its module is restored too, and so is the global CPU RNG state
+    (a failed call consumes none of the caller's random stream).
     """
+    rng = torch.get_rng_state()
     with torch.no_grad():
         saved = [(p, p.detach().clone()) for p in model.parameters()]
         cached = [
@@ -535,6 +537,7 @@ def _all_or_nothing(model: nn.Module, units: list[_Unit]):
                     p.copy_(copy)
             for module, part, value in cached:
                 setattr(module, part, value)
+        torch.set_rng_state(rng)
         raise
 
 

@@ -215,8 +215,14 @@ def lsuv_rescale(
                     state["std"] = math.nan
                     run(f"measuring the output of layer {name!r}")
                     last = state["std"]
+                    if math.isnan(last) or math.isinf(last):
+                        raise SkewError(
+                            f"LSUV cannot rescale layer {name!r}: its output std on the data batch is {last:g} "
+                            "(the batch holds NaN/Inf values, or the layer's output overflows); pass a batch of "
+                            "finite data of the model's input scale"
+                        )
                     first = last if rescaled == 0 else first
-                    if not math.isfinite(last) or last <= 0 or abs(last - 1) <= tol:
+                    if last <= 0 or abs(last - 1) <= tol:
                         break
                     target.weight.div_(last)
                     rescaled += 1
