@@ -438,7 +438,7 @@ def _cmd_plot(args, parser) -> int:
 
     from skew import plot
     from skew._io import save_figure
-    from skew.layers import select_layers, weight_matrix
+    from skew.layers import neuron_rows, select_layers
 
     if args.layer and not args.model:
         parser.error("argument --layer: needs --model (the layer is looked up in that model)")
@@ -476,7 +476,7 @@ def _cmd_plot(args, parser) -> int:
         if not selected:
             raise SkewError(f"{type(model).__name__} has no Linear/Conv layer to plot; pass another --model")
         name, module = selected[0]
-        weight = weight_matrix(module.weight.detach())
+        weight = neuron_rows(module)  # (neurons, inputs): ConvTranspose and Conv1D read right
         what = f"{args.model} layer {name!r}, {tuple(weight.shape)[0]}×{tuple(weight.shape)[1]} (seed {args.seed})"
     else:
         m, n = args.shape
