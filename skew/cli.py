@@ -383,7 +383,7 @@ def _cmd_report(args, parser) -> int:
     if args.device:
         model.to(args.device)
     rep = report(model, loader, layers=_layers_spec(args.layers), thresholds=args.thresholds, device=args.device,
-                 mode=args.mode)
+                 mode=args.mode, at=args.at)
     what = f"init {args.init}" if args.init else (f"weights {args.weights}" if args.weights else "as built")
     print(f"skew report: {args.model} ({what}), data {args.data}, {args.batches}×{args.batch_size} samples; "
           "skewed = fraction of non-degenerate neurons with |p - 1/2| > α (count estimator)")
@@ -418,7 +418,8 @@ def _cmd_compare(args, parser) -> int:
     options = dict(args.model_option or [])
     loader = _build_loader(args)
     cmp = compare(lambda: build_model(args.model, **options), loader, inits, seeds=args.seeds,
-                  layers=_layers_spec(args.layers), thresholds=args.thresholds, device=args.device, mode=args.mode)
+                  layers=_layers_spec(args.layers), thresholds=args.thresholds, device=args.device, mode=args.mode,
+                  at=args.at)
     print(f"skew compare: {args.model}, data {args.data}, seeds {args.seeds}; % of non-degenerate neurons with "
           "|p - 1/2| > α (count estimator), mean over seeds")
     print(cmp.summary().to_string(float_format=lambda v: f"{v:.1f}"))
@@ -548,6 +549,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", type=_scheme_arg, metavar="SCHEME",
                    help=f"initialize the model with this scheme first: {', '.join(schemes)}")
     p.add_argument("--out", help="output directory")
+    p.add_argument("--at", choices=("layers", "activations"), default="layers",
+                   help="where to measure: layer outputs Z = Wx + b (default) or the inputs of the nonlinearities")
     p.set_defaults(func=_cmd_report, command_parser=p)
 
     p = sub.add_parser("compare", parents=[common, model_opts, data_opts],
@@ -559,6 +562,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "own constructor init, no scheme applied)")
     p.add_argument("--seeds", type=_int_list, default=[0], help="comma-separated seeds (default: 0)")
     p.add_argument("--out", help="output directory")
+    p.add_argument("--at", choices=("layers", "activations"), default="layers",
+                   help="where to measure: layer outputs Z = Wx + b (default) or the inputs of the nonlinearities")
     p.set_defaults(func=_cmd_compare, command_parser=p)
 
     p = sub.add_parser("inspect", parents=[common, model_opts],
