@@ -1038,23 +1038,26 @@ def report(
         local_batches = batches
         if _distributed():
             batches, inputs = _sum_over_ranks([batches, inputs], dev)
-    sites = run.sites
-    never = {}
-    for s in sites:
-        if s.name not in states or states[s.name].calls == 0:
-            never[s.name] = s.bad_output or "never executed (the forward pass did not call it)"
-    measured = {k: v for k, v in states.items() if k not in never}
-    if not measured:
-        what = "nonlinearity modules" if at == "activations" else "layers"
-        listed = ", ".join(list(never)[:5]) or ", ".join(p.name for p in protos[:5])
-        count = len(sites) or len(protos)
-        raise SkewError(
-            f"none of the {count} selected {what} ran during the forward pass ({listed}...); "
-            "check that the model's forward calls them, or select others with layers="
-        )
-    if table is None:
-        table = _activation_table([s for s in sites if s.name in measured], measured)
-    table = table[table["layer"].isin(measured)]
+        sites = run.sites
+        never = {}
+        for s in sites:
+            if s.name not in states or states[s.name].calls == 0:
+                never[s.name] = s.bad_output or "never executed (the forward pass did not call it)"
+        measured = {k: v for k, v in states.items() if k not in never}
+        if not measured:
+            what = "nonlinearity modules" if at == "activations" else "layers"
+            listed = ", ".join(list(never)[:5]) or ", ".join(p.name for p in protos[:5])
+            count = len(sites) or len(protos)
+            raise SkewError(
+                f"none of the {count} selected {what} ran during the forward pass ({listed}...); "
+                "check that the model's forward calls them, or select others with layers="
+            )
+        if table is None:
+            table = _activation_table([s for s in sites if s.name in measured], measured)
+        table = table[table["layer"].isin(measured)]
+        # read the weights (shapes, lazy checks) while the buffers are still protected
+        info = _info(sites, table)
+        skipped = _skipped(model, sites, set(measured), never)
     meta = {
         "model": type(model).__name__,
         "batches": batches,
@@ -1075,10 +1078,10 @@ def report(
     return Report(
         measured,
         table[list(WEIGHT_COLUMNS)],
-        _info(sites, table),
+        info,
         thresholds=ths,
         meta=meta,
-        skipped=_skipped(model, sites, set(measured), never),
+        skipped=skipped,
     )
 
 
