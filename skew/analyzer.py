@@ -225,6 +225,7 @@ class _Mask:
         self.host = mask
         self.B, self.T = mask.shape
         self.lengths = mask.sum(1)
+        self.tokens = int(self.lengths.sum())  # unmasked positions: the samples of a masked site
         self.rows = torch.nonzero(self.lengths > 0).flatten()  # samples with at least one token
         # the middle unmasked token of each sample: the (k // 2)-th True position
         target = (self.lengths // 2 + 1).unsqueeze(1)
@@ -303,7 +304,7 @@ class _Run:
         if ip is not None and not bool(torch.isfinite(ip[1]) & torch.isfinite(ip[2])):
             ip = input_partial(xin, careful=True)
         self.entries.append((site, part, ip))
-        self.calls.append((site, part.rows * part.P))
+        self.calls.append((site, self.mask.tokens if valid is not None else part.rows * part.P))
         self._signs(site, z3, pd_, valid)
         self._units(site, z3, pd_, valid, chan)
 
