@@ -22,11 +22,12 @@ over the B rows and then into the running accumulator with Chan's parallel formu
     M_2 = M_{2,a} + M_{2,b} + \\delta^2 \\frac{n_a n_b}{n}.
 
 Under autocast Z may be fp16/bf16: signs are exact and level 1 runs in float32 (level 2 in
-float64). **Non-finite values** (NaN, ±Inf) are detected per batch from the level-2 results; such
-a batch is measured again in the *careful* mode, which counts the non-finite values of each
-neuron and excludes them from its n, positive count and moments (so p = pos/n is over finite
-values only). The careful mode works in float64 and is slower; it only runs for batches that
-contain non-finite values.
+float64). **Non-finite values** (NaN, ±Inf) show up as non-finite row summaries
+(:func:`all_finite`); the analyzer then reduces that call's Z again in the *careful* mode, which
+counts the non-finite values of each neuron and excludes them from its n, positive count and
+moments (so p = pos/n is over finite values only). The careful mode works in float64 and is
+slower; it only runs for calls that contain non-finite values, and for masked token outputs
+(:func:`level1_masked`: padding positions are excluded the same way).
 
 Example:
     >>> import torch

@@ -5,7 +5,15 @@ the projections of each ``nn.MultiheadAttention``) reduce each output Z, inside 
 Z's device, to per-neuron sums (:mod:`skew.accumulators`); once per batch these are merged in
 float64 with Chan's formula. No activation is stored: memory is O(neurons) whatever the number
 of batches. Conv: channel = neuron, every position a sample; Linear on (B, T, F): every token a
-sample; the batch dimension is dim 0 (``batch_first`` is honoured for attention).
+sample. With ``at="activations"`` the sites are the inputs of the nonlinearity modules instead
+(forward pre-hooks; one site per call position of a reused module).
+
+Batch dimension: dim 0, except inside ``batch_first=False`` transformer modules
+(``nn.MultiheadAttention``, ``nn.Transformer*``), where it is dim 1 for the attention projections
+and every Linear or activation of the block; a 2-D output there is an unbatched call, one sample.
+``batch_dim=`` overrides the inference. A 3-D activation input is (B, T, F) (feature = neuron)
+unless the nearest preceding layer in registration order is channel-first (Conv1d, BatchNorm1d,
+GroupNorm, 1-d pooling): then (B, C, L) (channel = neuron).
 
 ``nn.MultiheadAttention`` computes its q/k/v projections inside ``F.multi_head_attention_forward``
 (or the fused fast path), where no module hook reaches. skew measures them with a forward pre-hook
@@ -16,17 +24,21 @@ rejects names ending in ``_proj``) to avoid that cost. ``out_proj``'s output is 
 module's output, read by a forward hook on the module; its input is internal, so its input
 moments (and p_pred, λ) are NaN.
 
-Per batch, after the forward pass, one host synchronisation reads a "non-finite values seen" flag;
-a batch that held NaN/Inf is measured again in the careful mode of :mod:`skew.accumulators`
-(non-finite values counted per neuron and excluded). Bounded samples kept per layer: the sign
-raster (the first 250 input samples × up to 250 evenly spaced neurons; for conv and token
-outputs, each sample's value at the centre position, the same for every sample so that merged
-reports stay exact) and the activation patterns of the first 8 samples for the pairwise OUI
-(:mod:`skew.oui`). A layer called several times per forward pass accumulates every call.
+Non-finite values are detected inside the hook from the row summaries it computed; that call is
+then reduced again, from the same Z, in the careful mode of :mod:`skew.accumulators`
+(non-finite values counted per neuron and excluded), so every batch runs one forward pass. On CPU
+the check is free; on accelerators it reads one flag per hook call. Bounded samples kept per
+layer: the sign raster (the first 250 input samples × up to 250 evenly spaced neurons; for conv
+and token outputs, each sample's value at the true centre position (H//2, W//2, ...) or the
+middle token, recorded in ``Report.sign_positions``) and, for the pairwise OUI
+(:mod:`skew.oui`), the first 8 samples' full activation patterns (every unit, at most
+``OUI_MAX_UNITS`` per sample) and their channel-pooled patterns. A layer called several times per
+forward pass accumulates every call.
 
 Safety: hooks are registered and removed in ``try``/``finally`` (also on KeyboardInterrupt and on
 errors from the loader or the model); every module's ``training`` flag and every buffer
-(BatchNorm running statistics included) are restored; the run is under ``torch.no_grad()``;
+(BatchNorm running statistics, spectral norm's ``_u``/``_v``, buffers re-bound in ``forward``) are
+snapshot by name before anything reads the model and restored bit for bit; the run is under ``torch.no_grad()``;
 no attribute is set on the user's modules and the user's own hooks are left alone. With
 ``mode="train"`` the global RNG state is forked, so dropout masks do not consume the caller's
 random stream.
