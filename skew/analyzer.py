@@ -302,19 +302,24 @@ class _Run:
         stats = self.stats.get(site.group)
         have = stats.pattern_count[site.index] if stats is not None else 0
         if valid is not None:
-            part = level1_masked(z3, valid)
+            part = level1_masked(z3, valid)  # careful already: no check needed
         else:
             part = level1(z3, pd_, head=OUI_SAMPLES - have, scratch=self.scratch)
-            if not bool(all_finite(part)):  # free on CPU; one flag read per call on accelerators
-                part = level1(z3, pd_, careful=True)
-                self.careful_calls += 1
         xin = x if isinstance(x, torch.Tensor) else None
         if xin is not None and valid is not None:
             x3 = site.canon_input(xin)
             xin = x3[valid] if x3.dim() >= 2 and tuple(x3.shape[:2]) == tuple(valid.shape) else xin
         ip = input_partial(xin)
-        if ip is not None and not bool(torch.isfinite(ip[1]) & torch.isfinite(ip[2])):
-            ip = input_partial(xin, careful=True)
+        ok = all_finite(part) if part.k is None else None
+        if ip is not None:
+            fin = torch.isfinite(ip[1]) & torch.isfinite(ip[2])
+            ok = fin if ok is None else ok & fin
+        if ok is not None and not bool(ok):  # free on CPU; one flag read per hook call on accelerators
+            if part.k is None:
+                part = level1(z3, pd_, careful=True)
+                self.careful_calls += 1
+            if ip is not None:
+                ip = input_partial(xin, careful=True)
         self.entries.append((site, part, ip))
         self.calls.append((site, self.mask.tokens if valid is not None else part.rows * part.P))
         self._signs(site, z3, pd_, valid)

@@ -350,6 +350,8 @@ def _report_figures(rep, out: Path, fmt: str = "png") -> list[Path]:
         ("activation_states", lambda ax: rep.plot_activation_states(layer=first, ax=ax)),
         ("skew_fraction_vs_alpha", lambda ax: rep.plot_skew_fraction_vs_alpha(layer=first, ax=ax)),
     ]
+    if rep.meta.get("at") == "activations":  # no weights at nonlinearities: no row sums to draw
+        jobs = [job for job in jobs if "rowsum" not in job[0]]
     for name, draw in jobs:
         fig, (ax,) = _new_figure()
         try:
@@ -437,10 +439,11 @@ def _cmd_compare(args, parser) -> int:
         written.append(save_figure(fig, out / f"skew_hist.{args.format}"))
         from matplotlib.figure import Figure
 
-        fig = Figure(figsize=(3.6 * len(cmp.schemes), 3.4), layout="constrained")
-        axes = fig.subplots(1, len(cmp.schemes), squeeze=False)[0]
-        cmp.rowsum_hist(layer=cmp.layer_order[0] if cmp.layer_order else None, axes=axes)
-        written.append(save_figure(fig, out / f"rowsum_hist.{args.format}"))
+        if args.at == "layers":  # no weights at nonlinearities: no row sums to draw
+            fig = Figure(figsize=(3.6 * len(cmp.schemes), 3.4), layout="constrained")
+            axes = fig.subplots(1, len(cmp.schemes), squeeze=False)[0]
+            cmp.rowsum_hist(layer=cmp.layer_order[0] if cmp.layer_order else None, axes=axes)
+            written.append(save_figure(fig, out / f"rowsum_hist.{args.format}"))
         print(f"\nwrote {len(written)} files to {out}")
     return 0
 

@@ -216,3 +216,23 @@ def test_conv_raster_shows_the_true_centre():
     import matplotlib.pyplot as plt
 
     plt.close(ax.figure)
+
+
+def test_cli_at_activations(tmp_path, capsys):
+    import pandas as pd
+
+    from skew.cli import main
+
+    out = tmp_path / "rep"
+    assert main(["report", "--model", "mlp", "-o", "width=32", "--data", "gaussian", "--batches", "2",
+                 "--batch-size", "16", "--at", "activations", "--out", str(out)]) == 0
+    layers = pd.read_csv(out / "layers.csv")
+    assert list(layers["type"]) == ["ReLU"] * len(layers)
+    assert not (out / "rowsum_hist.png").exists() and (out / "activation_states.png").exists()
+    out = tmp_path / "cmp"
+    assert main(["compare", "--model", "mlp", "-o", "width=32", "--data", "gaussian", "--batches", "1",
+                 "--batch-size", "16", "--at", "activations", "--inits", "xavier_uniform", "--out", str(out)]) == 0
+    with pytest.raises(SystemExit) as exc:
+        main(["report", "--model", "mlp", "--data", "gaussian", "--at", "relu"])
+    assert exc.value.code == 2
+    capsys.readouterr()
