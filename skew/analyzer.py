@@ -296,8 +296,9 @@ class _Run:
         if site.first_shape is None:
             site.first_shape = tuple(z.shape[1:]) if z.dim() > 1 else tuple(z.shape)
             site.zdtype = z.dtype
-        if self.first_rows is None:
-            self.first_rows = int(z3.shape[0])
+        if self.first_rows is None:  # trusted for the inputs count only where dim 0 is not the batch
+            unbatched = z.dim() == (site.spatial + 1 if site.spatial is not None else 1) or (site.seq and z.dim() == 2)
+            self.first_rows = int(z3.shape[0]) if unbatched or site.batch_dim == 1 else -1
         valid = self._match_mask(site, z3, pd_, chan)
         stats = self.stats.get(site.group)
         have = stats.pattern_count[site.index] if stats is not None else 0
@@ -884,7 +885,8 @@ def _batch_mask(batch, mask_fn, index: int) -> _Mask | None:
     if mask.dim() != 2:
         raise SkewError(
             f"{source} of batch {index} has shape {tuple(mask.shape)}; a mask must be (batch, tokens) with 1 for "
-            "real tokens and 0 for padding"
+            "real tokens and 0 for padding: pass mask_fn= returning one (or mask_fn=lambda batch: None to "
+            "measure every position)"
         )
     if mask.dtype != torch.bool:
         if mask.is_floating_point() and not torch.isin(mask, torch.tensor([0.0, 1.0], dtype=mask.dtype)).all():
@@ -1116,15 +1118,15 @@ def _name_activation_sites(run: _Run) -> None:
 
 
 def _count_inputs(args: tuple, kwargs: dict, batch_dim, first_rows: int | None) -> int:
-    """Input samples in a batch: dim ``batch_dim`` (an int) of the first tensor, else the number of
-    samples the first measured call saw (sequence-first and unbatched calls included), else dim 0."""
+    """Input samples in a batch: dim ``batch_dim`` (an int) of the first tensor; else, when the first
+    measured call was sequence-first or unbatched, the samples it saw; else dim 0 of the first tensor."""
     from skew.batches import _first_tensor
 
     if isinstance(batch_dim, int):
         t = _first_tensor((args, kwargs))
         if t is not None and t.dim() > batch_dim:
             return int(t.shape[batch_dim])
-    if first_rows is not None:
+    if first_rows is not None and first_rows >= 0:
         return first_rows
     return batch_size(args, kwargs)
 

@@ -10,12 +10,13 @@ std with ddof = 0), skew = |p − 1/2|, p_pred = Φ((μ S + b)/(σ ‖W‖)) wit
 mean μ and std σ (a layer without bias uses b = 0; ``bias`` is NaN there). A neuron is
 *degenerate* when it is constant up to rounding (SPEC §1): n = 0, or
 
-    std ≤ DEGENERATE_ULPS · ε · scale,   scale = max(‖W_i‖₂ · rms(x) · √n + |b|,  rms(Z_i))
+    std ≤ DEGENERATE_ULPS · (ε_acc · (‖W_i‖₂ · rms(x) · √n + |b|) + ε · rms(Z_i))
 
-with ε the machine epsilon of the measured Z's dtype (float32: 1.2e-7), rms(x) = √(μ² + σ²) of
-the layer's input and rms(Z_i) = √(mean² + std²) of the neuron. A float32 filter that cancels
-exactly in real arithmetic (std ~ 1e-8 of that scale) is degenerate; a small but real signal is
-not. At activation sites (no W) the scale is max(rms(Z_i), rms of the whole site). The old
+with ε the machine epsilon of the measured Z's dtype (float32: 1.2e-7), ε_acc = min(ε, ε_float32)
+(half-precision outputs are accumulated in float32), rms(x) = √(μ² + σ²) of the layer's input
+and rms(Z_i) = √(mean² + std²) of the neuron. A float32 filter that cancels exactly in real
+arithmetic (std ~ 1e-8 of that scale) is degenerate; a small but real signal is not. At
+activation sites (no W): std ≤ DEGENERATE_ULPS · ε · max(rms(Z_i), rms of the whole site). The old
 absolute rule std ≤ 1e-12·(|mean| + 1) is kept as a floor. A degenerate neuron's skew and p_gauss
 are NaN and it is left out of every fraction; *dead* (p = 0) and *always_on* (p = 1) are flagged
 among the others.
@@ -68,14 +69,16 @@ def _degenerate(n, mean, std, st: LayerState, w: dict[str, np.ndarray], eps: flo
     rms = np.sqrt(mean**2 + std**2)
     bias = np.where(np.isnan(w["bias"]), 0.0, np.abs(w["bias"].astype(np.float64)))
     layer_scale = w["row_norm"].astype(np.float64) * rms_in * np.sqrt(w["fan_in"].astype(np.float64)) + bias
+    rms0 = np.where(np.isnan(rms), 0.0, rms)
     if np.isnan(w["row_norm"]).all():  # activation site: no weight
         live = n > 0
-        site_rms = math.sqrt(float(np.sum((n * rms**2)[live]) / max(int(np.sum(n[live])), 1))) if live.any() else 0.0
-        scale = np.maximum(rms, site_rms)
+        site_rms = math.sqrt(float(np.sum((n * rms0**2)[live]) / max(int(np.sum(n[live])), 1))) if live.any() else 0.0
+        tol = eps * np.maximum(rms0, site_rms)
     else:
-        scale = np.fmax(layer_scale, rms)
-    scale = np.where(np.isnan(scale), 0.0, scale)
-    return (n == 0) | (std <= DEGENERATE_RTOL * (np.abs(mean) + 1.0)) | (std <= DEGENERATE_ULPS * eps * scale)
+        # the sum itself is accumulated in at least float32 (autocast too); Z is then rounded to its dtype
+        acc = np.where(np.isnan(layer_scale), rms0, layer_scale)
+        tol = min(eps, _EPS32) * acc + eps * rms0
+    return (n == 0) | (std <= DEGENERATE_RTOL * (np.abs(mean) + 1.0)) | (std <= DEGENERATE_ULPS * tol)
 
 
 def _neuron_arrays(name: str, st: LayerState, w: dict[str, np.ndarray], eps: float = _EPS32) -> dict[str, np.ndarray]:
@@ -332,7 +335,8 @@ class Report:
     def merge(self, other: Report) -> Report:
         """The Report of this report's data followed by ``other``'s, computed exactly from raw sums.
 
-        Both must measure the same weights (same layers, equal row sums); counts add, moments
+        Both must measure the same weights at the same sites (same ``at``, same layers in the
+        same order, equal row sums) in the same ``mode``; anything else raises SkewError. Counts add, moments
         combine with Chan's formula, sign samples and OUI patterns keep this report's samples
         first. Thresholds come from this report.
 

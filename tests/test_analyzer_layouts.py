@@ -136,3 +136,9 @@ def test_sequence_first_inside_a_wrapper_is_inferred():
     assert rep.meta["inputs"] == 6
     raster = rep.signs["1"]
     assert raster.shape[0] == 6
+
+
+def test_unbatched_plain_layers_count_one_input():
+    assert report(nn.Linear(5, 3), [torch.randn(5)]).meta["inputs"] == 1
+    assert report(nn.Conv2d(3, 2, 1), [torch.randn(3, 4, 4)]).meta["inputs"] == 1
+    assert report(nn.Linear(5, 3), [torch.randn(7, 5)]).meta["inputs"] == 7

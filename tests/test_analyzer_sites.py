@@ -238,3 +238,10 @@ def test_cli_at_activations(tmp_path, capsys):
         code = exc.code
     assert code == 2
     assert "--at: invalid choice" in capsys.readouterr().err
+
+
+def test_half_precision_outputs_are_not_called_degenerate():
+    torch.manual_seed(0)
+    net = nn.Linear(256, 16).to(torch.bfloat16)
+    rep = report(net, [torch.randn(64, 256, dtype=torch.bfloat16)])
+    assert not rep.neurons["degenerate"].any()
