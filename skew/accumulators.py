@@ -59,6 +59,8 @@ __all__ = [
     "level1_masked",
     "merge_states",
     "pack_units",
+    "packbits",
+    "stack_packed",
     "unpack_units",
     "SIGN_ROWS",
     "SIGN_NEURONS",
@@ -274,6 +276,35 @@ def pack_units(rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     for i, r in enumerate(rows):
         dense[i, : len(r)] = r
     return np.packbits(dense, axis=1), counts
+
+
+_BIT_WEIGHTS: dict[torch.device, torch.Tensor] = {}
+
+
+def packbits(active: torch.Tensor) -> torch.Tensor:
+    """Pack a 1-D bool tensor into uint8 bytes on its own device, first unit in the high bit
+    (``numpy.packbits``' order): an 8-sample pattern store costs d bytes, not 8·d.
+
+    Example:
+        >>> packbits(torch.tensor([True, False, True, True, False, False, False, False, True])).tolist()
+        [176, 128]
+    """
+    pad = (-active.numel()) % 8
+    if active.device not in _BIT_WEIGHTS:
+        _BIT_WEIGHTS[active.device] = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8,
+                                                   device=active.device)
+    bytes8 = torch.nn.functional.pad(active.to(torch.uint8), (0, pad)).view(-1, 8)
+    return (bytes8 * _BIT_WEIGHTS[active.device]).sum(1, dtype=torch.uint8)
+
+
+def stack_packed(rows: list[np.ndarray], counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Rows already packed by :func:`packbits` -> the (packed (S, ⌈d_max/8⌉), counts (S,)) of :func:`pack_units`."""
+    counts_a = np.asarray(counts, dtype=np.int64)
+    width = (int(counts_a.max()) + 7) // 8 if len(rows) else 0
+    out = np.zeros((len(rows), width), dtype=np.uint8)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
+    return out, counts_a
 
 
 def unpack_units(packed: np.ndarray, counts: np.ndarray) -> np.ndarray:

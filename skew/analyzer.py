@@ -78,6 +78,8 @@ from skew.accumulators import (
     level1,
     level1_masked,
     pack_units,
+    packbits,
+    stack_packed,
     unpack_units,
 )
 from skew.batches import batch_size, describe, iter_batches, model_inputs, to_device
@@ -172,7 +174,8 @@ class _Site:
         self.zdtype: torch.dtype | None = None
         self.bad_output: str | None = None
         self.first_shape: tuple[int, ...] | None = None
-        self.units: list[torch.Tensor] = []  # full activation patterns of the first OUI_SAMPLES samples
+        self.units: list[torch.Tensor] = []  # packed full activation patterns of the first OUI_SAMPLES samples
+        self.unit_counts: list[int] = []
         self.unit_idx: dict[int, torch.Tensor] = {}
         self.sign_pos: tuple[int, ...] | None = None
         self.mask_calls = [0, 0, 0]  # applied, per-sample output, unmatched
@@ -384,7 +387,8 @@ class _Run:
                     idx = np.linspace(0, d - 1, OUI_MAX_UNITS).round().astype(np.int64)
                     site.unit_idx[d] = torch.as_tensor(idx, device=p.device)
                 p = p[site.unit_idx[d]]
-            site.units.append(p.clone())
+            site.units.append(packbits(p))
+            site.unit_counts.append(int(p.numel()))
 
     def layer_hook(self, site: _Site):
         def hook(module, args, kwargs, output):
@@ -482,7 +486,7 @@ class _Run:
             signs = [s.signs[: s.sign_filled].cpu().numpy() for s in group]
             cols = [s.sign_cols for s in group]
             for s, state in zip(group, st.layer_states(signs, cols)):
-                state.unit_patterns, state.unit_counts = pack_units([u.cpu().numpy() for u in s.units])
+                state.unit_patterns, state.unit_counts = stack_packed([u.cpu().numpy() for u in s.units], s.unit_counts)
                 state.sign_position = np.asarray(s.sign_pos or (), dtype=np.int64)
                 state.mask_calls = np.asarray(s.mask_calls, dtype=np.int64)
                 out[s.name] = state
@@ -811,7 +815,7 @@ def _preserved(model: nn.Module, mode: str):
     buffers = []
     for m in model.modules():
         table = dict(m._buffers)
-        saved = {k: b.detach().clone() for k, b in table.items() if isinstance(b, torch.Tensor)}
+        saved = {k: b.detach().clone() for k, b in table.items() if isinstance(b, torch.Tensor)}  # by name
         buffers.append((m, table, saved, set(m._non_persistent_buffers_set)))
     rng = contextlib.nullcontext()
     if mode == "train":
@@ -826,10 +830,9 @@ def _preserved(model: nn.Module, mode: str):
             m.training = flag
         with torch.no_grad():
             for m, table, saved, non_persistent in buffers:
-                for k in [k for k in m._buffers if k not in table]:
-                    del m._buffers[k]
+                m._buffers.clear()  # same names, same order, same tensor objects, same values
+                m._buffers.update(table)
                 for k, b in table.items():
-                    m._buffers[k] = b
                     if k in saved:
                         b.copy_(saved[k])
                 m._non_persistent_buffers_set.clear()
