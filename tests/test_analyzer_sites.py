@@ -245,3 +245,28 @@ def test_half_precision_outputs_are_not_called_degenerate():
     net = nn.Linear(256, 16).to(torch.bfloat16)
     rep = report(net, [torch.randn(64, 256, dtype=torch.bfloat16)])
     assert not rep.neurons["degenerate"].any()
+
+
+class Varying(nn.Module):
+    """Calls its ReLU once for small batches and three times for large ones (data-dependent reuse)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.act = nn.ReLU()
+
+    def forward(self, x):
+        h = self.act(self.fc(x))
+        if x.shape[0] > 4:
+            h = self.act(self.fc(h) - 0.1)
+            h = self.act(self.fc(h) + 0.1)
+        return h
+
+
+def test_call_positions_that_appear_in_later_batches_get_their_own_sites():
+    torch.manual_seed(0)
+    net = Varying()
+    rep = report(net, [torch.randn(3, 4), torch.randn(6, 4)], at="activations")
+    assert list(rep.layers["layer"]) == ["act#0", "act#1", "act#2"]
+    assert rep.layers["samples"].tolist() == [9, 6, 6]
+    assert rep.layers["calls"].tolist() == [2, 1, 1]
