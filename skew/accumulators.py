@@ -55,6 +55,7 @@ __all__ = [
     "all_finite",
     "chan_merge",
     "input_partial",
+    "input_partial_masked",
     "level1",
     "level1_masked",
     "merge_states",
@@ -353,6 +354,26 @@ def input_partial(x: torch.Tensor | None, careful: bool = False):
     ss = torch.linalg.vector_norm(x).to(torch.float64).square_()
     mean = s / n
     return (n, mean, (ss - s * mean).clamp_min_(0))
+
+
+def input_partial_masked(x3: torch.Tensor, valid: torch.Tensor):
+    """(count, mean, M2) of the finite entries of a (B, T, F) layer input at the tokens where ``valid``
+    (B, T) is True, in float64, as 0-d tensors on x's device (no host synchronisation).
+
+    Example:
+        >>> x = torch.tensor([[[1.0, 3.0], [100.0, 100.0]]])
+        >>> n, mean, m2 = input_partial_masked(x, torch.tensor([[True, False]]))
+        >>> n.item(), mean.item(), m2.item()
+        (2, 2.0, 2.0)
+    """
+    if not x3.is_floating_point() or x3.numel() == 0:
+        return None
+    xf = x3.to(torch.float64)
+    fin = torch.isfinite(xf) & valid.unsqueeze(-1)
+    n = fin.sum()
+    mean = torch.where(fin, xf, 0.0).sum() / n.clamp_min(1)
+    d = torch.where(fin, xf - mean, 0.0)
+    return (n, mean, (d * d).sum())
 
 
 # ----------------------------------------------------------------------------------------- level 2

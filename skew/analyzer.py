@@ -75,6 +75,7 @@ from skew.accumulators import (
     Scratch,
     all_finite,
     input_partial,
+    input_partial_masked,
     level1,
     level1_masked,
     pack_units,
@@ -310,19 +311,24 @@ class _Run:
         else:
             part = level1(z3, pd_, head=OUI_SAMPLES - have, scratch=self.scratch)
         xin = x if isinstance(x, torch.Tensor) else None
+        ip_careful = False
         if xin is not None and valid is not None:
             x3 = site.canon_input(xin)
-            xin = x3[valid] if x3.dim() >= 2 and tuple(x3.shape[:2]) == tuple(valid.shape) else xin
-        ip = input_partial(xin)
+            if x3.dim() == 3 and tuple(x3.shape[:2]) == tuple(valid.shape):
+                ip, ip_careful = input_partial_masked(x3, valid), True
+            else:
+                ip = input_partial(xin)
+        else:
+            ip = input_partial(xin)
         ok = all_finite(part) if part.k is None else None
-        if ip is not None:
+        if ip is not None and not ip_careful:
             fin = torch.isfinite(ip[1]) & torch.isfinite(ip[2])
             ok = fin if ok is None else ok & fin
         if ok is not None and not bool(ok):  # free on CPU; one flag read per hook call on accelerators
             if part.k is None:
                 part = level1(z3, pd_, careful=True)
                 self.careful_calls += 1
-            if ip is not None:
+            if ip is not None and not ip_careful:
                 ip = input_partial(xin, careful=True)
         self.entries.append((site, part, ip))
         self.calls.append((site, self.mask.tokens if valid is not None else part.rows * part.P))
