@@ -270,3 +270,20 @@ def test_call_positions_that_appear_in_later_batches_get_their_own_sites():
     assert list(rep.layers["layer"]) == ["act#0", "act#1", "act#2"]
     assert rep.layers["samples"].tolist() == [9, 6, 6]
     assert rep.layers["calls"].tolist() == [2, 1, 1]
+
+
+def test_channel_first_activation_layouts():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv1d(3, 5, 3), nn.BatchNorm1d(5), nn.ReLU(), nn.Flatten(), nn.Linear(5 * 8, 2)).eval()
+    x = torch.randn(6, 3, 10)
+    rep = report(net, [x], at="activations")
+    z = net[1](net[0](x)).detach().double()  # (B, C, L): channel = neuron
+    np.testing.assert_array_equal(rep.neurons["p"], (z > 0).double().mean((0, 2)).numpy())
+    assert rep.layers.loc[0, "oui_pairwise"] == pytest.approx(brute_oui(z), abs=1e-12)
+    cnn = small_cnn().to(memory_format=torch.channels_last)
+    xs = [torch.randn(8, 3, 6, 5).contiguous(memory_format=torch.channels_last)]
+    a = report(cnn, xs, at="activations")
+    b = report(small_cnn(), [xs[0].contiguous()], at="activations")
+    np.testing.assert_allclose(a.layers["oui_pairwise"], b.layers["oui_pairwise"], rtol=0, atol=1e-12)
+    for name in a.signs:
+        np.testing.assert_array_equal(a.signs[name], b.signs[name])
