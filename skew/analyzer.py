@@ -960,6 +960,8 @@ def report(
             module (the nearest enclosing one decides), dim 0 elsewhere; inside such modules a 2-D
             output is an unbatched call (one sample). An int (0 or 1) sets every site; a dict
             ``{glob: 0 or 1}`` sets the sites whose names match (first match wins; others inferred).
+            It applies to token layouts (B, T, F) / (T, B, F); conv maps are always (B, C, ...). With
+            an int, the ``inputs`` count reads that dimension of the batch's first tensor.
         mask_fn: ``batch -> (B, T) mask`` (bool or 0/1, 1 = real token). Without it, a batch that is
             a mapping with an ``attention_mask`` uses that. Masked positions are not samples (see
             below).
