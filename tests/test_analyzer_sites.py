@@ -205,14 +205,15 @@ def test_degenerate_at_activation_sites_is_relative_to_the_site():
 def test_conv_raster_shows_the_true_centre():
     torch.manual_seed(0)
     conv = nn.Conv2d(2, 4, 1)
-    x = torch.zeros(6, 2, 5, 7)
-    x[:, :, 2, 3] = torch.randn(6, 2)  # only the centre (5//2, 7//2) carries a signal; borders are 0
+    x = torch.zeros(16, 2, 6, 8)
+    x[:, :, 3, 4] = torch.randn(16, 2)  # only the centre (6//2, 8//2) carries a signal; borders are 0
     rep = report(nn.Sequential(conv), [x])
-    assert rep.sign_positions["0"] == (2, 3)
+    assert rep.sign_positions["0"] == (3, 4)  # flattened P//2 = 24 would be row 3, column 0: the left edge
     z = conv(x).detach()
-    np.testing.assert_array_equal(rep.signs["0"], (z[:, :, 2, 3] > 0).numpy())
+    np.testing.assert_array_equal(rep.signs["0"], (z[:, :, 3, 4] > 0).numpy())
+    assert 0 < rep.signs["0"].mean() < 1  # the left edge would show every channel constant
     ax = rep.plot_activation_states(layer="0")
-    assert "position 2, 3" in ax.get_title()
+    assert "position 3, 4" in ax.get_title()
     import matplotlib.pyplot as plt
 
     plt.close(ax.figure)
