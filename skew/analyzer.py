@@ -488,7 +488,7 @@ class _Run:
                 st.all_reduce()
         out: dict[str, LayerState] = {}
         for key, st in self.stats.items():
-            group = [s for s in self.sites if s.group == key]
+            group = sorted((s for s in self.sites if s.group == key), key=lambda s: s.index)
             signs = [s.signs[: s.sign_filled].cpu().numpy() for s in group]
             cols = [s.sign_cols for s in group]
             for s, state in zip(group, st.layer_states(signs, cols)):
@@ -584,7 +584,10 @@ def _weight_table(model: nn.Module, layers: LayerSpec) -> pd.DataFrame:
 
 
 def _select_activations(model: nn.Module, layers: LayerSpec) -> list[tuple[str, nn.Module]]:
-    """The nonlinearity modules that ``layers`` selects (names, globs, types or a predicate, as for layers)."""
+    """The nonlinearity modules that ``layers`` selects (names, globs, types or a predicate, as for layers).
+
+    A name or glob with a call position (``"layer1.0.relu#1"``, ``"*#0"``) selects its module here;
+    :func:`_keep_positions` then keeps only the matching sites."""
     import fnmatch
 
     found = [(n, m) for n, m in model.named_modules() if is_activation(m)]
@@ -602,6 +605,7 @@ def _select_activations(model: nn.Module, layers: LayerSpec) -> list[tuple[str, 
     specs = [layers] if isinstance(layers, (str, type)) or (
         isinstance(layers, tuple) and all(isinstance(t, type) for t in layers)) else list(layers)
     names = {n for n, _ in found}
+    specs = [s.split("#", 1)[0] if isinstance(s, str) else s for s in specs]
     for spec in specs:
         if isinstance(spec, str) and not any(ch in spec for ch in "*?[") and spec not in names:
             raise SkewError(
@@ -939,7 +943,8 @@ def report(
             model's arguments. A single tensor is one batch. See :mod:`skew.batches`.
         layers: None (every Linear/ConvNd/ConvTransposeNd and attention projection), a glob on
             qualified names, a list of names, module type(s), or a predicate ``f(name, module)``.
-            With ``at="activations"`` it selects among the nonlinearity modules.
+            With ``at="activations"`` it selects among the nonlinearity modules; a name or glob
+            with a call position (``"layer1.0.relu#1"``) keeps only that site of a reused module.
         thresholds: the skew degrees α of the ``skewed_{α}`` / ``lambda_{α}`` / ``agree_{α}`` columns.
         max_batches: stop after this many batches (None: the whole loader); exactly this many items
             are pulled from the loader.
@@ -1065,11 +1070,12 @@ def report(
         if batches == 0:
             raise SkewError("the loader yielded no batches; pass a non-empty iterable of batches (check the dataset size)")
         _name_activation_sites(run)
-        states = run.states()
+        drop = _keep_positions(run, layers) if at == "activations" and layers is not None else set()
+        states = {k: v for k, v in run.states().items() if k not in drop}
         local_batches = batches
         if _distributed():
             batches, inputs = _sum_over_ranks([batches, inputs], dev)
-        sites = run.sites
+        sites = [s for s in run.sites if s.name not in drop]
         never = {}
         for s in sites:
             if s.name not in states or states[s.name].calls == 0:
@@ -1114,6 +1120,30 @@ def report(
         meta=meta,
         skipped=skipped,
     )
+
+
+def _keep_positions(run: _Run, layers: LayerSpec) -> set[str]:
+    """The activation sites that a ``name#k`` entry of ``layers`` leaves out (see _select_activations)."""
+    import fnmatch
+
+    specs = [layers] if isinstance(layers, str) else list(layers) if isinstance(layers, (list, tuple)) else []
+    strs = [s for s in specs if isinstance(s, str)]
+    if not any("#" in s for s in strs):
+        return set()
+
+    def kept(site: _Site) -> bool:
+        for spec in specs:
+            if not isinstance(spec, str):
+                if isinstance(site.module, spec):
+                    return True
+            elif "#" not in spec:
+                if fnmatch.fnmatchcase(site.base, spec):
+                    return True
+            elif fnmatch.fnmatchcase(site.name, spec) or (site.name == site.base and spec == f"{site.base}#0"):
+                return True
+        return False
+
+    return {s.name for s in run.sites if s.kind == "act" and not kept(s)}
 
 
 def _name_activation_sites(run: _Run) -> None:

@@ -288,3 +288,14 @@ def test_channel_first_activation_layouts():
     np.testing.assert_allclose(a.layers["oui_pairwise"], b.layers["oui_pairwise"], rtol=0, atol=1e-12)
     for name in a.signs:
         np.testing.assert_array_equal(a.signs[name], b.signs[name])
+
+
+def test_layers_can_name_call_positions():
+    net = small_cnn()
+    x = [torch.randn(4, 3, 6, 6)]
+    rep = report(net, x, at="activations", layers=["3.relu#1", "7"])
+    assert list(rep.layers["layer"]) == ["3.relu#1", "7"]
+    whole = report(net, x, at="activations")
+    pd_rows = whole.layers.set_index("layer").loc[["3.relu#1", "7"], "oui_pairwise"].to_numpy()
+    np.testing.assert_array_equal(rep.layers["oui_pairwise"].to_numpy(), pd_rows)
+    assert list(report(net, x, at="activations", layers="*#0").layers["layer"]) == ["3.relu#0"]
