@@ -819,14 +819,16 @@ def _preserved(model: nn.Module, mode: str):
     a power iteration that updates its ``_u``/``_v`` buffers). Buffers are restored by name, per
     module: a buffer re-bound in ``forward`` (``self.seen = self.seen + n``) gets its original
     tensor back, one added during the run is removed, and every original tensor gets its
-    original values, bit for bit.
+    original values, bit for bit. Tensors held as plain attributes (the weight that the old
+    ``torch.nn.utils.spectral_norm`` recomputes in a pre-hook) get their original objects back.
     """
     flags = [(m, m.training) for m in model.modules()]
     buffers = []
     for m in model.modules():
         table = dict(m._buffers)
         saved = {k: b.detach().clone() for k, b in table.items() if isinstance(b, torch.Tensor)}  # by name
-        buffers.append((m, table, saved, set(m._non_persistent_buffers_set)))
+        plain = {k: v for k, v in vars(m).items() if isinstance(v, torch.Tensor)}  # e.g. old spectral_norm's weight
+        buffers.append((m, table, saved, set(m._non_persistent_buffers_set), plain))
     rng = contextlib.nullcontext()
     if mode == "train":
         cuda = sorted({b.device.index or 0 for b in model.parameters() if b.device.type == "cuda"})
@@ -839,7 +841,7 @@ def _preserved(model: nn.Module, mode: str):
         for m, flag in flags:
             m.training = flag
         with torch.no_grad():
-            for m, table, saved, non_persistent in buffers:
+            for m, table, saved, non_persistent, plain in buffers:
                 m._buffers.clear()  # same names, same order, same tensor objects, same values
                 m._buffers.update(table)
                 for k, b in table.items():
@@ -847,6 +849,9 @@ def _preserved(model: nn.Module, mode: str):
                         b.copy_(saved[k])
                 m._non_persistent_buffers_set.clear()
                 m._non_persistent_buffers_set.update(non_persistent)
+                for k, v in plain.items():
+                    if vars(m).get(k) is not v:
+                        object.__setattr__(m, k, v)
 
 
 def _progress_bar(loader, max_batches, progress):

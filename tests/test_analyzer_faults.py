@@ -125,3 +125,14 @@ def test_cpu_zero_is_the_models_cpu():
     assert rep.meta["device"] == "cpu"
     with pytest.raises(SkewError, match="not a torch device"):
         report(nn.Linear(3, 2), [torch.randn(4, 3)], device="bogus")
+
+
+def test_old_style_spectral_norm_keeps_its_buffers_and_weight_attribute():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.utils.spectral_norm(nn.Linear(6, 5)), nn.ReLU(), nn.Linear(5, 2)).train()
+    net(torch.randn(3, 6))
+    before, weight = snapshot(net), net[0].weight
+    for mode in ("eval", "train"):
+        report(net, [torch.randn(8, 6)], mode=mode)
+        assert_same(net, before)
+        assert net[0].weight is weight
