@@ -66,6 +66,7 @@ __all__ = [
     "SIGN_ROWS",
     "SIGN_NEURONS",
     "OUI_SAMPLES",
+    "OUI_MAX_UNITS",
 ]
 
 #: Bounds of the activation-sign sample kept per layer (rows = samples, columns = neurons).
