@@ -142,3 +142,19 @@ def test_unbatched_plain_layers_count_one_input():
     assert report(nn.Linear(5, 3), [torch.randn(5)]).meta["inputs"] == 1
     assert report(nn.Conv2d(3, 2, 1), [torch.randn(3, 4, 4)]).meta["inputs"] == 1
     assert report(nn.Linear(5, 3), [torch.randn(7, 5)]).meta["inputs"] == 7
+
+
+def test_nonfinite_values_at_masked_positions_are_not_samples():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2))
+    x = torch.randn(3, 5, 4)
+    mask = torch.ones(3, 5, dtype=torch.bool)
+    mask[1, 2:] = False
+    clean = report(net, [x], mask_fn=lambda batch: mask)
+    x = x.clone()
+    x[1, 3] = float("nan")  # padding garbage
+    rep = report(net, [x], mask_fn=lambda batch: mask)
+    assert (rep.neurons["nonfinite"] == 0).all()
+    pd_cols = ["n", "p", "mean", "std"]
+    np.testing.assert_array_equal(rep.neurons[pd_cols].to_numpy(), clean.neurons[pd_cols].to_numpy())
+    np.testing.assert_array_equal(rep.layers["input_mean"], clean.layers["input_mean"])
