@@ -22,11 +22,12 @@ over the B rows and then into the running accumulator with Chan's parallel formu
     M_2 = M_{2,a} + M_{2,b} + \\delta^2 \\frac{n_a n_b}{n}.
 
 Under autocast Z may be fp16/bf16: signs are exact and level 1 runs in float32 (level 2 in
-float64). **Non-finite values** (NaN, ±Inf) are detected per batch from the level-2 results; such
-a batch is measured again in the *careful* mode, which counts the non-finite values of each
-neuron and excludes them from its n, positive count and moments (so p = pos/n is over finite
-values only). The careful mode works in float64 and is slower; it only runs for batches that
-contain non-finite values.
+float64). **Non-finite values** (NaN, ±Inf) show up as non-finite row summaries
+(:func:`all_finite`); the analyzer then reduces that call's Z again in the *careful* mode, which
+counts the non-finite values of each neuron and excludes them from its n, positive count and
+moments (so p = pos/n is over finite values only). The careful mode works in float64 and is
+slower; it only runs for calls that contain non-finite values, and for masked token outputs
+(:func:`level1_masked`: padding positions are excluded the same way).
 
 Example:
     >>> import torch
@@ -51,13 +52,21 @@ __all__ = [
     "LayerState",
     "Partial",
     "Scratch",
+    "all_finite",
     "chan_merge",
     "input_partial",
+    "input_partial_masked",
     "level1",
+    "level1_masked",
     "merge_states",
+    "pack_units",
+    "packbits",
+    "stack_packed",
+    "unpack_units",
     "SIGN_ROWS",
     "SIGN_NEURONS",
     "OUI_SAMPLES",
+    "OUI_MAX_UNITS",
 ]
 
 #: Bounds of the activation-sign sample kept per layer (rows = samples, columns = neurons).
@@ -65,6 +74,10 @@ SIGN_ROWS = 250
 SIGN_NEURONS = 250
 #: Number of samples whose activation patterns feed the pairwise OUI (all 28 pairs of 8 samples).
 OUI_SAMPLES = 8
+#: Most units kept per sample for the pairwise OUI: a larger flattened pattern (C·H·W or T·F) is
+#: subsampled to this many evenly spaced units (the same indices for every sample), bounding memory
+#: at OUI_SAMPLES · OUI_MAX_UNITS bytes per site (8 MiB).
+OUI_MAX_UNITS = 1 << 20
 
 
 def chan_merge(n_a, mean_a, m2_a, n_b, mean_b, m2_b):
@@ -213,17 +226,95 @@ def _positives(z3: torch.Tensor, pd: int, work: torch.Tensor | None = None) -> t
     return (z3 > 0).sum(pd, dtype=torch.float32)  # fewer bytes written on accelerators
 
 
-def _level1_careful(z3: torch.Tensor, pd: int, P: int) -> Partial:
+def _level1_careful(z3: torch.Tensor, pd: int, P: int, valid: torch.Tensor | None = None) -> Partial:
     zf = z3.to(torch.float64)
-    fin = torch.isfinite(zf)
+    finite = torch.isfinite(zf)
+    fin = finite if valid is None else finite & valid
     k = fin.sum(pd)
     zc = torch.where(fin, zf, 0.0)
     mean = zc.sum(pd) / k.clamp_min(1)
     y = torch.where(fin, zf - mean.unsqueeze(pd), 0.0)
     m2 = (y * y).sum(pd)
     pos = (zc > 0).sum(pd).to(torch.float64)
-    nonfinite = (~fin).sum((0, pd))
+    bad = ~finite if valid is None else ~finite & valid
+    nonfinite = bad.sum((0, pd))
     return Partial(mean, m2, pos, P, k=k, nonfinite=nonfinite)
+
+
+def level1_masked(z3: torch.Tensor, valid: torch.Tensor) -> Partial:
+    """Row summaries of a (B, T, C) view of Z keeping only the positions where ``valid`` (B, T) is True.
+
+    Masked positions (padding) are not samples: they are left out of n, the positive count and
+    the moments, as non-finite values are in the careful mode (float64, per-row counts ``k``).
+
+    Example:
+        >>> z = torch.tensor([[[1.0], [3.0], [-50.0]]])          # one sample, 3 tokens, 1 neuron
+        >>> part = level1_masked(z, torch.tensor([[True, True, False]]))
+        >>> part.k.tolist(), part.mean.tolist(), part.pos.tolist()
+        ([[2]], [[2.0]], [[2.0]])
+    """
+    return _level1_careful(z3, 1, int(z3.shape[1]), valid.unsqueeze(-1))
+
+
+def all_finite(part: Partial) -> torch.Tensor:
+    """A 0-d bool tensor: every row summary of a fast-mode Partial is finite (no NaN/Inf in Z)."""
+    ok = torch.isfinite(part.mean).all()
+    if part.m2 is not None:
+        ok = ok & torch.isfinite(part.m2).all()
+    return ok
+
+
+def pack_units(rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged boolean unit patterns (one 1-D array per sample) -> (packed bits (S, ⌈d_max/8⌉), counts (S,)).
+
+    Example:
+        >>> packed, counts = pack_units([np.array([1, 0, 1], bool), np.array([1], bool)])
+        >>> counts.tolist(), unpack_units(packed, counts)[0].astype(int).tolist()
+        ([3, 1], [1, 0, 1])
+    """
+    counts = np.asarray([len(r) for r in rows], dtype=np.int64)
+    width = int(counts.max()) if len(rows) else 0
+    dense = np.zeros((len(rows), width), dtype=bool)
+    for i, r in enumerate(rows):
+        dense[i, : len(r)] = r
+    return np.packbits(dense, axis=1), counts
+
+
+_BIT_WEIGHTS: dict[torch.device, torch.Tensor] = {}
+
+
+def packbits(active: torch.Tensor) -> torch.Tensor:
+    """Pack a 1-D bool tensor into uint8 bytes on its own device, first unit in the high bit
+    (``numpy.packbits``' order): an 8-sample pattern store costs d bytes, not 8·d.
+
+    Example:
+        >>> packbits(torch.tensor([True, False, True, True, False, False, False, False, True])).tolist()
+        [176, 128]
+    """
+    pad = (-active.numel()) % 8
+    if active.device not in _BIT_WEIGHTS:
+        _BIT_WEIGHTS[active.device] = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8,
+                                                   device=active.device)
+    bytes8 = torch.nn.functional.pad(active.to(torch.uint8), (0, pad)).view(-1, 8)
+    return (bytes8 * _BIT_WEIGHTS[active.device]).sum(1, dtype=torch.uint8)
+
+
+def stack_packed(rows: list[np.ndarray], counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Rows already packed by :func:`packbits` -> the (packed (S, ⌈d_max/8⌉), counts (S,)) of :func:`pack_units`."""
+    counts_a = np.asarray(counts, dtype=np.int64)
+    width = (int(counts_a.max()) + 7) // 8 if len(rows) else 0
+    out = np.zeros((len(rows), width), dtype=np.uint8)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
+    return out, counts_a
+
+
+def unpack_units(packed: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`pack_units`: a dense (S, d_max) bool array (entries past a sample's count are False)."""
+    width = int(np.max(counts)) if len(counts) else 0
+    if packed.shape[0] == 0:
+        return np.zeros((0, width), dtype=bool)
+    return np.unpackbits(np.asarray(packed, dtype=np.uint8), axis=1, count=width).astype(bool)
 
 
 def _cat(parts: list[torch.Tensor]) -> torch.Tensor:
@@ -264,6 +355,26 @@ def input_partial(x: torch.Tensor | None, careful: bool = False):
     ss = torch.linalg.vector_norm(x).to(torch.float64).square_()
     mean = s / n
     return (n, mean, (ss - s * mean).clamp_min_(0))
+
+
+def input_partial_masked(x3: torch.Tensor, valid: torch.Tensor):
+    """(count, mean, M2) of the finite entries of a (B, T, F) layer input at the tokens where ``valid``
+    (B, T) is True, in float64, as 0-d tensors on x's device (no host synchronisation).
+
+    Example:
+        >>> x = torch.tensor([[[1.0, 3.0], [100.0, 100.0]]])
+        >>> n, mean, m2 = input_partial_masked(x, torch.tensor([[True, False]]))
+        >>> n.item(), mean.item(), m2.item()
+        (2, 2.0, 2.0)
+    """
+    if not x3.is_floating_point() or x3.numel() == 0:
+        return None
+    xf = x3.to(torch.float64)
+    fin = torch.isfinite(xf) & valid.unsqueeze(-1)
+    n = fin.sum()
+    mean = torch.where(fin, xf, 0.0).sum() / n.clamp_min(1)
+    d = torch.where(fin, xf - mean, 0.0)
+    return (n, mean, (d * d).sum())
 
 
 # ----------------------------------------------------------------------------------------- level 2
@@ -550,6 +661,14 @@ class LayerState:
     ``oui_batches`` (batches with B ≥ 2), ``calls``, ``rows`` (samples per neuron), input moments
     (``in_n``, ``in_mean``, ``in_m2``), the first ≤ 8 samples' activation ``patterns`` (samples ×
     neurons) and the sign raster ``signs`` (≤ 250 samples × ``sign_neurons``).
+
+    The pairwise OUI at the authors' units (SPEC §3): ``unit_patterns`` holds the first ≤ 8
+    samples' full flattened patterns (every (channel, position) or (token, feature)), bit-packed
+    with :func:`pack_units`, ``unit_counts`` their number of units. ``sign_position`` is the
+    position of the raster's values in each sample's output (e.g. (H//2, W//2); empty when the
+    output has no positions, (-1,) for the middle unmasked token). ``mask_calls`` counts the calls made
+    while the batch had an attention mask: [mask applied, output per sample (no token axis),
+    output not matched to the mask (measured unmasked)].
     """
 
     n: np.ndarray
@@ -567,6 +686,10 @@ class LayerState:
     patterns: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))
     signs: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))
     sign_neurons: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    unit_patterns: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.uint8))
+    unit_counts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    sign_position: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    mask_calls: np.ndarray = field(default_factory=lambda: np.zeros(3, dtype=np.int64))
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Every field as a numpy array (scalars as 0-d arrays), for saving."""
@@ -577,6 +700,8 @@ class LayerState:
         """Inverse of :meth:`arrays`."""
         kw = {}
         for f in fields(cls):
+            if f.name not in arrays and f.name in _LATER_FIELDS:  # written before these existed
+                continue
             v = np.asarray(arrays[f.name])
             if f.name in ("oui_batches", "calls", "rows", "in_n"):
                 kw[f.name] = int(v)
@@ -585,6 +710,9 @@ class LayerState:
             else:
                 kw[f.name] = v
         return cls(**kw)
+
+
+_LATER_FIELDS = ("unit_patterns", "unit_counts", "sign_position", "mask_calls")
 
 
 def merge_states(a: LayerState, b: LayerState) -> LayerState:
@@ -605,6 +733,7 @@ def merge_states(a: LayerState, b: LayerState) -> LayerState:
     in_n, in_mean, in_m2 = chan_merge(a.in_n, a.in_mean, a.in_m2, b.in_n, b.in_mean, b.in_m2)
     patterns = _stack_rows(a.patterns, b.patterns, OUI_SAMPLES)
     signs = _stack_rows(a.signs, b.signs, SIGN_ROWS)
+    units = _stack_units(a, b)
     return LayerState(
         n=np.asarray(n, dtype=np.int64),
         pos=a.pos + b.pos,
@@ -621,7 +750,19 @@ def merge_states(a: LayerState, b: LayerState) -> LayerState:
         patterns=patterns,
         signs=signs,
         sign_neurons=a.sign_neurons if len(a.sign_neurons) else b.sign_neurons,
+        unit_patterns=units[0],
+        unit_counts=units[1],
+        sign_position=a.sign_position if len(a.signs) else b.sign_position,
+        mask_calls=np.asarray(a.mask_calls) + np.asarray(b.mask_calls),
     )
+
+
+def _stack_units(a: LayerState, b: LayerState) -> tuple[np.ndarray, np.ndarray]:
+    rows = []
+    for st in (a, b):
+        dense = unpack_units(st.unit_patterns, st.unit_counts)
+        rows += [dense[i, : int(c)] for i, c in enumerate(st.unit_counts)]
+    return pack_units(rows[:OUI_SAMPLES])
 
 
 def _stack_rows(a: np.ndarray, b: np.ndarray, limit: int) -> np.ndarray:

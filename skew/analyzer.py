@@ -5,7 +5,15 @@ the projections of each ``nn.MultiheadAttention``) reduce each output Z, inside 
 Z's device, to per-neuron sums (:mod:`skew.accumulators`); once per batch these are merged in
 float64 with Chan's formula. No activation is stored: memory is O(neurons) whatever the number
 of batches. Conv: channel = neuron, every position a sample; Linear on (B, T, F): every token a
-sample; the batch dimension is dim 0 (``batch_first`` is honoured for attention).
+sample. With ``at="activations"`` the sites are the inputs of the nonlinearity modules instead
+(forward pre-hooks; one site per call position of a reused module).
+
+Batch dimension: dim 0, except inside ``batch_first=False`` transformer modules
+(``nn.MultiheadAttention``, ``nn.Transformer*``), where it is dim 1 for the attention projections
+and every Linear or activation of the block; a 2-D output there is an unbatched call, one sample.
+``batch_dim=`` overrides the inference. A 3-D activation input is (B, T, F) (feature = neuron)
+unless the nearest preceding layer in registration order is channel-first (Conv1d, BatchNorm1d,
+GroupNorm, 1-d pooling): then (B, C, L) (channel = neuron).
 
 ``nn.MultiheadAttention`` computes its q/k/v projections inside ``F.multi_head_attention_forward``
 (or the fused fast path), where no module hook reaches. skew measures them with a forward pre-hook
@@ -16,17 +24,21 @@ rejects names ending in ``_proj``) to avoid that cost. ``out_proj``'s output is 
 module's output, read by a forward hook on the module; its input is internal, so its input
 moments (and p_pred, λ) are NaN.
 
-Per batch, after the forward pass, one host synchronisation reads a "non-finite values seen" flag;
-a batch that held NaN/Inf is measured again in the careful mode of :mod:`skew.accumulators`
-(non-finite values counted per neuron and excluded). Bounded samples kept per layer: the sign
-raster (the first 250 input samples × up to 250 evenly spaced neurons; for conv and token
-outputs, each sample's value at the centre position, the same for every sample so that merged
-reports stay exact) and the activation patterns of the first 8 samples for the pairwise OUI
-(:mod:`skew.oui`). A layer called several times per forward pass accumulates every call.
+Non-finite values are detected inside the hook from the row summaries it computed; that call is
+then reduced again, from the same Z, in the careful mode of :mod:`skew.accumulators`
+(non-finite values counted per neuron and excluded), so every batch runs one forward pass. On CPU
+the check is free; on accelerators it reads one flag per hook call. Bounded samples kept per
+layer: the sign raster (the first 250 input samples × up to 250 evenly spaced neurons; for conv
+and token outputs, each sample's value at the true centre position (H//2, W//2, ...) or the
+middle token, recorded in ``Report.sign_positions``) and, for the pairwise OUI
+(:mod:`skew.oui`), the first 8 samples' full activation patterns (every unit, at most
+``OUI_MAX_UNITS`` per sample) and their channel-pooled patterns. A layer called several times per
+forward pass accumulates every call.
 
 Safety: hooks are registered and removed in ``try``/``finally`` (also on KeyboardInterrupt and on
 errors from the loader or the model); every module's ``training`` flag and every buffer
-(BatchNorm running statistics included) are restored; the run is under ``torch.no_grad()``;
+(BatchNorm running statistics, spectral norm's ``_u``/``_v``, buffers re-bound in ``forward``) are
+snapshot by name before anything reads the model and restored bit for bit; the run is under ``torch.no_grad()``;
 no attribute is set on the user's modules and the user's own hooks are left alone. With
 ``mode="train"`` the global RNG state is forked, so dropout masks do not consume the caller's
 random stream.
@@ -54,55 +66,149 @@ import torch.nn.functional as F
 from torch import nn
 
 from skew.accumulators import (
+    OUI_MAX_UNITS,
     OUI_SAMPLES,
     SIGN_NEURONS,
     SIGN_ROWS,
     DeviceStats,
     LayerState,
     Scratch,
+    all_finite,
     input_partial,
+    input_partial_masked,
     level1,
+    level1_masked,
+    pack_units,
+    packbits,
+    stack_packed,
+    unpack_units,
 )
 from skew.batches import batch_size, describe, iter_batches, model_inputs, to_device
 from skew.errors import SkewError
 from skew.layers import LAYER_TYPES, LayerSpec, is_layer
 from skew.result import WEIGHT_COLUMNS, Report
 
-__all__ = ["report", "MODES"]
+__all__ = ["report", "MODES", "AT", "ACTIVATION_TYPES", "is_activation"]
 
 #: Valid values of ``mode``.
 MODES = ("eval", "train")
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
+#: Where ``report`` measures: ``"layers"`` (Z = Wx + b, the outputs of Linear/Conv layers and
+#: attention projections) or ``"activations"`` (the inputs of the nonlinearity modules).
+AT = ("layers", "activations")
+
+#: The nonlinearity modules whose inputs are the sites of ``at="activations"``. Besides these,
+#: modules whose class name is a known activation name (``GELUActivation``, ``NewGELUActivation``,
+#: timm's ``GELU``/``Swish``..., see :func:`is_activation`) count, so that Hugging Face and timm
+#: re-implementations are found. Functional calls (``F.relu`` inside a forward) are not modules
+#: and are not sites.
+ACTIVATION_TYPES: tuple[type[nn.Module], ...] = (
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.CELU, nn.SELU, nn.GELU, nn.SiLU, nn.Mish,
+    nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Tanh, nn.Sigmoid, nn.Softplus, nn.Softsign, nn.Tanhshrink,
+    nn.LogSigmoid, nn.Threshold,
+)
+_ACTIVATION_NAMES = {
+    "relu", "relu6", "leakyrelu", "prelu", "elu", "celu", "selu", "gelu", "gelutanh", "quickgelu", "silu",
+    "swish", "mish", "hardswish", "hardsigmoid", "hardtanh", "tanh", "sigmoid", "softplus", "starrelu",
+    "squaredrelu", "relusquared", "gelupytorchtanh", "fastgelu", "newgelu", "accuratgelu", "accurategelu",
+}
+# Layouts of a 3-D activation input: (B, C, L) after these modules, (B, T, F) otherwise.
+_CHANNEL_LAYERS = (nn.Conv1d, nn.ConvTranspose1d, nn.BatchNorm1d, nn.InstanceNorm1d, nn.GroupNorm,
+                   nn.MaxPool1d, nn.AvgPool1d, nn.AdaptiveAvgPool1d, nn.AdaptiveMaxPool1d)
+_TOKEN_LAYERS = (nn.Linear, nn.LayerNorm, nn.Embedding, nn.MultiheadAttention, nn.Bilinear)
+_TRANSFORMERS = (nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.TransformerDecoderLayer,
+                 nn.TransformerEncoder, nn.TransformerDecoder, nn.Transformer)
+
+
+def is_activation(module: nn.Module) -> bool:
+    """Whether ``module`` is a nonlinearity whose input is a site of ``at="activations"``.
+
+    An instance of :data:`ACTIVATION_TYPES`, or a module without children whose class name,
+    lower-cased and without a trailing ``Activation``, is a known activation name (Hugging Face's
+    ``GELUActivation``, timm's ``GELU``...).
+
+    Example:
+        >>> is_activation(nn.ReLU()), is_activation(nn.Linear(2, 2)), is_activation(nn.Softmax(-1))
+        (True, False, False)
+    """
+    if isinstance(module, ACTIVATION_TYPES):
+        return True
+    if next(module.children(), None) is not None:
+        return False
+    name = type(module).__name__.lower()
+    if name.endswith("activation"):
+        name = name[: -len("activation")]
+    return name in _ACTIVATION_NAMES
+
+
+def _sequence_first(module: nn.Module) -> bool | None:
+    """True/False for a transformer-like module with batch_first False/True, None for other modules."""
+    if not isinstance(module, _TRANSFORMERS):
+        return None
+    if isinstance(module, (nn.MultiheadAttention, nn.Transformer)):
+        return not module.batch_first
+    if isinstance(module, (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)):
+        return not module.self_attn.batch_first
+    first = next(iter(module.layers), None)
+    return None if first is None else not first.self_attn.batch_first
+
 
 class _Site:
-    """One measured layer: a module whose output hook fires, or an attention projection."""
+    """One measured site: a module whose output hook fires, an attention projection, or the input
+    of a nonlinearity at one call position (``kind="act"``, created at its first call)."""
 
-    def __init__(self, name: str, kind: str, module: nn.Module, neurons: int, device: torch.device):
+    def __init__(self, name: str, kind: str, module: nn.Module, neurons: int | None, device: torch.device):
         self.name = name
-        self.kind = kind  # "layer" | "mha_in" | "mha_out"
+        self.kind = kind  # "layer" | "mha_in" | "mha_out" | "act"
         self.module = module
-        self.neurons = neurons
         self.device = device
         self.spatial = (
             len(module.kernel_size) if kind == "layer" and isinstance(module, _CONV) else None
         )
+        self.batch_dim = 0  # 1: sequence-first (T, B, F) outputs
+        self.seq = kind in ("mha_in", "mha_out")  # inside a transformer block: 2-D outputs are unbatched
+        self.tokens3d = True  # activation sites: a 3-D input is (B, T, F) (False: (B, C, L))
+        self.group: Any = None  # the key of its DeviceStats in _Run.stats
         self.index = -1  # within its DeviceStats
+        self.zdtype: torch.dtype | None = None
+        self.bad_output: str | None = None
+        self.first_shape: tuple[int, ...] | None = None
+        self.units: list[torch.Tensor] = []  # packed full activation patterns of the first OUI_SAMPLES samples
+        self.unit_counts: list[int] = []
+        self.unit_idx: dict[int, torch.Tensor] = {}
+        self.sign_pos: tuple[int, ...] | None = None
+        self.mask_calls = [0, 0, 0]  # applied, per-sample output, unmatched
+        self.pos_shape: tuple[int, ...] = ()  # positions per sample of the last canon() output
+        self.base = name  # activation sites: the module's qualified name
+        self.neurons = 0
+        if neurons is not None:
+            self.allocate(neurons)
+
+    def allocate(self, neurons: int) -> None:
+        self.neurons = neurons
         k = min(neurons, SIGN_NEURONS)
         self.sign_cols = np.unique(np.linspace(0, neurons - 1, k).round().astype(np.int64))
-        self.sign_idx = torch.as_tensor(self.sign_cols, device=device)
-        self.signs = torch.zeros(SIGN_ROWS, len(self.sign_cols), dtype=torch.bool, device=device)
-        self.sign_filled = 0  # committed rows
-        self.sign_next = 0  # rows written during the current batch
-        self.bad_output: str | None = None
+        self.sign_idx = torch.as_tensor(self.sign_cols, device=self.device)
+        self.signs = torch.zeros(SIGN_ROWS, len(self.sign_cols), dtype=torch.bool, device=self.device)
+        self.sign_filled = 0
+
+    def channels_layout(self, z: torch.Tensor) -> bool:
+        """Whether Z is (B, C, spatial...) with channel = neuron (else (..., F) with feature = neuron)."""
+        if self.spatial is not None:
+            return True
+        if self.kind == "act":
+            return z.dim() >= 4 or (z.dim() == 3 and not self.tokens3d)
+        return False
 
     def canon(self, z: torch.Tensor) -> tuple[torch.Tensor, int]:
         """View Z as (B, C, P) (returns pd=2) or (B, P, C) (pd=1) without copying when possible."""
-        if self.spatial is not None:
-            if z.dim() == self.spatial + 1:
+        if self.channels_layout(z):
+            if self.spatial is not None and z.dim() == self.spatial + 1:
                 z = z.unsqueeze(0)
             b, c = z.shape[0], z.shape[1]
+            self.pos_shape = tuple(z.shape[2:])
             if z.is_contiguous():
                 return z.view(b, c, -1), 2
             perm = (0, *range(2, z.dim()), 1)
@@ -110,66 +216,212 @@ class _Site:
             if zt.is_contiguous():  # channels_last
                 return zt.view(b, -1, c), 1
             return z.reshape(b, c, -1), 2
-        if self.kind != "layer" and not self.module.batch_first and z.dim() == 3:
+        if self.seq and z.dim() == 2:  # an unbatched (T, F) call of a transformer block: one sample
+            z = z.unsqueeze(0)
+        elif self.batch_dim == 1 and z.dim() >= 3:
             z = z.transpose(0, 1)
         if z.dim() == 1:
             z = z.unsqueeze(0)
+        self.pos_shape = tuple(z.shape[1:-1])
         return z.reshape(z.shape[0], -1, z.shape[-1]), 1
+
+    def canon_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer input in the same sample order as :meth:`canon` gives Z (token layouts only)."""
+        if self.seq and x.dim() == 2:
+            return x.unsqueeze(0)
+        if self.batch_dim == 1 and x.dim() >= 3:
+            return x.transpose(0, 1)
+        return x
+
+
+class _Mask:
+    """The attention mask of one batch: (B, T) bool on the host, copies on each device as needed."""
+
+    def __init__(self, mask: torch.Tensor):
+        self.host = mask
+        self.B, self.T = mask.shape
+        self.lengths = mask.sum(1)
+        self.tokens = int(self.lengths.sum())  # unmasked positions: the samples of a masked site
+        self.rows = torch.nonzero(self.lengths > 0).flatten()  # samples with at least one token
+        # the middle unmasked token of each sample: the (k // 2)-th True position
+        target = (self.lengths // 2 + 1).unsqueeze(1)
+        self.mid = (mask.cumsum(1) >= target).to(torch.int8).argmax(1)
+        self._on: dict[torch.device, tuple] = {}
+
+    def on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if device not in self._on:
+            self._on[device] = tuple(t.to(device) for t in (self.host, self.rows, self.mid))
+        return self._on[device]
 
 
 class _Run:
     """The hooks and accumulators of one ``report()`` call."""
 
     def __init__(self, sites: list[_Site]):
-        self.sites = sites
-        self.stats: dict[torch.device, DeviceStats] = {}
+        self.sites = list(sites)
+        self.stats: dict[Any, DeviceStats] = {}
+        self._add_groups([s for s in self.sites if s.neurons], 0)
+        self.entries: list[tuple[_Site, Any, Any]] = []
+        self.calls: list[tuple[_Site, int]] = []
+        self.handles: list = []
+        self.scratch = Scratch()  # one CPU work buffer for every hook of this run
+        self.act_sites: dict[tuple[str, int], _Site] = {}
+        self.act_calls: dict[str, int] = {}
+        self.generation = 0
+        self.mask: _Mask | None = None
+        self.first_rows: int | None = None  # samples seen by the first site call of the batch
+        self.careful_calls = 0
+
+    def _add_groups(self, sites: list[_Site], generation: int) -> None:
         by_device: dict[torch.device, list[_Site]] = {}
         for s in sites:
             by_device.setdefault(s.device, []).append(s)
         for dev, group in by_device.items():
             for i, s in enumerate(group):
                 s.index = i
-            self.stats[dev] = DeviceStats([s.neurons for s in group], dev)
-        self.entries: dict[torch.device, list] = {dev: [] for dev in self.stats}
-        self.calls: list[tuple[_Site, int]] = []
-        self.careful = False
-        self.handles: list = []
-        self.scratch = Scratch()  # one CPU work buffer for every hook of this run
+                s.group = (dev, generation)
+            self.stats[(dev, generation)] = DeviceStats([s.neurons for s in group], dev)
 
     # -- hooks --------------------------------------------------------------------------------
     def observe(self, site: _Site, z: Any, x: Any) -> None:
         if not isinstance(z, torch.Tensor) or not z.is_floating_point() or z.is_quantized:
             site.bad_output = f"output is not a floating-point tensor ({type(z).__name__})"
             return
-        if z.numel() == 0:
+        if z.numel() == 0 or (site.kind == "act" and z.dim() == 0):
             return
+        chan = site.channels_layout(z)
         z3, pd_ = site.canon(z)  # under no_grad: nothing to detach
-        if z3.shape[-1 if pd_ == 1 else 1] != site.neurons:
-            site.bad_output = f"output has {z3.shape[-1 if pd_ == 1 else 1]} channels, expected {site.neurons}"
+        c = z3.shape[-1 if pd_ == 1 else 1]
+        if site.kind == "act" and not site.neurons:
+            site.allocate(int(c))
+        if c != site.neurons:
+            site.bad_output = f"output has {c} channels, expected {site.neurons}"
             return
-        stats = self.stats[site.device]
-        part = level1(
-            z3, pd_, careful=self.careful, head=OUI_SAMPLES - stats.pattern_count[site.index], scratch=self.scratch
-        )
-        ip = input_partial(x if isinstance(x, torch.Tensor) else None, careful=self.careful)
-        self.entries[site.device].append((site.index, part, ip))
-        self.calls.append((site, part.rows * part.P))
-        self._signs(site, z3, pd_)
+        if site.first_shape is None:
+            site.first_shape = tuple(z.shape[1:]) if z.dim() > 1 else tuple(z.shape)
+            site.zdtype = z.dtype
+        if self.first_rows is None:  # trusted for the inputs count only where dim 0 is not the batch
+            unbatched = z.dim() == (site.spatial + 1 if site.spatial is not None else 1) or (site.seq and z.dim() == 2)
+            self.first_rows = int(z3.shape[0]) if unbatched or site.batch_dim == 1 else -1
+        valid = self._match_mask(site, z3, pd_, chan)
+        stats = self.stats.get(site.group)
+        have = stats.pattern_count[site.index] if stats is not None else 0
+        if valid is not None:
+            part = level1_masked(z3, valid)  # careful already: no check needed
+        else:
+            part = level1(z3, pd_, head=OUI_SAMPLES - have, scratch=self.scratch)
+        xin = x if isinstance(x, torch.Tensor) else None
+        ip_careful = False
+        if xin is not None and valid is not None:
+            x3 = site.canon_input(xin)
+            if x3.dim() == 3 and tuple(x3.shape[:2]) == tuple(valid.shape):
+                ip, ip_careful = input_partial_masked(x3, valid), True
+            else:
+                ip = input_partial(xin)
+        else:
+            ip = input_partial(xin)
+        ok = all_finite(part) if part.k is None else None
+        if ip is not None and not ip_careful:
+            fin = torch.isfinite(ip[1]) & torch.isfinite(ip[2])
+            ok = fin if ok is None else ok & fin
+        if ok is not None and not bool(ok):  # free on CPU; one flag read per hook call on accelerators
+            if part.k is None:
+                part = level1(z3, pd_, careful=True)
+                self.careful_calls += 1
+            if ip is not None and not ip_careful:
+                ip = input_partial(xin, careful=True)
+        self.entries.append((site, part, ip))
+        self.calls.append((site, self.mask.tokens if valid is not None else part.rows * part.P))
+        self._signs(site, z3, pd_, valid)
+        self._units(site, z3, pd_, valid, chan)
 
-    def _signs(self, site: _Site, z3: torch.Tensor, pd_: int) -> None:
-        start = site.sign_next
-        take = min(SIGN_ROWS - start, z3.shape[0])
+    def _match_mask(self, site: _Site, z3: torch.Tensor, pd_: int, chan: bool) -> torch.Tensor | None:
+        """The (B, T) validity mask for this output, or None (no mask, or it cannot be matched)."""
+        if self.mask is None:
+            return None
+        m = self.mask
+        if not chan and tuple(z3.shape[:2]) == (m.B, m.T):
+            site.mask_calls[0] += 1
+            return m.on(z3.device)[0]
+        if z3.shape[0] == m.B and z3.shape[pd_] == 1:
+            site.mask_calls[1] += 1
+        else:
+            site.mask_calls[2] += 1
+        return None
+
+    def _signs(self, site: _Site, z3: torch.Tensor, pd_: int, valid) -> None:
+        start = site.sign_filled
+        if start >= SIGN_ROWS:
+            return
+        if valid is not None:  # the middle unmasked token of each sample with at least one token
+            _, rows, mid = self.mask.on(z3.device)
+            take = min(SIGN_ROWS - start, int(self.mask.rows.numel()))
+            rows, mid = rows[:take], mid[rows[:take]]
+            vals = z3[rows, mid][:, site.sign_idx]
+            site.sign_pos = (-1,)
+        else:
+            take = min(SIGN_ROWS - start, z3.shape[0])
+            shape = site.pos_shape  # the true centre (H//2, W//2, ...), not flattened P//2
+            centre = tuple(s // 2 for s in shape)
+            mid = int(np.ravel_multi_index(centre, shape)) if shape else 0
+            if site.sign_pos is None:
+                site.sign_pos = centre
+            vals = z3[:take, :, mid][:, site.sign_idx] if pd_ == 2 else z3[:take, mid, :][:, site.sign_idx]
         if take <= 0:
             return
-        mid = z3.shape[pd_] // 2  # the centre position: the same for every sample, so merges stay exact
-        vals = z3[:take, :, mid][:, site.sign_idx] if pd_ == 2 else z3[:take, mid, :][:, site.sign_idx]
         site.signs[start : start + take] = vals > 0
-        site.sign_next = start + take
+        site.sign_filled = start + take
+
+    def _units(self, site: _Site, z3: torch.Tensor, pd_: int, valid, chan: bool) -> None:
+        """Keep the full activation patterns (every unit) of the first OUI_SAMPLES samples."""
+        need = OUI_SAMPLES - len(site.units)
+        if need <= 0:
+            return
+        if valid is not None:
+            rows = self.mask.rows[:need].tolist()
+            pats = [(z3[b][valid[b]] > 0).reshape(-1) for b in rows]
+        else:
+            head = z3[:need]
+            if pd_ == 1 and chan:  # channels_last: read channel-major
+                head = head.transpose(1, 2)
+            flat = (head > 0).reshape(head.shape[0], -1)
+            pats = list(flat)
+        for p in pats:
+            d = p.numel()
+            if d > OUI_MAX_UNITS:
+                if d not in site.unit_idx:
+                    idx = np.linspace(0, d - 1, OUI_MAX_UNITS).round().astype(np.int64)
+                    site.unit_idx[d] = torch.as_tensor(idx, device=p.device)
+                p = p[site.unit_idx[d]]
+            site.units.append(packbits(p))
+            site.unit_counts.append(int(p.numel()))
 
     def layer_hook(self, site: _Site):
         def hook(module, args, kwargs, output):
             x = args[0] if args else kwargs.get("input")
             self.observe(site, output, x)
+
+        return hook
+
+    def act_hook(self, name: str, module: nn.Module, proto: _Site):
+        """Forward pre-hook on a nonlinearity: its input at call position k is site (name, k)."""
+
+        def hook(mod, args, kwargs):
+            z = args[0] if args else next(iter(kwargs.values()), None)
+            k = self.act_calls.get(name, 0)
+            self.act_calls[name] = k + 1
+            site = self.act_sites.get((name, k))
+            if site is None:
+                if not isinstance(z, torch.Tensor):
+                    return None
+                site = _Site(f"{name}#{k}", "act", module, None, z.device)
+                site.batch_dim, site.seq, site.tokens3d = proto.batch_dim, proto.seq, proto.tokens3d
+                site.base = name
+                site.index = -1
+                self.act_sites[(name, k)] = site
+                self.sites.append(site)
+            self.observe(site, z, None)
+            return None
 
         return hook
 
@@ -204,28 +456,29 @@ class _Run:
         return hook
 
     # -- per batch ----------------------------------------------------------------------------
-    def reset_batch(self) -> None:
-        for dev in self.entries:
-            self.entries[dev] = []
+    def reset_batch(self, mask: _Mask | None) -> None:
+        self.entries = []
         self.calls = []
-        for s in self.sites:
-            s.sign_next = s.sign_filled
+        self.act_calls = {}
+        self.mask = mask
+        self.first_rows = None
 
-    def finish_batch(self) -> bool:
-        """Level 2 and commit; returns False (nothing committed) when the batch held non-finite values."""
-        results = {dev: st.reduce(self.entries[dev]) for dev, st in self.stats.items()}
-        if not self.careful:
-            for res in results.values():
-                flags = [r.bad for r in res if r.bad is not None]
-                if flags and bool(torch.stack(flags).any()):
-                    return False
-        for dev, st in self.stats.items():
-            st.commit(results[dev])
+    def finish_batch(self) -> None:
+        """Level 2 and commit (sites seen for the first time get their accumulators now)."""
+        new = [s for s in self.sites if s.group is None and s.neurons]
+        if new:
+            self.generation += 1
+            self._add_groups(new, self.generation)
+        by_group: dict[Any, list] = {}
+        for site, part, ip in self.entries:
+            by_group.setdefault(site.group, []).append((site.index, part, ip))
+        for key, entries in by_group.items():
+            st = self.stats[key]
+            st.commit(st.reduce(entries))
         for site, rows in self.calls:
-            self.stats[site.device].note_call(site.index, rows)
-        for s in self.sites:
-            s.sign_filled = s.sign_next
-        return True
+            self.stats[site.group].note_call(site.index, rows)
+        self.entries = []
+        self.calls = []
 
     # -- end ----------------------------------------------------------------------------------
     def states(self) -> dict[str, LayerState]:
@@ -234,15 +487,18 @@ class _Run:
             if distributed:
                 st.all_reduce()
         out: dict[str, LayerState] = {}
-        for dev, st in self.stats.items():
-            group = [s for s in self.sites if s.device == dev]
+        for key, st in self.stats.items():
+            group = sorted((s for s in self.sites if s.group == key), key=lambda s: s.index)
             signs = [s.signs[: s.sign_filled].cpu().numpy() for s in group]
             cols = [s.sign_cols for s in group]
             for s, state in zip(group, st.layer_states(signs, cols)):
+                state.unit_patterns, state.unit_counts = stack_packed([u.cpu().numpy() for u in s.units], s.unit_counts)
+                state.sign_position = np.asarray(s.sign_pos or (), dtype=np.int64)
+                state.mask_calls = np.asarray(s.mask_calls, dtype=np.int64)
                 out[s.name] = state
         if distributed:
             out = _gather_samples(out)
-        return {s.name: out[s.name] for s in self.sites}
+        return {s.name: out[s.name] for s in self.sites if s.name in out}
 
 
 def _distributed() -> bool:
@@ -255,23 +511,29 @@ def _gather_samples(states: dict[str, LayerState]) -> dict[str, LayerState]:
     """Sign rasters and OUI patterns of every rank, concatenated in rank order (counts already reduced)."""
     import torch.distributed as dist
 
-    mine = {k: (st.signs, st.patterns) for k, st in states.items()}
+    mine = {k: (st.signs, st.patterns, st.unit_patterns, st.unit_counts) for k, st in states.items()}
     everyone: list = [None] * dist.get_world_size()
     dist.all_gather_object(everyone, mine)
     out = {}
     for name, st in states.items():
         signs = np.zeros((0, st.signs.shape[1]), dtype=bool)
         pats = np.zeros((0, st.patterns.shape[1]), dtype=bool)
+        units: list[np.ndarray] = []
         for rank_samples in everyone:
-            s, p = rank_samples[name]
+            s, p, up, uc = rank_samples[name]
             signs = np.concatenate([signs, s[: SIGN_ROWS - signs.shape[0]]])
             pats = np.concatenate([pats, p[: OUI_SAMPLES - pats.shape[0]]])
-        out[name] = LayerState(**{**st.__dict__, "signs": signs, "patterns": pats})
+            dense = unpack_units(up, uc)
+            units += [dense[i, : int(c)] for i, c in enumerate(uc)]
+        up, uc = pack_units(units[:OUI_SAMPLES])
+        out[name] = LayerState(
+            **{**st.__dict__, "signs": signs, "patterns": pats, "unit_patterns": up, "unit_counts": uc}
+        )
     return out
 
 
 # ------------------------------------------------------------------------------------ set-up
-def _check_options(thresholds, max_batches, mode, progress, input_fn) -> tuple[float, ...]:
+def _check_options(thresholds, max_batches, mode, progress, input_fn, at="layers", mask_fn=None) -> tuple[float, ...]:
     try:
         ths = tuple(float(a) for a in (thresholds if isinstance(thresholds, Sequence) else [thresholds]))
     except (TypeError, ValueError):
@@ -284,11 +546,27 @@ def _check_options(thresholds, max_batches, mode, progress, input_fn) -> tuple[f
         raise SkewError(f"max_batches must be a positive integer or None, got {max_batches!r}")
     if mode not in MODES:
         raise SkewError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
+    if at not in AT:
+        raise SkewError(f"at must be one of {', '.join(map(repr, AT))}, got {at!r}")
     if progress is not None and not isinstance(progress, bool):
         raise SkewError(f"progress must be True, False or None (a bar on terminals), got {progress!r}")
     if input_fn is not None and not callable(input_fn):
         raise SkewError(f"input_fn must be a function batch -> model arguments, got {type(input_fn).__name__}")
+    if mask_fn is not None and not callable(mask_fn):
+        raise SkewError(f"mask_fn must be a function batch -> (B, T) mask, got {type(mask_fn).__name__}")
     return ths
+
+
+def _check_model(model: nn.Module) -> None:
+    if not isinstance(model, nn.Module):
+        raise SkewError(f"expected a torch.nn.Module, got {type(model).__name__}; pass the model itself")
+    for name, mod in model.named_modules():
+        for t in (*mod.parameters(recurse=False), *mod.buffers(recurse=False)):
+            if isinstance(t, (nn.parameter.UninitializedParameter, nn.parameter.UninitializedBuffer)):
+                raise SkewError(
+                    f"module {name or type(model).__name__!r} ({type(mod).__name__}) is not initialised yet (a lazy "
+                    "module); run one forward pass first, e.g. model(example_batch), so that its weights exist"
+                )
 
 
 def _weight_table(model: nn.Module, layers: LayerSpec) -> pd.DataFrame:
@@ -301,9 +579,102 @@ def _weight_table(model: nn.Module, layers: LayerSpec) -> pd.DataFrame:
         kinds = sorted({type(m).__name__ for m in model.modules()})
         raise SkewError(
             f"{type(model).__name__} has no layer skew can analyse: it contains {', '.join(kinds)}; skew measures "
-            "Linear, Conv1d/2d/3d, ConvTranspose1d/2d/3d and MultiheadAttention projections"
+            "Linear, Conv1d/2d/3d, ConvTranspose1d/2d/3d and MultiheadAttention projections (or pass "
+            "at='activations' to measure at its nonlinearities)"
         )
     return neuron_table(model, layers, tied="each")  # tied layers see different inputs: one site each
+
+
+def _select_activations(model: nn.Module, layers: LayerSpec) -> list[tuple[str, nn.Module]]:
+    """The nonlinearity modules that ``layers`` selects (names, globs, types or a predicate, as for layers).
+
+    A name or glob with a call position (``"layer1.0.relu#1"``, ``"*#0"``) selects its module here;
+    :func:`_keep_positions` then keeps only the matching sites."""
+    import fnmatch
+
+    found = [(n, m) for n, m in model.named_modules() if is_activation(m)]
+    if not found:
+        kinds = sorted({type(m).__name__ for m in model.modules()})
+        raise SkewError(
+            f"{type(model).__name__} has no nonlinearity module for at='activations': it contains {', '.join(kinds)}; "
+            f"skew measures the inputs of {', '.join(t.__name__ for t in ACTIVATION_TYPES[:8])}, ... modules "
+            "(functional calls such as F.relu are not modules); use at='layers'"
+        )
+    if layers is None:
+        return found
+    if callable(layers) and not isinstance(layers, type):
+        return [(n, m) for n, m in found if layers(n, m)]
+    specs = [layers] if isinstance(layers, (str, type)) or (
+        isinstance(layers, tuple) and all(isinstance(t, type) for t in layers)) else list(layers)
+    names = {n for n, _ in found}
+    specs = [s.split("#", 1)[0] if isinstance(s, str) else s for s in specs]
+    for spec in specs:
+        if isinstance(spec, str) and not any(ch in spec for ch in "*?[") and spec not in names:
+            raise SkewError(
+                f"no nonlinearity module named {spec!r} in {type(model).__name__}; at='activations' selects among "
+                f"{', '.join(sorted(names)[:6])}{', ...' if len(names) > 6 else ''}"
+            )
+
+    def chosen(n: str, m: nn.Module) -> bool:
+        return any(fnmatch.fnmatchcase(n, s) if isinstance(s, str) else isinstance(m, s) for s in specs)
+
+    out = [(n, m) for n, m in found if chosen(n, m)]
+    if not out:
+        raise SkewError(f"layers={layers!r} selects none of the nonlinearity modules; check the names")
+    return out
+
+
+def _tokens_layout(model: nn.Module, name: str) -> bool:
+    """A 3-D input of activation ``name`` is (B, T, F) unless the nearest preceding layer is channel-first."""
+    previous = None
+    for n, m in model.named_modules():
+        if n == name:
+            break
+        if isinstance(m, _CHANNEL_LAYERS):
+            previous = False
+        elif isinstance(m, _TOKEN_LAYERS) or type(m).__name__ == "Conv1D":
+            previous = True
+    return True if previous is None else previous
+
+
+def _batch_dims(model: nn.Module, sites: list[_Site], batch_dim) -> None:
+    """Set each site's batch dimension: inferred from the nearest enclosing transformer module, or given."""
+    import fnmatch
+
+    modules = dict(model.named_modules())
+    for s in sites:
+        name = s.base
+        if s.kind in ("mha_in", "mha_out"):
+            name = name.rsplit(".", 1)[0] if "." in name else ""
+        parts = name.split(".") if name else []
+        for cut in range(len(parts), -1, -1):
+            first = _sequence_first(modules.get(".".join(parts[:cut]), nn.Identity()))
+            if first is not None:
+                s.seq = True
+                s.batch_dim = 1 if first else 0
+                break
+        chosen = None
+        if isinstance(batch_dim, int):
+            chosen = batch_dim
+        elif isinstance(batch_dim, dict):
+            chosen = next((d for g, d in batch_dim.items() if fnmatch.fnmatchcase(s.name, g)
+                           or fnmatch.fnmatchcase(s.base, g)), None)
+        if chosen is not None:
+            s.batch_dim = chosen
+
+
+def _check_batch_dim(batch_dim) -> None:
+    def ok(d) -> bool:
+        return isinstance(d, int) and not isinstance(d, bool) and d in (0, 1)
+
+    if batch_dim is None or ok(batch_dim):
+        return
+    if isinstance(batch_dim, dict) and all(isinstance(k, str) and ok(v) for k, v in batch_dim.items()):
+        return
+    raise SkewError(
+        f"batch_dim must be None (inferred), 0, 1 or a {{layer glob: 0 or 1}} dict, got {batch_dim!r}; "
+        "e.g. batch_dim={'encoder.*': 1} for sequence-first (T, B, F) layers"
+    )
 
 
 def _sites(model: nn.Module, table: pd.DataFrame) -> tuple[list[_Site], dict]:
@@ -338,6 +709,11 @@ def _info(sites: list[_Site], table: pd.DataFrame) -> dict[str, dict]:
     by_name = {s.name: s for s in sites}
     for name, w in table.groupby("layer", sort=False):
         site = by_name[name]
+        eps = float(torch.finfo(site.zdtype).eps) if site.zdtype is not None else float(np.finfo(np.float32).eps)
+        if site.kind == "act":
+            info[name] = {"type": type(site.module).__name__, "shape": str(site.first_shape),
+                          "weight_std": float("nan"), "site": "activation", "eps": eps}
+            continue
         if site.kind == "layer":
             shape, kind = tuple(site.module.weight.shape), type(site.module).__name__
         elif site.kind == "mha_out":
@@ -350,14 +726,32 @@ def _info(sites: list[_Site], table: pd.DataFrame) -> dict[str, dict]:
         with np.errstate(invalid="ignore", over="ignore"):
             mean = w["row_sum"].sum() / total
             var = float((w["row_norm"] ** 2).sum() / total - mean**2)
-        info[name] = {"type": kind, "shape": str(shape), "weight_std": float("nan") if math.isnan(var) else math.sqrt(max(var, 0.0))}
+        info[name] = {"type": kind, "shape": str(shape), "weight_std": float("nan") if math.isnan(var) else math.sqrt(max(var, 0.0)),
+                      "site": "layer", "eps": eps}
     return info
 
 
+def _activation_table(sites: list[_Site], states: dict[str, LayerState]) -> pd.DataFrame:
+    """The weight columns of activation sites: no weight, so fan_in 0 and NaN row sums, norms and biases."""
+    frames = []
+    for s in sites:
+        m = len(states[s.name].n)
+        nan = np.full(m, np.nan)
+        frames.append(pd.DataFrame({
+            "layer": np.full(m, s.name, dtype=object), "neuron": np.arange(m, dtype=np.int64),
+            "fan_in": np.zeros(m, dtype=np.int64), "row_sum": nan, "row_sum_scaled": nan, "row_norm": nan,
+            "bias": nan,
+        }))
+    if not frames:
+        return pd.DataFrame({c: [] for c in WEIGHT_COLUMNS})
+    return pd.concat(frames, ignore_index=True)
+
+
 def _skipped(model: nn.Module, sites: list[_Site], measured: set[str], never: dict[str, str]) -> pd.DataFrame:
-    site_modules = {id(s.module) for s in sites if s.kind == "layer"}
-    mha_measured = {id(s.module) for s in sites if s.kind != "layer"}
+    site_modules = {id(s.module) for s in sites if s.kind in ("layer", "act")}
+    mha_measured = {id(s.module) for s in sites if s.kind in ("mha_in", "mha_out")}
     out_projs = {id(s.module.out_proj) for s in sites if s.kind == "mha_out"}
+    at_acts = any(s.kind == "act" for s in sites)
     rows = []
     for name, mod in model.named_modules():
         if not name or name in measured:
@@ -367,7 +761,10 @@ def _skipped(model: nn.Module, sites: list[_Site], measured: set[str], never: di
             continue
         if id(mod) in site_modules or id(mod) in out_projs:
             continue
-        if isinstance(mod, nn.MultiheadAttention):
+        if at_acts and next(mod.children(), None) is None:
+            reason = ("not selected by layers=" if is_activation(mod) else
+                      "not a nonlinearity (at='activations' measures the inputs of nonlinearity modules)")
+        elif isinstance(mod, nn.MultiheadAttention):
             if id(mod) in mha_measured:
                 continue
             reason = "not selected by layers="
@@ -383,7 +780,7 @@ def _skipped(model: nn.Module, sites: list[_Site], measured: set[str], never: di
             reason = "unsupported type (skew measures Linear, Conv, ConvTranspose and attention projections)"
         rows.append((name, type(mod).__name__, reason))
     for s in sites:
-        if s.name in never and s.kind != "layer":
+        if s.name in never and s.kind not in ("layer",):
             rows.append((s.name, type(s.module).__name__, never[s.name]))
     return pd.DataFrame(rows, columns=["module", "type", "reason"]).drop_duplicates("module").reset_index(drop=True)
 
@@ -406,6 +803,8 @@ def _resolve_device(model: nn.Module, device) -> torch.device:
         raise SkewError(f"device={device!r} is not a torch device; pass e.g. 'cpu', 'cuda' or 'cuda:1'") from None
     if dev.type == "cuda" and dev.index is None and torch.cuda.is_available():
         dev = torch.device("cuda", torch.cuda.current_device())
+    if dev.type == "cpu" and home.type == "cpu":  # 'cpu:0' is the one CPU device
+        return home
     if dev != home:
         raise SkewError(
             f"the model's parameters are on {home} but device={str(dev)!r}; move the model first "
@@ -416,9 +815,22 @@ def _resolve_device(model: nn.Module, device) -> torch.device:
 
 @contextlib.contextmanager
 def _preserved(model: nn.Module, mode: str):
-    """Set eval()/train() for the run; restore every module's flag and every buffer afterwards."""
+    """Set eval()/train() for the run; restore every module's flag and every buffer afterwards.
+
+    Entered before anything reads the model (reading a spectral-normed weight in train mode runs
+    a power iteration that updates its ``_u``/``_v`` buffers). Buffers are restored by name, per
+    module: a buffer re-bound in ``forward`` (``self.seen = self.seen + n``) gets its original
+    tensor back, one added during the run is removed, and every original tensor gets its
+    original values, bit for bit. Tensors held as plain attributes (the weight that the old
+    ``torch.nn.utils.spectral_norm`` recomputes in a pre-hook) get their original objects back.
+    """
     flags = [(m, m.training) for m in model.modules()]
-    buffers = [(b, b.detach().clone()) for b in model.buffers()]
+    buffers = []
+    for m in model.modules():
+        table = dict(m._buffers)
+        saved = {k: b.detach().clone() for k, b in table.items() if isinstance(b, torch.Tensor)}  # by name
+        plain = {k: v for k, v in vars(m).items() if isinstance(v, torch.Tensor)}  # e.g. old spectral_norm's weight
+        buffers.append((m, table, saved, set(m._non_persistent_buffers_set), plain))
     rng = contextlib.nullcontext()
     if mode == "train":
         cuda = sorted({b.device.index or 0 for b in model.parameters() if b.device.type == "cuda"})
@@ -431,8 +843,17 @@ def _preserved(model: nn.Module, mode: str):
         for m, flag in flags:
             m.training = flag
         with torch.no_grad():
-            for b, saved in buffers:
-                b.copy_(saved)
+            for m, table, saved, non_persistent, plain in buffers:
+                m._buffers.clear()  # same names, same order, same tensor objects, same values
+                m._buffers.update(table)
+                for k, b in table.items():
+                    if k in saved:
+                        b.copy_(saved[k])
+                m._non_persistent_buffers_set.clear()
+                m._non_persistent_buffers_set.update(non_persistent)
+                for k, v in plain.items():
+                    if vars(m).get(k) is not v:
+                        object.__setattr__(m, k, v)
 
 
 def _progress_bar(loader, max_batches, progress):
@@ -463,6 +884,44 @@ class _NoBar:
         pass
 
 
+def _batch_mask(batch, mask_fn, index: int) -> _Mask | None:
+    """The (B, T) attention mask of a batch: ``mask_fn(batch)``, else a mapping's ``attention_mask``."""
+    from collections.abc import Mapping
+
+    if mask_fn is not None:
+        raw = mask_fn(batch)
+        source = "mask_fn(batch)"
+    elif isinstance(batch, Mapping) and "attention_mask" in batch:
+        raw = batch["attention_mask"]
+        source = "batch['attention_mask']"
+    else:
+        return None
+    if raw is None:
+        return None
+    try:
+        mask = torch.as_tensor(raw).detach().to("cpu")
+    except (TypeError, ValueError, RuntimeError):
+        raise SkewError(f"{source} of batch {index} is not a tensor ({type(raw).__name__}); return a (B, T) mask") from None
+    if mask.dim() != 2:
+        raise SkewError(
+            f"{source} of batch {index} has shape {tuple(mask.shape)}; a mask must be (batch, tokens) with 1 for "
+            "real tokens and 0 for padding: pass mask_fn= returning one (or mask_fn=lambda batch: None to "
+            "measure every position)"
+        )
+    if mask.dtype != torch.bool:
+        if mask.is_floating_point() and not torch.isin(mask, torch.tensor([0.0, 1.0], dtype=mask.dtype)).all():
+            raise SkewError(f"{source} of batch {index} holds values other than 0 and 1; pass a 0/1 or bool mask")
+        mask = mask != 0
+    return _Mask(mask)
+
+
+def _empty_batch(args: tuple, kwargs: dict) -> torch.Tensor | None:
+    from skew.batches import _first_tensor
+
+    t = _first_tensor((args, kwargs))
+    return t if t is not None and t.dim() > 0 and t.numel() == 0 else None
+
+
 # ----------------------------------------------------------------------------------------- API
 def report(
     model: nn.Module,
@@ -475,6 +934,9 @@ def report(
     mode: str = "eval",
     progress: bool | None = None,
     input_fn: Callable[[Any], Any] | None = None,
+    at: str = "layers",
+    batch_dim: int | dict[str, int] | None = None,
+    mask_fn: Callable[[Any], Any] | None = None,
 ) -> Report:
     """Measure every selected neuron's P(Z > 0), skew |p − 1/2| and Theorem 1's prediction.
 
@@ -488,21 +950,56 @@ def report(
             model's arguments. A single tensor is one batch. See :mod:`skew.batches`.
         layers: None (every Linear/ConvNd/ConvTransposeNd and attention projection), a glob on
             qualified names, a list of names, module type(s), or a predicate ``f(name, module)``.
+            With ``at="activations"`` it selects among the nonlinearity modules; a name or glob
+            with a call position (``"layer1.0.relu#1"``) keeps only that site of a reused module.
         thresholds: the skew degrees α of the ``skewed_{α}`` / ``lambda_{α}`` / ``agree_{α}`` columns.
-        max_batches: stop after this many batches (None: the whole loader).
+        max_batches: stop after this many batches (None: the whole loader); exactly this many items
+            are pulled from the loader.
         device: where batches are sent; must be the model's device (None: the model's).
         mode: ``"eval"`` (default; docs/definitions.md) or ``"train"`` (BatchNorm uses batch statistics;
             running statistics are restored afterwards).
         progress: show a tqdm bar (None: only when stderr is a terminal).
         input_fn: ``batch -> args`` (a tuple is positional arguments, a dict keyword arguments,
             anything else the single input).
+        at: ``"layers"`` (default: Z = W x + b at each layer's output, the paper's pre-activation) or
+            ``"activations"``: the inputs of the nonlinearity modules (:data:`ACTIVATION_TYPES`),
+            where the OUI authors record patterns (after BatchNorm when there is one). A module
+            called once per forward is the site ``name``; one called K > 1 times (torchvision's
+            BasicBlock reuses ``relu``) gives the sites ``name#0`` ... ``name#{K-1}``, by call
+            order within a forward. There is no weight: row sums, norms, bias, p_pred and λ are NaN.
+        batch_dim: which dimension of a site's output is the batch. None (default) infers it: dim 1
+            for sites inside a ``batch_first=False`` ``nn.MultiheadAttention`` / ``Transformer*``
+            module (the nearest enclosing one decides), dim 0 elsewhere; inside such modules a 2-D
+            output is an unbatched call (one sample). An int (0 or 1) sets every site; a dict
+            ``{glob: 0 or 1}`` sets the sites whose names match (first match wins; others inferred).
+            It applies to token layouts (B, T, F) / (T, B, F); conv maps are always (B, C, ...). With
+            an int, the ``inputs`` count reads that dimension of the batch's first tensor.
+        mask_fn: ``batch -> (B, T) mask`` (bool or 0/1, 1 = real token). Without it, a batch that is
+            a mapping with an ``attention_mask`` uses that. Masked positions are not samples (see
+            below).
 
     Returns:
         a :class:`skew.result.Report`.
 
     Raises:
-        SkewError: no analysable layer, an empty loader, a batch the model rejects (the message
-        names the module reached and the batch's structure), bad options.
+        SkewError: no analysable layer, an empty loader, a batch with zero samples, an uninitialised
+        lazy module, a batch the model rejects (the message names the module reached and the
+        batch's structure), bad options.
+
+    **Masks.** A mask (B, T) is matched to a site's output after the batch dimension is put
+    first: an output of shape (B, T, ..., F) in token layout (Linear/Conv1D outputs, attention
+    projections, activation inputs; (T, B, F) at sequence-first sites) has its masked tokens
+    left out of the counts, moments, signs, the raster (which shows each sample's middle
+    unmasked token) and the OUI patterns (the unmasked tokens' units). Such a call runs the
+    float64 careful reduction. Outputs with no token axis (B, F) are per sample; any other shape
+    (conv maps, another T) cannot be matched and is measured unmasked: the layer table's
+    ``mask`` column says ``applied``, ``per-sample``, ``unmatched`` (some calls) or is empty
+    without a mask.
+
+    **Non-finite values** are found inside the hook, from the row summaries it computed anyway;
+    that call is then reduced again from the same Z in the careful mode, so the forward runs once
+    per batch (user hooks and side effects run once). On CPU the check costs nothing; on an
+    accelerator it reads one flag per hook call (a host synchronisation per measured layer).
 
     Under ``torch.distributed`` every rank must call ``report`` (same model, its own data); each
     rank then returns the Report of the union of all ranks' data (ranks in order).
@@ -513,15 +1010,30 @@ def report(
         >>> rep = report(net, [(torch.randn(16, 3, 8, 8), torch.zeros(16))])
         >>> rep.layers["neurons"].tolist()
         [8, 4]
+        >>> report(net, [torch.randn(16, 3, 8, 8)], at="activations").layers["layer"].tolist()
+        ['1']
     """
-    ths = _check_options(thresholds, max_batches, mode, progress, input_fn)
-    table = _weight_table(model, layers)
+    ths = _check_options(thresholds, max_batches, mode, progress, input_fn, at, mask_fn)
+    _check_batch_dim(batch_dim)
+    _check_model(model)
     dev = _resolve_device(model, device)
-    sites, mha_in = _sites(model, table)
-    run = _Run(sites)
     batches = inputs = 0
     bar = None
     with _preserved(model, mode), torch.no_grad():
+        if at == "layers":
+            table = _weight_table(model, layers)
+            sites, mha_in = _sites(model, table)
+            protos = []
+        else:
+            table, sites, mha_in = None, [], {}
+            protos = []
+            for name, mod in _select_activations(model, layers):
+                proto = _Site(name, "act", mod, None, dev)
+                proto.tokens3d = _tokens_layout(model, name)
+                protos.append(proto)
+            _batch_dims(model, protos, batch_dim)
+        _batch_dims(model, sites, batch_dim)
+        run = _Run(sites)
         try:
             for site in sites:
                 if site.kind == "layer":
@@ -532,22 +1044,30 @@ def report(
                 run.handles.append(
                     mha.register_forward_pre_hook(run.mha_pre_hook(mha, by_suffix), with_kwargs=True)
                 )
+            for proto in protos:
+                run.handles.append(proto.module.register_forward_pre_hook(
+                    run.act_hook(proto.name, proto.module, proto), with_kwargs=True))
             bar = _progress_bar(loader, max_batches, progress)
-            for batch in iter_batches(loader):
-                if max_batches is not None and batches >= max_batches:
-                    break
-                args, kwargs = model_inputs(batch, input_fn, model)
-                args, kwargs = to_device(args, dev), to_device(kwargs, dev)
-                for careful in (False, True):
-                    run.careful = careful
-                    run.reset_batch()
+            if max_batches is None or max_batches > 0:
+                for batch in iter_batches(loader):
+                    args, kwargs = model_inputs(batch, input_fn, model)
+                    empty = _empty_batch(args, kwargs)
+                    if empty is not None:
+                        raise SkewError(
+                            f"batch {batches} has zero samples (its first tensor has shape {tuple(empty.shape)}); "
+                            "make the loader skip empty batches (e.g. a DataLoader over a non-empty dataset)"
+                        )
+                    mask = _batch_mask(batch, mask_fn, batches)
+                    args, kwargs = to_device(args, dev), to_device(kwargs, dev)
+                    run.reset_batch(mask)
                     _forward(model, args, kwargs, run, batch, batches)
-                    if run.finish_batch():
-                        break
-                run.careful = False
-                batches += 1
-                inputs += batch_size(args, kwargs)
-                bar.update(1)
+                    rows = run.first_rows
+                    run.finish_batch()
+                    batches += 1
+                    inputs += _count_inputs(args, kwargs, batch_dim, rows)
+                    bar.update(1)
+                    if max_batches is not None and batches >= max_batches:
+                        break  # pull exactly max_batches items
         finally:
             for h in run.handles:
                 h.remove()
@@ -556,31 +1076,44 @@ def report(
                 bar.close()
         if batches == 0:
             raise SkewError("the loader yielded no batches; pass a non-empty iterable of batches (check the dataset size)")
-        states = run.states()
+        _name_activation_sites(run)
+        drop = _keep_positions(run, layers) if at == "activations" and layers is not None else set()
+        states = {k: v for k, v in run.states().items() if k not in drop}
         local_batches = batches
         if _distributed():
             batches, inputs = _sum_over_ranks([batches, inputs], dev)
-    never = {}
-    for s in sites:
-        if states[s.name].calls == 0:
-            never[s.name] = s.bad_output or "never executed (the forward pass did not call it)"
-    measured = {k: v for k, v in states.items() if k not in never}
-    if not measured:
-        raise SkewError(
-            f"none of the {len(sites)} selected layers ran during the forward pass ({', '.join(list(never)[:5])}...); "
-            "check that the model's forward calls them, or select other layers with layers="
-        )
-    table = table[table["layer"].isin(measured)]
+        sites = [s for s in run.sites if s.name not in drop]
+        never = {}
+        for s in sites:
+            if s.name not in states or states[s.name].calls == 0:
+                never[s.name] = s.bad_output or "never executed (the forward pass did not call it)"
+        measured = {k: v for k, v in states.items() if k not in never}
+        if not measured:
+            what = "nonlinearity modules" if at == "activations" else "layers"
+            listed = ", ".join(list(never)[:5]) or ", ".join(p.name for p in protos[:5])
+            count = len(sites) or len(protos)
+            raise SkewError(
+                f"none of the {count} selected {what} ran during the forward pass ({listed}...); "
+                "check that the model's forward calls them, or select others with layers="
+            )
+        if table is None:
+            table = _activation_table([s for s in sites if s.name in measured], measured)
+        table = table[table["layer"].isin(measured)]
+        # read the weights (shapes, lazy checks) while the buffers are still protected
+        info = _info(sites, table)
+        skipped = _skipped(model, sites, set(measured), never)
     meta = {
         "model": type(model).__name__,
         "batches": batches,
         "inputs": inputs,
         "device": str(dev),
         "mode": mode,
+        "at": at,
         "max_batches": max_batches,
         "layers_spec": "None" if layers is None else repr(layers),
         "world_size": _world_size(),
         "local_batches": local_batches,
+        "careful_calls": run.careful_calls,
         "torch": torch.__version__,
     }
     from skew._version import __version__
@@ -589,11 +1122,61 @@ def report(
     return Report(
         measured,
         table[list(WEIGHT_COLUMNS)],
-        _info(sites, table),
+        info,
         thresholds=ths,
         meta=meta,
-        skipped=_skipped(model, sites, set(measured), never),
+        skipped=skipped,
     )
+
+
+def _keep_positions(run: _Run, layers: LayerSpec) -> set[str]:
+    """The activation sites that a ``name#k`` entry of ``layers`` leaves out (see _select_activations)."""
+    import fnmatch
+
+    specs = [layers] if isinstance(layers, str) else list(layers) if isinstance(layers, (list, tuple)) else []
+    strs = [s for s in specs if isinstance(s, str)]
+    if not any("#" in s for s in strs):
+        return set()
+
+    def kept(site: _Site) -> bool:
+        for spec in specs:
+            if not isinstance(spec, str):
+                if isinstance(site.module, spec):
+                    return True
+            elif "#" not in spec:
+                if fnmatch.fnmatchcase(site.base, spec):
+                    return True
+            elif fnmatch.fnmatchcase(site.name, spec) or (site.name == site.base and spec == f"{site.base}#0"):
+                return True
+        return False
+
+    return {s.name for s in run.sites if s.kind == "act" and not kept(s)}
+
+
+def _name_activation_sites(run: _Run) -> None:
+    """An activation module called once per forward keeps its name; K > 1 call positions get ``name#k``."""
+    positions: dict[str, int] = {}
+    for base, k in run.act_sites:
+        positions[base] = max(positions.get(base, 0), k + 1)
+    for (base, k), site in run.act_sites.items():
+        site.name = base if positions[base] == 1 else f"{base}#{k}"
+    order = {id(s): i for i, s in enumerate(run.sites)}
+    acts = sorted((s for s in run.sites if s.kind == "act"), key=lambda s: order[id(s)])
+    run.sites = [s for s in run.sites if s.kind != "act"] + acts
+
+
+def _count_inputs(args: tuple, kwargs: dict, batch_dim, first_rows: int | None) -> int:
+    """Input samples in a batch: dim ``batch_dim`` (an int) of the first tensor; else, when the first
+    measured call was sequence-first or unbatched, the samples it saw; else dim 0 of the first tensor."""
+    from skew.batches import _first_tensor
+
+    if isinstance(batch_dim, int):
+        t = _first_tensor((args, kwargs))
+        if t is not None and t.dim() > batch_dim:
+            return int(t.shape[batch_dim])
+    if first_rows is not None and first_rows >= 0:
+        return first_rows
+    return batch_size(args, kwargs)
 
 
 def _sum_over_ranks(values: list[int], device: torch.device) -> list[int]:

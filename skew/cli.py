@@ -43,8 +43,9 @@ DEVICE_HELP = "torch device to run on, e.g. cpu, cuda or cuda:1 (default: cpu)"
 # (tests/test_cli.py checks they equal skew.init.schemes(aliases=True), model_names() and data_names()).
 SCHEMES = ("default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "orthogonal", "lsuv",
            "sinusoidal", "idinit", "arcsine", "uniform", "glorot", "he")
-MODELS = ("mlp", "cnn", "resnet18", "resnet50", "mobilenet_v3_small", "efficientnet_v2_s", "vit_b_16", "transformer")
-DATA = ("gaussian", "relu-gaussian", "uniform", "digits")
+MODELS = ("mlp", "cnn", "resnet18", "resnet50", "mobilenet_v3_small", "efficientnet_v2_s", "vit_b_16", "transformer",
+          "hf:gpt2", "hf:bert", "hf:llama", "hf:vit")
+DATA = ("gaussian", "relu-gaussian", "uniform", "digits", "text")
 # torch device types (torch.device accepts these, optionally with ":index"); "meta" holds no data to measure.
 _DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu", "xla", "hpu", "mtia", "ipu", "maia", "hip", "ve", "vulkan", "lazy",
                  "fpga", "mkldnn", "opengl", "opencl", "ideep", "privateuseone")
@@ -507,6 +508,8 @@ def _report_figures(rep, out: Path, fmt: str = "png") -> list[Path]:
         ("activation_states", lambda ax: rep.plot_activation_states(layer=first, ax=ax)),
         ("skew_fraction_vs_alpha", lambda ax: rep.plot_skew_fraction_vs_alpha(layer=first, ax=ax)),
     ]
+    if rep.meta.get("at") == "activations":  # no weights at nonlinearities: no row sums to draw
+        jobs = [job for job in jobs if "rowsum" not in job[0]]
     for name, draw in jobs:
         fig, (ax,) = _new_figure()
         try:
@@ -543,7 +546,7 @@ def _cmd_report(args, parser) -> int:
     if args.device:
         model.to(args.device)
     rep = report(model, loader, layers=_layers_spec(args.layers), thresholds=args.thresholds, device=args.device,
-                 mode=args.mode)
+                 mode=args.mode, at=args.at)
     what = f"init {args.init}" if args.init else (f"weights {args.weights}" if args.weights else "as built")
     print(f"skew report: {args.model} ({what}), data {args.data}, {args.batches}×{args.batch_size} samples; "
           "skewed = fraction of non-degenerate neurons with |p - 1/2| > α (count estimator)")
@@ -581,7 +584,8 @@ def _cmd_compare(args, parser) -> int:
     options = dict(args.model_option or [])
     loader = _build_loader(args)
     cmp = compare(lambda: _user_code(f"model {args.model!r}", build_model, args.model, **options), loader, inits,
-                  seeds=args.seeds, layers=_layers_spec(args.layers), thresholds=args.thresholds, device=args.device, mode=args.mode)
+                  seeds=args.seeds, layers=_layers_spec(args.layers), thresholds=args.thresholds, device=args.device,
+                  mode=args.mode, at=args.at)
     print(f"skew compare: {args.model}, data {args.data}, seeds {args.seeds}; % of non-degenerate neurons with "
           "|p - 1/2| > α (count estimator), mean over seeds")
     print(cmp.summary().to_string(float_format=lambda v: f"{v:.1f}"))
@@ -599,10 +603,11 @@ def _cmd_compare(args, parser) -> int:
         written.append(save_figure(fig, out / f"skew_hist.{args.format}"))
         from matplotlib.figure import Figure
 
-        fig = Figure(figsize=(3.6 * len(cmp.schemes), 3.4), layout="constrained")
-        axes = fig.subplots(1, len(cmp.schemes), squeeze=False)[0]
-        cmp.rowsum_hist(layer=cmp.layer_order[0] if cmp.layer_order else None, axes=axes)
-        written.append(save_figure(fig, out / f"rowsum_hist.{args.format}"))
+        if args.at == "layers":  # no weights at nonlinearities: no row sums to draw
+            fig = Figure(figsize=(3.6 * len(cmp.schemes), 3.4), layout="constrained")
+            axes = fig.subplots(1, len(cmp.schemes), squeeze=False)[0]
+            cmp.rowsum_hist(layer=cmp.layer_order[0] if cmp.layer_order else None, axes=axes)
+            written.append(save_figure(fig, out / f"rowsum_hist.{args.format}"))
         print(f"\nwrote {len(written)} files to {out}")
     return 0
 
@@ -722,6 +727,8 @@ def build_parser(*, lazy_train: bool = False) -> argparse.ArgumentParser:
     p.add_argument("--init", type=_scheme_arg, metavar="SCHEME",
                    help=f"initialize the model with this scheme first: {', '.join(schemes)}")
     p.add_argument("--out", help="output directory")
+    p.add_argument("--at", choices=("layers", "activations"), default="layers",
+                   help="where to measure: layer outputs Z = Wx + b (default) or the inputs of the nonlinearities")
     p.set_defaults(func=_cmd_report, command_parser=p)
 
     p = sub.add_parser("compare", parents=[common, model_opts, data_opts],
@@ -733,6 +740,8 @@ def build_parser(*, lazy_train: bool = False) -> argparse.ArgumentParser:
                    "own constructor init, no scheme applied)")
     p.add_argument("--seeds", type=_int_list, default=[0], help="comma-separated seeds (default: 0)")
     p.add_argument("--out", help="output directory")
+    p.add_argument("--at", choices=("layers", "activations"), default="layers",
+                   help="where to measure: layer outputs Z = Wx + b (default) or the inputs of the nonlinearities")
     p.set_defaults(func=_cmd_compare, command_parser=p)
 
     p = sub.add_parser("inspect", parents=[common, model_opts],

@@ -150,6 +150,7 @@ def compare(
     max_batches: int | None = None,
     device=None,
     progress=None,
+    at: str = "layers",
     **report_kwargs,
 ) -> Comparison:
     """Measure one model under several initialization schemes (and seeds) and compare them.
@@ -164,7 +165,9 @@ def compare(
     apply their own init, which ``"default"``, PyTorch's ``reset_parameters()``, does not). With
     ``device``, each initialized copy is moved there before it is measured. ``loader`` is iterated
     once per (scheme, seed), so it must be re-iterable (a list of batches or a DataLoader, not a
-    generator). Scheme names are checked before anything runs.
+    generator). Scheme names are checked before anything runs. ``at`` is passed to
+    ``skew.report`` (``"activations"`` measures at the nonlinearities; ``layers`` then selects
+    among them, and the init is applied to every layer).
 
     Between schemes A and B on a layer (seeds pooled), ``.tests`` holds the two-sample KS and
     Mann-Whitney p-values on ``skew = |p - 1/2|`` and Cliff's delta
@@ -202,7 +205,8 @@ def compare(
             generator = torch.Generator().manual_seed(seed)
             try:
                 if scheme != AS_BUILT:
-                    skew.init.apply(m, scheme, data=data, generator=generator, layers=layers)
+                    init_layers = layers if at == "layers" else None  # at="activations": layers= names nonlinearities
+                    skew.init.apply(m, scheme, data=data, generator=generator, layers=init_layers)
             except SkewError as err:
                 raise SkewError(f"init {scheme!r} (seed {seed}) failed: {err}") from err
             if device is not None:
@@ -215,6 +219,7 @@ def compare(
                 max_batches=max_batches,
                 device=device,
                 progress=progress,
+                at=at,
                 **report_kwargs,
             )
         del m

@@ -1,14 +1,17 @@
 """OUI, the Overfitting–Underfitting Indicator (docs/oui.md), from binary activation patterns.
 
-A layer's *activation pattern* for one input sample is the binary vector [unit k active] over the
-layer's units. skew's units are the layer's neurons:
+A site's *activation pattern* for one input sample is the binary vector [unit k active] over its
+units. The authors' units (SPEC §3), used by ``oui_pairwise``, are every entry of the sample's
+output: for a conv output every (channel, position), the C×H×W map flattened channel-major; for
+tokens every (token, feature), T×F; for Linear on (B, F) the F neurons. The analyzer keeps these
+full patterns for the first 8 samples only (at most ``OUI_MAX_UNITS`` = 2**20 units per sample:
+a larger pattern is read at that many evenly spaced units, the same for every sample). Samples
+whose patterns differ in length (variable sequence lengths, padding masked out) are compared on
+the units both have: the first min(d_i, d_j) of their flattened patterns.
 
-- Linear on (B, F): neuron k is active for sample b when Z[b, k] > 0;
-- convolutions and Linear on (B, T, F): neuron (channel) k is active for sample b when the mean of
-  Z[b, k] over its positions (or tokens) is positive, i.e. the sign of the globally pooled
-  pre-activation. This keeps the pattern the size of the layer (O(neurons)) and costs nothing
-  beyond the per-(sample, channel) sums the analyzer computes anyway; per-position patterns
-  would grow with the feature map.
+``oui_pairwise_pooled`` (skew's earlier reading) uses one unit per neuron instead: channel k is
+active for sample b when the mean of Z[b, k] over its positions (or tokens) is positive, the sign
+of the globally pooled pre-activation. ``oui_batch`` uses these pooled units too.
 
 Two readings, always say which one is reported:
 
@@ -54,17 +57,24 @@ def default_pairs(samples: int = 8) -> list[tuple[int, int]]:
     return list(combinations(range(samples), 2))
 
 
-def pairwise_oui(patterns: np.ndarray, pairs: list[tuple[int, int]] | None = None) -> float:
+def pairwise_oui(
+    patterns: np.ndarray, pairs: list[tuple[int, int]] | None = None, units: np.ndarray | None = None
+) -> float:
     """Pairwise OUI of one layer from its (samples, units) boolean activation patterns.
 
     .. math:: \\mathrm{OUI} = \\frac{1}{|\\mathcal P|}\\sum_{(i,j)\\in\\mathcal P}
               \\frac{\\min(H_{ij}, \\lfloor d/2 \\rfloor)}{\\lfloor d/2 \\rfloor}
 
     ``pairs`` defaults to all pairs of the given samples. NaN when there is no pair or d < 2.
+    ``units`` (one count per sample) makes the patterns ragged: sample i has its first
+    ``units[i]`` entries, and a pair is compared on its first d = min(units[i], units[j]) units
+    (pairs with d < 2 are left out).
 
     Example:
         >>> pairwise_oui(np.array([[1, 0], [1, 0]], dtype=bool))
         0.0
+        >>> pairwise_oui(np.array([[1, 0, 1, 1], [0, 1, 0, 0]], dtype=bool), units=np.array([4, 2]))
+        1.0
     """
     pats = np.asarray(patterns, dtype=bool)
     if pats.ndim != 2:
@@ -77,6 +87,19 @@ def pairwise_oui(patterns: np.ndarray, pairs: list[tuple[int, int]] | None = Non
     i, j = np.asarray(pairs).T
     if i.max() >= pats.shape[0] or j.max() >= pats.shape[0]:
         raise SkewError(f"a pair refers to sample {max(i.max(), j.max())} but only {pats.shape[0]} are given")
+    if units is not None:
+        units = np.asarray(units, dtype=np.int64)
+        if units.shape != (pats.shape[0],) or (units > pats.shape[1]).any() or (units < 0).any():
+            raise SkewError(f"units must give one count in [0, {pats.shape[1]}] per sample, got {units!r}")
+        d = np.minimum(units[i], units[j])
+        halves = d // 2
+        cols = np.arange(pats.shape[1])
+        diff = (pats[i] != pats[j]) & (cols[None, :] < d[:, None])
+        ok = halves > 0
+        if not ok.any():
+            return float("nan")
+        hamming = diff.sum(axis=1)[ok]
+        return float(np.mean(np.minimum(hamming, halves[ok]) / halves[ok]))
     hamming = (pats[i] != pats[j]).sum(axis=1)
     return float(np.mean(np.minimum(hamming, half) / half))
 

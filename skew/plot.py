@@ -465,6 +465,8 @@ def activation_states(data, *, layer=None, max_samples: int = 250, max_neurons: 
     ``data``: a Report (its ``signs[layer]``, the reproducible sign sample) or a boolean array /
     tensor of shape (samples, neurons). Larger arrays are subsampled evenly to ``max_samples`` ×
     ``max_neurons``. A skewed neuron shows as a vertical band (almost all white or all black).
+    For conv maps and tokens each row is one sample's value at one position, the true centre
+    (H//2, W//2, ...) or the middle token; the title says which (``Report.sign_positions``).
 
     Example:
         >>> ax = activation_states(np.random.default_rng(0).random((50, 40)) > 0.5)
@@ -489,6 +491,11 @@ def activation_states(data, *, layer=None, max_samples: int = 250, max_neurons: 
         else:
             label = f"layer {layer}"
         signs = np.asarray(table[layer])
+        where = getattr(data, "sign_positions", {}).get(layer)
+        if where == (-1,):
+            label += ", middle unmasked token"
+        elif where:
+            label += f", position {', '.join(map(str, where))} (centre)"
     if signs.ndim != 2 or signs.size == 0:
         raise SkewError(f"activation signs must be a non-empty 2-D (samples, neurons) array, got shape {signs.shape}")
     if signs.dtype != bool:

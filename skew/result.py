@@ -8,8 +8,18 @@ counts, Chan moments, OUI sums, sign samples) next to the weight statistics, and
 Per neuron (docs/definitions.md): p = pos/n (count estimator), p_gauss = Φ(mean/std) (Gaussian estimator,
 std with ddof = 0), skew = |p − 1/2|, p_pred = Φ((μ S + b)/(σ ‖W‖)) with the layer's measured input
 mean μ and std σ (a layer without bias uses b = 0; ``bias`` is NaN there). A neuron is
-*degenerate* when n = 0 or std ≤ 1e-12·(|mean| + 1): its skew and p_gauss are NaN and it is left
-out of every fraction; *dead* (p = 0) and *always_on* (p = 1) are flagged among the others.
+*degenerate* when it is constant up to rounding (SPEC §1): n = 0, or
+
+    std ≤ DEGENERATE_ULPS · (ε_acc · (‖W_i‖₂ · rms(x) · √n + |b|) + ε · rms(Z_i))
+
+with ε the machine epsilon of the measured Z's dtype (float32: 1.2e-7), ε_acc = min(ε, ε_float32)
+(half-precision outputs are accumulated in float32), rms(x) = √(μ² + σ²) of the layer's input
+and rms(Z_i) = √(mean² + std²) of the neuron. A float32 filter that cancels exactly in real
+arithmetic (std ~ 1e-8 of that scale) is degenerate; a small but real signal is not. At
+activation sites (no W): std ≤ DEGENERATE_ULPS · ε · max(rms(Z_i), rms of the whole site). The old
+absolute rule std ≤ 1e-12·(|mean| + 1) is kept as a floor. A degenerate neuron's skew and p_gauss
+are NaN and it is left out of every fraction; *dead* (p = 0) and *always_on* (p = 1) are flagged
+among the others.
 
 Example:
     >>> rep = skew.report(model, loader)                      # doctest: +SKIP
@@ -28,14 +38,17 @@ import pandas as pd
 from scipy.special import ndtr
 
 from skew import theory
-from skew.accumulators import LayerState, merge_states
+from skew.accumulators import LayerState, merge_states, unpack_units
 from skew.errors import SkewError
 from skew.oui import pairwise_oui
 
-__all__ = ["Report", "DEGENERATE_RTOL"]
+__all__ = ["Report", "DEGENERATE_RTOL", "DEGENERATE_ULPS"]
 
-#: A neuron is degenerate when std ≤ DEGENERATE_RTOL · (|mean| + 1) (or it saw no finite sample).
+#: Floor of the degenerate rule: std ≤ DEGENERATE_RTOL · (|mean| + 1) is always degenerate.
 DEGENERATE_RTOL = 1e-12
+#: "A few units of rounding": degenerate when std ≤ DEGENERATE_ULPS · ε · scale (module docstring).
+DEGENERATE_ULPS = 8.0
+_EPS32 = float(np.finfo(np.float32).eps)
 WEIGHT_COLUMNS = ("layer", "neuron", "fan_in", "row_sum", "row_sum_scaled", "row_norm", "bias")
 
 
@@ -43,14 +56,33 @@ def _fmt(a: float) -> str:
     return f"{a:g}"
 
 
-def _neuron_arrays(name: str, st: LayerState, w: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _degenerate(n, mean, std, st: LayerState, w: dict[str, np.ndarray], eps: float) -> np.ndarray:
+    """Constant up to rounding, relative to the neuron's scale (see the module docstring)."""
+    in_mean, in_std = _input_moments(st)
+    rms_in = math.sqrt(in_mean**2 + in_std**2) if np.isfinite(in_mean) and np.isfinite(in_std) else np.nan
+    rms = np.sqrt(mean**2 + std**2)
+    bias = np.where(np.isnan(w["bias"]), 0.0, np.abs(w["bias"].astype(np.float64)))
+    layer_scale = w["row_norm"].astype(np.float64) * rms_in * np.sqrt(w["fan_in"].astype(np.float64)) + bias
+    rms0 = np.where(np.isnan(rms), 0.0, rms)
+    if np.isnan(w["row_norm"]).all():  # activation site: no weight
+        live = n > 0
+        site_rms = math.sqrt(float(np.sum((n * rms0**2)[live]) / max(int(np.sum(n[live])), 1))) if live.any() else 0.0
+        tol = eps * np.maximum(rms0, site_rms)
+    else:
+        # the sum itself is accumulated in at least float32 (autocast too); Z is then rounded to its dtype
+        acc = np.where(np.isnan(layer_scale), rms0, layer_scale)
+        tol = min(eps, _EPS32) * acc + eps * rms0
+    return (n == 0) | (std <= DEGENERATE_RTOL * (np.abs(mean) + 1.0)) | (std <= DEGENERATE_ULPS * tol)
+
+
+def _neuron_arrays(name: str, st: LayerState, w: dict[str, np.ndarray], eps: float = _EPS32) -> dict[str, np.ndarray]:
     """The ``.neurons`` columns of one layer, as arrays (``w``: its weight columns)."""
     n = st.n.astype(np.int64)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         p = np.where(n > 0, st.pos / np.maximum(n, 1), np.nan)
         std = np.where(n > 0, np.sqrt(np.maximum(st.m2, 0.0) / np.maximum(n, 1)), np.nan)
         mean = np.where(n > 0, st.mean, np.nan)
-        degenerate = (n == 0) | (std <= DEGENERATE_RTOL * (np.abs(mean) + 1.0))
+        degenerate = _degenerate(n, mean, std, st, w, eps)
         p_gauss = np.where(degenerate, np.nan, ndtr(mean / std))
     skew = np.where(degenerate, np.nan, np.abs(p - 0.5))
     in_mean, in_std = _input_moments(st)
@@ -145,13 +177,33 @@ def _layer_row(name: str, info: dict, st: LayerState, nf: dict[str, np.ndarray],
     row["input_std"] = in_std
     with np.errstate(invalid="ignore"):
         row["oui_batch"] = float(np.mean(st.oui_sum) / st.oui_batches) if st.oui_batches else float("nan")
-    row["oui_pairwise"] = pairwise_oui(st.patterns) if st.patterns.shape[0] >= 2 else float("nan")
+    row["oui_pairwise"] = _unit_oui(st)
+    row["oui_pairwise_pooled"] = pairwise_oui(st.patterns) if st.patterns.shape[0] >= 2 else float("nan")
     row["degenerate"] = int((~live).sum())
     row["dead"] = int(nf["dead"].sum())
     row["always_on"] = int(nf["always_on"].sum())
     row["nonfinite"] = int(nf["nonfinite"].sum())
     row["weight_std"] = float(info["weight_std"])
+    row["mask"] = _mask_status(st)
     return row
+
+
+def _unit_oui(st: LayerState) -> float:
+    """Pairwise OUI over every unit of the first 8 samples' flattened patterns (SPEC §3)."""
+    counts = np.asarray(st.unit_counts, dtype=np.int64)
+    if len(counts) < 2:
+        return float("nan")
+    return pairwise_oui(unpack_units(st.unit_patterns, counts), units=counts)
+
+
+def _mask_status(st: LayerState) -> str:
+    """How the batches' attention mask met this layer's output: '', 'applied', 'per-sample', 'unmatched'."""
+    applied, per_sample, unmatched = (int(v) for v in np.asarray(st.mask_calls).reshape(-1)[:3])
+    if unmatched:
+        return "unmatched"
+    if applied:
+        return "applied"
+    return "per-sample" if per_sample else ""
 
 
 class Report:
@@ -163,10 +215,15 @@ class Report:
         layers: one row per layer (layer, type, shape, neurons, calls, samples, ``skewed_{a}``,
             ``skewed_gauss_{a}``, ``lambda_{a}``, ``agree_{a}`` for each threshold a, mean_skew,
             spearman_s_p, input_mean, input_std, oui_batch, oui_pairwise, degenerate, dead,
-            always_on, nonfinite, weight_std). Fractions are over non-degenerate neurons.
+            always_on, nonfinite, weight_std, oui_pairwise_pooled, mask). Fractions are over
+            non-degenerate neurons. ``oui_pairwise`` is the authors' OUI over every unit of the
+            flattened patterns (SPEC §3); ``oui_pairwise_pooled`` one unit per neuron (channel
+            pooled over its positions); ``mask`` how an attention mask was matched (see
+            :func:`skew.report`).
         skipped: every module not analysed (module, type, reason).
         signs: layer -> bool array (≤ 250 samples × ≤ 250 neurons), the activation-sign raster.
         sign_neurons: layer -> the neuron indices of the raster's columns.
+        sign_positions: layer -> the output position each raster row shows (see the property).
         thresholds: the skew degrees α of the ``*_{a}`` columns.
         meta: how the report was made (model class, batches, device, mode, ...).
 
@@ -206,6 +263,13 @@ class Report:
         self.sign_neurons = {k: st.sign_neurons for k, st in self._states.items()}
         self.neurons, self.layers = self._derive()
 
+    @property
+    def sign_positions(self) -> dict[str, tuple[int, ...]]:
+        """layer -> the position of each sample's output the raster shows: the true centre
+        (H//2, W//2, ...) for conv maps, (T//2,) for tokens, () when the output has no positions,
+        (-1,) for the middle unmasked token of each sample (with an attention mask)."""
+        return {k: tuple(int(v) for v in np.asarray(st.sign_position).reshape(-1)) for k, st in self._states.items()}
+
     # -- derived frames -----------------------------------------------------------------------
     def _derive(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         wcols = {c: self._weights[c].to_numpy() for c in WEIGHT_COLUMNS}
@@ -214,7 +278,8 @@ class Report:
         for name, st in self._states.items():
             idx = where[name]
             idx = idx[np.argsort(wcols["neuron"][idx], kind="stable")]
-            nf = _neuron_arrays(name, st, {c: v[idx] for c, v in wcols.items()})
+            eps = float(self._info[name].get("eps", _EPS32))
+            nf = _neuron_arrays(name, st, {c: v[idx] for c, v in wcols.items()}, eps)
             parts.append(nf)
             rows.append(_layer_row(name, self._info[name], st, nf, self.thresholds))
         if not parts:
@@ -264,7 +329,8 @@ class Report:
     def merge(self, other: Report) -> Report:
         """The Report of this report's data followed by ``other``'s, computed exactly from raw sums.
 
-        Both must measure the same weights (same layers, equal row sums); counts add, moments
+        Both must measure the same weights at the same sites (same ``at``, same layers in the
+        same order, equal row sums) in the same ``mode``; anything else raises SkewError. Counts add, moments
         combine with Chan's formula, sign samples and OUI patterns keep this report's samples
         first. Thresholds come from this report.
 
@@ -273,6 +339,22 @@ class Report:
         """
         if not isinstance(other, Report):
             raise SkewError(f"can only merge a Report with another Report, got {type(other).__name__}")
+        for key, default in (("mode", "eval"), ("at", "layers")):
+            mine, theirs = self.meta.get(key, default), other.meta.get(key, default)
+            if mine != theirs:
+                raise SkewError(
+                    f"cannot merge a report measured with {key}={mine!r} with one measured with {key}={theirs!r}; "
+                    f"measure both with the same {key}= (the result would mix two kinds of numbers)"
+                )
+        if list(self._states) != list(other._states):
+            only_a = [k for k in self._states if k not in other._states]
+            only_b = [k for k in other._states if k not in self._states]
+            detail = f"only in this one: {only_a[:4]}; only in the other: {only_b[:4]}" if only_a or only_b else (
+                "the same sites in a different order")
+            raise SkewError(
+                f"cannot merge reports measured at different sites ({detail}); measure both with the same "
+                "layers= and at= on the same model"
+            )
         wa = self._weights.set_index(["layer", "neuron"])
         wb = other._weights.set_index(["layer", "neuron"])
         common = [k for k in self._states if k in other._states]

@@ -65,6 +65,7 @@ class Tracker:
         thresholds: the α values to report.
         mode: ``"eval"`` (default, as docs/definitions.md recommends) or ``"train"``.
         input_fn, device: passed to ``skew.report``.
+        at: ``"layers"`` (default) or ``"activations"``, passed to ``skew.report``.
 
     Example:
         >>> net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
@@ -86,6 +87,7 @@ class Tracker:
         mode: str = "eval",
         input_fn: Callable | None = None,
         device: str | torch.device | None = None,
+        at: str = "layers",
     ) -> None:
         if not isinstance(model, nn.Module):
             raise SkewError(
@@ -116,6 +118,11 @@ class Tracker:
         self.every = every
         self.layers = layers
         self.thresholds = thresholds
+        from skew.analyzer import AT
+
+        if at not in AT:
+            raise SkewError(f"at={at!r} is not understood; use one of {', '.join(map(repr, AT))}")
+        self.at = at
         self.mode = mode
         self.input_fn = input_fn
         self.device = device
@@ -167,6 +174,7 @@ class Tracker:
                     mode=self.mode,
                     progress=False,
                     input_fn=self.input_fn,
+                    at=self.at,
                 )
         finally:
             for module, flag in flags:

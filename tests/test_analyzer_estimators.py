@@ -46,11 +46,13 @@ def as_rows(z: torch.Tensor, conv: bool) -> tuple[np.ndarray, np.ndarray]:
 def brute(outs, ins, conv: bool) -> dict:
     """Every estimator the Report holds, computed directly from the stored activations."""
     z3 = [as_rows(z, conv) for z in outs]
+    spatial = tuple(outs[0].shape[2:]) if conv else tuple(outs[0].shape[1:-1])
+    centre = int(np.ravel_multi_index(tuple(s // 2 for s in spatial), spatial)) if spatial else 0
     with np.errstate(invalid="ignore"):
-        return _brute(z3, ins)
+        return _brute(z3, ins, centre)
 
 
-def _brute(z3, ins) -> dict:
+def _brute(z3, ins, centre: int | None = None) -> dict:
     allz = np.concatenate([z.reshape(-1, z.shape[-1]) for z in z3])
     fin = np.isfinite(allz)
     n = fin.sum(0)
@@ -59,20 +61,26 @@ def _brute(z3, ins) -> dict:
     std = np.sqrt(np.where(fin, (allz - mean) ** 2, 0.0).sum(0) / n)
     pos = ((allz > 0) & fin).sum(0)
     x = np.concatenate([i.cpu().double().reshape(-1).numpy() for i in ins])
-    # OUI: a sample's pattern = sign of each neuron's mean over its positions
+    # pooled OUI: a sample's pattern = sign of each neuron's mean over its positions
     pats = [z.mean(1) > 0 for z in z3]
     allpats = np.concatenate(pats)
+    # the authors' OUI: every (position, neuron) of the sample is a unit (Hamming is order-free)
+    units = np.concatenate([z.reshape(z.shape[0], -1) > 0 for z in z3])[:8]
+    d = units.shape[1]
+    authors = np.mean([min((units[i] != units[j]).sum(), d // 2) / (d // 2)
+                       for i in range(len(units)) for j in range(i + 1, len(units))])
     oui_b = np.mean([batch_oui(p) for p in pats if p.shape[0] >= 2])
-    # raster: sample r at the centre position P // 2, evenly spaced neuron columns
+    # raster: sample r at the true centre position (H//2, W//2, ...), evenly spaced neuron columns
     samples = np.concatenate(z3)
     rows = min(250, samples.shape[0])
     C = samples.shape[2]
     cols = np.unique(np.linspace(0, C - 1, min(C, 250)).round().astype(int))
-    raster = samples[:rows, samples.shape[1] // 2][:, cols] > 0
+    mid = samples.shape[1] // 2 if centre is None else centre
+    raster = samples[:rows, mid][:, cols] > 0
     return {
         "n": n, "pos": pos, "mean": mean, "std": std, "p": pos / n, "nonfinite": (~fin).sum(0),
         "in_mean": x.mean(), "in_std": x.std(), "oui_batch": oui_b,
-        "oui_pairwise": pairwise_oui(allpats[:8]), "raster": raster, "rows": allz.shape[0],
+        "oui_pairwise_pooled": pairwise_oui(allpats[:8]), "oui_pairwise": authors, "raster": raster, "rows": allz.shape[0],
     }
 
 
@@ -92,6 +100,7 @@ def check(rep, name: str, ref: dict, rtol: float = 1e-6) -> None:
     np.testing.assert_allclose(lay["input_std"], ref["in_std"], rtol=1e-5)
     np.testing.assert_allclose(lay["oui_batch"], ref["oui_batch"], rtol=1e-12)
     np.testing.assert_allclose(lay["oui_pairwise"], ref["oui_pairwise"], rtol=1e-12)
+    np.testing.assert_allclose(lay["oui_pairwise_pooled"], ref["oui_pairwise_pooled"], rtol=1e-12)
     np.testing.assert_array_equal(rep.signs[name], ref["raster"])
 
 
@@ -101,7 +110,7 @@ CASES = {
     "conv1d": (lambda: nn.Sequential(nn.Conv1d(3, 10, 5, padding=2), nn.ReLU(), nn.Conv1d(10, 4, 3)), "2",
                (6, 3, 40), True),
     "conv2d": (lambda: nn.Sequential(nn.Conv2d(3, 6, 3), nn.ReLU(inplace=True), nn.Conv2d(6, 5, 3, stride=2)), "0",
-               (5, 3, 13, 11), True),
+               (5, 3, 12, 14), True),
     "grouped": (lambda: nn.Sequential(nn.Conv2d(4, 8, 3, groups=2), nn.ReLU(), nn.Conv2d(8, 12, 1, groups=4)), "2",
                 (7, 4, 9, 9), True),
     "convT": (lambda: nn.Sequential(nn.ConvTranspose2d(3, 6, 3, stride=2, groups=3)), "0", (4, 3, 5, 5), True),

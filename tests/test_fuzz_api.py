@@ -170,8 +170,7 @@ REPORT = {
     "string-loader": Case(lambda: (_mlp(),), lambda m: skew.report(m, "abc"), "iterable"),
     "int-loader": Case(lambda: (_mlp(),), lambda m: skew.report(m, 3), "iterable"),
     "zero-sample-batch": (Case(lambda: (_mlp(), torch.empty(0, 4)), lambda m, x: skew.report(m, [x]),
-                               r"(?i)empty|zero samples|no samples|0 samples"),
-                          "fixed on branch w-analyzer (a batch with zero samples: message names the cause)"),
+                               r"(?i)empty|zero samples|no samples|0 samples")),
     "wrong-feature-dim": Case(lambda: (_mlp(), _x(8, 5)), lambda m, x: skew.report(m, [x]), "rejected batch"),
     "integer-batch": Case(lambda: (_mlp(), torch.ones(8, 4, dtype=torch.long)), lambda m, x: skew.report(m, [x]),
                           "rejected batch"),
@@ -180,8 +179,7 @@ REPORT = {
     "inf-batch": _ok(build=lambda: (_mlp(), torch.full((8, 4), float("inf"))),
                      run=lambda m, x: skew.report(m, [x]), check=_nonfinite_counted),
     "nan-batch-runs-forward-once": (
-        _ok(build=_hook_model_nan, run=lambda m, pair, x: skew.report(m, [x]), check=_once_per_batch),
-        "fixed on branch w-analyzer (a NaN batch is measured without a second forward)"),
+        _ok(build=_hook_model_nan, run=lambda m, pair, x: skew.report(m, [x]), check=_once_per_batch)),
     "threshold-above-half": Case(lambda: (_mlp(), _x()), lambda m, x: skew.report(m, x, thresholds=(0.7,)),
                                  "between 0 and 1/2"),
     "threshold-empty": Case(lambda: (_mlp(), _x()), lambda m, x: skew.report(m, x, thresholds=()),
@@ -198,8 +196,7 @@ REPORT = {
     "max-batches-pulls-exactly-k": (
         _ok(build=lambda: (_mlp(), *_pulled(5)), run=lambda m, it, pulled: skew.report(m, it, max_batches=2),
             check=lambda rep, m, it, pulled: (_check(pulled == [0, 1], f"pulled {pulled}"),
-                                              _check(rep.meta["batches"] == 2, "batches"))),
-        "fixed on branch w-analyzer (max_batches=k pulls exactly k items)"),
+                                              _check(rep.meta["batches"] == 2, "batches")))),
     "no-analysable-layer": Case(lambda: (nn.Sequential(nn.ReLU()), _x()), lambda m, x: skew.report(m, x),
                                 "no layer skew can analyse"),
     "not-a-module": Case(lambda: (_mlp(), _x()), lambda m, x: skew.report(lambda t: t, x), "nn.Module"),
@@ -207,8 +204,7 @@ REPORT = {
     "device-bogus": Case(lambda: (_mlp(), _x()), lambda m, x: skew.report(m, x, device="bogus"),
                          "not a torch device"),
     "device-cpu0-equals-cpu": (
-        _ok(build=lambda: (_mlp(), _x()), run=lambda m, x: skew.report(m, x, device="cpu:0"), check=_p_in_unit),
-        "fixed on branch w-analyzer (device='cpu:0' is the model's cpu)"),
+        _ok(build=lambda: (_mlp(), _x()), run=lambda m, x: skew.report(m, x, device="cpu:0"), check=_p_in_unit)),
     "loader-raises": Case(lambda: (_mlp(), _raising_loader()), lambda m, it: skew.report(m, it),
                           (RuntimeError, "loader boom")),
     "forward-raises": Case(lambda: (_Boom(), _x()), lambda m, x: skew.report(m, x), r"(?s)forward boom"),
@@ -229,15 +225,12 @@ REPORT = {
                                   run=lambda m, x: skew.report(m, x), check=_p_in_unit),
     "uninitialised-lazy-linear": (
         Case(lambda: (nn.Sequential(nn.LazyLinear(3)), _x()), lambda m, x: skew.report(m, x),
-             r"(?i)lazy|uninitiali[sz]ed"),
-        "fixed on branch w-analyzer (an uninitialised LazyLinear is named as the cause)"),
+             r"(?i)lazy|uninitiali[sz]ed")),
     "buffer-rebound-in-forward": (
-        _ok(build=lambda: (_Seen(), _x()), run=lambda m, x: skew.report(m, x), check=_p_in_unit),
-        "fixed on branch w-analyzer (buffers re-bound in forward are restored by name)"),
+        _ok(build=lambda: (_Seen(), _x()), run=lambda m, x: skew.report(m, x), check=_p_in_unit)),
     "spectral-norm-train-mode": (
         _ok(build=lambda: (_sn_net(), _x()),
-            run=lambda m, x: skew.report(m, x, mode="train"), check=_p_in_unit),
-        "fixed on branch w-analyzer (spectral_norm _u/_v restored after a train-mode read)"),
+            run=lambda m, x: skew.report(m, x, mode="train"), check=_p_in_unit)),
 }
 
 
@@ -387,11 +380,9 @@ TRACKER = {
         run=lambda m, x: _step(skew.Tracker(m, x, every=1, mode="train")), check=_tracked),
     "spectral-norm-train-mode": (
         _ok(build=lambda: (_sn_net(), _x()),
-            run=lambda m, x: _step(skew.Tracker(m, x, every=1, mode="train")), check=_tracked),
-        "fixed on branch w-analyzer (spectral_norm _u/_v restored after a train-mode read)"),
+            run=lambda m, x: _step(skew.Tracker(m, x, every=1, mode="train")), check=_tracked)),
     "buffer-rebound-in-forward": (
-        _ok(build=lambda: (_Seen(), _x()), run=lambda m, x: _step(skew.Tracker(m, x, every=1)), check=_tracked),
-        "fixed on branch w-analyzer (buffers re-bound in forward are restored by name)"),
+        _ok(build=lambda: (_Seen(), _x()), run=lambda m, x: _step(skew.Tracker(m, x, every=1)), check=_tracked)),
 }
 
 

@@ -270,8 +270,6 @@ def test_merge_refuses_other_objects_and_other_weights():
         rep.merge(skew.report(other, _data(0)))
 
 
-@pytest.mark.xfail(reason="fixed on branch w-analyzer (Report.merge refuses reports of different modes)",
-                   strict=False)
 def test_merge_refuses_reports_measured_in_different_modes():
     """id: err-merge-different-modes."""
     model = _model()

@@ -1,9 +1,6 @@
 """Hugging Face transformers and timm models end to end: built offline from small configs, measured by
 report, initialized by init.apply (as_built = the library's own init), compared; dict batches from a
-Hugging Face style DataLoader; optional imports stay optional.
-
-Tests that need other branches (Conv1D layers: w-init; attention masks and at="activations": w-analyzer)
-assert the issue's demands and are marked xfail until those land."""
+Hugging Face style DataLoader; optional imports stay optional."""
 
 from __future__ import annotations
 
@@ -336,7 +333,6 @@ def test_gpt2_blocks_are_measured_and_initialized():
     assert torch.equal(c_fc.weight.detach().T, skew.init.sinusoidal_(torch.empty(128, 32)))
 
 
-@pytest.mark.xfail(reason="needs branch w-analyzer (attention-mask handling)", strict=False)
 @pytest.mark.parametrize("name, options", [("hf:llama", LLAMA), ("hf:bert", BERT)])
 def test_padding_changes_nothing(name, options):
     """A batch with padding gives the report of the same sequences without it (one per batch)."""
@@ -353,7 +349,6 @@ def test_padding_changes_nothing(name, options):
     pd.testing.assert_frame_equal(a.neurons[cols], b.neurons[cols], rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.xfail(reason="needs branch w-analyzer (at='activations')", strict=False)
 def test_activation_sites_on_a_language_model():
     pytest.importorskip("transformers")
     model = build_model("hf:llama", **LLAMA)
