@@ -29,6 +29,8 @@ __all__ = ["build_parser", "load_weights", "main"]
 
 FORMATS = ("png", "pdf", "svg")
 DEVICE_HELP = "torch device to run on, e.g. cpu or cuda (default: cpu)"
+#: Batches of generated data (and of a factory) when --batches is not given; a file is used whole.
+DEFAULT_BATCHES = 4
 
 
 # ---- helpers ---------------------------------------------------------------------------------------
@@ -55,6 +57,19 @@ def _scheme_arg(text: str) -> str:
     except SkewError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
     return text
+
+
+def _scheme_or_as_built(text: str) -> str:
+    """argparse type for report/compare: a scheme (see :func:`_scheme_arg`) or ``as_built`` (no init applied)."""
+    if text.strip() == "as_built":
+        return "as_built"
+    try:
+        return _scheme_arg(text)
+    except argparse.ArgumentTypeError as err:
+        msg = str(err)
+        if msg.startswith("invalid choice"):
+            msg = msg.replace("(choose from ", "(choose from 'as_built' (the model as its constructor built it), ", 1)
+        raise argparse.ArgumentTypeError(msg) from None
 
 
 def _is_lsuv(scheme: str) -> bool:
@@ -92,6 +107,16 @@ def _int_list(text: str) -> list[int]:
     if not values:
         raise argparse.ArgumentTypeError("give at least one integer, e.g. 0,1,2")
     return values
+
+
+def _seed_arg(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer seed, e.g. 0") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"seed {value} is negative; pass a non-negative integer, e.g. 0")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -230,7 +255,13 @@ def _input_shape(args) -> tuple[int, ...]:
 
 
 def _build_loader(args):
-    from skew.data import build_data, data_names
+    """The batches ``--data`` names, and a note saying how many samples they hold and what was left out.
+
+    Generated data (gaussian, ...) and factories give ``--batches`` batches (default
+    :data:`DEFAULT_BATCHES`); a file is used whole unless ``--batches`` is given; digits say how many
+    of the 1,797 images were taken.
+    """
+    from skew.data import build_data, data_names, digits_tensors
 
     if args.data in data_names():
         shape = _input_shape(args)  # generated data needs the model's per-sample shape
@@ -239,7 +270,37 @@ def _build_loader(args):
             shape = _input_shape(args)
         except SkewError:
             shape = None
-    return build_data(args.data, shape=shape, batch_size=args.batch_size, batches=args.batches, seed=args.seed)
+    is_file = args.data.endswith((".pt", ".pth", ".npy"))
+    batches = args.batches if (args.batches is not None or is_file) else DEFAULT_BATCHES
+    if is_file:
+        everything = build_data(args.data, shape=shape, batch_size=args.batch_size, batches=None, seed=args.seed)
+        loader = everything if batches is None else everything[:batches]
+        total = sum(_samples(b) for b in everything)
+    else:
+        loader = build_data(args.data, shape=shape, batch_size=args.batch_size, batches=batches, seed=args.seed)
+        total = len(digits_tensors((64,), seed=None)[0]) if args.data == "digits" else None
+    used = sum(_samples(b) for b in loader)
+    note = f"{used} samples in {len(loader)} batch{'es' if len(loader) != 1 else ''}"
+    if total is not None and total > used:
+        what = "images of the digits" if args.data == "digits" else f"samples of {args.data}"
+        note += f" (the first {used} of the {total} {what}; {total - used} left out: raise --batches or --batch-size)"
+    args.data_note = note
+    return loader
+
+
+def _samples(batch) -> int:
+    """Number of samples in one batch: the leading size of its first tensor (0 when there is none)."""
+    import torch
+
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0]) if batch.dim() else 1
+    if isinstance(batch, dict):
+        batch = list(batch.values())
+    if isinstance(batch, (tuple, list)):
+        for item in batch:
+            if isinstance(item, torch.Tensor):
+                return _samples(item)
+    return 0
 
 
 def _first_input(loader):
@@ -249,12 +310,14 @@ def _first_input(loader):
 
 
 def _apply_init(model, scheme: str, seed: int, data) -> None:
+    """Initialize from the ``init`` stream of ``seed`` (skew.seeding): independent of data drawn with it."""
     import torch
 
     import skew.init
+    from skew.seeding import child_seed, generator
 
-    torch.manual_seed(seed)
-    skew.init.apply(model, scheme, data=data, generator=torch.Generator().manual_seed(seed))
+    torch.manual_seed(child_seed(seed, "init"))
+    skew.init.apply(model, scheme, data=data, generator=generator(seed, "init"))
 
 
 def _print_frame(frame, columns: Sequence[str] | None = None) -> None:
@@ -378,14 +441,15 @@ def _cmd_report(args, parser) -> int:
 
     model = _build_model(args)
     loader = _build_loader(args)
-    if args.init:
+    if args.init and args.init != "as_built":
         _apply_init(model, args.init, args.seed, _first_input(loader))
     if args.device:
         model.to(args.device)
     rep = report(model, loader, layers=_layers_spec(args.layers), thresholds=args.thresholds, device=args.device,
                  mode=args.mode)
-    what = f"init {args.init}" if args.init else (f"weights {args.weights}" if args.weights else "as built")
-    print(f"skew report: {args.model} ({what}), data {args.data}, {args.batches}×{args.batch_size} samples; "
+    what = f"init {args.init}" if args.init and args.init != "as_built" else (
+        f"weights {args.weights}" if args.weights else "as built")
+    print(f"skew report: {args.model} ({what}), data {args.data}: {args.data_note}; "
           "skewed = fraction of non-degenerate neurons with |p - 1/2| > α (count estimator)")
     _print_frame(rep.layers, _layers_columns(rep.thresholds))
     if len(rep.skipped):
@@ -406,10 +470,8 @@ def _cmd_compare(args, parser) -> int:
     if not inits:
         parser.error("argument --inits: give at least one scheme, e.g. --inits xavier_uniform,sinusoidal")
     for scheme in inits:
-        if scheme == "as_built":
-            continue
         try:
-            _scheme_arg(scheme)
+            _scheme_or_as_built(scheme)
         except argparse.ArgumentTypeError as err:
             parser.error(f"argument --inits: {err}")
     from skew.compare import compare
@@ -419,9 +481,9 @@ def _cmd_compare(args, parser) -> int:
     loader = _build_loader(args)
     cmp = compare(lambda: build_model(args.model, **options), loader, inits, seeds=args.seeds,
                   layers=_layers_spec(args.layers), thresholds=args.thresholds, device=args.device, mode=args.mode)
-    print(f"skew compare: {args.model}, data {args.data}, seeds {args.seeds}; % of non-degenerate neurons with "
-          "|p - 1/2| > α (count estimator), mean over seeds")
-    print(cmp.summary().to_string(float_format=lambda v: f"{v:.1f}"))
+    print(f"skew compare: {args.model}, data {args.data}: {args.data_note}; init seeds {args.seeds}; "
+          "skewed_α = fraction of non-degenerate neurons with |p - 1/2| > α (count estimator), mean over seeds")
+    print(cmp.summary().to_string(float_format=lambda v: f"{v:.3f}"))
     if args.out:
         from skew._io import save_figure
 
@@ -496,7 +558,9 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show the full traceback on errors")
-    common.add_argument("--seed", type=int, default=0, help="random seed for init and data (default: 0)")
+    common.add_argument("--seed", type=_seed_arg, default=0,
+                        help="the one random seed: independent streams for data and init are derived from it "
+                        "(skew.seeding; default: 0)")
 
     schemes = _scheme_choices()
     model_opts = argparse.ArgumentParser(add_help=False)
@@ -512,7 +576,9 @@ def build_parser() -> argparse.ArgumentParser:
     data_opts.add_argument("--data", required=True,
                            help="built-in data name (gaussian, relu-gaussian, uniform, digits), "
                            "pkg.module:factory, file.pt or file.npy")
-    data_opts.add_argument("--batches", type=_positive_int, default=4, help="number of batches (default: 4)")
+    data_opts.add_argument("--batches", type=_positive_int, default=None,
+                           help=f"number of batches (default: {DEFAULT_BATCHES} of generated data or a factory; "
+                           "a file is used whole)")
     data_opts.add_argument("--batch-size", type=_positive_int, default=64, help="samples per batch (default: 64)")
     data_opts.add_argument("--thresholds", type=_float_list, default=(0.1, 0.3),
                            help="skew thresholds α, comma-separated (default: 0.1,0.3)")
@@ -545,8 +611,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run the model on data, print the per-layer skew table and (with --out) write "
                        "neurons.csv, layers.csv, the report file and figures.")
     p.add_argument("--weights", help="checkpoint (a state dict saved with torch.save) to load into the model")
-    p.add_argument("--init", type=_scheme_arg, metavar="SCHEME",
-                   help=f"initialize the model with this scheme first: {', '.join(schemes)}")
+    p.add_argument("--init", type=_scheme_or_as_built, metavar="SCHEME",
+                   help=f"initialize the model with this scheme first: {', '.join(schemes)}; or as_built (the "
+                   "model's own constructor init, no scheme applied: the default)")
     p.add_argument("--out", help="output directory")
     p.set_defaults(func=_cmd_report, command_parser=p)
 
@@ -557,7 +624,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inits", required=True,
                    help=f"comma-separated schemes, choose from {', '.join(schemes)}, or as_built (the model's "
                    "own constructor init, no scheme applied)")
-    p.add_argument("--seeds", type=_int_list, default=[0], help="comma-separated seeds (default: 0)")
+    p.add_argument("--seeds", type=_int_list, default=[0],
+                   help="comma-separated init seeds, one run per scheme and seed (default: 0); the data come "
+                   "from --seed, each on its own stream (skew.seeding)")
     p.add_argument("--out", help="output directory")
     p.set_defaults(func=_cmd_compare, command_parser=p)
 

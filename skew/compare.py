@@ -36,6 +36,8 @@ from torch import nn
 
 from skew._io import atomic_write, write_csv
 from skew.errors import SkewError
+from skew.seeding import child_seed
+from skew.seeding import generator as init_generator
 
 __all__ = ["AS_BUILT", "Comparison", "DEFAULT_SCHEMES", "cliffs_delta", "compare"]
 
@@ -44,8 +46,6 @@ DEFAULT_SCHEMES: tuple[str, ...] = ("xavier_uniform", "kaiming_uniform", "orthog
 
 #: Pseudo-scheme: measure the model as the factory built it (e.g. torchvision's own constructor init).
 AS_BUILT = "as_built"
-
-#: Float format of every CSV skew writes, so files are byte-identical across runs.
 
 
 def cliffs_delta(a: Sequence[float], b: Sequence[float]) -> float:
@@ -131,6 +131,8 @@ def _seeds_list(seeds: int | Iterable[int]) -> list[int]:
     if isinstance(seeds, (int, np.integer)):
         seeds = [int(seeds)]
     seeds = [int(s) for s in seeds]
+    if any(s < 0 for s in seeds):
+        raise SkewError(f"seeds {seeds} holds a negative value; pass non-negative integers, e.g. seeds=(0, 1)")
     if not seeds:
         raise SkewError("seeds is empty; pass at least one seed, e.g. seeds=(0,)")
     if len(set(seeds)) != len(seeds):
@@ -156,10 +158,13 @@ def compare(
 
     For each (scheme, seed): build the model (call the factory, or deep-copy the module: the
     caller's model is never modified), run
-    ``skew.init.apply(m, scheme, data=data_for_lsuv or first batch, generator=Generator().manual_seed(seed))``
+    ``skew.init.apply(m, scheme, data=data_for_lsuv or first batch, generator=skew.seeding.generator(seed, "init"))``
     and ``skew.report(m, loader, ...)``. Model construction and ``default`` init run under
-    ``torch.manual_seed(seed)`` inside ``torch.random.fork_rng`` so they are reproducible and the
-    caller's global RNG is untouched. The pseudo-scheme ``"as_built"`` (:data:`AS_BUILT`) applies no
+    ``torch.manual_seed(skew.seeding.child_seed(seed, "init"))`` inside ``torch.random.fork_rng`` so they
+    are reproducible and the caller's global RNG is untouched. The init stream is derived from ``seed``
+    with ``numpy.random.SeedSequence`` (:mod:`skew.seeding`), never ``seed`` itself, so weights are
+    independent of data drawn with the same number (``build_data(..., seed=seed)``, or a
+    ``torch.Generator().manual_seed(seed)``). The pseudo-scheme ``"as_built"`` (:data:`AS_BUILT`) applies no
     init: it measures the model as the factory built it (torchvision's constructors, for instance,
     apply their own init, which ``"default"``, PyTorch's ``reset_parameters()``, does not). With
     ``device``, each initialized copy is moved there before it is measured. ``loader`` is iterated
@@ -184,7 +189,11 @@ def compare(
     thresholds = tuple(float(a) for a in thresholds)
     for scheme in scheme_names:  # fail fast on a typo, before minutes of measuring
         if scheme != AS_BUILT:
-            skew.init.get_scheme(scheme)
+            try:
+                skew.init.get_scheme(scheme)
+            except SkewError as err:
+                raise SkewError(f"{err}; or {AS_BUILT!r} to measure the model as its constructor built it") \
+                    from None
     if _is_one_shot(loader):
         raise SkewError(
             "loader is a one-shot iterator (e.g. a generator) but compare reads it once per scheme and seed; "
@@ -197,9 +206,9 @@ def compare(
     reports: dict[tuple[str, int], Any] = {}
     for scheme, seed in itertools.product(scheme_names, seed_list):
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            torch.manual_seed(child_seed(seed, "init"))
             m = build()
-            generator = torch.Generator().manual_seed(seed)
+            generator = init_generator(seed, "init")
             try:
                 if scheme != AS_BUILT:
                     skew.init.apply(m, scheme, data=data, generator=generator, layers=layers)
@@ -316,16 +325,20 @@ class Comparison:
             columns += [f"skewed_a_{alpha:g}", f"skewed_b_{alpha:g}", f"diff_skewed_{alpha:g}"]
         return pd.DataFrame.from_records(records, columns=columns)
 
-    def summary(self, *, percent: bool = True) -> pd.DataFrame:
+    def summary(self, *, percent: bool = False) -> pd.DataFrame:
         """Table-1 style pivot: rows are layers (model order), columns (threshold, init), values the skewed
-        fraction (count estimator, non-degenerate neurons), averaged over seeds; in percent by default.
+        fraction (count estimator, non-degenerate neurons), averaged over seeds.
+
+        Values are fractions in [0, 1], the unit of ``Report.layers`` and ``.layers``; the threshold level
+        names the column they come from (``skewed_0.1``). ``percent=True`` multiplies by 100 and labels the
+        level ``skewed_0.1 (%)``.
 
         Example:
             >>> cmp.summary()  # doctest: +SKIP
-            threshold       α=0.1                 α=0.3
+            threshold  skewed_0.1                skewed_0.3
             init       sinusoidal xavier_uniform sinusoidal xavier_uniform
             layer
-            1                 0.0           71.2        0.0           21.5
+            1                 0.0          0.712        0.0          0.215
         """
         scale = 100.0 if percent else 1.0
         parts = {}
@@ -335,7 +348,7 @@ class Comparison:
                 raise SkewError(f"the reports have no {col!r} column; re-run compare with thresholds={self.thresholds}")
             pivot = self.layers.pivot_table(index="layer", columns="init", values=col, aggfunc="mean", sort=False)
             pivot = pivot.reindex(index=self.layer_order, columns=self.schemes) * scale
-            parts[f"α={alpha:g}"] = pivot
+            parts[col + (" (%)" if percent else "")] = pivot
         out = pd.concat(parts, axis=1, names=["threshold", "init"])
         out.index.name = "layer"
         return out
@@ -352,8 +365,9 @@ class Comparison:
 
     def _repr_html_(self) -> str:
         title = (f"<p><b>skew comparison</b>: {len(self.schemes)} schemes × {len(self.seeds)} seeds, "
-                 f"{len(self.layer_order)} layers; % skewed neurons (count estimator, mean over seeds)</p>")
-        return title + self.summary().to_html(float_format=lambda v: f"{v:.1f}", na_rep="–")
+                 f"{len(self.layer_order)} layers; fraction of skewed neurons, |p − ½| > α (count estimator, "
+                 "mean over seeds)</p>")
+        return title + self.summary().to_html(float_format=lambda v: f"{v:.3f}", na_rep="–")
 
     # ---- plots (delegate to skew.plot) -------------------------------------------------------------
     def skew_by_depth(self, *, alpha: float = 0.3, hue: str = "init", ax=None, **kwargs):

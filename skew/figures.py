@@ -38,6 +38,7 @@ from torch import nn
 
 from skew._io import atomic_write, save_figure, write_csv
 from skew.compare import AS_BUILT, Comparison, compare
+from skew.seeding import generator
 
 __all__ = ["Entry", "generate"]
 
@@ -50,6 +51,8 @@ TABLE1_SCHEMES: dict[str, str] = OrderedDict(
 #: (He normal fan_out for ResNet convs, ...). LSUV is left out: one forward pass per try per layer.
 ARCH_SCHEMES: tuple[str, ...] = (AS_BUILT, "xavier_uniform", "kaiming_normal", "orthogonal", "sinusoidal")
 THEORY_LAWS: tuple[str, ...] = ("gaussian", "relu-gaussian", "uniform", "relu-uniform")
+#: The one user seed of the catalogue; data and init use its independent streams (skew.seeding).
+SEED = 0
 
 
 @dataclass
@@ -129,7 +132,7 @@ def _seeded(fn: Callable):
 
 
 def _gaussian_batches(n_samples: int, batch: int, dim: int, law: str = "gaussian", seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
+    g = generator(seed, "data")
     out = []
     for _ in range(n_samples // batch):
         x = torch.randn(batch, dim, generator=g) if "gaussian" in law else torch.rand(batch, dim, generator=g) * 2 - 1
@@ -144,8 +147,8 @@ def _weights(out: Path, cfg: _Config) -> list[Entry]:
 
     def matrix(scheme: str, m: int = 101, n: int = 101) -> torch.Tensor:
         layer = nn.Linear(n, m, bias=False)
-        data = torch.randn(64, n, generator=torch.Generator().manual_seed(0)) if scheme == "lsuv" else None
-        skew.init.apply(layer, scheme, data=data, generator=torch.Generator().manual_seed(0))
+        data = torch.randn(64, n, generator=generator(SEED, "data")) if scheme == "lsuv" else None
+        skew.init.apply(layer, scheme, data=data, generator=generator(SEED, "init"))
         return layer.weight.detach().clone()
 
     w = matrix("sinusoidal")
@@ -173,8 +176,8 @@ def _table1(out: Path, cfg: _Config) -> tuple[list[Entry], Comparison]:
     from skew import plot, theory
     from skew.models import build_model
 
-    loader = _gaussian_batches(cfg.samples, cfg.batch, cfg.width)
-    cmp = compare(lambda: build_model("mlp", depth=3, width=cfg.width), loader, list(TABLE1_SCHEMES), seeds=(0,),
+    loader = _gaussian_batches(cfg.samples, cfg.batch, cfg.width, seed=SEED)
+    cmp = compare(lambda: build_model("mlp", depth=3, width=cfg.width), loader, list(TABLE1_SCHEMES), seeds=(SEED,),
                   thresholds=(0.1, 0.3), progress=False)
     settings = (f"3 bias-free Linear({cfg.width}→{cfg.width}) layers, ReLU before each; {cfg.samples} N(0,1) "
                 "samples; count estimator; seed 0")
@@ -230,7 +233,7 @@ def _from_table1(out: Path, cmp: Comparison, cfg: _Config) -> list[Entry]:
     from skew import plot
 
     first, last = cmp.layer_order[0], cmp.layer_order[-1]
-    glorot = cmp.reports[("xavier_uniform", 0)]
+    glorot = cmp.reports[("xavier_uniform", SEED)]
     settings = (f"ReLU → Linear({cfg.width}→{cfg.width}, bias=False), Glorot uniform, {cfg.samples} N(0,1) "
                 "samples (first layer of the Table 1 MLP)")
     entries = []
@@ -253,7 +256,7 @@ def _from_table1(out: Path, cmp: Comparison, cfg: _Config) -> list[Entry]:
                                                                            "last")):
         fig, axes = _figure(len(TABLE1_SCHEMES), 1, width=3.4, height=3.6)
         for i, (ax, (scheme, title)) in enumerate(zip(axes[0], TABLE1_SCHEMES.items())):
-            plot.activation_states(cmp.reports[(scheme, 0)], layer=layer, ax=ax)
+            plot.activation_states(cmp.reports[(scheme, SEED)], layer=layer, ax=ax)
             ax.set_title(f"{title} ({layer})")
             if i and ax.get_legend() is not None:
                 ax.get_legend().remove()
@@ -273,8 +276,8 @@ def _theory(out: Path, cfg: _Config) -> list[Entry]:
     fig, axes = _figure(2, 2, width=5.0, height=3.8)
     for ax, law in zip(axes.ravel(), THEORY_LAWS):
         layer = nn.Linear(n, n, bias=False)
-        skew.init.apply(layer, "xavier_uniform", generator=torch.Generator().manual_seed(0))
-        loader = _gaussian_batches(cfg.theory_samples, min(cfg.theory_samples, 1000), n, law=law, seed=1)
+        skew.init.apply(layer, "xavier_uniform", generator=generator(SEED, "init"))
+        loader = _gaussian_batches(cfg.theory_samples, min(cfg.theory_samples, 1000), n, law=law, seed=SEED)
         rep = report(layer, loader, thresholds=(0.1, 0.3), progress=False)
         plot.skew_fraction_vs_alpha(rep, laws=[law], ax=ax)
         ax.set_title(f"inputs {law}")
@@ -293,9 +296,9 @@ def _architectures(out: Path, cfg: _Config) -> list[Entry]:
 
     results: dict[str, Comparison] = {}
     for name, opts in cfg.arch.items():
-        loader = build_data("digits", shape=opts["shape"], batch_size=opts["batch_size"], batches=1, seed=0)
-        results[name] = compare(partial(build_model, name, image_size=opts["shape"][-1]), loader, list(ARCH_SCHEMES), seeds=(0,),
-                                thresholds=(0.1, 0.3), progress=False)
+        loader = build_data("digits", shape=opts["shape"], batch_size=opts["batch_size"], batches=1, seed=SEED)
+        results[name] = compare(partial(build_model, name, image_size=opts["shape"][-1]), loader,
+                                list(ARCH_SCHEMES), seeds=(SEED,), thresholds=(0.1, 0.3), progress=False)
     sizes = "; ".join(f"{k}: {v['batch_size']} digits images at {'×'.join(map(str, v['shape']))}"
                       for k, v in cfg.arch.items())
     settings = (f"{sizes}; eval mode; pre-activation of every Linear/Conv; seed 0; as_built = torchvision's own "

@@ -79,17 +79,22 @@ def test_random_schemes_match_the_corollary(cmp, scheme, alpha):
     assert measured == pytest.approx(expected, abs=0.08)
 
 
-def test_summary_is_the_seed_mean_in_percent(cmp):
+def test_summary_is_the_seed_mean_as_a_fraction_like_report_layers(cmp):
     s = cmp.summary()
     assert list(s.index) == ["1", "3"]
     assert list(s.columns.get_level_values("init")[:3]) == ["xavier_uniform", "kaiming_normal", "sinusoidal"]
+    assert list(dict.fromkeys(s.columns.get_level_values("threshold"))) == ["skewed_0.1", "skewed_0.3"]
+    pct = cmp.summary(percent=True)
     lay = cmp.layers
     for layer, init, alpha in itertools.product(["1", "3"], cmp.schemes, [0.1, 0.3]):
         rows = lay[(lay["layer"] == layer) & (lay["init"] == init)]
-        assert s.loc[layer, (f"α={alpha:g}", init)] == pytest.approx(100 * rows[f"skewed_{alpha:g}"].mean())
-    assert s.loc["1", ("α=0.1", "sinusoidal")] < s.loc["1", ("α=0.1", "xavier_uniform")]
+        col = f"skewed_{alpha:g}"  # the same column name and unit as Report.layers
+        assert s.loc[layer, (col, init)] == pytest.approx(rows[col].mean())
+        assert 0.0 <= s.loc[layer, (col, init)] <= 1.0
+        assert pct.loc[layer, (f"{col} (%)", init)] == pytest.approx(100 * rows[col].mean())
+    assert s.loc["1", ("skewed_0.1", "sinusoidal")] < s.loc["1", ("skewed_0.1", "xavier_uniform")]
     html = cmp._repr_html_()
-    assert "<table" in html and "sinusoidal" in html
+    assert "<table" in html and "sinusoidal" in html and "fraction" in html
 
 
 def test_tests_frame_separates_schemes_and_agrees_with_brute_force(cmp):
