@@ -403,15 +403,15 @@ def _cmd_plot(args, parser) -> int:
 def _report_figures(rep, out: Path, fmt: str = "png") -> list[Path]:
     from skew._io import save_figure
 
-    layers = list(rep.layers["layer"]) if len(rep.layers) else []
-    first = layers[0] if layers else None
+    # layer=None: skew.plot.default_layer, the first layer whose input has a non-zero mean (an image
+    # model's first conv sees zero-mean pixels and shows nothing); each title names the layer shown
     written = []
     jobs = [
         ("skew_hist", lambda ax: rep.plot_skew_hist(layer="all", ax=ax)),
-        ("rowsum_hist", lambda ax: rep.plot_rowsum_hist(layer=first, ax=ax)),
-        ("skew_vs_rowsum", lambda ax: rep.plot_skew_vs_rowsum(layer=first, ax=ax)),
-        ("activation_states", lambda ax: rep.plot_activation_states(layer=first, ax=ax)),
-        ("skew_fraction_vs_alpha", lambda ax: rep.plot_skew_fraction_vs_alpha(layer=first, ax=ax)),
+        ("rowsum_hist", lambda ax: rep.plot_rowsum_hist(layer=None, ax=ax)),
+        ("skew_vs_rowsum", lambda ax: rep.plot_skew_vs_rowsum(layer=None, ax=ax)),
+        ("activation_states", lambda ax: rep.plot_activation_states(layer=None, ax=ax)),
+        ("skew_fraction_vs_alpha", lambda ax: rep.plot_skew_fraction_vs_alpha(layer=None, ax=ax)),
     ]
     for name, draw in jobs:
         fig, (ax,) = _new_figure()
@@ -500,7 +500,7 @@ def _cmd_compare(args, parser) -> int:
 
         fig = Figure(figsize=(3.6 * len(cmp.schemes), 3.4), layout="constrained")
         axes = fig.subplots(1, len(cmp.schemes), squeeze=False)[0]
-        cmp.rowsum_hist(layer=cmp.layer_order[0] if cmp.layer_order else None, axes=axes)
+        cmp.rowsum_hist(layer=None, axes=axes)
         written.append(save_figure(fig, out / f"rowsum_hist.{args.format}"))
         print(f"\nwrote {len(written)} files to {out}")
     return 0

@@ -24,6 +24,7 @@ import copy
 import itertools
 import json
 import os
+import re
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -46,6 +47,8 @@ DEFAULT_SCHEMES: tuple[str, ...] = ("xavier_uniform", "kaiming_uniform", "orthog
 
 #: Pseudo-scheme: measure the model as the factory built it (e.g. torchvision's own constructor init).
 AS_BUILT = "as_built"
+
+_MANIFEST_FORMAT = "skew.Comparison"
 
 
 def cliffs_delta(a: Sequence[float], b: Sequence[float]) -> float:
@@ -412,19 +415,46 @@ class Comparison:
         axes = np.asarray(axes, dtype=object).ravel()
         if axes.size != len(self.schemes):
             raise SkewError(f"rowsum_hist needs {len(self.schemes)} Axes (one per scheme), got {axes.size}")
+        common, handles = "", None
         for ax, init in zip(axes, self.schemes):
             if (init, seed) not in self.reports:
                 raise SkewError(f"no report for init {init!r} with seed {seed}; seeds are {self.seeds}")
             plot.rowsum_hist(self.reports[(init, seed)], layer=layer, alpha=alpha, binwidth=binwidth, ax=ax,
                              **kwargs)
-            ax.set_title(f"{init}" + (f" — {ax.get_title()}" if ax.get_title() else ""))
+            # the shared part of the title and the legend go once into the figure; each panel names its
+            # scheme, its counts and its λ (narrow panels have no room for a legend beside the bars)
+            *heads, rest = ax.get_title().split("\n")
+            head = ", ".join(heads)
+            what, _, degenerate = rest.partition("; ")
+            common = common or f"{head}, {what}" + (f", seed {seed}" if len(self.seeds) > 1 else "")
+            legend = ax.get_legend()
+            texts = [t.get_text() for t in legend.get_texts()] if legend is not None else []
+            counts = [int(m.group(1)) for m in (re.search(r"\((\d+)\)$", t) for t in texts[:2]) if m]
+            lam = next((t.split("= ", 1)[1] for t in texts[2:] if t.startswith("±λ")), None)
+            facts = ([f"{counts[1]} of {sum(counts)} skewed"] if len(counts) == 2 else []) + \
+                ([f"λ = {lam}"] if lam else []) + ([degenerate] if degenerate else [])
+            ax.set_title(init + (f"\n{'; '.join(facts)}" if facts else ""), fontsize="medium")
+            if legend is not None:
+                handles = handles or legend.legend_handles
+                legend.remove()
+        fig = axes[0].figure
+        if common:
+            fig.suptitle(common, fontsize="medium")
+        if handles:
+            labels = ["not skewed", f"skewed, |p − ½| > {alpha:g}", "±λ, Theorem 1's threshold"][: len(handles)]
+            fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize="small",
+                       frameon=False)
         return axes
 
     # ---- saving -----------------------------------------------------------------------------------
     def save(self, directory: str | os.PathLike) -> list[Path]:
-        """Write neurons.csv, layers.csv, tests.csv, summary.csv and comparison.json into ``directory``.
+        """Write the comparison into ``directory``; :meth:`load` reads it back.
 
-        Each file is written atomically with a fixed float format (byte-identical on identical data).
+        Files: ``neurons.csv``, ``layers.csv``, ``tests.csv``, ``summary.csv`` (fractions; for reading
+        and plotting elsewhere), one :meth:`skew.result.Report.save` file per (init, seed) under
+        ``reports/`` (the exact data), and the manifest ``comparison.json`` (schemes, seeds, thresholds,
+        layers and which report file holds which (init, seed)). Each file is written atomically with a
+        fixed float format: byte-identical on identical data.
 
         Example:
             >>> cmp.save("out/compare")  # doctest: +SKIP
@@ -434,8 +464,46 @@ class Comparison:
         for name, frame in (("neurons", self.neurons), ("layers", self.layers), ("tests", self.tests),
                             ("summary", self._flat_summary())):
             written.append(write_csv(frame, directory / f"{name}.csv"))
-        meta = {"schemes": self.schemes, "seeds": self.seeds, "thresholds": list(self.thresholds),
-                "layers": self.layer_order}
+        files = []
+        for i, ((init, seed), rep) in enumerate(self.reports.items()):
+            rel = f"reports/{i:03d}.skew.zip"  # numbered: scheme names may hold ':' or '='
+            written.append(Path(rep.save(directory / rel)))
+            files.append({"init": init, "seed": int(seed), "file": rel})
+        meta = {"format": _MANIFEST_FORMAT, "version": 1, "schemes": self.schemes, "seeds": self.seeds,
+                "thresholds": list(self.thresholds), "layers": self.layer_order, "reports": files}
         written.append(atomic_write(directory / "comparison.json",
                                     lambda p: p.write_text(json.dumps(meta, indent=2) + "\n")))
         return written
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> Comparison:
+        """Read a comparison written by :meth:`save`: the same reports, schemes, seeds and thresholds.
+
+        Every frame (``.neurons``, ``.layers``, ``.tests``) is rebuilt from the saved reports, so it
+        equals the saved comparison's exactly.
+
+        Example:
+            >>> cmp = Comparison.load("out/compare")  # doctest: +SKIP
+        """
+        from skew.result import Report
+
+        directory = Path(directory)
+        manifest = directory / "comparison.json"
+        if not manifest.is_file():
+            raise SkewError(f"no comparison.json in {str(directory)!r}; pass a directory written by "
+                            "Comparison.save() or `skew compare --out`")
+        try:
+            meta = json.loads(manifest.read_text())
+        except json.JSONDecodeError as err:
+            raise SkewError(f"{str(manifest)!r} is not valid JSON ({err}); save the comparison again") from None
+        if not isinstance(meta, dict) or meta.get("format") != _MANIFEST_FORMAT or "reports" not in meta:
+            raise SkewError(f"{str(manifest)!r} has no list of reports (written by an older skew?); run the "
+                            "comparison again and save it with Comparison.save()")
+        reports = {}
+        for entry in meta["reports"]:
+            path = directory / entry["file"]
+            if not path.is_file():
+                raise SkewError(f"the report of init {entry['init']!r}, seed {entry['seed']} is missing "
+                                f"({str(path)!r}); copy the whole directory written by Comparison.save()")
+            reports[(entry["init"], int(entry["seed"]))] = Report.load(path)
+        return cls(reports, schemes=meta["schemes"], seeds=meta["seeds"], thresholds=meta["thresholds"])

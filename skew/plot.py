@@ -247,6 +247,13 @@ def _legend(ax, *, outside: bool = False, **kwargs):
     return ax.legend(loc="best", framealpha=0.85, **kwargs)
 
 
+def _title(*parts: str, width: int = 48) -> str:
+    """Title parts joined by ", " on one line while it stays short, else one part per line (never cut)."""
+    parts = [p for p in parts if p]
+    one = ", ".join(parts)
+    return one if len(one) <= width else "\n".join(parts)
+
+
 def _weight_array(weight) -> np.ndarray:
     if isinstance(weight, torch.nn.Module):
         if not isinstance(getattr(weight, "weight", None), torch.Tensor):
@@ -415,7 +422,7 @@ def rowsum_hist(data, *, layer=None, alpha: float = 0.3, binwidth: float = 0.2,
     ax.set_xlim(lo, hi)
     ax.set_ylim(0, ax.get_ylim()[1] * 1.25)  # head room for the legend
     extra = f"; {n_degenerate} degenerate left out" if n_degenerate else ""
-    ax.set_title(f"Row sums S, {label}\nskewed at α = {alpha:g} ({estimator} estimator of p){extra}",
+    ax.set_title(_title("Row sums S", label) + f"\nskewed at α = {alpha:g} ({estimator} estimator of p){extra}",
                  fontsize="medium")
     ax.set_xlabel("row sum S = Σⱼ Wᵢⱼ")
     ax.set_ylabel("density")
@@ -446,6 +453,7 @@ def skew_hist(data, *, layer=None, hue: str | None = None, estimator: str = "cou
                         f"{', '.join(map(str, sub.columns))}")
     edges = np.linspace(0.0, 0.5, int(bins) + 1)
     ax = _axes(ax)
+    groups = []
     if hue is None:
         ax.hist(sub[col].to_numpy(float), bins=edges, color="C0", alpha=0.8, label=f"neurons ({len(sub)})")
     else:
@@ -456,13 +464,16 @@ def skew_hist(data, *, layer=None, hue: str | None = None, estimator: str = "cou
             ax.hist(g[col].to_numpy(float), bins=edges, histtype="step", color=style["color"], ls=style["ls"],
                     lw=max(1.0, 2.6 - 0.4 * i), label=f"{key} ({len(g)})")
     for j, a in enumerate(_thresholds(thresholds or report_thresholds, layers)):
-        ax.axvline(a, color="0.3", ls=(0, (1, 2 + 2 * j)), lw=1.0, label=f"α = {a:g}")
+        ax.axvline(a, color="k", ls=("--", ":", "-.")[j % 3], lw=1.0, label=f"α = {a:g}")
     extra = f"\n({n_degenerate} degenerate left out)" if n_degenerate else ""
-    ax.set_title(f"Neuron skew, {label}{extra}", fontsize="medium")
+    ax.set_title(_title("Neuron skew", label) + extra, fontsize="medium")
     ax.set_xlabel(f"skew |p − ½| ({estimator} estimator of p)")
     ax.set_ylabel("neurons (count)")
     ax.set_xlim(0, 0.5)
-    _legend(ax, outside=hue is not None and len(groups) > 3, title=hue)
+    outside = hue is not None and len(groups) > 3
+    if not outside:
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.35)  # head room: the legend sits above the bars
+    _legend(ax, outside=outside, title=hue)
     return ax
 
 
@@ -507,7 +518,7 @@ def skew_vs_rowsum(data, *, layer=None, estimator: str = "count", thresholds: Se
         for y in (0.5 - a, 0.5 + a):
             ax.axhline(y, color="0.5", ls=":", lw=0.9)
     extra = f"; {n_degenerate} degenerate left out" if n_degenerate else ""
-    ax.set_title(f"Row sum vs activation probability, {label}{extra}", fontsize="medium")
+    ax.set_title(_title("Row sum vs activation probability", label + extra.replace("; ", ", ")), fontsize="medium")
     ax.set_xlabel("row sum S = Σⱼ Wᵢⱼ")
     ax.set_ylabel(f"p = P(Z > 0) ({estimator} estimator)")
     ax.set_ylim(-0.03, 1.03)
@@ -557,7 +568,7 @@ def activation_states(data, *, layer=None, max_samples: int = 250, max_neurons: 
     signs = signs[np.ix_(_subsample(signs.shape[0], max_samples), _subsample(signs.shape[1], max_neurons))]
     ax = _axes(ax)
     ax.imshow(signs.astype(float), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest", aspect="auto")
-    ax.set_title(f"Activation states, {label}: {signs.shape[0]} samples × {signs.shape[1]} neurons",
+    ax.set_title(_title(f"Activation states, {signs.shape[0]} samples × {signs.shape[1]} neurons", label),
                  fontsize="medium")
     ax.set_xlabel("neuron")
     ax.set_ylabel("sample")
@@ -624,8 +635,7 @@ def skew_fraction_vs_alpha(data=None, *, layer=None, alphas: Sequence[float] | N
         else:
             ax.plot(grid, theory.expected_skewed_fraction(grid, mu, sd), ":", color=f"C{offset + j}", lw=1.8,
                     label=f"corollary, {law} inputs (σ/|μ| = {sd / abs(mu):.3g})")
-    where = f", {label}" if label else ""
-    ax.set_title(f"Fraction of skewed neurons vs threshold{where}", fontsize="medium")
+    ax.set_title(_title("Fraction of skewed neurons vs threshold", label or ""), fontsize="medium")
     ax.set_xlabel("threshold α")
     ax.set_ylabel("fraction skewed, |p − ½| > α")
     ax.set_xlim(0, 0.5)
@@ -642,7 +652,7 @@ def skew_by_depth(data, *, alpha: float = 0.3, hue: str | None = "init", estimat
     skew > α. Several seeds per (scheme, layer) are averaged, with ±1 std error bars.
 
     Every group has its own colour, line style and marker, and groups are shifted sideways by a
-    small step (at most ±0.2 of the layer spacing), so that schemes with identical fractions (uniform
+    small step (at most ±0.15 of the layer spacing), so that schemes with identical fractions (uniform
     schemes that differ only in scale, LSUV and orthogonal in a bias-free ReLU net) stay visible.
 
     Example:
@@ -670,7 +680,7 @@ def skew_by_depth(data, *, alpha: float = 0.3, hue: str | None = "init", estimat
     ax = _axes(ax)
     groups = list(frame.groupby(hue, sort=False)) if hue is not None and hue in frame.columns \
         else [("measured", frame)]
-    step = min(0.08, 0.4 / max(len(groups) - 1, 1)) if len(groups) > 1 else 0.0
+    step = min(0.05, 0.3 / max(len(groups) - 1, 1)) if len(groups) > 1 else 0.0
     for i, (key, g) in enumerate(groups):
         stats = g.groupby("layer", sort=False)[col].agg(["mean", "std", "count"])
         stats = stats.loc[[name for name in order if name in stats.index]]
@@ -685,6 +695,7 @@ def skew_by_depth(data, *, alpha: float = 0.3, hue: str | None = "init", estimat
     ax.set_xlabel("layer (forward order)")
     ax.set_ylabel(f"fraction skewed at α = {alpha:g}")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title(f"Skewed neurons by depth: |p − ½| > {alpha:g} ({estimator} estimator of p)", fontsize="medium")
+    ax.set_title(_title("Skewed neurons by depth", f"|p − ½| > {alpha:g} ({estimator} estimator of p)", width=60),
+                 fontsize="medium")
     _legend(ax, outside=True, title=hue if hue is not None and hue in frame.columns else None)
     return ax
