@@ -454,7 +454,7 @@ def _data_points_under_legend(ax) -> int:
     for patch in ax.patches:
         if isinstance(patch, Rectangle) and patch.get_height() > 0:
             top = (patch.get_x() + patch.get_width() / 2, patch.get_y() + patch.get_height())
-            points.append(patch.get_transform().transform([top]))
+            points.append(patch.get_data_transform().transform([top]))
     if not points:
         return 0
     xy = np.concatenate(points)
