@@ -535,8 +535,17 @@ def _cmd_inspect(args, parser) -> int:
 
 
 def _cmd_figures(args, parser) -> int:
-    from skew.figures import generate
+    from skew.figures import check, generate
 
+    if args.check:
+        diffs, same = check(args.out, quick=args.quick, verbose=True)
+        for line in diffs:
+            print(f"differs: {line}")
+        verdict = "MISMATCH" if diffs else "ok"
+        print(f"skew figures --check: {verdict}: {len(diffs)} difference(s) against {args.out}; {len(same)} file(s) "
+              "byte-identical; tables compared within the tolerances of skew.figures_check (percentages ±0.5 "
+              "points, accuracies ±0.01, ...); PNGs compared for existence only")
+        return 1 if diffs else 0
     written = generate(args.out, quick=args.quick, verbose=True)
     for path in written:
         print(path)
@@ -642,9 +651,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("figures", parents=[common], help="regenerate every reference figure and table",
                        description="Regenerate every figure of SPEC §4 and the replication tables (CSV and "
-                       "Markdown); byte-identical on a second run.")
-    p.add_argument("--out", default="figures", help="output directory (default: figures)")
+                       "Markdown); byte-identical on a second run on the same machine. With --check, "
+                       "regenerate into a temporary directory and compare the tables with those in --out "
+                       "within stated tolerances (PNGs: existence only); exit 1 on a mismatch.")
+    p.add_argument("--out", default="figures",
+                   help="output directory; with --check, the committed catalogue to compare with (default: figures)")
     p.add_argument("--quick", action="store_true", help="small sizes (about a minute), for tests")
+    p.add_argument("--check", action="store_true",
+                   help="compare a fresh regeneration with --out instead of writing there; names every file, "
+                   "row and column that differs beyond its tolerance")
     p.set_defaults(func=_cmd_figures, command_parser=p)
 
     try:
