@@ -231,7 +231,8 @@ def _table1(out: Path, cfg: _Config) -> tuple[list[Entry], Comparison]:
     fig, axes = _figure(2, 1, width=4.8, height=3.8)
     for ax, a in zip(axes[0], (0.1, 0.3)):
         plot.skew_by_depth(cmp, alpha=a, hue="init", ax=ax)
-        ax.set_title(f"skewed: |p − ½| > {a:g} (LSUV's line lies on orthogonal's)", fontsize="medium")
+        ax.set_title(f"skewed: |p − ½| > {a:g}\n(LSUV's values equal orthogonal's)", fontsize="medium")
+    axes[0, 0].get_legend().remove()  # same colours in both panels: one legend, at the right
     fig.suptitle("Skewed neurons by depth, Table 1 MLP (count estimator of p)")
     entries.append(Entry(save_figure(fig, out / "skew_by_depth.png"),
                          "Fraction of skewed neurons per layer for each scheme, α = 0.1 and α = 0.3.", settings))
@@ -247,13 +248,12 @@ def _from_table1(out: Path, cmp: Comparison, cfg: _Config) -> list[Entry]:
                 "samples (first layer of the Table 1 MLP)")
     entries = []
     fig, axes = _figure(1, 1, width=6.0, height=4.2)
-    ax = plot.rowsum_hist(glorot, layer=first, alpha=0.3, binwidth=0.2, ax=axes[0, 0])
-    ax.set_xlim(-4.5, 4.5)
+    plot.rowsum_hist(glorot, layer=first, alpha=0.3, binwidth=0.2, ax=axes[0, 0])
     fig.suptitle(f"Fig. 5: ReLU → Linear({cfg.width}→{cfg.width}, bias=False), Glorot uniform, N(0,1) inputs",
                  fontsize="medium")
     entries.append(Entry(save_figure(fig, out / "rowsum_hist_fig5.png"),
                          "Fig. 5: stacked density histogram of the row sums S, skewed (α = 0.3) vs not, with the "
-                         "threshold ±λ of Theorem 1 marked.", settings + "; bin width 0.2, x ∈ [−4.5, 4.5]"))
+                         "threshold ±λ of Theorem 1 marked.", settings + "; bin width 0.2, x range covering every row sum and ±λ"))
     fig, axes = _figure(1, 1, width=6.0, height=4.2)
     plot.skew_vs_rowsum(glorot, layer=first, ax=axes[0, 0])
     fig.suptitle(f"Theorem 1: ReLU → Linear({cfg.width}→{cfg.width}, bias=False), Glorot uniform, N(0,1) inputs",
@@ -264,11 +264,16 @@ def _from_table1(out: Path, cmp: Comparison, cfg: _Config) -> list[Entry]:
     for layer, name, label in ((first, "activation_states.png", "first"), (last, "activation_states_last.png",
                                                                            "last")):
         fig, axes = _figure(len(TABLE1_SCHEMES), 1, width=3.4, height=3.6)
-        for i, (ax, (scheme, title)) in enumerate(zip(axes[0], TABLE1_SCHEMES.items())):
+        handles = None
+        for ax, (scheme, title) in zip(axes[0], TABLE1_SCHEMES.items()):
             plot.activation_states(cmp.reports[(scheme, SEED)], layer=layer, ax=ax)
             ax.set_title(f"{title} ({layer})")
-            if i and ax.get_legend() is not None:
+            if ax.get_legend() is not None:  # one key for the whole figure, below the panels
+                handles = handles or ax.get_legend().legend_handles
                 ax.get_legend().remove()
+        if handles:
+            fig.legend(handles, [h.get_label() for h in handles], loc="outside lower center", ncol=len(handles),
+                       fontsize="small", frameon=False)
         fig.suptitle(f"Activation states, {label} layer of the Table 1 MLP (white = active)")
         entries.append(Entry(save_figure(fig, out / name),
                              f"Fig. 4: samples × neurons raster of the {label} layer ({layer}) per scheme; vertical "
@@ -359,12 +364,15 @@ def _architectures(out: Path, cfg: _Config) -> list[Entry]:
     entries.append(Entry(save_figure(fig, out / "architectures_skew_by_depth.png"),
                          "Per-layer fraction of skewed neurons (α = 0.3, count estimator) for each scheme.",
                          settings))
-    fig, axes = _figure(len(names), 2, width=4.6, height=3.6)
+    fig, axes = _figure(len(names), 2, width=4.6 + 2.6 / len(names), height=3.6)  # + room for the legends
     for col, name in enumerate(names):
         plot.skew_hist(results[name], layer="all", hue="init", ax=axes[0, col])
-        axes[0, col].set_title(f"{name}: skew |p − 1/2|, all layers (count estimator)", fontsize="medium")
+        axes[0, col].set_title(f"{name}: skew |p − ½|, all layers", fontsize="medium")
         _rowsum_by_scheme(results[name].neurons, axes[1, col])
-        axes[1, col].set_title(f"{name}: row sums in units of the row norm, all layers", fontsize="medium")
+        axes[1, col].set_title(f"{name}: row sums over row norms, all layers", fontsize="medium")
+        if col < len(names) - 1:  # the colours are the same in every column: one legend per row, at the right
+            for ax in axes[:, col]:
+                ax.get_legend().remove()
     entries.append(Entry(save_figure(fig, out / "architectures_distributions.png"),
                          "Distributions per scheme, all layers pooled: the neurons' skew (top) and their row sums in "
                          "units of the row norm, S/‖W_i‖ (bottom; Theorem 1's p ≈ Φ((μ/σ)·S/‖W_i‖); N(0,1) for "
@@ -393,14 +401,14 @@ def _rowsum_by_scheme(neurons: pd.DataFrame, ax, limit: float = 4.0) -> None:
     for i, init in enumerate(pd.unique(neurons["init"])):
         v = values[(neurons["init"] == init).to_numpy()]
         v = v[np.isfinite(v)]
-        ax.hist(np.clip(v, -limit, limit), bins=bins, density=True, histtype="step", lw=1.4, color=f"C{i}",
-                label=f"{init} ({v.size})")
+        ax.hist(np.clip(v, -limit, limit), bins=bins, density=True, histtype="step", lw=max(1.0, 2.6 - 0.4 * i),
+                color=f"C{i}", ls=("-", "--", "-.", ":")[i % 4], label=f"{init} ({v.size})")
     ax.plot(grid, np.exp(-grid**2 / 2) / np.sqrt(2 * np.pi), "k:", lw=1.2, label="N(0, 1)")
     ax.set_yscale("log")
     ax.set_ylim(1e-3, None)
     ax.set_xlabel("S / ‖W_i‖ (row sum over row norm; clipped at ±4)")
     ax.set_ylabel("density (log scale)")
-    ax.legend(title="init", fontsize="small")
+    ax.legend(title="init", fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
 
 
 def _training(out: Path, cfg: _Config) -> list[Entry]:

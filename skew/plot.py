@@ -572,10 +572,10 @@ def activation_states(data, *, layer=None, max_samples: int = 250, max_neurons: 
                  fontsize="medium")
     ax.set_xlabel("neuron")
     ax.set_ylabel("sample")
-    # below the raster, never over it
+    # beside the raster, never over it
     ax.legend(handles=[Patch(facecolor="white", edgecolor="k", label="active (Z > 0)"),
                        Patch(facecolor="black", edgecolor="k", label="inactive")],
-              loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize="small", frameon=False)
+              loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize="small", frameon=False)
     return ax
 
 
