@@ -278,7 +278,7 @@ class TrainResult:
         ax.set_xlabel("epoch")
         ax.set_ylabel("validation accuracy")
         ax.set_title(f"{model} on digits")
-        ax.legend(fontsize="small", title="init")
+        ax.legend(fontsize="small", title="init", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
         return ax
 
     def plot_skew(self, metric: str = "skewed_0.3", model: str | None = None, *, ax=None):
@@ -301,7 +301,7 @@ class TrainResult:
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"{metric} (mean over layers)")
         ax.set_title(f"{model}: {metric}")
-        ax.legend(fontsize="small", title="init")
+        ax.legend(fontsize="small", title="init", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
         return ax
 
     def _one_model(self, model: str | None) -> str:
@@ -569,7 +569,7 @@ def write_outputs(result: TrainResult, out_dir: str | Path) -> list[Path]:
     for row, model in zip(grid, models):
         for ax, metric in zip(row, metrics):
             result.plot_skew(metric, model, ax=ax)
-    for ax in grid.flat[1:]:  # one legend is enough: the colours are the same in every panel
+    for ax in list(grid.flat)[:-1]:  # one legend, beside the last panel: the colours are the same in every panel
         ax.get_legend().remove()
     paths.append(save_figure(fig, out / "training_skew.png"))
     return paths
