@@ -54,8 +54,10 @@ ARCH_SCHEMES: tuple[str, ...] = (AS_BUILT, "xavier_uniform", "kaiming_normal", "
 THEORY_LAWS: tuple[str, ...] = ("gaussian", "relu-gaussian", "uniform", "relu-uniform")
 #: The one user seed of the catalogue; data and init use its independent streams (skew.seeding).
 SEED = 0
-#: CPU threads of a catalogue run: fixed, so float reductions split the same way on every machine.
-THREADS = 2
+#: CPU threads of a catalogue run: fixed, so float reductions split the same way on every machine. One
+#: thread: no split at all, and no OpenMP contention (measured on 2 busy shared cores, OMP_NUM_THREADS unset:
+#: a 5-epoch MLP training took 1.3-1.8 s with 1 thread and 21-36 s with 2).
+THREADS = 1
 #: The measured wall time of a full run, quoted in figures/README.md (filled in by whoever measures it).
 FULL_RUN_TIME = "TIME_TBD"
 
@@ -442,8 +444,8 @@ def _readme(out: Path, entries: Sequence[Entry], cfg: _Config) -> Path:
         "## Reproducing",
         "",
         f"Every random draw comes from the one seed {SEED}, split into independent streams for data and init "
-        "(`skew.seeding`); the run uses a fixed number of CPU threads ("
-        f"{THREADS}), `torch.use_deterministic_algorithms`, no dates in file metadata and fixed float formats.",
+        f"(`skew.seeding`); the run uses {THREADS} CPU thread{'s' if THREADS > 1 else ''} (whatever the machine), "
+        "`torch.use_deterministic_algorithms`, no dates in file metadata and fixed float formats.",
         "",
         "- **Byte-identical:** every file, when regenerated on the same machine with the same software "
         "(two runs agree byte for byte).",

@@ -127,3 +127,21 @@ def test_quick_catalogue_is_complete_correct_and_byte_identical(tmp_path, capsys
     assert "MISMATCH" in printed and "existence only" in printed
     assert main(["figures", "--check", "--out", str(first)]) == 1  # a quick catalogue checked as a full one
     assert "--quick" in capsys.readouterr().err
+
+
+def test_deterministic_sets_and_restores_threads_and_flags():
+    import torch
+
+    from skew.figures import THREADS, deterministic
+
+    before = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled())
+    with deterministic():
+        assert torch.get_num_threads() == THREADS
+        assert torch.are_deterministic_algorithms_enabled()
+    assert (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()) == before
+    try:
+        with deterministic(1):
+            raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    assert (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()) == before
