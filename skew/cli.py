@@ -538,7 +538,7 @@ def _cmd_figures(args, parser) -> int:
     from skew.figures import check, generate
 
     if args.check:
-        diffs, same = check(args.out, quick=args.quick, verbose=True)
+        diffs, same = check(args.out, quick=args.quick, verbose=True, seed=args.seed)
         for line in diffs:
             print(f"differs: {line}")
         verdict = "MISMATCH" if diffs else "ok"
@@ -546,7 +546,7 @@ def _cmd_figures(args, parser) -> int:
               "byte-identical; tables compared within the tolerances of skew.figures_check (percentages ±0.5 "
               "points, accuracies ±0.01, ...); PNGs compared for existence only")
         return 1 if diffs else 0
-    written = generate(args.out, quick=args.quick, verbose=True)
+    written = generate(args.out, quick=args.quick, verbose=True, seed=args.seed)
     for path in written:
         print(path)
     print(f"wrote {len(written)} files to {args.out}")

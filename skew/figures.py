@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -74,6 +75,7 @@ class Entry:
 @dataclass
 class _Config:
     quick: bool
+    seed: int = SEED
     width: int = field(init=False)
     samples: int = field(init=False)
     batch: int = field(init=False)
@@ -158,8 +160,8 @@ def _weights(out: Path, cfg: _Config) -> list[Entry]:
 
     def matrix(scheme: str, m: int = 101, n: int = 101) -> torch.Tensor:
         layer = nn.Linear(n, m, bias=False)
-        data = torch.randn(64, n, generator=generator(SEED, "data")) if scheme == "lsuv" else None
-        skew.init.apply(layer, scheme, data=data, generator=generator(SEED, "init"))
+        data = torch.randn(64, n, generator=generator(cfg.seed, "data")) if scheme == "lsuv" else None
+        skew.init.apply(layer, scheme, data=data, generator=generator(cfg.seed, "init"))
         return layer.weight.detach().clone()
 
     w = matrix("sinusoidal")
@@ -176,10 +178,10 @@ def _weights(out: Path, cfg: _Config) -> list[Entry]:
     for ax, scheme in zip(axes[0], schemes):
         plot.weight_heatmap(matrix(scheme), ax=ax)
         ax.set_title(scheme)
-    fig.suptitle("Weight matrices at initialization, 101×101 (seed 0)")
+    fig.suptitle(f"Weight matrices at initialization, 101×101 (seed {cfg.seed})")
     entries.append(Entry(save_figure(fig, out / "weights_schemes.png"),
                          "Heatmaps of a 101×101 matrix under Glorot, orthogonal, IDInit, arcsine (random values "
-                         "with the sinusoidal distribution) and sinusoidal.", "seed 0"))
+                         "with the sinusoidal distribution) and sinusoidal.", f"seed {cfg.seed}"))
     return entries
 
 
@@ -187,11 +189,11 @@ def _table1(out: Path, cfg: _Config) -> tuple[list[Entry], Comparison]:
     from skew import plot, theory
     from skew.models import build_model
 
-    loader = _gaussian_batches(cfg.samples, cfg.batch, cfg.width, seed=SEED)
-    cmp = compare(lambda: build_model("mlp", depth=3, width=cfg.width), loader, list(TABLE1_SCHEMES), seeds=(SEED,),
-                  thresholds=(0.1, 0.3), progress=False)
+    loader = _gaussian_batches(cfg.samples, cfg.batch, cfg.width, seed=cfg.seed)
+    cmp = compare(lambda: build_model("mlp", depth=3, width=cfg.width), loader, list(TABLE1_SCHEMES),
+                  seeds=(cfg.seed,), thresholds=(0.1, 0.3), progress=False)
     settings = (f"3 bias-free Linear({cfg.width}→{cfg.width}) layers, ReLU before each; {cfg.samples} N(0,1) "
-                "samples; count estimator; seed 0")
+                f"samples; count estimator; seed {cfg.seed}")
     layers = cmp.layers
     rows = []
     for scheme, label in TABLE1_SCHEMES.items():
@@ -245,7 +247,7 @@ def _from_table1(out: Path, cmp: Comparison, cfg: _Config) -> list[Entry]:
     from skew import plot
 
     first, last = cmp.layer_order[0], cmp.layer_order[-1]
-    glorot = cmp.reports[("xavier_uniform", SEED)]
+    glorot = cmp.reports[("xavier_uniform", cfg.seed)]
     settings = (f"ReLU → Linear({cfg.width}→{cfg.width}, bias=False), Glorot uniform, {cfg.samples} N(0,1) "
                 "samples (first layer of the Table 1 MLP)")
     entries = []
@@ -268,7 +270,7 @@ def _from_table1(out: Path, cmp: Comparison, cfg: _Config) -> list[Entry]:
         fig, axes = _figure(len(TABLE1_SCHEMES), 1, width=3.4, height=3.6)
         handles = None
         for ax, (scheme, title) in zip(axes[0], TABLE1_SCHEMES.items()):
-            plot.activation_states(cmp.reports[(scheme, SEED)], layer=layer, ax=ax)
+            plot.activation_states(cmp.reports[(scheme, cfg.seed)], layer=layer, ax=ax)
             ax.set_title(f"{title} ({layer})")
             if ax.get_legend() is not None:  # one key for the whole figure, below the panels
                 handles = handles or ax.get_legend().legend_handles
@@ -292,8 +294,8 @@ def _theory(out: Path, cfg: _Config) -> list[Entry]:
     fig, axes = _figure(2, 2, width=5.0, height=3.8)
     for ax, law in zip(axes.ravel(), THEORY_LAWS):
         layer = nn.Linear(n, n, bias=False)
-        skew.init.apply(layer, "xavier_uniform", generator=generator(SEED, "init"))
-        loader = _gaussian_batches(cfg.theory_samples, min(cfg.theory_samples, 1000), n, law=law, seed=SEED)
+        skew.init.apply(layer, "xavier_uniform", generator=generator(cfg.seed, "init"))
+        loader = _gaussian_batches(cfg.theory_samples, min(cfg.theory_samples, 1000), n, law=law, seed=cfg.seed)
         rep = report(layer, loader, thresholds=(0.1, 0.3), progress=False)
         plot.skew_fraction_vs_alpha(rep, laws=[law], ax=ax)
         ax.set_title(f"inputs {law}")
@@ -312,13 +314,13 @@ def _architectures(out: Path, cfg: _Config) -> list[Entry]:
 
     results: dict[str, Comparison] = {}
     for name, opts in cfg.arch.items():
-        loader = build_data("digits", shape=opts["shape"], batch_size=opts["batch_size"], batches=1, seed=SEED)
+        loader = build_data("digits", shape=opts["shape"], batch_size=opts["batch_size"], batches=1, seed=cfg.seed)
         results[name] = compare(partial(build_model, name, image_size=opts["shape"][-1]), loader,
-                                list(ARCH_SCHEMES), seeds=(SEED,), thresholds=(0.1, 0.3), progress=False)
+                                list(ARCH_SCHEMES), seeds=(cfg.seed,), thresholds=(0.1, 0.3), progress=False)
     sizes = "; ".join(f"{k}: {v['batch_size']} digits images at {'×'.join(map(str, v['shape']))}"
                       for k, v in cfg.arch.items())
-    settings = (f"{sizes}; eval mode; pre-activation of every Linear/Conv; seed 0; as_built = torchvision's own "
-                "constructor init (no scheme applied)")
+    settings = (f"{sizes}; eval mode; pre-activation of every Linear/Conv; seed {cfg.seed}; as_built = "
+                "torchvision's own constructor init (no scheme applied)")
     entries = []
     rows, layer_frames = [], []
     for name, cmp in results.items():
@@ -433,7 +435,8 @@ def _training(out: Path, cfg: _Config) -> list[Entry]:
 
 
 def _readme(out: Path, entries: Sequence[Entry], cfg: _Config) -> Path:
-    command = "skew figures --out figures" + (" --quick" if cfg.quick else "")
+    command = ("skew figures --out figures" + (" --quick" if cfg.quick else "")
+               + (f" --seed {cfg.seed}" if cfg.seed != SEED else ""))
     lines = [
         "# skew figures",
         "",
@@ -443,8 +446,9 @@ def _readme(out: Path, entries: Sequence[Entry], cfg: _Config) -> Path:
         "",
         "## Reproducing",
         "",
-        f"Every random draw comes from the one seed {SEED}, split into independent streams for data and init "
-        f"(`skew.seeding`); the run uses {THREADS} CPU thread{'s' if THREADS > 1 else ''} (whatever the machine), "
+        f"Every random draw of the figures and tables comes from the one seed {cfg.seed}, split into independent "
+        "streams for data and init (`skew.seeding`; the training experiment's run seeds are split the same way, "
+        f"see `skew.train`); the run uses {THREADS} CPU thread{'s' if THREADS > 1 else ''} (whatever the machine), "
         "`torch.use_deterministic_algorithms`, no dates in file metadata and fixed float formats.",
         "",
         "- **Byte-identical:** every file, when regenerated on the same machine with the same software "
@@ -500,10 +504,11 @@ def deterministic(threads: int | None = None):
 
 
 def generate(out_dir: str | os.PathLike = "figures", quick: bool = False, *, verbose: bool = False,
-             threads: int | None = None) -> list[Path]:
+             threads: int | None = None, seed: int = SEED) -> list[Path]:
     """Write every SPEC §4 figure and replication table into ``out_dir``; returns the paths written.
 
-    ``quick=True`` uses small sizes (Table 1 MLP width 128, resnet18 only at 32×32) for tests; the full
+    ``seed`` is the one user seed of the figures and tables (default :data:`SEED`; data and init use
+    its independent streams, :mod:`skew.seeding`). ``quick=True`` uses small sizes (Table 1 MLP width 128, resnet18 only at 32×32) for tests; the full
     run (width 1000, 10,000 samples, resnet50 / mobilenet_v3_small / efficientnet_v2_s / vit_b_16) takes
     a few minutes on two CPU cores. The run uses ``threads`` CPU threads (default :data:`THREADS`) and
     deterministic algorithms (:func:`deterministic`); the global RNG state, thread count and
@@ -516,7 +521,7 @@ def generate(out_dir: str | os.PathLike = "figures", quick: bool = False, *, ver
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = _Config(bool(quick))
+    cfg = _Config(bool(quick), int(seed))
     entries: list[Entry] = []
 
     def step(label: str, fn: Callable):
@@ -539,7 +544,7 @@ def generate(out_dir: str | os.PathLike = "figures", quick: bool = False, *, ver
 
 
 def check(reference_dir: str | os.PathLike = "figures", quick: bool = False, *, work_dir=None,
-          verbose: bool = False, threads: int | None = None) -> tuple[list[str], list[str]]:
+          verbose: bool = False, threads: int | None = None, seed: int = SEED) -> tuple[list[str], list[str]]:
     """Regenerate the catalogue and compare it with ``reference_dir``: (differences, byte-identical files).
 
     Regenerates into ``work_dir`` (default: a temporary directory, removed afterwards) with the same
@@ -562,13 +567,14 @@ def check(reference_dir: str | os.PathLike = "figures", quick: bool = False, *, 
     if not readme.is_file():
         raise SkewError(f"{str(ref)!r} holds no catalogue (no README.md); pass --out with the directory "
                         "`skew figures` wrote, e.g. --out figures")
-    ref_quick = "--quick`" in readme.read_text(encoding="utf-8").split("\n## ", 1)[0]
+    made_by = re.search(r"Regenerated by `([^`]*)`", readme.read_text(encoding="utf-8"))
+    ref_quick = made_by is not None and "--quick" in made_by.group(1).split()
     if ref_quick != bool(quick):
         raise SkewError(f"{str(ref)!r} was generated {'with' if ref_quick else 'without'} --quick; check it "
                         f"{'with' if ref_quick else 'without'} --quick too")
     if work_dir is not None:
-        generate(work_dir, quick=quick, verbose=verbose, threads=threads)
+        generate(work_dir, quick=quick, verbose=verbose, threads=threads, seed=seed)
         return compare_catalogues(work_dir, ref)
     with tempfile.TemporaryDirectory(prefix="skew-figures-check-") as tmp:
-        generate(tmp, quick=quick, verbose=verbose, threads=threads)
+        generate(tmp, quick=quick, verbose=verbose, threads=threads, seed=seed)
         return compare_catalogues(tmp, ref)
