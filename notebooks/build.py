@@ -60,6 +60,7 @@ from scipy.stats import spearmanr
 from torch import nn
 
 import skew
+import skew.seeding
 
 # tqdm.auto (used for skew's progress bar, which notebooks do not show) warns when ipywidgets is missing
 warnings.filterwarnings("ignore", message="IProgress not found")
@@ -328,7 +329,7 @@ def gaussian_batches(width, seed=0):
         """),
         code("""
         wide = nn.Sequential(nn.ReLU(), nn.Linear(N, N, bias=False))
-        skew.init.apply(wide, "xavier_uniform", generator=torch.Generator().manual_seed(0))
+        skew.init.apply(wide, "xavier_uniform", generator=skew.seeding.generator(0, "init"))
         data = gaussian_batches(N)
         rep = skew.report(wide, data)
         layer = rep.layers.iloc[0]
@@ -420,7 +421,7 @@ def gaussian_batches(width, seed=0):
         rows = []
         for scheme in ["xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "default", "arcsine"]:
             net = nn.Sequential(nn.ReLU(), nn.Linear(N, N, bias=False))
-            skew.init.apply(net, scheme, generator=torch.Generator().manual_seed(1))
+            skew.init.apply(net, scheme, generator=skew.seeding.generator(1, "init"))
             r = skew.report(net, data).layers.iloc[0]
             rows.append({"scheme": scheme, "weight std": net[1].weight.std().item(),
                          "skewed_0.1": r["skewed_0.1"], "skewed_0.3": r["skewed_0.3"],
@@ -443,7 +444,7 @@ def gaussian_batches(width, seed=0):
         """),
         code("""
         deep = skew.models.build_model("mlp", depth=DEPTH, width=DEEP_WIDTH)
-        skew.init.apply(deep, "xavier_uniform", generator=torch.Generator().manual_seed(0))
+        skew.init.apply(deep, "xavier_uniform", generator=skew.seeding.generator(0, "init"))
         deep_data = gaussian_batches(DEEP_WIDTH)
         rep_deep = skew.report(deep, deep_data)
         depth_table = rep_deep.layers[["layer", "input_mean", "input_std", "skewed_0.1", "skewed_0.3",
@@ -498,7 +499,7 @@ def gaussian_batches(width, seed=0):
         """),
         code("""
         biased = skew.models.build_model("mlp", depth=DEPTH, width=BN_WIDTH, bias=True)
-        skew.init.apply(biased, "default", generator=torch.Generator().manual_seed(0))
+        skew.init.apply(biased, "default", generator=skew.seeding.generator(0, "init"))
         unbiased = copy.deepcopy(biased)
         with torch.no_grad():
             for module in unbiased.modules():
@@ -563,7 +564,7 @@ def gaussian_batches(width, seed=0):
 
 
         bn = bn_net(BN_WIDTH)
-        skew.init.apply(bn, "xavier_uniform", generator=torch.Generator().manual_seed(0))
+        skew.init.apply(bn, "xavier_uniform", generator=skew.seeding.generator(0, "init"))
         bn_data = gaussian_batches(BN_WIDTH)
         cols = ["layer", "skewed_0.1", "skewed_0.3", "spearman_s_p", "agree_0.3"]
         rep_eval = skew.report(bn, bn_data)                  # mode="eval", the default
@@ -610,10 +611,10 @@ def gaussian_batches(width, seed=0):
         code("""
         digits = skew.data.build_data("digits", shape=(64,), batch_size=599, batches=3)
         pixels = torch.cat([xb for xb, _ in digits])
-        g = torch.Generator().manual_seed(1)
+        g = skew.seeding.generator(1, "shuffle")
         shuffled = torch.stack([img[torch.randperm(64, generator=g)] for img in pixels])
         weights = nn.Linear(64, 1000, bias=False)
-        skew.init.apply(weights, "xavier_uniform", generator=torch.Generator().manual_seed(0))
+        skew.init.apply(weights, "xavier_uniform", generator=skew.seeding.generator(0, "init"))
 
 
         def digits_row(label, front, inputs):
@@ -725,7 +726,7 @@ warnings.filterwarnings("ignore", message="ks_2samp: Exact calculation unsuccess
         1 = patterns differ in half the units or more, 0 = every sample gives the same pattern).
         """),
         code("""
-        table1 = cmp.summary().T.unstack("threshold").sort_index(axis=1, level=0)
+        table1 = cmp.summary(percent=True).T.unstack("threshold").sort_index(axis=1, level=0)
         table1 = table1.reindex(SCHEMES)
         last = cmp.layers[cmp.layers["layer"] == "fc3"].set_index("init")
         table1[("fc3", "OUI (pairwise)")] = last["oui_pairwise"]
@@ -853,7 +854,7 @@ warnings.filterwarnings("ignore", message="ks_2samp: Exact calculation unsuccess
 
 
         cmp_r = skew.compare(resnet, digits, RESNET_SCHEMES, seeds=0)
-        torch.manual_seed(0)
+        torch.manual_seed(skew.seeding.child_seed(0, "init"))  # the constructor's init: compare's init stream
         constructor = skew.report(resnet(), digits).layers.assign(init="torchvision constructor", seed=0)
         layers_r = pd.concat([cmp_r.layers, constructor], ignore_index=True)
         fig, axes = plt.subplots(2, 1, figsize=(13, 9), layout="constrained")
@@ -933,7 +934,7 @@ def sinusoidal_layer(m, n, dtype=torch.float32):
         code("""
         w101 = sinusoidal_layer(101, 101).weight.detach()
         w_arc = torch.empty(101, 101)
-        skew.init.arcsine_(w_arc, generator=torch.Generator().manual_seed(0))
+        skew.init.arcsine_(w_arc, generator=skew.seeding.generator(0, "init"))
         fig, axes = plt.subplots(1, 3, figsize=(17, 4.6), layout="constrained")
         skew.plot.weight_heatmap(w101, scheme="sinusoidal", ax=axes[0])
         skew.plot.weight_hist(w101, scheme="sinusoidal", ax=axes[1])
@@ -951,7 +952,7 @@ def sinusoidal_layer(m, n, dtype=torch.float32):
         rows = []
         for m, n in [(10, 64), (100, 784), (300, 1000), (999, 1000)]:
             glorot = torch.empty(m, n)
-            torch.nn.init.xavier_uniform_(glorot, generator=torch.Generator().manual_seed(0))
+            torch.nn.init.xavier_uniform_(glorot, generator=skew.seeding.generator(0, "init"))
             rows.append({"shape (m, n)": (m, n),
                          "max |S| float32": sinusoidal_layer(m, n).weight.sum(1).abs().max().item(),
                          "max |S| float64": sinusoidal_layer(m, n, torch.float64).weight.sum(1).abs().max().item(),
@@ -1038,7 +1039,7 @@ def sinusoidal_layer(m, n, dtype=torch.float32):
             data = skew.data.build_data("gaussian", shape=(n,), batch_size=1000, batches=SAMPLES // 1000)
             for scheme in ("sinusoidal", "xavier_uniform"):
                 net = nn.Sequential(nn.ReLU(), nn.Linear(n, m, bias=False))
-                skew.init.apply(net, scheme, generator=torch.Generator().manual_seed(0))
+                skew.init.apply(net, scheme, generator=skew.seeding.generator(0, "init"))
                 r = reports[(m, n, scheme)] = skew.report(net, data)
                 lay = r.layers.iloc[0]
                 rows.append({"shape (m, n)": (m, n), "scheme": scheme, "skewed_0.1": lay["skewed_0.1"],

@@ -662,7 +662,7 @@ class LayerState:
     (``in_n``, ``in_mean``, ``in_m2``), the first ≤ 8 samples' activation ``patterns`` (samples ×
     neurons) and the sign raster ``signs`` (≤ 250 samples × ``sign_neurons``).
 
-    The pairwise OUI at the authors' units (SPEC §3): ``unit_patterns`` holds the first ≤ 8
+    The pairwise OUI at the authors' units (docs/oui.md): ``unit_patterns`` holds the first ≤ 8
     samples' full flattened patterns (every (channel, position) or (token, feature)), bit-packed
     with :func:`pack_units`, ``unit_counts`` their number of units. ``sign_position`` is the
     position of the raster's values in each sample's output (e.g. (H//2, W//2); empty when the

@@ -39,6 +39,8 @@ __all__ = ["build_parser", "load_weights", "main"]
 
 FORMATS = ("png", "pdf", "svg")
 DEVICE_HELP = "torch device to run on, e.g. cpu, cuda or cuda:1 (default: cpu)"
+#: Batches of generated data (and of a factory) when --batches is not given; a file is used whole.
+DEFAULT_BATCHES = 4
 # The registries' names, spelled here so that `skew --help` and argument errors need no torch import
 # (tests/test_cli.py checks they equal skew.init.schemes(aliases=True), model_names() and data_names()).
 SCHEMES = ("default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "orthogonal", "lsuv",
@@ -76,6 +78,19 @@ def _scheme_arg(text: str) -> str:
     except SkewError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
     return text
+
+
+def _scheme_or_as_built(text: str) -> str:
+    """argparse type for report/compare: a scheme (see :func:`_scheme_arg`) or ``as_built`` (no init applied)."""
+    if text.strip() == "as_built":
+        return "as_built"
+    try:
+        return _scheme_arg(text)
+    except argparse.ArgumentTypeError as err:
+        msg = str(err)
+        if msg.startswith("invalid choice"):
+            msg = msg.replace("(choose from ", "(choose from 'as_built' (the model as its constructor built it), ", 1)
+        raise argparse.ArgumentTypeError(msg) from None
 
 
 def _is_lsuv(scheme: str) -> bool:
@@ -383,7 +398,13 @@ def _input_shape(args) -> tuple[int, ...]:
 
 
 def _build_loader(args):
-    from skew.data import build_data, data_names
+    """The batches ``--data`` names, and a note saying how many samples they hold and what was left out.
+
+    Generated data (gaussian, ...) and factories give ``--batches`` batches (default
+    :data:`DEFAULT_BATCHES`); a file is used whole unless ``--batches`` is given; digits say how many
+    of the 1,797 images were taken.
+    """
+    from skew.data import build_data, data_names, digits_tensors
 
     if args.data in data_names():
         shape = _input_shape(args)  # generated data needs the model's per-sample shape
@@ -392,8 +413,39 @@ def _build_loader(args):
             shape = _input_shape(args)
         except SkewError:
             shape = None
-    return _user_code(f"data {args.data!r}", build_data, args.data, shape=shape, batch_size=args.batch_size,
-                      batches=args.batches, seed=args.seed)
+    is_file = args.data.endswith((".pt", ".pth", ".npy"))
+    batches = args.batches if (args.batches is not None or is_file) else DEFAULT_BATCHES
+    if is_file:
+        everything = _user_code(f"data {args.data!r}", build_data, args.data, shape=shape,
+                                batch_size=args.batch_size, batches=None, seed=args.seed)
+        loader = everything if batches is None else everything[:batches]
+        total = sum(_samples(b) for b in everything)
+    else:
+        loader = _user_code(f"data {args.data!r}", build_data, args.data, shape=shape, batch_size=args.batch_size,
+                            batches=batches, seed=args.seed)
+        total = len(digits_tensors((64,), seed=None)[0]) if args.data == "digits" else None
+    used = sum(_samples(b) for b in loader)
+    note = f"{used} samples in {len(loader)} batch{'es' if len(loader) != 1 else ''}"
+    if total is not None and total > used:
+        what = "images of the digits" if args.data == "digits" else f"samples of {args.data}"
+        note += f" (the first {used} of the {total} {what}; {total - used} left out: raise --batches or --batch-size)"
+    args.data_note = note
+    return loader
+
+
+def _samples(batch) -> int:
+    """Number of samples in one batch: the leading size of its first tensor (0 when there is none)."""
+    import torch
+
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0]) if batch.dim() else 1
+    if isinstance(batch, dict):
+        batch = list(batch.values())
+    if isinstance(batch, (tuple, list)):
+        for item in batch:
+            if isinstance(item, torch.Tensor):
+                return _samples(item)
+    return 0
 
 
 def _first_input(loader):
@@ -403,12 +455,14 @@ def _first_input(loader):
 
 
 def _apply_init(model, scheme: str, seed: int, data) -> None:
+    """Initialize from the ``init`` stream of ``seed`` (skew.seeding): independent of data drawn with it."""
     import torch
 
     import skew.init
+    from skew.seeding import child_seed, generator
 
-    torch.manual_seed(seed)
-    skew.init.apply(model, scheme, data=data, generator=torch.Generator().manual_seed(seed))
+    torch.manual_seed(child_seed(seed, "init"))
+    skew.init.apply(model, scheme, data=data, generator=generator(seed, "init"))
 
 
 def _print_frame(frame, columns: Sequence[str] | None = None) -> None:
@@ -498,15 +552,15 @@ def _cmd_plot(args, parser) -> int:
 def _report_figures(rep, out: Path, fmt: str = "png") -> list[Path]:
     from skew._io import save_figure
 
-    layers = list(rep.layers["layer"]) if len(rep.layers) else []
-    first = layers[0] if layers else None
+    # layer=None: skew.plot.default_layer, the first layer whose input has a non-zero mean (an image
+    # model's first conv sees zero-mean pixels and shows nothing); each title names the layer shown
     written = []
     jobs = [
         ("skew_hist", lambda ax: rep.plot_skew_hist(layer="all", ax=ax)),
-        ("rowsum_hist", lambda ax: rep.plot_rowsum_hist(layer=first, ax=ax)),
-        ("skew_vs_rowsum", lambda ax: rep.plot_skew_vs_rowsum(layer=first, ax=ax)),
-        ("activation_states", lambda ax: rep.plot_activation_states(layer=first, ax=ax)),
-        ("skew_fraction_vs_alpha", lambda ax: rep.plot_skew_fraction_vs_alpha(layer=first, ax=ax)),
+        ("rowsum_hist", lambda ax: rep.plot_rowsum_hist(layer=None, ax=ax)),
+        ("skew_vs_rowsum", lambda ax: rep.plot_skew_vs_rowsum(layer=None, ax=ax)),
+        ("activation_states", lambda ax: rep.plot_activation_states(layer=None, ax=ax)),
+        ("skew_fraction_vs_alpha", lambda ax: rep.plot_skew_fraction_vs_alpha(layer=None, ax=ax)),
     ]
     if rep.meta.get("at") == "activations":  # no weights at nonlinearities: no row sums to draw
         jobs = [job for job in jobs if "rowsum" not in job[0]]
@@ -541,14 +595,15 @@ def _cmd_report(args, parser) -> int:
 
     model = _build_model(args)
     loader = _build_loader(args)
-    if args.init:
+    if args.init and args.init != "as_built":
         _apply_init(model, args.init, args.seed, _first_input(loader))
     if args.device:
         model.to(args.device)
     rep = report(model, loader, layers=_layers_spec(args.layers), thresholds=args.thresholds, device=args.device,
                  mode=args.mode, at=args.at)
-    what = f"init {args.init}" if args.init else (f"weights {args.weights}" if args.weights else "as built")
-    print(f"skew report: {args.model} ({what}), data {args.data}, {args.batches}×{args.batch_size} samples; "
+    what = f"init {args.init}" if args.init and args.init != "as_built" else (
+        f"weights {args.weights}" if args.weights else "as built")
+    print(f"skew report: {args.model} ({what}), data {args.data}: {args.data_note}; "
           "skewed = fraction of non-degenerate neurons with |p - 1/2| > α (count estimator)")
     _print_frame(rep.layers, _layers_columns(rep.thresholds))
     if len(rep.skipped):
@@ -569,10 +624,8 @@ def _cmd_compare(args, parser) -> int:
     if not inits:
         parser.error("argument --inits: give at least one scheme, e.g. --inits xavier_uniform,sinusoidal")
     for scheme in inits:
-        if scheme == "as_built":
-            continue
         try:
-            _scheme_arg(scheme)
+            _scheme_or_as_built(scheme)
         except argparse.ArgumentTypeError as err:
             parser.error(f"argument --inits: {err}")
     _check_device(parser, args.device)
@@ -586,9 +639,9 @@ def _cmd_compare(args, parser) -> int:
     cmp = compare(lambda: _user_code(f"model {args.model!r}", build_model, args.model, **options), loader, inits,
                   seeds=args.seeds, layers=_layers_spec(args.layers), thresholds=args.thresholds, device=args.device,
                   mode=args.mode, at=args.at)
-    print(f"skew compare: {args.model}, data {args.data}, seeds {args.seeds}; % of non-degenerate neurons with "
-          "|p - 1/2| > α (count estimator), mean over seeds")
-    print(cmp.summary().to_string(float_format=lambda v: f"{v:.1f}"))
+    print(f"skew compare: {args.model}, data {args.data}: {args.data_note}; init seeds {args.seeds}; "
+          "skewed_α = fraction of non-degenerate neurons with |p - 1/2| > α (count estimator), mean over seeds")
+    print(cmp.summary().to_string(float_format=lambda v: f"{v:.3f}"))
     if args.out:
         from skew._io import save_figure
 
@@ -606,7 +659,7 @@ def _cmd_compare(args, parser) -> int:
         if args.at == "layers":  # no weights at nonlinearities: no row sums to draw
             fig = Figure(figsize=(3.6 * len(cmp.schemes), 3.4), layout="constrained")
             axes = fig.subplots(1, len(cmp.schemes), squeeze=False)[0]
-            cmp.rowsum_hist(layer=cmp.layer_order[0] if cmp.layer_order else None, axes=axes)
+            cmp.rowsum_hist(layer=None, axes=axes)
             written.append(save_figure(fig, out / f"rowsum_hist.{args.format}"))
         print(f"\nwrote {len(written)} files to {out}")
     return 0
@@ -643,10 +696,19 @@ def _cmd_inspect(args, parser) -> int:
 
 
 def _cmd_figures(args, parser) -> int:
-    _check_out(args.out)
-    from skew.figures import generate
+    from skew.figures import check, generate
 
-    written = generate(args.out, quick=args.quick, verbose=True)
+    if args.check:
+        diffs, same = check(args.out, quick=args.quick, verbose=True, seed=args.seed)
+        for line in diffs:
+            print(f"differs: {line}")
+        verdict = "MISMATCH" if diffs else "ok"
+        print(f"skew figures --check: {verdict}: {len(diffs)} difference(s) against {args.out}; {len(same)} file(s) "
+              "byte-identical; tables compared within the tolerances of skew.figures_check (percentages ±0.5 "
+              "points, accuracies ±0.01, ...); PNGs compared for existence only")
+        return 1 if diffs else 0
+    _check_out(args.out)
+    written = generate(args.out, quick=args.quick, verbose=True, seed=args.seed)
     for path in written:
         print(path)
     print(f"wrote {len(written)} files to {args.out}")
@@ -672,7 +734,9 @@ def build_parser(*, lazy_train: bool = False) -> argparse.ArgumentParser:
     debug_opt.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                            help="show the full traceback on errors")
     common = argparse.ArgumentParser(add_help=False, parents=[debug_opt])
-    common.add_argument("--seed", type=_seed_arg, default=0, help="random seed for init and data (default: 0)")
+    common.add_argument("--seed", type=_seed_arg, default=0,
+                        help="the one random seed: independent streams for data and init are derived from it "
+                        "(skew.seeding; default: 0)")
 
     schemes = _scheme_choices()
     model_opts = argparse.ArgumentParser(add_help=False)
@@ -691,7 +755,9 @@ def build_parser(*, lazy_train: bool = False) -> argparse.ArgumentParser:
                            help="built-in data name (gaussian, relu-gaussian, uniform, digits, text: byte "
                            "tokens of Python's own docs for hf:gpt2/bert/llama), "
                            "pkg.module:factory, file.pt or file.npy")
-    data_opts.add_argument("--batches", type=_positive_int, default=4, help="number of batches (default: 4)")
+    data_opts.add_argument("--batches", type=_positive_int, default=None,
+                           help=f"number of batches (default: {DEFAULT_BATCHES} of generated data or a factory; "
+                           "a file is used whole)")
     data_opts.add_argument("--batch-size", type=_positive_int, default=64, help="samples per batch (default: 64)")
     data_opts.add_argument("--thresholds", type=_float_list, default=(0.1, 0.3),
                            help="skew thresholds α, comma-separated (default: 0.1,0.3)")
@@ -724,8 +790,9 @@ def build_parser(*, lazy_train: bool = False) -> argparse.ArgumentParser:
                        description="Run the model on data, print the per-layer skew table and (with --out) write "
                        "neurons.csv, layers.csv, the report file and figures.")
     p.add_argument("--weights", help="checkpoint (a state dict saved with torch.save) to load into the model")
-    p.add_argument("--init", type=_scheme_arg, metavar="SCHEME",
-                   help=f"initialize the model with this scheme first: {', '.join(schemes)}")
+    p.add_argument("--init", type=_scheme_or_as_built, metavar="SCHEME",
+                   help=f"initialize the model with this scheme first: {', '.join(schemes)}; or as_built (the "
+                   "model's own constructor init, no scheme applied: the default)")
     p.add_argument("--out", help="output directory")
     p.add_argument("--at", choices=("layers", "activations"), default="layers",
                    help="where to measure: layer outputs Z = Wx + b (default) or the inputs of the nonlinearities")
@@ -738,7 +805,9 @@ def build_parser(*, lazy_train: bool = False) -> argparse.ArgumentParser:
     p.add_argument("--inits", required=True,
                    help=f"comma-separated schemes, choose from {', '.join(schemes)}, or as_built (the model's "
                    "own constructor init, no scheme applied)")
-    p.add_argument("--seeds", type=_int_list, default=[0], help="comma-separated seeds (default: 0)")
+    p.add_argument("--seeds", type=_int_list, default=[0],
+                   help="comma-separated init seeds, one run per scheme and seed (default: 0); the data come "
+                   "from --seed, each on its own stream (skew.seeding)")
     p.add_argument("--out", help="output directory")
     p.add_argument("--at", choices=("layers", "activations"), default="layers",
                    help="where to measure: layer outputs Z = Wx + b (default) or the inputs of the nonlinearities")
@@ -754,12 +823,17 @@ def build_parser(*, lazy_train: bool = False) -> argparse.ArgumentParser:
     p.add_argument("--out", help="output directory")
     p.set_defaults(func=_cmd_inspect, command_parser=p)
 
-    # figures use fixed reference seeds, so no --seed here
-    p = sub.add_parser("figures", parents=[debug_opt], help="regenerate every reference figure and table",
-                       description="Regenerate every figure of docs/experiments.md and the tables (CSV and "
-                       "Markdown); byte-identical on a second run.")
-    p.add_argument("--out", default="figures", help="output directory (default: figures)")
+    p = sub.add_parser("figures", parents=[common], help="regenerate every reference figure and table",
+                       description="Regenerate every figure of docs/experiments.md and the replication tables (CSV "
+                       "and Markdown); byte-identical on a second run on the same machine. With --check, "
+                       "regenerate into a temporary directory and compare the tables with those in --out "
+                       "within stated tolerances (PNGs: existence only); exit 1 on a mismatch.")
+    p.add_argument("--out", default="figures",
+                   help="output directory; with --check, the committed catalogue to compare with (default: figures)")
     p.add_argument("--quick", action="store_true", help="small sizes (about a minute), for tests")
+    p.add_argument("--check", action="store_true",
+                   help="compare a fresh regeneration with --out instead of writing there; names every file, "
+                   "row and column that differs beyond its tolerance")
     p.set_defaults(func=_cmd_figures, command_parser=p)
 
     if lazy_train:  # the name and help only; main() builds the full parser when the command is train

@@ -24,6 +24,7 @@ import copy
 import itertools
 import json
 import os
+import re
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -36,6 +37,8 @@ from torch import nn
 
 from skew._io import atomic_write, write_csv
 from skew.errors import SkewError
+from skew.seeding import child_seed
+from skew.seeding import generator as init_generator
 
 __all__ = ["AS_BUILT", "Comparison", "DEFAULT_SCHEMES", "cliffs_delta", "compare"]
 
@@ -45,7 +48,7 @@ DEFAULT_SCHEMES: tuple[str, ...] = ("xavier_uniform", "kaiming_uniform", "orthog
 #: Pseudo-scheme: measure the model as the factory built it (e.g. torchvision's own constructor init).
 AS_BUILT = "as_built"
 
-#: Float format of every CSV skew writes, so files are byte-identical across runs.
+_MANIFEST_FORMAT = "skew.Comparison"
 
 
 def cliffs_delta(a: Sequence[float], b: Sequence[float]) -> float:
@@ -131,6 +134,8 @@ def _seeds_list(seeds: int | Iterable[int]) -> list[int]:
     if isinstance(seeds, (int, np.integer)):
         seeds = [int(seeds)]
     seeds = [int(s) for s in seeds]
+    if any(s < 0 for s in seeds):
+        raise SkewError(f"seeds {seeds} holds a negative value; pass non-negative integers, e.g. seeds=(0, 1)")
     if not seeds:
         raise SkewError("seeds is empty; pass at least one seed, e.g. seeds=(0,)")
     if len(set(seeds)) != len(seeds):
@@ -157,10 +162,13 @@ def compare(
 
     For each (scheme, seed): build the model (call the factory, or deep-copy the module: the
     caller's model is never modified), run
-    ``skew.init.apply(m, scheme, data=data_for_lsuv or first batch, generator=Generator().manual_seed(seed))``
+    ``skew.init.apply(m, scheme, data=data_for_lsuv or first batch, generator=skew.seeding.generator(seed, "init"))``
     and ``skew.report(m, loader, ...)``. Model construction and ``default`` init run under
-    ``torch.manual_seed(seed)`` inside ``torch.random.fork_rng`` so they are reproducible and the
-    caller's global RNG is untouched. The pseudo-scheme ``"as_built"`` (:data:`AS_BUILT`) applies no
+    ``torch.manual_seed(skew.seeding.child_seed(seed, "init"))`` inside ``torch.random.fork_rng`` so they
+    are reproducible and the caller's global RNG is untouched. The init stream is derived from ``seed``
+    with ``numpy.random.SeedSequence`` (:mod:`skew.seeding`), never ``seed`` itself, so weights are
+    independent of data drawn with the same number (``build_data(..., seed=seed)``, or a
+    ``torch.Generator().manual_seed(seed)``). The pseudo-scheme ``"as_built"`` (:data:`AS_BUILT`) applies no
     init: it measures the model as the factory built it (torchvision's constructors, for instance,
     apply their own init, which ``"default"``, PyTorch's ``reset_parameters()``, does not). With
     ``device``, each initialized copy is moved there before it is measured. ``loader`` is iterated
@@ -187,7 +195,11 @@ def compare(
     thresholds = tuple(float(a) for a in thresholds)
     for scheme in scheme_names:  # fail fast on a typo, before minutes of measuring
         if scheme != AS_BUILT:
-            skew.init.get_scheme(scheme)
+            try:
+                skew.init.get_scheme(scheme)
+            except SkewError as err:
+                raise SkewError(f"{err}; or {AS_BUILT!r} to measure the model as its constructor built it") \
+                    from None
     if _is_one_shot(loader):
         raise SkewError(
             "loader is a one-shot iterator (e.g. a generator) but compare reads it once per scheme and seed; "
@@ -200,9 +212,9 @@ def compare(
     reports: dict[tuple[str, int], Any] = {}
     for scheme, seed in itertools.product(scheme_names, seed_list):
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            torch.manual_seed(child_seed(seed, "init"))
             m = build()
-            generator = torch.Generator().manual_seed(seed)
+            generator = init_generator(seed, "init")
             try:
                 if scheme != AS_BUILT:
                     init_layers = layers if at == "layers" else None  # at="activations": layers= names nonlinearities
@@ -321,16 +333,20 @@ class Comparison:
             columns += [f"skewed_a_{alpha:g}", f"skewed_b_{alpha:g}", f"diff_skewed_{alpha:g}"]
         return pd.DataFrame.from_records(records, columns=columns)
 
-    def summary(self, *, percent: bool = True) -> pd.DataFrame:
+    def summary(self, *, percent: bool = False) -> pd.DataFrame:
         """Table-1 style pivot: rows are layers (model order), columns (threshold, init), values the skewed
-        fraction (count estimator, non-degenerate neurons), averaged over seeds; in percent by default.
+        fraction (count estimator, non-degenerate neurons), averaged over seeds.
+
+        Values are fractions in [0, 1], the unit of ``Report.layers`` and ``.layers``; the threshold level
+        names the column they come from (``skewed_0.1``). ``percent=True`` multiplies by 100 and labels the
+        level ``skewed_0.1 (%)``.
 
         Example:
             >>> cmp.summary()  # doctest: +SKIP
-            threshold       α=0.1                 α=0.3
+            threshold  skewed_0.1                skewed_0.3
             init       sinusoidal xavier_uniform sinusoidal xavier_uniform
             layer
-            1                 0.0           71.2        0.0           21.5
+            1                 0.0          0.712        0.0          0.215
         """
         scale = 100.0 if percent else 1.0
         parts = {}
@@ -340,7 +356,7 @@ class Comparison:
                 raise SkewError(f"the reports have no {col!r} column; re-run compare with thresholds={self.thresholds}")
             pivot = self.layers.pivot_table(index="layer", columns="init", values=col, aggfunc="mean", sort=False)
             pivot = pivot.reindex(index=self.layer_order, columns=self.schemes) * scale
-            parts[f"α={alpha:g}"] = pivot
+            parts[col + (" (%)" if percent else "")] = pivot
         out = pd.concat(parts, axis=1, names=["threshold", "init"])
         out.index.name = "layer"
         return out
@@ -357,8 +373,9 @@ class Comparison:
 
     def _repr_html_(self) -> str:
         title = (f"<p><b>skew comparison</b>: {len(self.schemes)} schemes × {len(self.seeds)} seeds, "
-                 f"{len(self.layer_order)} layers; % skewed neurons (count estimator, mean over seeds)</p>")
-        return title + self.summary().to_html(float_format=lambda v: f"{v:.1f}", na_rep="–")
+                 f"{len(self.layer_order)} layers; fraction of skewed neurons, |p − ½| > α (count estimator, "
+                 "mean over seeds)</p>")
+        return title + self.summary().to_html(float_format=lambda v: f"{v:.3f}", na_rep="–")
 
     # ---- plots (delegate to skew.plot) -------------------------------------------------------------
     def skew_by_depth(self, *, alpha: float = 0.3, hue: str = "init", ax=None, **kwargs):
@@ -403,19 +420,46 @@ class Comparison:
         axes = np.asarray(axes, dtype=object).ravel()
         if axes.size != len(self.schemes):
             raise SkewError(f"rowsum_hist needs {len(self.schemes)} Axes (one per scheme), got {axes.size}")
+        common, handles = "", None
         for ax, init in zip(axes, self.schemes):
             if (init, seed) not in self.reports:
                 raise SkewError(f"no report for init {init!r} with seed {seed}; seeds are {self.seeds}")
             plot.rowsum_hist(self.reports[(init, seed)], layer=layer, alpha=alpha, binwidth=binwidth, ax=ax,
                              **kwargs)
-            ax.set_title(f"{init}" + (f" — {ax.get_title()}" if ax.get_title() else ""))
+            # the shared part of the title and the legend go once into the figure; each panel names its
+            # scheme, its counts and its λ (narrow panels have no room for a legend beside the bars)
+            *heads, rest = ax.get_title().split("\n")
+            head = ", ".join(heads)
+            what, _, degenerate = rest.partition("; ")
+            common = common or f"{head}, {what}" + (f", seed {seed}" if len(self.seeds) > 1 else "")
+            legend = ax.get_legend()
+            texts = [t.get_text() for t in legend.get_texts()] if legend is not None else []
+            counts = [int(m.group(1)) for m in (re.search(r"\((\d+)\)$", t) for t in texts[:2]) if m]
+            lam = next((t.split("= ", 1)[1] for t in texts[2:] if t.startswith("±λ")), None)
+            facts = ([f"{counts[1]} of {sum(counts)} skewed"] if len(counts) == 2 else []) + \
+                ([f"λ = {lam}"] if lam else []) + ([degenerate] if degenerate else [])
+            ax.set_title(init + (f"\n{'; '.join(facts)}" if facts else ""), fontsize="medium")
+            if legend is not None:
+                handles = handles or legend.legend_handles
+                legend.remove()
+        fig = axes[0].figure
+        if common:
+            fig.suptitle(common, fontsize="medium")
+        if handles:
+            labels = ["not skewed", f"skewed, |p − ½| > {alpha:g}", "±λ, Theorem 1's threshold"][: len(handles)]
+            fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize="small",
+                       frameon=False)
         return axes
 
     # ---- saving -----------------------------------------------------------------------------------
     def save(self, directory: str | os.PathLike) -> list[Path]:
-        """Write neurons.csv, layers.csv, tests.csv, summary.csv and comparison.json into ``directory``.
+        """Write the comparison into ``directory``; :meth:`load` reads it back.
 
-        Each file is written atomically with a fixed float format (byte-identical on identical data).
+        Files: ``neurons.csv``, ``layers.csv``, ``tests.csv``, ``summary.csv`` (fractions; for reading
+        and plotting elsewhere), one :meth:`skew.result.Report.save` file per (init, seed) under
+        ``reports/`` (the exact data), and the manifest ``comparison.json`` (schemes, seeds, thresholds,
+        layers and which report file holds which (init, seed)). Each file is written atomically with a
+        fixed float format: byte-identical on identical data.
 
         Example:
             >>> cmp.save("out/compare")  # doctest: +SKIP
@@ -425,8 +469,46 @@ class Comparison:
         for name, frame in (("neurons", self.neurons), ("layers", self.layers), ("tests", self.tests),
                             ("summary", self._flat_summary())):
             written.append(write_csv(frame, directory / f"{name}.csv"))
-        meta = {"schemes": self.schemes, "seeds": self.seeds, "thresholds": list(self.thresholds),
-                "layers": self.layer_order}
+        files = []
+        for i, ((init, seed), rep) in enumerate(self.reports.items()):
+            rel = f"reports/{i:03d}.skew.zip"  # numbered: scheme names may hold ':' or '='
+            written.append(Path(rep.save(directory / rel)))
+            files.append({"init": init, "seed": int(seed), "file": rel})
+        meta = {"format": _MANIFEST_FORMAT, "version": 1, "schemes": self.schemes, "seeds": self.seeds,
+                "thresholds": list(self.thresholds), "layers": self.layer_order, "reports": files}
         written.append(atomic_write(directory / "comparison.json",
                                     lambda p: p.write_text(json.dumps(meta, indent=2) + "\n")))
         return written
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> Comparison:
+        """Read a comparison written by :meth:`save`: the same reports, schemes, seeds and thresholds.
+
+        Every frame (``.neurons``, ``.layers``, ``.tests``) is rebuilt from the saved reports, so it
+        equals the saved comparison's exactly.
+
+        Example:
+            >>> cmp = Comparison.load("out/compare")  # doctest: +SKIP
+        """
+        from skew.result import Report
+
+        directory = Path(directory)
+        manifest = directory / "comparison.json"
+        if not manifest.is_file():
+            raise SkewError(f"no comparison.json in {str(directory)!r}; pass a directory written by "
+                            "Comparison.save() or `skew compare --out`")
+        try:
+            meta = json.loads(manifest.read_text())
+        except json.JSONDecodeError as err:
+            raise SkewError(f"{str(manifest)!r} is not valid JSON ({err}); save the comparison again") from None
+        if not isinstance(meta, dict) or meta.get("format") != _MANIFEST_FORMAT or "reports" not in meta:
+            raise SkewError(f"{str(manifest)!r} has no list of reports (written by an older skew?); run the "
+                            "comparison again and save it with Comparison.save()")
+        reports = {}
+        for entry in meta["reports"]:
+            path = directory / entry["file"]
+            if not path.is_file():
+                raise SkewError(f"the report of init {entry['init']!r}, seed {entry['seed']} is missing "
+                                f"({str(path)!r}); copy the whole directory written by Comparison.save()")
+            reports[(entry["init"], int(entry["seed"]))] = Report.load(path)
+        return cls(reports, schemes=meta["schemes"], seeds=meta["seeds"], thresholds=meta["thresholds"])

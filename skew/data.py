@@ -3,15 +3,19 @@
 Names (:func:`data_names`):
 
 - ``gaussian``: i.i.d. N(0, 1) entries; ``relu-gaussian``: ReLU of those; ``uniform``: U(−1, 1).
-  Drawn from a ``torch.Generator`` seeded with ``seed``: the same call gives the same tensors.
+  Drawn from the ``data`` stream of ``seed`` (:func:`skew.seeding.generator`), never from a generator
+  seeded with ``seed`` itself, so data are independent of weights initialized with the same seed;
+  the same call gives the same tensors.
 - ``digits``: scikit-learn's bundled 8×8 handwritten digits (1,797 images, no download), scaled
-  from [0, 16] to [0, 1] and standardised with the dataset's mean and std, shuffled with ``seed``,
+  from [0, 16] to [0, 1] and standardised with the dataset's mean and std, shuffled with ``seed``'s
+  ``data`` stream,
   then shaped for the model (see :func:`digits_tensors`). Batches are ``(x, y)``.
 - ``text``: the Python standard library's own documentation (``pydoc_data.topics``) as UTF-8 bytes,
   one token per byte (vocabulary 256), cut into sequences of ``shape = (seq_len,)`` tokens. Batches
   are Hugging Face style dicts ``{"input_ids", "attention_mask"}`` (see :func:`text_batches`).
 - ``"pkg.module:factory"``: ``factory(**kw)`` with whichever of shape, batch_size, batches, seed
-  its signature takes; it may return a tensor (split into batches) or any iterable of batches.
+  its signature takes (``seed`` is the ``data`` stream's child seed, not the user seed); it may
+  return a tensor (split into batches) or any iterable of batches.
 - ``file.pt`` / ``file.pth``: loaded with ``torch.load(weights_only=True)``; a tensor is split into
   batches, an (x, y) pair of equal-length tensors into (x, y) batches, a list is taken as batches.
 - ``file.npy``: loaded with ``numpy.load(allow_pickle=False)`` and split into batches.
@@ -41,6 +45,7 @@ from torch.utils.data import TensorDataset
 
 from skew._factory import import_factory
 from skew.errors import SkewError
+from skew.seeding import child_seed, generator
 
 __all__ = ["build_data", "data_names", "digits_dataset", "digits_tensors", "text_batches", "text_tokens"]
 
@@ -80,7 +85,7 @@ def _check_count(name: str, value, allow_none: bool = False) -> int | None:
 
 
 def _synthetic(name: str, shape, batch_size: int, batches: int, seed: int) -> list[torch.Tensor]:
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = generator(seed, "data")
     out = []
     for _ in range(batches):
         if name == "uniform":
@@ -113,7 +118,8 @@ def digits_tensors(shape: Sequence[int] = (64,), seed: int | None = 0) -> tuple[
       any other F resamples the flat 64-vector linearly to length F.
     - ``(C, H, W)``: resized to H×W (bilinear, ``F.interpolate``) and replicated to C channels.
 
-    ``seed`` shuffles the samples (``torch.randperm`` with that seed); ``None`` keeps sklearn's order.
+    ``seed`` shuffles the samples (``torch.randperm`` drawn from the ``data`` stream of that seed,
+    :func:`skew.seeding.generator`); ``None`` keeps sklearn's order.
 
     Example:
         >>> x, y = digits_tensors((3, 16, 16))
@@ -131,7 +137,7 @@ def digits_tensors(shape: Sequence[int] = (64,), seed: int | None = 0) -> tuple[
     x = torch.from_numpy((u - u.mean()) / u.std())
     y = torch.from_numpy(target)
     if seed is not None:
-        perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(int(seed)))
+        perm = torch.randperm(len(x), generator=generator(seed, "data"))
         x, y = x[perm], y[perm]
     img = x.reshape(-1, 1, 8, 8)
     if len(shape) == 3:
@@ -331,7 +337,7 @@ def _from_file(path: Path, batch_size: int, batches: int | None, shape) -> list:
 
 def _from_factory(spec: str, shape, batch_size: int, batches: int | None, seed: int) -> list:
     fn = import_factory(spec, "data", "mypkg.data:make_batches")
-    offered = {"shape": shape, "batch_size": batch_size, "batches": batches, "seed": seed}
+    offered = {"shape": shape, "batch_size": batch_size, "batches": batches, "seed": child_seed(seed, "data")}
     params = inspect.signature(fn).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         kwargs = offered

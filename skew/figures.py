@@ -24,9 +24,11 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -38,8 +40,9 @@ from torch import nn
 
 from skew._io import atomic_write, save_figure, write_csv
 from skew.compare import AS_BUILT, Comparison, compare
+from skew.seeding import generator
 
-__all__ = ["Entry", "generate"]
+__all__ = ["Entry", "check", "deterministic", "generate"]
 
 #: Table 1's schemes and the names the paper prints for them.
 TABLE1_SCHEMES: dict[str, str] = OrderedDict(
@@ -50,6 +53,14 @@ TABLE1_SCHEMES: dict[str, str] = OrderedDict(
 #: (He normal fan_out for ResNet convs, ...). LSUV is left out: one forward pass per try per layer.
 ARCH_SCHEMES: tuple[str, ...] = (AS_BUILT, "xavier_uniform", "kaiming_normal", "orthogonal", "sinusoidal")
 THEORY_LAWS: tuple[str, ...] = ("gaussian", "relu-gaussian", "uniform", "relu-uniform")
+#: The one user seed of the catalogue; data and init use its independent streams (skew.seeding).
+SEED = 0
+#: CPU threads of a catalogue run: fixed, so float reductions split the same way on every machine. One
+#: thread: no split at all, and no OpenMP contention (measured on 2 busy shared cores, OMP_NUM_THREADS unset:
+#: a 5-epoch MLP training took 1.3-1.8 s with 1 thread and 21-36 s with 2).
+THREADS = 1
+#: The measured wall time of a full run, quoted in figures/README.md (filled in by whoever measures it).
+FULL_RUN_TIME = "TIME_TBD"
 
 
 @dataclass
@@ -64,6 +75,7 @@ class Entry:
 @dataclass
 class _Config:
     quick: bool
+    seed: int = SEED
     width: int = field(init=False)
     samples: int = field(init=False)
     batch: int = field(init=False)
@@ -105,7 +117,11 @@ def _markdown_table(frame: pd.DataFrame, floatfmt: str | dict[str, str] = "{:.1f
     def cell(column: str, v) -> str:
         if isinstance(v, (float, np.floating)):
             fmt = floatfmt.get(column, "{:.1f}") if isinstance(floatfmt, dict) else floatfmt
-            return "–" if not np.isfinite(v) else fmt.format(v)
+            if not np.isfinite(v):
+                return "–"
+            text = fmt.format(v)
+            # "-0.00" and "0.00" are the same number: a rounding-level sign must not change the file
+            return text[1:] if text.startswith("-") and not any(c in "123456789" for c in text) else text
         return str(v)
 
     columns = [str(c) for c in frame.columns]
@@ -129,7 +145,7 @@ def _seeded(fn: Callable):
 
 
 def _gaussian_batches(n_samples: int, batch: int, dim: int, law: str = "gaussian", seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
+    g = generator(seed, "data")
     out = []
     for _ in range(n_samples // batch):
         x = torch.randn(batch, dim, generator=g) if "gaussian" in law else torch.rand(batch, dim, generator=g) * 2 - 1
@@ -144,8 +160,8 @@ def _weights(out: Path, cfg: _Config) -> list[Entry]:
 
     def matrix(scheme: str, m: int = 101, n: int = 101) -> torch.Tensor:
         layer = nn.Linear(n, m, bias=False)
-        data = torch.randn(64, n, generator=torch.Generator().manual_seed(0)) if scheme == "lsuv" else None
-        skew.init.apply(layer, scheme, data=data, generator=torch.Generator().manual_seed(0))
+        data = torch.randn(64, n, generator=generator(cfg.seed, "data")) if scheme == "lsuv" else None
+        skew.init.apply(layer, scheme, data=data, generator=generator(cfg.seed, "init"))
         return layer.weight.detach().clone()
 
     w = matrix("sinusoidal")
@@ -162,10 +178,10 @@ def _weights(out: Path, cfg: _Config) -> list[Entry]:
     for ax, scheme in zip(axes[0], schemes):
         plot.weight_heatmap(matrix(scheme), ax=ax)
         ax.set_title(scheme)
-    fig.suptitle("Weight matrices at initialization, 101×101 (seed 0)")
+    fig.suptitle(f"Weight matrices at initialization, 101×101 (seed {cfg.seed})")
     entries.append(Entry(save_figure(fig, out / "weights_schemes.png"),
                          "Heatmaps of a 101×101 matrix under Glorot, orthogonal, IDInit, arcsine (random values "
-                         "with the sinusoidal distribution) and sinusoidal.", "seed 0"))
+                         "with the sinusoidal distribution) and sinusoidal.", f"seed {cfg.seed}"))
     return entries
 
 
@@ -173,11 +189,11 @@ def _table1(out: Path, cfg: _Config) -> tuple[list[Entry], Comparison]:
     from skew import plot, theory
     from skew.models import build_model
 
-    loader = _gaussian_batches(cfg.samples, cfg.batch, cfg.width)
-    cmp = compare(lambda: build_model("mlp", depth=3, width=cfg.width), loader, list(TABLE1_SCHEMES), seeds=(0,),
-                  thresholds=(0.1, 0.3), progress=False)
+    loader = _gaussian_batches(cfg.samples, cfg.batch, cfg.width, seed=cfg.seed)
+    cmp = compare(lambda: build_model("mlp", depth=3, width=cfg.width), loader, list(TABLE1_SCHEMES),
+                  seeds=(cfg.seed,), thresholds=(0.1, 0.3), progress=False)
     settings = (f"3 bias-free Linear({cfg.width}→{cfg.width}) layers, ReLU before each; {cfg.samples} N(0,1) "
-                "samples; count estimator; seed 0")
+                f"samples; count estimator; seed {cfg.seed}")
     layers = cmp.layers
     rows = []
     for scheme, label in TABLE1_SCHEMES.items():
@@ -219,7 +235,8 @@ def _table1(out: Path, cfg: _Config) -> tuple[list[Entry], Comparison]:
     fig, axes = _figure(2, 1, width=4.8, height=3.8)
     for ax, a in zip(axes[0], (0.1, 0.3)):
         plot.skew_by_depth(cmp, alpha=a, hue="init", ax=ax)
-        ax.set_title(f"skewed: |p − ½| > {a:g} (LSUV's line lies on orthogonal's)", fontsize="medium")
+        ax.set_title(f"skewed: |p − ½| > {a:g}\n(LSUV's values equal orthogonal's)", fontsize="medium")
+    axes[0, 0].get_legend().remove()  # same colours in both panels: one legend, at the right
     fig.suptitle("Skewed neurons by depth, Table 1 MLP (count estimator of p)")
     entries.append(Entry(save_figure(fig, out / "skew_by_depth.png"),
                          "Fraction of skewed neurons per layer for each scheme, α = 0.1 and α = 0.3.", settings))
@@ -230,18 +247,17 @@ def _from_table1(out: Path, cmp: Comparison, cfg: _Config) -> list[Entry]:
     from skew import plot
 
     first, last = cmp.layer_order[0], cmp.layer_order[-1]
-    glorot = cmp.reports[("xavier_uniform", 0)]
+    glorot = cmp.reports[("xavier_uniform", cfg.seed)]
     settings = (f"ReLU → Linear({cfg.width}→{cfg.width}, bias=False), Glorot uniform, {cfg.samples} N(0,1) "
                 "samples (first layer of the Table 1 MLP)")
     entries = []
     fig, axes = _figure(1, 1, width=6.0, height=4.2)
-    ax = plot.rowsum_hist(glorot, layer=first, alpha=0.3, binwidth=0.2, ax=axes[0, 0])
-    ax.set_xlim(-4.5, 4.5)
+    plot.rowsum_hist(glorot, layer=first, alpha=0.3, binwidth=0.2, ax=axes[0, 0])
     fig.suptitle(f"Fig. 5: ReLU → Linear({cfg.width}→{cfg.width}, bias=False), Glorot uniform, N(0,1) inputs",
                  fontsize="medium")
     entries.append(Entry(save_figure(fig, out / "rowsum_hist_fig5.png"),
                          "Fig. 5: stacked density histogram of the row sums S, skewed (α = 0.3) vs not, with the "
-                         "threshold ±λ of Theorem 1 marked.", settings + "; bin width 0.2, x ∈ [−4.5, 4.5]"))
+                         "threshold ±λ of Theorem 1 marked.", settings + "; bin width 0.2, x range covering every row sum and ±λ"))
     fig, axes = _figure(1, 1, width=6.0, height=4.2)
     plot.skew_vs_rowsum(glorot, layer=first, ax=axes[0, 0])
     fig.suptitle(f"Theorem 1: ReLU → Linear({cfg.width}→{cfg.width}, bias=False), Glorot uniform, N(0,1) inputs",
@@ -252,11 +268,16 @@ def _from_table1(out: Path, cmp: Comparison, cfg: _Config) -> list[Entry]:
     for layer, name, label in ((first, "activation_states.png", "first"), (last, "activation_states_last.png",
                                                                            "last")):
         fig, axes = _figure(len(TABLE1_SCHEMES), 1, width=3.4, height=3.6)
-        for i, (ax, (scheme, title)) in enumerate(zip(axes[0], TABLE1_SCHEMES.items())):
-            plot.activation_states(cmp.reports[(scheme, 0)], layer=layer, ax=ax)
+        handles = None
+        for ax, (scheme, title) in zip(axes[0], TABLE1_SCHEMES.items()):
+            plot.activation_states(cmp.reports[(scheme, cfg.seed)], layer=layer, ax=ax)
             ax.set_title(f"{title} ({layer})")
-            if i and ax.get_legend() is not None:
+            if ax.get_legend() is not None:  # one key for the whole figure, below the panels
+                handles = handles or ax.get_legend().legend_handles
                 ax.get_legend().remove()
+        if handles:
+            fig.legend(handles, [h.get_label() for h in handles], loc="outside lower center", ncol=len(handles),
+                       fontsize="small", frameon=False)
         fig.suptitle(f"Activation states, {label} layer of the Table 1 MLP (white = active)")
         entries.append(Entry(save_figure(fig, out / name),
                              f"Fig. 4: samples × neurons raster of the {label} layer ({layer}) per scheme; vertical "
@@ -273,8 +294,8 @@ def _theory(out: Path, cfg: _Config) -> list[Entry]:
     fig, axes = _figure(2, 2, width=5.0, height=3.8)
     for ax, law in zip(axes.ravel(), THEORY_LAWS):
         layer = nn.Linear(n, n, bias=False)
-        skew.init.apply(layer, "xavier_uniform", generator=torch.Generator().manual_seed(0))
-        loader = _gaussian_batches(cfg.theory_samples, min(cfg.theory_samples, 1000), n, law=law, seed=1)
+        skew.init.apply(layer, "xavier_uniform", generator=generator(cfg.seed, "init"))
+        loader = _gaussian_batches(cfg.theory_samples, min(cfg.theory_samples, 1000), n, law=law, seed=cfg.seed)
         rep = report(layer, loader, thresholds=(0.1, 0.3), progress=False)
         plot.skew_fraction_vs_alpha(rep, laws=[law], ax=ax)
         ax.set_title(f"inputs {law}")
@@ -293,13 +314,13 @@ def _architectures(out: Path, cfg: _Config) -> list[Entry]:
 
     results: dict[str, Comparison] = {}
     for name, opts in cfg.arch.items():
-        loader = build_data("digits", shape=opts["shape"], batch_size=opts["batch_size"], batches=1, seed=0)
-        results[name] = compare(partial(build_model, name, image_size=opts["shape"][-1]), loader, list(ARCH_SCHEMES), seeds=(0,),
-                                thresholds=(0.1, 0.3), progress=False)
+        loader = build_data("digits", shape=opts["shape"], batch_size=opts["batch_size"], batches=1, seed=cfg.seed)
+        results[name] = compare(partial(build_model, name, image_size=opts["shape"][-1]), loader,
+                                list(ARCH_SCHEMES), seeds=(cfg.seed,), thresholds=(0.1, 0.3), progress=False)
     sizes = "; ".join(f"{k}: {v['batch_size']} digits images at {'×'.join(map(str, v['shape']))}"
                       for k, v in cfg.arch.items())
-    settings = (f"{sizes}; eval mode; pre-activation of every Linear/Conv; seed 0; as_built = torchvision's own "
-                "constructor init (no scheme applied)")
+    settings = (f"{sizes}; eval mode; pre-activation of every Linear/Conv; seed {cfg.seed}; as_built = "
+                "torchvision's own constructor init (no scheme applied)")
     entries = []
     rows, layer_frames = [], []
     for name, cmp in results.items():
@@ -347,12 +368,15 @@ def _architectures(out: Path, cfg: _Config) -> list[Entry]:
     entries.append(Entry(save_figure(fig, out / "architectures_skew_by_depth.png"),
                          "Per-layer fraction of skewed neurons (α = 0.3, count estimator) for each scheme.",
                          settings))
-    fig, axes = _figure(len(names), 2, width=4.6, height=3.6)
+    fig, axes = _figure(len(names), 2, width=4.6 + 2.6 / len(names), height=3.6)  # + room for the legends
     for col, name in enumerate(names):
         plot.skew_hist(results[name], layer="all", hue="init", ax=axes[0, col])
-        axes[0, col].set_title(f"{name}: skew |p − 1/2|, all layers (count estimator)", fontsize="medium")
+        axes[0, col].set_title(f"{name}: skew |p − ½|, all layers", fontsize="medium")
         _rowsum_by_scheme(results[name].neurons, axes[1, col])
-        axes[1, col].set_title(f"{name}: row sums in units of the row norm, all layers", fontsize="medium")
+        axes[1, col].set_title(f"{name}: row sums over row norms, all layers", fontsize="medium")
+        if col < len(names) - 1:  # the colours are the same in every column: one legend per row, at the right
+            for ax in axes[:, col]:
+                ax.get_legend().remove()
     entries.append(Entry(save_figure(fig, out / "architectures_distributions.png"),
                          "Distributions per scheme, all layers pooled: the neurons' skew (top) and their row sums in "
                          "units of the row norm, S/‖W_i‖ (bottom; Theorem 1's p ≈ Φ((μ/σ)·S/‖W_i‖); N(0,1) for "
@@ -441,14 +465,14 @@ def _rowsum_by_scheme(neurons: pd.DataFrame, ax, limit: float = 4.0) -> None:
     for i, init in enumerate(pd.unique(neurons["init"])):
         v = values[(neurons["init"] == init).to_numpy()]
         v = v[np.isfinite(v)]
-        ax.hist(np.clip(v, -limit, limit), bins=bins, density=True, histtype="step", lw=1.4, color=f"C{i}",
-                label=f"{init} ({v.size})")
+        ax.hist(np.clip(v, -limit, limit), bins=bins, density=True, histtype="step", lw=max(1.0, 2.6 - 0.4 * i),
+                color=f"C{i}", ls=("-", "--", "-.", ":")[i % 4], label=f"{init} ({v.size})")
     ax.plot(grid, np.exp(-grid**2 / 2) / np.sqrt(2 * np.pi), "k:", lw=1.2, label="N(0, 1)")
     ax.set_yscale("log")
     ax.set_ylim(1e-3, None)
     ax.set_xlabel("S / ‖W_i‖ (row sum over row norm; clipped at ±4)")
     ax.set_ylabel("density (log scale)")
-    ax.legend(title="init", fontsize="small")
+    ax.legend(title="init", fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
 
 
 def _training(out: Path, cfg: _Config) -> list[Entry]:
@@ -471,14 +495,35 @@ def _training(out: Path, cfg: _Config) -> list[Entry]:
 
 
 def _readme(out: Path, entries: Sequence[Entry], cfg: _Config) -> Path:
+    command = ("skew figures --out figures" + (" --quick" if cfg.quick else "")
+               + (f" --seed {cfg.seed}" if cfg.seed != SEED else ""))
     lines = [
         "# skew figures",
         "",
-        "Regenerated by `skew figures --out figures" + (" --quick" if cfg.quick else "") + "` (`skew.figures.generate`); "
-        "byte-identical on a second run (fixed seeds, no dates in file metadata, fixed CSV float format). "
-        "Skew of a neuron: |p − 1/2| with p = P(Z > 0) counted over the samples (the `count` estimator) unless a "
-        "figure says `gauss`; skewed with degree α when the skew exceeds α. Degenerate neurons (std Z ≈ 0) are "
-        "excluded from the fractions.",
+        f"Regenerated by `{command}` (`skew.figures.generate`). Skew of a neuron: |p − 1/2| with p = P(Z > 0) "
+        "counted over the samples (the `count` estimator) unless a figure says `gauss`; skewed with degree α when "
+        "the skew exceeds α. Degenerate neurons (std Z ≈ 0) are excluded from the fractions.",
+        "",
+        "## Reproducing",
+        "",
+        f"Every random draw of the figures and tables comes from the one seed {cfg.seed}, split into independent "
+        "streams for data and init (`skew.seeding`; the training experiment's run seeds are split the same way, "
+        f"see `skew.train`); the run uses {THREADS} CPU thread{'s' if THREADS > 1 else ''} (whatever the machine), "
+        "`torch.use_deterministic_algorithms`, no dates in file metadata and fixed float formats.",
+        "",
+        "- **Byte-identical:** every file, when regenerated on the same machine with the same software "
+        "(two runs agree byte for byte).",
+        "- **Within tolerance:** on another machine, numbers that go through floating-point reductions "
+        "(matrix products, convolutions, training steps) may differ in their last digits, and a count can "
+        "change when a pre-activation lies within rounding of 0. `" + command.replace(" --out", " --check --out")
+        + "` regenerates into a temporary directory and compares every table (CSV and Markdown) with the "
+        "files here: text exactly, numbers within per-column tolerances (percentages ±0.5 points, accuracies "
+        "±0.01, AUC ±0.3, skewed fractions and mean skew ±0.005, OUI ±0.01, epochs ±1, layer/neuron/sample "
+        "counts exact; the full list is in `skew.figures_check`). It names each file, row and column that "
+        "differs and exits 1 on a mismatch.",
+        "- **Existence only:** PNG figures (their pixels depend on fonts and the matplotlib build).",
+        "",
+        f"A full run took {FULL_RUN_TIME}.",
         "",
         "| file | what it shows | settings |",
         "|---|---|---|",
@@ -490,13 +535,45 @@ def _readme(out: Path, entries: Sequence[Entry], cfg: _Config) -> Path:
     return _text("\n".join(lines), out / "README.md")
 
 
-def generate(out_dir: str | os.PathLike = "figures", quick: bool = False, *, verbose: bool = False) -> list[Path]:
+@contextmanager
+def deterministic(threads: int | None = None):
+    """Run a block with ``threads`` CPU threads and deterministic algorithms; restores both afterwards.
+
+    Sets ``torch.set_num_threads(threads)`` (default :data:`THREADS`: reductions are split the same
+    way on every machine), ``torch.use_deterministic_algorithms(True, warn_only=True)`` and, for CUDA,
+    ``cudnn.deterministic = True``, ``cudnn.benchmark = False``.
+
+    Example:
+        >>> with deterministic(1):
+        ...     torch.get_num_threads()
+        1
+    """
+    threads = THREADS if threads is None else int(threads)
+    saved = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+             torch.is_deterministic_algorithms_warn_only_enabled(), torch.backends.cudnn.deterministic,
+             torch.backends.cudnn.benchmark)
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved[0])
+        torch.use_deterministic_algorithms(saved[1], warn_only=saved[2])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[3], saved[4]
+
+
+def generate(out_dir: str | os.PathLike = "figures", quick: bool = False, *, verbose: bool = False,
+             threads: int | None = None, seed: int = SEED) -> list[Path]:
     """Write every figure and table of docs/experiments.md into ``out_dir``; returns the paths written.
 
-    ``quick=True`` uses small sizes (Table 1 MLP width 128, resnet18 only at 32×32) for tests; the full
+    ``seed`` is the one user seed of the figures and tables (default :data:`SEED`; data and init use
+    its independent streams, :mod:`skew.seeding`). ``quick=True`` uses small sizes (Table 1 MLP width 128, resnet18 only at 32×32) for tests; the full
     run (width 1000, 10,000 samples, resnet50 / mobilenet_v3_small / efficientnet_v2_s / vit_b_16) takes
-    a few minutes on two CPU cores. Global RNG state is restored afterwards; output is byte-identical on
-    a second run in the same environment.
+    a few minutes on two CPU cores. The run uses ``threads`` CPU threads (default :data:`THREADS`) and
+    deterministic algorithms (:func:`deterministic`); the global RNG state, thread count and
+    determinism flags are restored afterwards. Output is byte-identical on a second run in the same
+    environment; on another machine tables agree within the tolerances :func:`check` states.
 
     Example:
         >>> generate("figures", quick=True)  # doctest: +SKIP
@@ -504,7 +581,7 @@ def generate(out_dir: str | os.PathLike = "figures", quick: bool = False, *, ver
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = _Config(bool(quick))
+    cfg = _Config(bool(quick), int(seed))
     entries: list[Entry] = []
 
     def step(label: str, fn: Callable):
@@ -514,13 +591,51 @@ def generate(out_dir: str | os.PathLike = "figures", quick: bool = False, *, ver
             print(f"[skew figures] {label}: {time.perf_counter() - start:.1f} s", flush=True)
         return result
 
-    entries += step("weights", lambda: _weights(out, cfg))
-    table_entries, cmp = step("table 1", lambda: _table1(out, cfg))
-    entries += table_entries
-    entries += step("fig 4-5", lambda: _from_table1(out, cmp, cfg))
-    entries += step("theory", lambda: _theory(out, cfg))
-    entries += step("architectures", lambda: _architectures(out, cfg))
-    entries += step("language models", lambda: _language_models(out, cfg))
-    entries += step("training", lambda: _training(out, cfg))
+    with deterministic(threads):
+        entries += step("weights", lambda: _weights(out, cfg))
+        table_entries, cmp = step("table 1", lambda: _table1(out, cfg))
+        entries += table_entries
+        entries += step("fig 4-5", lambda: _from_table1(out, cmp, cfg))
+        entries += step("theory", lambda: _theory(out, cfg))
+        entries += step("architectures", lambda: _architectures(out, cfg))
+        entries += step("language models", lambda: _language_models(out, cfg))
+        entries += step("training", lambda: _training(out, cfg))
     readme = _readme(out, entries, cfg)
     return [e.path for e in entries] + [readme]
+
+
+def check(reference_dir: str | os.PathLike = "figures", quick: bool = False, *, work_dir=None,
+          verbose: bool = False, threads: int | None = None, seed: int = SEED) -> tuple[list[str], list[str]]:
+    """Regenerate the catalogue and compare it with ``reference_dir``: (differences, byte-identical files).
+
+    Regenerates into ``work_dir`` (default: a temporary directory, removed afterwards) with the same
+    ``quick`` setting as the reference (its README.md says which; a mismatch raises
+    :class:`~skew.errors.SkewError`), then :func:`skew.figures_check.compare_catalogues`: tables within
+    the tolerances of :data:`skew.figures_check.TOLERANCES`, PNGs for existence only.
+
+    Example:
+        >>> diffs, same = check("figures")  # doctest: +SKIP
+        >>> diffs  # doctest: +SKIP
+        []
+    """
+    import tempfile
+
+    from skew.errors import SkewError
+    from skew.figures_check import compare_catalogues
+
+    ref = Path(reference_dir)
+    readme = ref / "README.md"
+    if not readme.is_file():
+        raise SkewError(f"{str(ref)!r} holds no catalogue (no README.md); pass --out with the directory "
+                        "`skew figures` wrote, e.g. --out figures")
+    made_by = re.search(r"Regenerated by `([^`]*)`", readme.read_text(encoding="utf-8"))
+    ref_quick = made_by is not None and "--quick" in made_by.group(1).split()
+    if ref_quick != bool(quick):
+        raise SkewError(f"{str(ref)!r} was generated {'with' if ref_quick else 'without'} --quick; check it "
+                        f"{'with' if ref_quick else 'without'} --quick too")
+    if work_dir is not None:
+        generate(work_dir, quick=quick, verbose=verbose, threads=threads, seed=seed)
+        return compare_catalogues(work_dir, ref)
+    with tempfile.TemporaryDirectory(prefix="skew-figures-check-") as tmp:
+        generate(tmp, quick=quick, verbose=verbose, threads=threads, seed=seed)
+        return compare_catalogues(tmp, ref)

@@ -1,7 +1,7 @@
 """OUI, the Overfitting–Underfitting Indicator (docs/oui.md), from binary activation patterns.
 
 A site's *activation pattern* for one input sample is the binary vector [unit k active] over its
-units. The authors' units (SPEC §3), used by ``oui_pairwise``, are every entry of the sample's
+units. The authors' units (docs/oui.md), used by ``oui_pairwise``, are every entry of the sample's
 output: for a conv output every (channel, position), the C×H×W map flattened channel-major; for
 tokens every (token, feature), T×F; for Linear on (B, F) the F neurons. The analyzer keeps these
 full patterns for the first 8 samples only (at most ``OUI_MAX_UNITS`` = 2**20 units per sample:

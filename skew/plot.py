@@ -5,7 +5,10 @@ on that one Axes and returns it; none calls ``plt.show()`` or changes matplotlib
 ``data`` may be a :class:`skew.result.Report` (``.neurons``, ``.layers``, ``.signs``,
 ``.thresholds``), a :class:`skew.compare.Comparison` (tidy frames with ``init`` and ``seed``
 columns), or a DataFrame: a neurons frame (has a ``neuron`` column) or a layers frame. Layer-specific
-plots use ``layer=None`` → the first layer (the title says so) or ``layer="all"``.
+plots take ``layer=`` (a name, or ``"all"`` where pooling makes sense); ``layer=None`` picks the first
+layer whose measured input has a non-zero mean, |μ| ≥ 0.1 σ (:func:`default_layer`): a layer fed the raw,
+zero-mean data (the first conv of an image model) has no skew to show, every histogram collapsing to one
+bar. The title names the layer shown and why it was picked.
 Titles and labels name the estimator of p (``count``: fraction of samples with Z > 0; ``gauss``:
 Φ(mean_Z / std_Z)) and the threshold α; degenerate neurons (std_Z = 0) are left out and counted.
 
@@ -113,16 +116,48 @@ def _order(frame: pd.DataFrame) -> list:
     return list(dict.fromkeys(frame["layer"]))
 
 
-def _select(frame: pd.DataFrame, layer, *, allow_all: bool = True) -> tuple[pd.DataFrame, str]:
-    """Rows of ``layer`` (None: the first layer; "all": every layer) and a label for titles."""
+#: ``default_layer`` skips layers whose input mean is below this fraction of the input std.
+MIN_INPUT_MEAN = 0.1
+
+
+def default_layer(names: Sequence, layers: pd.DataFrame | None = None) -> tuple[object, str]:
+    """The layer a per-layer plot shows when ``layer=None``, and a short reason for the title.
+
+    The first layer, in forward order, whose measured input satisfies |μ| ≥ 0.1 σ (columns
+    ``input_mean`` / ``input_std`` of the layers frame, averaged over inits and seeds): Theorem 1's skew
+    needs μ ≠ 0, so a layer fed zero-mean data (the standardised images of a first conv) shows
+    nothing. Falls back to the first layer when no layer qualifies or the moments are unknown.
+
+    Example:
+        >>> frame = pd.DataFrame({"layer": ["conv1", "conv2"], "input_mean": [0.0, 0.4], "input_std": [1.0, 0.6]})
+        >>> default_layer(["conv1", "conv2"], frame)
+        ('conv2', 'first layer with input mean ≠ 0')
+    """
+    names = list(names)
+    if not names:
+        raise SkewError("no layers to plot; analyse at least one layer first")
+    if layers is not None and {"layer", "input_mean", "input_std"} <= set(layers.columns):
+        moments = layers.groupby("layer", sort=False)[["input_mean", "input_std"]].mean()
+        for name in names:
+            if name in moments.index:
+                mu, sd = (float(v) for v in moments.loc[name])
+                if math.isfinite(mu) and math.isfinite(sd) and abs(mu) >= MIN_INPUT_MEAN * sd and mu != 0:
+                    return name, ("first layer" if name == names[0] else "first layer with input mean ≠ 0")
+        return names[0], "first layer; no layer has input mean ≠ 0"
+    return names[0], "first layer"
+
+
+def _select(frame: pd.DataFrame, layer, *, allow_all: bool = True,
+            layers: pd.DataFrame | None = None) -> tuple[pd.DataFrame, str]:
+    """Rows of ``layer`` (None: :func:`default_layer`; "all": every layer) and a label for titles."""
     names = _order(frame)
     if not names:
         raise SkewError("the frame has no rows; analyse at least one layer first")
     if layer == "all" and allow_all:
         return frame, ("all layers" if len(names) > 1 else f"layer {names[0]}")
     if layer is None:
-        layer = names[0]
-        label = f"layer {layer}" + (f" (first of {len(names)}; pass layer=)" if len(names) > 1 else "")
+        layer, why = default_layer(names, layers)
+        label = f"layer {layer}" + (f" ({why})" if len(names) > 1 else "")
     else:
         if layer not in names:
             shown = ", ".join(map(repr, names[:10])) + (" ..." if len(names) > 10 else "")
@@ -191,6 +226,32 @@ def _thresholds(thresholds, layers: pd.DataFrame | None) -> tuple[float, ...]:
         if found:
             return tuple(found)
     return _DEFAULT_THRESHOLDS
+
+
+#: Line styles and markers cycled with the colours, so that coinciding lines (schemes with the same
+#: measurements, e.g. two uniform schemes that differ only in scale) stay distinguishable.
+_LINESTYLES = ("-", "--", "-.", ":")
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def _style(i: int) -> dict:
+    """Colour, line style and marker of the i-th group of a plot."""
+    return {"color": f"C{i % 10}", "ls": _LINESTYLES[i % len(_LINESTYLES)], "marker": _MARKERS[i % len(_MARKERS)]}
+
+
+def _legend(ax, *, outside: bool = False, **kwargs):
+    """A legend that does not cover data: beside the axes (``outside``) or at the emptiest spot, translucent."""
+    kwargs.setdefault("fontsize", "small")
+    if outside:
+        return ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, **kwargs)
+    return ax.legend(loc="best", framealpha=0.85, **kwargs)
+
+
+def _title(*parts: str, width: int = 48) -> str:
+    """Title parts joined by ", " on one line while it stays short, else one part per line (never cut)."""
+    parts = [p for p in parts if p]
+    one = ", ".join(parts)
+    return one if len(one) <= width else "\n".join(parts)
 
 
 def _weight_array(weight) -> np.ndarray:
@@ -317,7 +378,7 @@ def _lambda(alpha: float, sub: pd.DataFrame, layers: pd.DataFrame | None) -> flo
 
 
 def rowsum_hist(data, *, layer=None, alpha: float = 0.3, binwidth: float = 0.2,
-                xlim: tuple[float, float] | None = (-4.5, 4.5), estimator: str = "count", ax=None):
+                xlim: tuple[float, float] | None = None, estimator: str = "count", ax=None):
     """Stacked density histogram of the row sums S = Σ_j W_ij, skewed (|p − ½| > α) vs not (Fig. 5).
 
     The two stacks together integrate to 1 (bins of width ``binwidth``, aligned on multiples of
@@ -328,6 +389,10 @@ def rowsum_hist(data, *, layer=None, alpha: float = 0.3, binwidth: float = 0.2,
     taken from the layers frame's ``lambda_{α}`` column, else computed from its ``input_mean`` /
     ``input_std`` with θ² = mean‖W_i‖²/n; left out when the input moments are unknown or μ = 0.
 
+    The x range always shows every row sum and ±λ (with a margin of one bin): by default it is
+    symmetric, [−r, r] with r = max(max|S|, λ) + binwidth; an ``xlim`` that would hide data or λ is
+    widened to include them.
+
     Example:
         >>> ax = rowsum_hist(report, layer="fc1", alpha=0.3)   # doctest: +SKIP
     """
@@ -337,32 +402,34 @@ def rowsum_hist(data, *, layer=None, alpha: float = 0.3, binwidth: float = 0.2,
         raise SkewError(f"binwidth={binwidth!r} must be positive; use e.g. binwidth=0.2")
     neurons, layers, _, _ = _parts(data)
     neurons = _need(neurons, ("layer", "row_sum", col), "rowsum_hist")
-    sub, label = _select(neurons, layer, allow_all=False)
+    sub, label = _select(neurons, layer, allow_all=False, layers=layers)
     sub, n_degenerate = _live(sub, col)
     if not len(sub):
         raise SkewError(f"{label} has no non-degenerate neuron to plot")
     s = sub["row_sum"].to_numpy(float)
     skewed = sub[col].to_numpy(float) > alpha
-    lo, hi = float(s.min()), float(s.max())
-    if xlim is not None:
-        lo, hi = min(lo, xlim[0]), max(hi, xlim[1])
-    start, stop = math.floor(lo / binwidth), math.ceil(hi / binwidth)
+    lam = _lambda(alpha, sub, layers)
+    lam = lam if lam is not None and math.isfinite(lam) else None
+    reach = max(float(np.abs(s).max()), lam or 0.0) + binwidth
+    lo, hi = (-reach, reach) if xlim is None else (float(xlim[0]), float(xlim[1]))
+    lo = min(lo, float(s.min()) - binwidth, -lam - binwidth if lam is not None else lo)
+    hi = max(hi, float(s.max()) + binwidth, lam + binwidth if lam is not None else hi)
+    start, stop = math.floor(float(s.min()) / binwidth), math.ceil(float(s.max()) / binwidth)
     edges = binwidth * np.arange(start, max(stop, start + 1) + 1)
     ax = _axes(ax)
     ax.hist([s[~skewed], s[skewed]], bins=edges, stacked=True, density=True, color=["C0", "C3"],
             label=[f"not skewed ({int((~skewed).sum())})", f"skewed, |p − ½| > {alpha:g} ({int(skewed.sum())})"])
-    lam = _lambda(alpha, sub, layers)
-    if lam is not None and math.isfinite(lam):
+    if lam is not None:
         ax.axvline(-lam, color="k", ls="--", lw=1.2, label=f"±λ({alpha:g}) = {lam:.3g}")
         ax.axvline(lam, color="k", ls="--", lw=1.2)
-    if xlim is not None:
-        ax.set_xlim(*xlim)
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.25)  # head room for the legend
     extra = f"; {n_degenerate} degenerate left out" if n_degenerate else ""
-    ax.set_title(f"Row sums S, {label}\nskewed at α = {alpha:g} ({estimator} estimator of p){extra}",
+    ax.set_title(_title("Row sums S", label) + f"\nskewed at α = {alpha:g} ({estimator} estimator of p){extra}",
                  fontsize="medium")
     ax.set_xlabel("row sum S = Σⱼ Wᵢⱼ")
     ax.set_ylabel("density")
-    ax.legend(fontsize="small")
+    _legend(ax)
     return ax
 
 
@@ -380,7 +447,7 @@ def skew_hist(data, *, layer=None, hue: str | None = None, estimator: str = "cou
     col = _skew_col(estimator)
     neurons, layers, _, report_thresholds = _parts(data)
     neurons = _need(neurons, ("layer", col), "skew_hist")
-    sub, label = _select(neurons, layer)
+    sub, label = _select(neurons, layer, layers=layers)
     sub, n_degenerate = _live(sub, col)
     if hue is None and "init" in sub.columns and sub["init"].nunique() > 1:
         hue = "init"
@@ -389,20 +456,27 @@ def skew_hist(data, *, layer=None, hue: str | None = None, estimator: str = "cou
                         f"{', '.join(map(str, sub.columns))}")
     edges = np.linspace(0.0, 0.5, int(bins) + 1)
     ax = _axes(ax)
+    groups = []
     if hue is None:
         ax.hist(sub[col].to_numpy(float), bins=edges, color="C0", alpha=0.8, label=f"neurons ({len(sub)})")
     else:
-        for i, (key, g) in enumerate(sub.groupby(hue, sort=False)):
-            ax.hist(g[col].to_numpy(float), bins=edges, histtype="step", lw=1.6, color=f"C{i}",
-                    label=f"{key} ({len(g)})")
+        groups = list(sub.groupby(hue, sort=False))
+        for i, (key, g) in enumerate(groups):
+            style = _style(i)
+            # later groups drawn thinner on top: identical histograms show as a line inside a line
+            ax.hist(g[col].to_numpy(float), bins=edges, histtype="step", color=style["color"], ls=style["ls"],
+                    lw=max(1.0, 2.6 - 0.4 * i), label=f"{key} ({len(g)})")
     for j, a in enumerate(_thresholds(thresholds or report_thresholds, layers)):
-        ax.axvline(a, color="k", ls=("--", ":", "-.")[j % 3], lw=1.1, label=f"α = {a:g}")
-    extra = f"; {n_degenerate} degenerate left out" if n_degenerate else ""
-    ax.set_title(f"Neuron skew, {label} ({estimator} estimator of p){extra}", fontsize="medium")
-    ax.set_xlabel(f"skew |p − ½| ({estimator} estimator)")
+        ax.axvline(a, color="k", ls=("--", ":", "-.")[j % 3], lw=1.0, label=f"α = {a:g}")
+    extra = f"\n({n_degenerate} degenerate left out)" if n_degenerate else ""
+    ax.set_title(_title("Neuron skew", label) + extra, fontsize="medium")
+    ax.set_xlabel(f"skew |p − ½| ({estimator} estimator of p)")
     ax.set_ylabel("neurons (count)")
     ax.set_xlim(0, 0.5)
-    ax.legend(fontsize="small", title=hue)
+    outside = hue is not None and len(groups) > 3
+    if not outside:
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.35)  # head room: the legend sits above the bars
+    _legend(ax, outside=outside, title=hue)
     return ax
 
 
@@ -422,7 +496,7 @@ def skew_vs_rowsum(data, *, layer=None, estimator: str = "count", thresholds: Se
     pcol = _p_col(estimator)
     neurons, layers, _, report_thresholds = _parts(data)
     neurons = _need(neurons, ("layer", "row_sum", pcol), "skew_vs_rowsum")
-    sub, label = _select(neurons, layer)
+    sub, label = _select(neurons, layer, layers=layers)
     sub, n_degenerate = _live(sub, pcol)
     ax = _axes(ax)
     groups = _groups(sub, ("layer", "init"))
@@ -447,11 +521,11 @@ def skew_vs_rowsum(data, *, layer=None, estimator: str = "count", thresholds: Se
         for y in (0.5 - a, 0.5 + a):
             ax.axhline(y, color="0.5", ls=":", lw=0.9)
     extra = f"; {n_degenerate} degenerate left out" if n_degenerate else ""
-    ax.set_title(f"Row sum vs activation probability, {label}{extra}", fontsize="medium")
+    ax.set_title(_title("Row sum vs activation probability", label + extra.replace("; ", ", ")), fontsize="medium")
     ax.set_xlabel("row sum S = Σⱼ Wᵢⱼ")
     ax.set_ylabel(f"p = P(Z > 0) ({estimator} estimator)")
     ax.set_ylim(-0.03, 1.03)
-    ax.legend(fontsize="small")
+    _legend(ax, outside=len(groups) > 2)
     return ax
 
 
@@ -484,8 +558,9 @@ def activation_states(data, *, layer=None, max_samples: int = 250, max_neurons: 
                             "array of shape (samples, neurons)")
         names = list(table)
         if layer is None:
-            layer = names[0]
-            label = f"layer {layer}" + (f" (first of {len(names)}; pass layer=)" if len(names) > 1 else "")
+            layers = getattr(data, "layers", None)
+            layer, why = default_layer(names, layers if isinstance(layers, pd.DataFrame) else None)
+            label = f"layer {layer}" + (f" ({why})" if len(names) > 1 else "")
         elif layer not in table:
             raise SkewError(f"no activation signs for layer {layer!r}; valid layers are {', '.join(map(repr, names))}")
         else:
@@ -503,13 +578,14 @@ def activation_states(data, *, layer=None, max_samples: int = 250, max_neurons: 
     signs = signs[np.ix_(_subsample(signs.shape[0], max_samples), _subsample(signs.shape[1], max_neurons))]
     ax = _axes(ax)
     ax.imshow(signs.astype(float), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest", aspect="auto")
-    ax.set_title(f"Activation states, {label}: {signs.shape[0]} samples × {signs.shape[1]} neurons",
+    ax.set_title(_title(f"Activation states, {signs.shape[0]} samples × {signs.shape[1]} neurons", label),
                  fontsize="medium")
     ax.set_xlabel("neuron")
     ax.set_ylabel("sample")
+    # beside the raster, never over it
     ax.legend(handles=[Patch(facecolor="white", edgecolor="k", label="active (Z > 0)"),
                        Patch(facecolor="black", edgecolor="k", label="inactive")],
-              loc="upper right", fontsize="small", framealpha=0.9)
+              loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize="small", frameon=False)
     return ax
 
 
@@ -547,7 +623,7 @@ def skew_fraction_vs_alpha(data=None, *, layer=None, alphas: Sequence[float] | N
         col = _skew_col(estimator)
         neurons, layers, _, _ = _parts(data)
         neurons = _need(neurons, ("layer", col), "skew_fraction_vs_alpha")
-        sub, label = _select(neurons, layer)
+        sub, label = _select(neurons, layer, layers=layers)
         sub, _ = _live(sub, col)
         if not len(sub):
             raise SkewError(f"{label} has no non-degenerate neuron to measure")
@@ -569,13 +645,12 @@ def skew_fraction_vs_alpha(data=None, *, layer=None, alphas: Sequence[float] | N
         else:
             ax.plot(grid, theory.expected_skewed_fraction(grid, mu, sd), ":", color=f"C{offset + j}", lw=1.8,
                     label=f"corollary, {law} inputs (σ/|μ| = {sd / abs(mu):.3g})")
-    where = f", {label}" if label else ""
-    ax.set_title(f"Fraction of skewed neurons vs threshold{where}", fontsize="medium")
+    ax.set_title(_title("Fraction of skewed neurons vs threshold", label or ""), fontsize="medium")
     ax.set_xlabel("threshold α")
     ax.set_ylabel("fraction skewed, |p − ½| > α")
     ax.set_xlim(0, 0.5)
     ax.set_ylim(-0.02, 1.02)
-    ax.legend(fontsize="small")
+    _legend(ax)
     return ax
 
 
@@ -585,6 +660,10 @@ def skew_by_depth(data, *, alpha: float = 0.3, hue: str | None = "init", estimat
     Uses the layers frame's ``skewed_{α}`` (``skewed_gauss_{α}`` for ``estimator="gauss"``) column;
     failing that, computes it from the neurons frame as the fraction of non-degenerate neurons with
     skew > α. Several seeds per (scheme, layer) are averaged, with ±1 std error bars.
+
+    Every group has its own colour, line style and marker, and groups are shifted sideways by a
+    small step (at most ±0.15 of the layer spacing), so that schemes with identical fractions (uniform
+    schemes that differ only in scale, LSUV and orthogonal in a bias-free ReLU net) stay visible.
 
     Example:
         >>> ax = skew_by_depth(comparison, alpha=0.3)   # doctest: +SKIP
@@ -609,20 +688,24 @@ def skew_by_depth(data, *, alpha: float = 0.3, hue: str | None = "init", estimat
     order = _order(frame)
     pos = {name: i for i, name in enumerate(order)}
     ax = _axes(ax)
-    groups = frame.groupby(hue, sort=False) if hue is not None and hue in frame.columns else [("measured", frame)]
+    groups = list(frame.groupby(hue, sort=False)) if hue is not None and hue in frame.columns \
+        else [("measured", frame)]
+    step = min(0.05, 0.3 / max(len(groups) - 1, 1)) if len(groups) > 1 else 0.0
     for i, (key, g) in enumerate(groups):
         stats = g.groupby("layer", sort=False)[col].agg(["mean", "std", "count"])
         stats = stats.loc[[name for name in order if name in stats.index]]
-        x = [pos[name] for name in stats.index]
+        x = np.array([pos[name] for name in stats.index], dtype=float) + step * (i - (len(groups) - 1) / 2)
         yerr = stats["std"].fillna(0.0).to_numpy() if (stats["count"] > 1).any() else None
-        ax.errorbar(x, stats["mean"].to_numpy(), yerr=yerr, marker="o", ms=4, lw=1.4, capsize=3,
-                    color=f"C{i % 10}", label=str(key))
+        style = _style(i)
+        ax.errorbar(x, stats["mean"].to_numpy(), yerr=yerr, marker=style["marker"], ms=5, lw=1.4, capsize=3,
+                    color=style["color"], ls=style["ls"], mfc="none", label=str(key))
     ax.set_xticks(range(len(order)))
     ax.set_xticklabels([str(n) for n in order], rotation=45 if len(order) > 6 else 0,
                        ha="right" if len(order) > 6 else "center", fontsize="small")
     ax.set_xlabel("layer (forward order)")
     ax.set_ylabel(f"fraction skewed at α = {alpha:g}")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title(f"Skewed neurons by depth: |p − ½| > {alpha:g} ({estimator} estimator of p)", fontsize="medium")
-    ax.legend(fontsize="small", title=hue if hue is not None and hue in frame.columns else None)
+    ax.set_title(_title("Skewed neurons by depth", f"|p − ½| > {alpha:g} ({estimator} estimator of p)", width=60),
+                 fontsize="medium")
+    _legend(ax, outside=True, title=hue if hue is not None and hue in frame.columns else None)
     return ax

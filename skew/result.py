@@ -8,7 +8,7 @@ counts, Chan moments, OUI sums, sign samples) next to the weight statistics, and
 Per neuron (docs/definitions.md): p = pos/n (count estimator), p_gauss = Φ(mean/std) (Gaussian estimator,
 std with ddof = 0), skew = |p − 1/2|, p_pred = Φ((μ S + b)/(σ ‖W‖)) with the layer's measured input
 mean μ and std σ (a layer without bias uses b = 0; ``bias`` is NaN there). A neuron is
-*degenerate* when it is constant up to rounding (SPEC §1): n = 0, or
+*degenerate* when it is constant up to rounding (docs/definitions.md): n = 0, or
 
     std ≤ DEGENERATE_ULPS · (ε_acc · (‖W_i‖₂ · rms(x) · √n + |b|) + ε · rms(Z_i))
 
@@ -189,7 +189,7 @@ def _layer_row(name: str, info: dict, st: LayerState, nf: dict[str, np.ndarray],
 
 
 def _unit_oui(st: LayerState) -> float:
-    """Pairwise OUI over every unit of the first 8 samples' flattened patterns (SPEC §3)."""
+    """Pairwise OUI over every unit of the first 8 samples' flattened patterns (docs/oui.md)."""
     counts = np.asarray(st.unit_counts, dtype=np.int64)
     if len(counts) < 2:
         return float("nan")
@@ -217,7 +217,7 @@ class Report:
             spearman_s_p, input_mean, input_std, oui_batch, oui_pairwise, degenerate, dead,
             always_on, nonfinite, weight_std, oui_pairwise_pooled, mask). Fractions are over
             non-degenerate neurons. ``oui_pairwise`` is the authors' OUI over every unit of the
-            flattened patterns (SPEC §3); ``oui_pairwise_pooled`` one unit per neuron (channel
+            flattened patterns (docs/oui.md); ``oui_pairwise_pooled`` one unit per neuron (channel
             pooled over its positions); ``mask`` how an attention mask was matched (see
             :func:`skew.report`).
         skipped: every module not analysed (module, type, reason).

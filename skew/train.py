@@ -14,12 +14,14 @@ seeds, and reports, per (model, scheme), the mean ± standard deviation over see
 A :class:`skew.Tracker` records per-layer skew fractions and OUI on a fixed probe batch (the first
 256 validation samples) during every run, so the table also shows each scheme's skew at step 0.
 
-Protocol (deterministic): one fixed train/validation split (``digits_dataset(seed=0)``); for seed s,
-``torch.manual_seed(s)`` before building the model (PyTorch's default init and dropout draw from it),
-``skew.init.apply(model, scheme, generator=torch.Generator().manual_seed(s))`` (LSUV gets a batch of
-256 training samples drawn with the same seed), and a separate ``torch.Generator().manual_seed(s)``
-for the batch order, so every scheme sees the same batches for a given seed. The global random state
-of the caller is restored afterwards.
+Protocol (deterministic): one fixed train/validation split (``digits_dataset(seed=data_seed)``, the
+``data`` stream of ``data_seed``, default 0); for run seed s, independent streams derived from s with
+``numpy.random.SeedSequence`` (:mod:`skew.seeding`, never s itself): ``torch.manual_seed(child_seed(s,
+"init"))`` before building the model (PyTorch's default init draws from it),
+``skew.init.apply(model, scheme, generator=generator(s, "init"))`` (LSUV gets 256 training samples
+picked by the ``sample`` stream), the ``shuffle`` stream for the batch order (every scheme sees the
+same batches for a given seed) and ``torch.manual_seed(child_seed(s, "dropout"))`` for the global RNG
+during training (dropout masks). The global random state of the caller is restored afterwards.
 
 Run time, measured on 2 otherwise idle CPU cores (``taskset -c 0,1``, torch 2.11): ``--quick`` (MLP,
 6 schemes, 2 seeds, 10 epochs) about 13 s; the full run (MLP and CNN, 6 schemes, 3 seeds, 40 epochs)
@@ -49,6 +51,7 @@ from torch import nn
 
 from skew._io import atomic_write, save_figure, write_csv
 from skew.errors import SkewError
+from skew.seeding import child_seed, generator
 from skew.tracker import Tracker
 
 __all__ = [
@@ -75,6 +78,8 @@ _MODEL_OPTIONS: dict[str, dict[str, Any]] = {
 }
 _QUICK = {"models": ("mlp",), "seeds": (0, 1), "epochs": 10}
 _FULL = {"models": ("mlp", "cnn"), "seeds": (0, 1, 2), "epochs": 40}
+#: Where ``skew train`` writes by default: its own directory, never figures/ (only ``skew figures`` does).
+DEFAULT_OUT = "skew-train"
 _PROBE_SIZE = 256
 _LSUV_SIZE = 256
 _FLOAT = "%.4f"
@@ -273,7 +278,7 @@ class TrainResult:
         ax.set_xlabel("epoch")
         ax.set_ylabel("validation accuracy")
         ax.set_title(f"{model} on digits")
-        ax.legend(fontsize="small", title="init")
+        ax.legend(fontsize="small", title="init", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
         return ax
 
     def plot_skew(self, metric: str = "skewed_0.3", model: str | None = None, *, ax=None):
@@ -296,7 +301,7 @@ class TrainResult:
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"{metric} (mean over layers)")
         ax.set_title(f"{model}: {metric}")
-        ax.legend(fontsize="small", title="init")
+        ax.legend(fontsize="small", title="init", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
         return ax
 
     def _one_model(self, model: str | None) -> str:
@@ -346,6 +351,8 @@ def _check_config(models, schemes, seeds, epochs, patience, optimizer, lr, batch
         raise SkewError(f"seeds={seeds!r} must be a non-empty list of integers; pass e.g. seeds=(0, 1, 2)")
     if len(set(seeds)) != len(seeds):
         raise SkewError(f"seeds {list(seeds)} repeat a value; list each seed once")
+    if any(s < 0 for s in seeds):
+        raise SkewError(f"seeds {list(seeds)} hold a negative value; pass non-negative integers, e.g. (0, 1, 2)")
     for name, value in (("epochs", epochs), ("patience", patience), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise SkewError(f"{name}={value!r} is not a positive integer; pass e.g. {name}=10")
@@ -360,12 +367,12 @@ def _check_config(models, schemes, seeds, epochs, patience, optimizer, lr, batch
         raise SkewError(f"lr={lr!r} must be a positive number; pass e.g. lr=0.01")
 
 
-def _load_digits(model: str) -> tuple[torch.Tensor, ...]:
+def _load_digits(model: str, data_seed: int = 0) -> tuple[torch.Tensor, ...]:
     from skew.data import digits_dataset
     from skew.models import input_shape
 
     shape = tuple(input_shape(model, **_MODEL_OPTIONS[model]))
-    train, val = digits_dataset(shape=shape, seed=0)
+    train, val = digits_dataset(shape=shape, seed=data_seed)
     x_tr, y_tr = train.tensors[:2]
     x_va, y_va = val.tensors[:2]
     return x_tr.float(), y_tr.long(), x_va.float(), y_va.long()
@@ -391,21 +398,21 @@ def _train_one(model_name, scheme, seed, data, cfg) -> tuple[list[dict], pd.Data
     steps_per_epoch = math.ceil(n / bs)
     every = cfg["track_every"] or steps_per_epoch
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.manual_seed(child_seed(seed, "init"))
         model = build_model(model_name, **_MODEL_OPTIONS[model_name])
-        init_gen = torch.Generator().manual_seed(seed)
-        kwargs: dict[str, Any] = {"generator": init_gen}
+        kwargs: dict[str, Any] = {"generator": generator(seed, "init")}
         if get_scheme(scheme).needs_data:
-            pick = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:_LSUV_SIZE]
+            pick = torch.randperm(n, generator=generator(seed, "sample"))[:_LSUV_SIZE]
             kwargs["data"] = x_tr[pick]
         apply(model, scheme, **kwargs)
+        torch.manual_seed(child_seed(seed, "dropout"))
         model.train()
         if cfg["optimizer"] == "sgd":
             opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=0.9)
         else:
             opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
         tracker = Tracker(model, x_va[:_PROBE_SIZE], every=every, thresholds=cfg["thresholds"])
-        order = torch.Generator().manual_seed(seed)
+        order = generator(seed, "shuffle")
         rows, step = [], 0
         for epoch in range(1, cfg["epochs"] + 1):
             perm = torch.randperm(n, generator=order)
@@ -474,6 +481,7 @@ def run_experiment(
     track_every: int | None = None,
     thresholds: Sequence[float] = (0.1, 0.3),
     progress: bool = False,
+    data_seed: int = 0,
 ) -> TrainResult:
     """Train each model on digits with each scheme and seed; return the metrics (docs/experiments.md).
 
@@ -494,6 +502,7 @@ def run_experiment(
         track_every: Tracker period in steps; default once per epoch.
         thresholds: α values tracked.
         progress: show a progress bar over runs (stderr).
+        data_seed: seed of the train/validation split (its ``data`` stream shuffles the digits).
 
     Example:
         >>> res = run_experiment(("mlp",), ("default", "sinusoidal"), (0,), epochs=2)  # doctest: +SKIP
@@ -512,6 +521,7 @@ def run_experiment(
         "models": models, "schemes": schemes, "seeds": tuple(int(s) for s in seeds), "epochs": epochs,
         "patience": patience, "optimizer": optimizer, "lr": float(lr), "batch_size": batch_size,
         "quick": bool(quick), "track_every": track_every, "thresholds": tuple(float(a) for a in thresholds),
+        "data_seed": int(data_seed),
     }
     from tqdm.auto import tqdm
 
@@ -519,7 +529,7 @@ def run_experiment(
     curves, histories, data = [], [], {}
     for model_name, scheme, seed in tqdm(jobs, desc="skew train", disable=not progress, file=sys.stderr):
         if model_name not in data:
-            data[model_name] = _load_digits(model_name)
+            data[model_name] = _load_digits(model_name, cfg["data_seed"])
         rows, hist = _train_one(model_name, scheme, seed, data[model_name], cfg)
         curves.extend(rows)
         histories.append(hist)
@@ -559,7 +569,7 @@ def write_outputs(result: TrainResult, out_dir: str | Path) -> list[Path]:
     for row, model in zip(grid, models):
         for ax, metric in zip(row, metrics):
             result.plot_skew(metric, model, ax=ax)
-    for ax in grid.flat[1:]:  # one legend is enough: the colours are the same in every panel
+    for ax in list(grid.flat)[:-1]:  # one legend, beside the last panel: the colours are the same in every panel
         ax.get_legend().remove()
     paths.append(save_figure(fig, out / "training_skew.png"))
     return paths
@@ -576,6 +586,16 @@ def write_figures(out_dir: str | Path, quick: bool) -> list[Path]:
 
 def _names(text: str) -> list[str]:
     return [t for t in (part.strip() for part in text.split(",")) if t]
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer seed, e.g. 0") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"seed {value} is negative; pass a non-negative integer, e.g. 0")
+    return value
 
 
 def _int_list(text: str) -> list[int]:
@@ -613,7 +633,13 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
                    help="Tracker period in steps (default: each epoch)")
     p.add_argument("--quick", action="store_true",
                    help="small run: mlp, seeds 0,1, 10 epochs (about 15 s)")
-    p.add_argument("--out", default="figures", help="output directory (default figures)")
+    p.add_argument("--seed", type=_seed, default=0,
+                   help="data seed: the train/validation split is drawn from its data stream (skew.seeding); "
+                   "each run's init, batch order and dropout come from its own --seeds value (default 0)")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show the full traceback on errors")
+    p.add_argument("--out", default=DEFAULT_OUT,
+                   help=f"output directory (default {DEFAULT_OUT}; `skew figures` writes the figures/ copy)")
     p.set_defaults(func=run_cli)
     return p
 
@@ -623,7 +649,7 @@ def run_cli(args: argparse.Namespace) -> int:
     result = run_experiment(
         models=args.models, schemes=args.inits, seeds=args.seeds, epochs=args.epochs,
         patience=args.patience, optimizer=args.optimizer, lr=args.lr, batch_size=args.batch_size,
-        quick=args.quick, track_every=args.track_every, progress=True,
+        quick=args.quick, track_every=args.track_every, progress=True, data_seed=getattr(args, "seed", 0),
     )
     paths = write_outputs(result, args.out)
     print(result.to_markdown())

@@ -106,7 +106,7 @@ def test_compare_and_inspect_commands(tmp_path, capsys):
             "--batches", "1", "--batch-size", "128", "--out", str(out)]
     assert main(argv) == 0
     text = capsys.readouterr().out
-    assert "sinusoidal" in text and "α=0.3" in text
+    assert "sinusoidal" in text and "skewed_0.3" in text
     neurons = pd.read_csv(out / "neurons.csv")
     assert set(neurons["init"]) == {"xavier_uniform", "sinusoidal"} and set(neurons["seed"]) == {0, 1}
     assert (out / "skew_by_depth_0.3.png").exists() and (out / "tests.csv").exists()

@@ -79,17 +79,22 @@ def test_random_schemes_match_the_corollary(cmp, scheme, alpha):
     assert measured == pytest.approx(expected, abs=0.08)
 
 
-def test_summary_is_the_seed_mean_in_percent(cmp):
+def test_summary_is_the_seed_mean_as_a_fraction_like_report_layers(cmp):
     s = cmp.summary()
     assert list(s.index) == ["1", "3"]
     assert list(s.columns.get_level_values("init")[:3]) == ["xavier_uniform", "kaiming_normal", "sinusoidal"]
+    assert list(dict.fromkeys(s.columns.get_level_values("threshold"))) == ["skewed_0.1", "skewed_0.3"]
+    pct = cmp.summary(percent=True)
     lay = cmp.layers
     for layer, init, alpha in itertools.product(["1", "3"], cmp.schemes, [0.1, 0.3]):
         rows = lay[(lay["layer"] == layer) & (lay["init"] == init)]
-        assert s.loc[layer, (f"α={alpha:g}", init)] == pytest.approx(100 * rows[f"skewed_{alpha:g}"].mean())
-    assert s.loc["1", ("α=0.1", "sinusoidal")] < s.loc["1", ("α=0.1", "xavier_uniform")]
+        col = f"skewed_{alpha:g}"  # the same column name and unit as Report.layers
+        assert s.loc[layer, (col, init)] == pytest.approx(rows[col].mean())
+        assert 0.0 <= s.loc[layer, (col, init)] <= 1.0
+        assert pct.loc[layer, (f"{col} (%)", init)] == pytest.approx(100 * rows[col].mean())
+    assert s.loc["1", ("skewed_0.1", "sinusoidal")] < s.loc["1", ("skewed_0.1", "xavier_uniform")]
     html = cmp._repr_html_()
-    assert "<table" in html and "sinusoidal" in html
+    assert "<table" in html and "sinusoidal" in html and "fraction" in html
 
 
 def test_tests_frame_separates_schemes_and_agrees_with_brute_force(cmp):
@@ -135,13 +140,35 @@ def test_default_scheme_is_reproducible_per_seed():
 def test_save_writes_identical_files(tmp_path, cmp):
     first = cmp.save(tmp_path / "a")
     second = cmp.save(tmp_path / "b")
-    assert [p.name for p in first] == ["neurons.csv", "layers.csv", "tests.csv", "summary.csv", "comparison.json"]
+    names = [p.relative_to(tmp_path / "a").as_posix() for p in first]
+    assert names[:4] == ["neurons.csv", "layers.csv", "tests.csv", "summary.csv"]
+    assert names[-1] == "comparison.json"
+    assert names[4:-1] == [f"reports/{i:03d}.skew.zip" for i in range(len(cmp.reports))]
     for p, q in zip(first, second):
         assert p.read_bytes() == q.read_bytes()
     back = pd.read_csv(tmp_path / "a" / "neurons.csv")
     assert len(back) == len(cmp.neurons)
     assert np.allclose(back["skew"], cmp.neurons["skew"], atol=1e-5, equal_nan=True)
     assert not list((tmp_path / "a").glob(".*tmp"))
+
+
+def test_load_is_the_pair_of_save(tmp_path, cmp):
+    cmp.save(tmp_path / "c")
+    back = Comparison.load(tmp_path / "c")
+    assert back.schemes == cmp.schemes and back.seeds == cmp.seeds and back.thresholds == cmp.thresholds
+    assert set(back.reports) == set(cmp.reports) and back.layer_order == cmp.layer_order
+    pd.testing.assert_frame_equal(back.neurons, cmp.neurons, check_exact=True)
+    pd.testing.assert_frame_equal(back.layers, cmp.layers, check_exact=True)
+    pd.testing.assert_frame_equal(back.tests, cmp.tests, check_exact=True)
+    pd.testing.assert_frame_equal(back.summary(), cmp.summary())
+    for key, rep in cmp.reports.items():
+        for layer, signs in rep.signs.items():
+            assert np.array_equal(back.reports[key].signs[layer], signs)
+    with pytest.raises(SkewError, match="comparison.json"):
+        Comparison.load(tmp_path / "nowhere")
+    (tmp_path / "c" / "reports" / "000.skew.zip").unlink()
+    with pytest.raises(SkewError, match="missing"):
+        Comparison.load(tmp_path / "c")
 
 
 def test_plot_methods_return_axes(cmp):
@@ -151,7 +178,9 @@ def test_plot_methods_return_axes(cmp):
     assert isinstance(cmp.skew_hist(layer="1"), Axes)
     axes = cmp.rowsum_hist(layer="1")
     assert len(axes) == 3 and all(isinstance(ax, Axes) for ax in axes)
-    assert "sinusoidal" in axes[2].get_title()
+    # each panel names its scheme only; the shared description is the figure's title, once
+    assert [ax.get_title().split("\n")[0] for ax in axes] == cmp.schemes
+    assert "Row sums S, layer 1" in axes[0].figure.get_suptitle()
 
 
 def test_bad_input_raises_skewerror():
@@ -166,8 +195,10 @@ def test_bad_input_raises_skewerror():
         compare(42, data, ["orthogonal"])
     with pytest.raises(SkewError, match="factory returned"):
         compare(lambda: "not a model", data, ["orthogonal"])
-    with pytest.raises(SkewError, match="no-such"):
+    with pytest.raises(SkewError, match="no-such.*'as_built'"):
         compare(small_mlp, data, ["no-such-scheme"])
+    with pytest.raises(SkewError, match="negative"):
+        compare(small_mlp, data, ["orthogonal"], seeds=(-1,))
 
 
 def test_as_built_measures_the_model_without_any_init():

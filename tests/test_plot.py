@@ -193,7 +193,20 @@ def test_rowsum_hist_stacks_integrate_to_one_and_split_at_alpha(report):
     expected, _ = np.histogram(skewed, bins=np.append(edges, edges[-1] + bw))
     assert np.allclose(counts, expected)
     assert "2 degenerate left out" in ax.get_title() and "α = 0.3" in ax.get_title()
-    assert ax.get_xlim() == (-4.5, 4.5)
+    lo, hi = ax.get_xlim()  # every row sum and ±λ are inside the range
+    lam = max(abs(x) for x in _vlines(ax))
+    assert lo < min(live["row_sum"].min(), -lam) and hi > max(live["row_sum"].max(), lam)
+
+
+def test_rowsum_hist_range_never_hides_lambda_or_data(report):
+    rep = SimpleNamespace(**vars(report))
+    rep.layers = report.layers.assign(**{"lambda_0.3": [1.234, 9.0]})  # λ far beyond the old fixed ±4.5
+    for xlim in (None, (-4.5, 4.5), (-0.1, 0.1)):
+        ax = plot.rowsum_hist(rep, layer="fc2", alpha=0.3, xlim=xlim)
+        lo, hi = ax.get_xlim()
+        assert lo < -9.0 and hi > 9.0, xlim
+        s = report.neurons.query("layer == 'fc2'")["row_sum"]
+        assert lo < s.min() and hi > s.max()
 
 
 def _vlines(ax):
@@ -209,8 +222,8 @@ def test_rowsum_hist_lambda_from_layers_column(report):
 
 
 def test_rowsum_hist_lambda_computed_by_theorem_1_when_absent(report):
-    ax = plot.rowsum_hist(report, alpha=0.3)  # layer None -> first layer
-    assert "first of 2" in ax.get_title()
+    ax = plot.rowsum_hist(report, alpha=0.3)  # layer None -> fc1: its ReLU(N(0,1)) input has mean > 0
+    assert "layer fc1 (first layer)" in ax.get_title()
     live = report.neurons.query("layer == 'fc1' and not degenerate")
     lay = report.layers.iloc[0]
     theta = math.sqrt(float((live["row_norm"] ** 2).mean()) / N_IN)
@@ -289,7 +302,7 @@ def test_activation_states_white_is_active():
 
 def test_activation_states_from_report_and_subsampling(report):
     ax = plot.activation_states(report)
-    assert "fc1" in ax.get_title() and "first of 2" in ax.get_title()
+    assert "fc1" in ax.get_title() and "first layer" in ax.get_title()
     big = torch.rand(1000, 600, generator=torch.Generator().manual_seed(0)) > 0.5
     im = plot.activation_states(big).get_images()[0]
     assert np.asarray(im.get_array()).shape == (250, 250)
@@ -345,7 +358,9 @@ def test_skew_by_depth_means_over_seeds_in_forward_order():
     lines = {c.get_label(): c.lines[0] for c in ax.containers}
     assert set(lines) == {"glorot", "sinusoidal"}
     assert np.allclose(lines["glorot"].get_ydata(), np.array(values["glorot"]) + 0.05)
-    assert np.allclose(lines["sinusoidal"].get_xdata(), [0, 1, 2])
+    # the two schemes are dodged symmetrically around the layer positions
+    assert np.allclose(lines["sinusoidal"].get_xdata() + lines["glorot"].get_xdata(), [0, 2, 4])
+    assert np.allclose(np.diff(lines["sinusoidal"].get_xdata()), 1.0)
     assert ax.containers and ax.containers[0].has_yerr
     assert "α = 0.3" in ax.get_ylabel()
 
@@ -395,3 +410,86 @@ def test_every_plot_reads_a_real_report():
         assert "fc1" in ax.get_title() or name == "skew_by_depth"
     ax = plot.skew_by_depth(rep, alpha=0.1)
     assert [t.get_text() for t in ax.get_xticklabels()] == ["fc1", "fc2"]
+
+
+# ---- defaults that do not mislead -------------------------------------------------------------------
+def test_default_layer_skips_a_layer_fed_zero_mean_data(report):
+    # an image model's first conv sees standardised, zero-mean pixels: nothing to see there
+    rep = SimpleNamespace(**vars(report))
+    rep.layers = report.layers.assign(input_mean=[0.0, float(report.layers["input_mean"].iloc[1])])
+    assert plot.default_layer(["fc1", "fc2"], rep.layers) == ("fc2", "first layer with input mean ≠ 0")
+    for name in ("rowsum_hist", "skew_hist", "skew_vs_rowsum", "activation_states"):
+        ax = getattr(plot, name)(rep)
+        assert "layer fc2 (first layer with input mean ≠ 0)" in ax.get_title(), name
+    none = report.layers.assign(input_mean=0.0)
+    assert plot.default_layer(["fc1", "fc2"], none) == ("fc1", "first layer; no layer has input mean ≠ 0")
+    assert plot.default_layer(["fc1", "fc2"], None) == ("fc1", "first layer")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_titles_hold_no_api_hints(report, name):
+    fig, ax = plt.subplots()
+    _calls(report)[name](ax)
+    assert "pass " not in ax.get_title() and "=)" not in ax.get_title()
+
+
+def _data_points_under_legend(ax) -> int:
+    """Data points (line vertices, scatter points, bar tops) drawn under the axes' legend, in pixels."""
+    from matplotlib.patches import Rectangle
+
+    ax.figure.canvas.draw()
+    legend = ax.get_legend()
+    if legend is None:
+        return 0
+    box = legend.get_window_extent()
+    points = []
+    for line in ax.get_lines():
+        xy = np.asarray(line.get_xydata(), dtype=float)
+        if len(xy) > 1 and not (np.ptp(xy[:, 0]) == 0 or np.ptp(xy[:, 1]) == 0):  # not a reference rule
+            points.append(line.get_transform().transform(xy))
+    for coll in ax.collections:
+        offsets = np.asarray(coll.get_offsets(), dtype=float)
+        if len(offsets):
+            points.append(coll.get_offset_transform().transform(offsets))
+    for patch in ax.patches:
+        if isinstance(patch, Rectangle) and patch.get_height() > 0:
+            top = (patch.get_x() + patch.get_width() / 2, patch.get_y() + patch.get_height())
+            points.append(patch.get_data_transform().transform([top]))
+    if not points:
+        return 0
+    xy = np.concatenate(points)
+    inside = (xy[:, 0] > box.x0) & (xy[:, 0] < box.x1) & (xy[:, 1] > box.y0) & (xy[:, 1] < box.y1)
+    return int(inside.sum())
+
+
+@pytest.mark.parametrize("name", ["rowsum_hist", "skew_hist", "skew_vs_rowsum", "skew_by_depth",
+                                  "skew_fraction_vs_alpha"])
+def test_legends_do_not_cover_data(report, name):
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
+    _calls(report)[name](ax)
+    assert _data_points_under_legend(ax) == 0, name
+
+
+def test_activation_states_legend_is_outside_the_raster(report):
+    fig, ax = plt.subplots(layout="constrained")
+    plot.activation_states(report, ax=ax)
+    fig.canvas.draw()
+    legend, raster = ax.get_legend().get_window_extent(), ax.get_images()[0].get_window_extent()
+    assert not legend.overlaps(raster)
+
+
+def test_coinciding_schemes_stay_distinguishable(report):
+    # two schemes with identical measurements (e.g. uniform schemes that differ only in scale)
+    lay = pd.concat([report.layers.assign(init="glorot", seed=0), report.layers.assign(init="he", seed=0)],
+                    ignore_index=True)
+    ax = plot.skew_by_depth(lay, alpha=0.3)
+    lines = [c.lines[0] for c in ax.containers if c.get_label() in ("glorot", "he")]
+    assert len(lines) == 2
+    (a, b) = lines
+    assert a.get_linestyle() != b.get_linestyle() and a.get_marker() != b.get_marker()
+    assert not np.allclose(a.get_xdata(), b.get_xdata())  # shifted sideways, by less than half a layer
+    assert np.abs(np.asarray(a.get_xdata()) - np.asarray(b.get_xdata())).max() < 0.5
+    nd = pd.concat([report.neurons.assign(init="glorot"), report.neurons.assign(init="he")], ignore_index=True)
+    ax = plot.skew_hist(nd, layer="fc1", hue="init")
+    steps = [p for p in ax.patches if p.get_label() in ("glorot (398)", "he (398)")]
+    assert len(steps) == 2 and steps[0].get_linestyle() != steps[1].get_linestyle()

@@ -211,3 +211,40 @@ def test_write_outputs_table_round_trips(tmp_path):
     write_outputs(res, tmp_path)
     back = pd.read_csv(tmp_path / "training_table.csv")
     np.testing.assert_allclose(back["auc_mean"], res.table["auc_mean"], atol=1e-4)
+
+
+# -- defaults: where files go, the one data seed, --help ---------------------------------------
+def test_train_writes_to_its_own_directory_by_default(tmp_path, monkeypatch, capsys):
+    from skew.cli import build_parser, main
+    from skew.train import DEFAULT_OUT
+
+    monkeypatch.chdir(tmp_path)
+    assert DEFAULT_OUT == "skew-train"
+    parser = build_parser()
+    assert parser.parse_args(["train"]).out == "skew-train"
+    assert parser.parse_args(["figures"]).out == "figures"  # only `skew figures` writes figures/
+    assert main(["train", "--models", "mlp", "--inits", "default", "--seeds", "0", "--epochs", "1"]) == 0
+    written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert written == [f"skew-train/{n}" for n in
+                       ("training_curves.png", "training_skew.png", "training_table.csv", "training_table.md")]
+    assert not (tmp_path / "figures").exists()
+    assert "skew-train/training_table.csv" in capsys.readouterr().out
+
+
+def test_train_help_shows_seed_and_debug(capsys):
+    from skew.cli import main
+
+    assert main(["train", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "--seed SEED" in text and "--debug" in text and "default skew-train" in text
+    assert main(["train", "--seed", "-1"]) == 2
+    assert "negative" in capsys.readouterr().err
+
+
+def test_data_seed_draws_the_split_and_run_seeds_do_not():
+    kw = dict(models=("mlp",), schemes=("default",), seeds=(0,), epochs=1, track_every=1000)
+    a, b = run_experiment(**kw), run_experiment(**kw, data_seed=1)
+    assert a.config["data_seed"] == 0 and b.config["data_seed"] == 1
+    assert not np.allclose(a.curves["train_loss"], b.curves["train_loss"])  # another split, another run
+    with pytest.raises(SkewError, match="negative"):
+        run_experiment(**{**kw, "seeds": (-1,)})
