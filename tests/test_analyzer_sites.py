@@ -56,7 +56,7 @@ def authors_records(net: nn.Module, batches) -> dict[str, list[torch.Tensor]]:
 
 
 def brute_oui(z: torch.Tensor) -> float:
-    """SPEC §3 by hand: flattened per-sample patterns, all 28 pairs of the first 8, H clipped at ⌊d/2⌋."""
+    """docs/oui.md by hand: flattened per-sample patterns, all 28 pairs of the first 8, H clipped at ⌊d/2⌋."""
     pats = (z[:8] > 0).reshape(min(8, z.shape[0]), -1).numpy()
     d = pats.shape[1]
     vals = [min(int((pats[i] != pats[j]).sum()), d // 2) / (d // 2)
@@ -165,7 +165,7 @@ def test_filters_that_cancel_exactly_are_degenerate_not_skewed():
     with torch.no_grad():
         sinusoidal_(conv.weight)
     w = conv.weight.double().reshape(8, 3, 9).sum(1)  # per-position channel sums
-    cancels = (w.abs().amax(1) < 1e-6).numpy()  # rows i with i not a multiple of 3 cancel (SPEC §2)
+    cancels = (w.abs().amax(1) < 1e-6).numpy()  # rows i with i not a multiple of 3 cancel (docs/init-schemes.md)
     assert cancels.sum() >= 4 and (~cancels).sum() >= 1
     rep = report(nn.Sequential(conv), [gray_images(16, s) for s in range(2)])
     nf = rep.neurons
