@@ -26,6 +26,9 @@ UNSAFE_ADVICE = re.compile(r"weights_only`?\s*(=|set to)\s*`?False|allow_pickle\
 
 def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
     """torch.equal, with NaNs in the same places counted equal (bit-level for IEEE floats)."""
+    lazy = (nn.parameter.UninitializedParameter, nn.parameter.UninitializedBuffer)
+    if isinstance(a, lazy) or isinstance(b, lazy):  # uninitialised: equal only to itself, still uninitialised
+        return a is b
     if a.dtype != b.dtype or a.shape != b.shape or a.device != b.device:
         return False
     if torch.equal(a, b):
@@ -33,6 +36,13 @@ def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
     if a.is_floating_point() or a.is_complex():
         return bool(((a == b) | (torch.isnan(a) & torch.isnan(b))).all())
     return False
+
+
+def _copy(t: torch.Tensor):
+    """A copy of a state_dict entry; an uninitialised lazy parameter (no data to copy) is kept as itself."""
+    if isinstance(t, (nn.parameter.UninitializedParameter, nn.parameter.UninitializedBuffer)):
+        return t
+    return t.detach().clone()
 
 
 @dataclass
@@ -48,7 +58,7 @@ class Snapshot:
     @classmethod
     def take(cls, model: nn.Module) -> Snapshot:
         return cls(
-            state={k: v.detach().clone() for k, v in model.state_dict().items()},
+            state={k: _copy(v) for k, v in model.state_dict().items()},
             params={k: (id(p), p.requires_grad) for k, p in model.named_parameters()},
             hooks={name: tuple(tuple(getattr(m, d, {}).items()) for d in _HOOK_DICTS)
                    for name, m in model.named_modules()},

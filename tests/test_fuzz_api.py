@@ -153,7 +153,7 @@ def _nonfinite_counted(rep, model, x):
     assert rep.neurons["nonfinite"].sum() > 0 and rep.layers["samples"].iloc[0] == x.shape[0]
 
 
-def _once_per_batch(rep, pair, x):
+def _once_per_batch(rep, model, pair, x):
     assert pair[1] == [x.shape[0]], f"user hook ran {len(pair[1])} times for one batch"
 
 

@@ -161,7 +161,7 @@ CASES = {
     "figures-out-is-a-file": (lambda e: ["figures", "--quick", "--out", e.p("a_file")], 1),
     "figures-out-under-a-file": (lambda e: ["figures", "--quick", "--out", e.p("a_file/figs")], 1),
     "figures-unknown-flag": (lambda e: ["figures", "--fast"], 2),
-    "figures-seed-is-not-silently-ignored": (lambda e: ["figures", "--seed", "3"], 2),
+    "figures-seed-negative": (lambda e: ["figures", "--seed", "-3"], 2),
     # -- train (every value is checked before training starts)
     "train-epochs-zero": (lambda e: ["train", "--epochs", "0"], 2),
     "train-patience-zero": (lambda e: ["train", "--patience", "0"], 2),
