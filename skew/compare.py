@@ -131,8 +131,14 @@ def _schemes_list(schemes: str | Iterable[str]) -> list[str]:
 
 
 def _seeds_list(seeds: int | Iterable[int]) -> list[int]:
-    if isinstance(seeds, (int, np.integer)):
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
         seeds = [int(seeds)]
+    bad = f"seeds={seeds!r} is not an integer or a list of integers; pass e.g. seeds=(0, 1)"
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
+        raise SkewError(bad)
+    seeds = list(seeds)
+    if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in seeds):
+        raise SkewError(bad)
     seeds = [int(s) for s in seeds]
     if any(s < 0 for s in seeds):
         raise SkewError(f"seeds {seeds} holds a negative value; pass non-negative integers, e.g. seeds=(0, 1)")

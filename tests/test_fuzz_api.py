@@ -339,9 +339,10 @@ COMPARE = {
     "repeated-scheme": Case(lambda: (_mlp(), [_x()]), lambda m, x: skew.compare(m, x, ["orthogonal"] * 2),
                             "repeats"),
     "no-seeds": Case(lambda: (_mlp(), [_x()]), lambda m, x: skew.compare(m, x, ["orthogonal"], seeds=[]), "seeds"),
-    "seed-not-an-integer": (
-        Case(lambda: (_mlp(), [_x()]), lambda m, x: skew.compare(m, x, ["orthogonal"], seeds="a"), "seed"),
-        "open, no branch yet: compare(seeds='a') raises a bare int() ValueError"),
+    "seed-not-an-integer": Case(
+        lambda: (_mlp(), [_x()]), lambda m, x: skew.compare(m, x, ["orthogonal"], seeds="a"), "seed"),
+    "seed-float": Case(
+        lambda: (_mlp(), [_x()]), lambda m, x: skew.compare(m, x, ["orthogonal"], seeds=(0, 1.5)), "seed"),
     "factory-returns-non-module": Case(lambda: (_mlp(), [_x()]), lambda m, x: skew.compare(lambda: 3, x, ["default"]),
                                        "nn.Module"),
     "one-shot-generator": Case(lambda: (_mlp(), [_x()]),
