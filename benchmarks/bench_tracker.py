@@ -5,6 +5,10 @@ few epochs plain, then with a Tracker measuring every 10 and every 50 steps on a
 and prints seconds per epoch, per measurement and the relative overhead. Each setting is timed
 ``--repeats`` times and the fastest run is kept (the machine is shared).
 
+It first times one measurement in isolation (issue 12's target: < 3 ms beyond the probe's forward):
+the median over ``--measures`` calls of ``Tracker.step`` (every=1) minus the median of as many bare
+``no_grad`` eval forwards of the same 256-sample probe, interleaved so both see the same load.
+
 Usage:
     .venv/bin/python benchmarks/bench_tracker.py [--epochs 3] [--repeats 3] [--threads 1] [--device cpu]
 """
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import time
 
 import torch
@@ -50,6 +55,33 @@ def run(epochs: int, every: int | None, data, seed: int = 0, device: str = "cpu"
     return elapsed, (0 if tracker is None else len(tracker.steps))
 
 
+def one_measurement(data, count: int, device: str = "cpu") -> tuple[float, float]:
+    """Median ms of one Tracker measurement and of one bare probe forward (interleaved)."""
+    torch.manual_seed(0)
+    model = build_model("mlp", **_MODEL_OPTIONS["mlp"]).to(device)
+    probe = data[2][:256]
+    tracker = Tracker(model, probe, every=1)
+    for i in range(10):  # warm-up
+        tracker.step(i)
+    measure, forward = [], []
+    for i in range(count):
+        _sync(device)
+        t0 = time.perf_counter()
+        tracker.step(i)
+        _sync(device)
+        t1 = time.perf_counter()
+        with torch.no_grad():
+            was = model.training
+            model.eval()
+            model(probe)
+            model.train(was)
+        _sync(device)
+        t2 = time.perf_counter()
+        measure.append(t1 - t0)
+        forward.append(t2 - t1)
+    return 1e3 * statistics.median(measure), 1e3 * statistics.median(forward)
+
+
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -61,11 +93,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--measures", type=int, default=300, help="measurements timed in isolation")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     train, val = digits_dataset(shape=tuple(input_shape("mlp", **_MODEL_OPTIONS["mlp"])), seed=0)
     data = tuple(t.to(args.device) for t in (train.tensors[0].float(), train.tensors[1].long(),
                                              val.tensors[0].float()))
+    m, f = one_measurement(data, args.measures, args.device)
+    print(f"one measurement: {m:.2f} ms, probe forward {f:.2f} ms, beyond the forward {m - f:.2f} ms "
+          f"(median of {args.measures})")
     run(1, 10, data, device=args.device)  # warm-up (CUDA context, allocator, first-call costs)
     steps = args.epochs * math.ceil(len(data[0]) / 32)
     print(f"digits MLP on {args.device}, {steps} steps ({args.epochs} epochs), {args.threads} thread(s), "
