@@ -48,12 +48,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from skew._io import atomic_write, save_figure, write_csv
+from skew.epoch_oui import EpochOUI
 from skew.errors import SkewError
 from skew.tracker import Tracker
+from skew.weight_decay import OUIWeightDecay
 
 __all__ = [
     "DEFAULT_SCHEMES",
     "EarlyStop",
+    "EpochOUI",
+    "OUIWeightDecay",
     "TrainResult",
     "add_cli",
     "auc",
