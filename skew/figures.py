@@ -412,9 +412,9 @@ def _training(out: Path, cfg: _Config) -> list[Entry]:
 
 def _training_wd(out: Path, cfg: _Config) -> list[Entry]:
     try:
-        from skew.train import write_weight_decay_figures
+        from skew.train_wd import write_weight_decay_figures
     except ImportError as err:
-        if err.name != "skew.train":
+        if err.name not in ("skew.train", "skew.train_wd"):
             raise
         return []
     descriptions = {
