@@ -2,6 +2,7 @@
 
 Trains the built-in digits MLP (64-128-128-128-10 style, SGD, batch 32, ~45 steps per epoch) for a
 few epochs plain, then with a Tracker measuring every 10 and every 50 steps on a 256-sample probe,
+then with an EpochOUI (training OUI on every batch) at layers and at activations,
 and prints seconds per epoch, per measurement and the relative overhead. Each setting is timed
 ``--repeats`` times and the fastest run is kept (the machine is shared).
 
@@ -24,17 +25,20 @@ import torch
 import torch.nn.functional as F
 
 from skew.data import digits_dataset
+from skew.epoch_oui import EpochOUI
 from skew.models import build_model, input_shape
 from skew.tracker import Tracker
 from skew.train import _MODEL_OPTIONS
 
 
-def run(epochs: int, every: int | None, data, seed: int = 0, device: str = "cpu") -> tuple[float, int]:
+def run(epochs: int, every: int | None, data, seed: int = 0, device: str = "cpu",
+        oui_at: str | None = None) -> tuple[float, int]:
     x_tr, y_tr, x_va = data
     torch.manual_seed(seed)
     model = build_model("mlp", **_MODEL_OPTIONS["mlp"]).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     tracker = None if every is None else Tracker(model, x_va[:256], every=every)
+    meter = None if oui_at is None else EpochOUI(model, at=oui_at)
     order = torch.Generator().manual_seed(seed)
     _sync(device)
     n, bs, step = len(x_tr), 32, 0
@@ -50,8 +54,12 @@ def run(epochs: int, every: int | None, data, seed: int = 0, device: str = "cpu"
             loss.backward()
             opt.step()
             step += 1
+        if meter is not None:
+            meter.epoch_end()
     _sync(device)
     elapsed = time.perf_counter() - start
+    if meter is not None:
+        meter.close()
     return elapsed, (0 if tracker is None else len(tracker.steps))
 
 
@@ -107,14 +115,15 @@ def main() -> None:
     print(f"digits MLP on {args.device}, {steps} steps ({args.epochs} epochs), {args.threads} thread(s), "
           f"best of {args.repeats}")
     base = None
-    print(f"{'setting':>12} {'s/epoch':>9} {'ms/step':>8} {'measures':>9} {'ms/measure':>11} {'overhead':>9}")
-    for every in (None, 50, 10):
-        best, count = min(run(args.epochs, every, data, device=args.device) for _ in range(args.repeats))
+    print(f"{'setting':>21} {'s/epoch':>9} {'ms/step':>8} {'measures':>9} {'ms/measure':>11} {'overhead':>9}")
+    for every, oui_at in ((None, None), (50, None), (10, None), (None, "layers"), (None, "activations")):
+        best, count = min(run(args.epochs, every, data, device=args.device, oui_at=oui_at)
+                          for _ in range(args.repeats))
         if base is None:
             base = best
         per_measure = (best - base) / count * 1e3 if count else float("nan")
-        label = "no tracker" if every is None else f"every={every}"
-        print(f"{label:>12} {best / args.epochs:9.3f} {best / steps * 1e3:8.2f} {count:9d} "
+        label = f"EpochOUI({oui_at})" if oui_at else ("no tracker" if every is None else f"every={every}")
+        print(f"{label:>21} {best / args.epochs:9.3f} {best / steps * 1e3:8.2f} {count:9d} "
               f"{per_measure:11.1f} {100 * (best - base) / base:8.1f}%")
 
 

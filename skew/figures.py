@@ -403,7 +403,8 @@ def _training(out: Path, cfg: _Config) -> list[Entry]:
         "stop) and AUC (trapezoid area under the validation-accuracy curve, dx = 1 epoch), mean ± std over seeds.",
         "training_table.md": "The training table as Markdown.",
         "training_curves.png": "Validation accuracy per epoch for each scheme.",
-        "training_skew.png": "Per-layer skewed fractions and OUI during training (skew.Tracker).",
+        "training_skew.png": "Per-layer skewed fractions, OUI, pattern_change and weight_change during training "
+        "(skew.Tracker; SPEC §3b).",
     }
     paths = write_figures(out, cfg.quick)
     return [Entry(Path(p), descriptions.get(Path(p).name, "Training experiment output (skew.train)."),

@@ -266,6 +266,12 @@ class TrainResult:
             )
         lines += ["", "**Does the sinusoidal advantage show at this scale?**", ""]
         lines += [f"- {model}: {text}" for model, text in self.verdict().items()]
+        if "pattern_change" in self.history.columns:  # SPEC §3b, from the Tracker's probe measurements
+            from skew.train_wd import _structure_sentence
+
+            lines += ["", "**Does the structure settle before the weights?** (pattern_change and "
+                      "weight_change on the probe, mean over layers, schemes and seeds)", "",
+                      _structure_sentence(self.history)]
         return "\n".join(lines) + "\n"
 
     def plot_curves(self, model: str | None = None, *, ax=None):
@@ -569,6 +575,7 @@ def write_outputs(result: TrainResult, out_dir: str | Path) -> list[Path]:
     paths.append(save_figure(fig, out / "training_curves.png"))
 
     metrics = [f"skewed_{a:g}" for a in result.config["thresholds"]] + ["oui_pairwise"]
+    metrics += [c for c in ("pattern_change", "weight_change") if c in result.history.columns]  # SPEC §3b
     fig = Figure(figsize=(4.5 * len(metrics), 3.5 * len(models)), layout="constrained")
     grid = fig.subplots(len(models), len(metrics), squeeze=False)
     for row, model in zip(grid, models):
