@@ -130,10 +130,13 @@ class WeightDecayResult:
                          f"the best weight decays are {' and '.join(tied)} (tied, max val acc {top:.4f})")
             if len(part) < 2:
                 out[(model, init)] = f"only one weight decay was run; nothing to pick ({desc})."
+            elif outside.empty:
+                out[(model, init)] = (f"Not decisive: every weight decay kept the final training OUI in {lo}–{hi}, "
+                                      f"so the band cannot choose among them; {best_text} ({desc}).")
             elif inside.empty:
                 out[(model, init)] = (f"No: no weight decay kept the final training OUI in {lo}–{hi}; "
                                       f"{best_text} ({desc}).")
-            elif set(tied) <= set(inside.index) and (outside.empty or inside["max_val_acc_mean"].min()
+            elif set(tied) <= set(inside.index) and (inside["max_val_acc_mean"].min()
                                                      > outside["max_val_acc_mean"].max()):
                 out[(model, init)] = (f"Yes: {best_text}, inside the band, and every weight decay in the band "
                                       f"beats every one outside it ({desc}).")
@@ -270,6 +273,9 @@ def _structure_sentence(history: pd.DataFrame) -> str:
         lead = "faster" if ratio_p < ratio_w else "no faster"
         return (f"Not within this run: neither settled ({rule}); relative to its first epoch the structure's "
                 f"change fell {lead} than the weights'; {last}.")
+    if sp == sw:
+        return (f"Not before: structure and weights settled together, from epoch {epochs[sp]:g} ({rule}); "
+                f"{last}.")
     when_p = "never within the run" if sp is None else f"from epoch {epochs[sp]:g}"
     return f"No: the weights settled from epoch {epochs[sw]:g}, the structure {when_p} ({rule}); {last}."
 
@@ -357,12 +363,13 @@ def _train_wd(model_name, scheme, seed, wd, data, cfg) -> tuple[list[dict], pd.D
                     step += 1
                 oui = meter.epoch_end()
                 train_loss = total / n
+                val_acc = _accuracy(model, x_va, y_va)  # before the controller may reset the parameters
                 if ctl is not None:
                     ctl.step(oui, train_loss)
                 rows.append({
                     "model": model_name, "init": scheme, "weight_decay": label, "seed": int(seed), "epoch": epoch,
-                    "wd": float(used), "train_loss": train_loss, "train_oui": oui,
-                    "val_acc": _accuracy(model, x_va, y_va), "reset": bool(ctl is not None and ctl.reset_requested),
+                    "wd": float(used), "train_loss": train_loss, "train_oui": oui, "val_acc": val_acc,
+                    "reset": bool(ctl is not None and ctl.reset_requested),
                 })
             if tracker.steps[-1] != step:
                 tracker.measure(step)

@@ -232,6 +232,7 @@ def test_weight_decay_sweep_records_what_it_claims():
     ctl = OUIWeightDecay(opt, epochs=3)
     expected = [1e-4] + [ctl.step(o, loss) for o, loss in zip(auto["train_oui"], auto["train_loss"])][:-1]
     np.testing.assert_allclose(auto["wd"], expected, rtol=1e-12)
+    assert (auto["val_acc"] > 0.3).all()  # measured before a reset, never on freshly reset weights
     for label, part in c.groupby("weight_decay"):
         part = part.sort_values("epoch")
         row = res.runs.set_index("weight_decay").loc[label]
@@ -267,6 +268,7 @@ def _wd_result(rows):
     ([("0", 0.85, 0.98), ("0.001", 0.7, 0.97), ("0.01", 0.5, 0.90)], "No: the best weight decay is 0 "),
     ([("0", 0.65, 0.98), ("0.001", 0.7, 0.90), ("0.01", 0.5, 0.95)], "Partly:"),
     ([("0", 0.85, 0.98), ("0.01", 0.5, 0.90)], "No: no weight decay kept"),
+    ([("0", 0.65, 0.98), ("0.01", 0.7, 0.90)], "Not decisive: every weight decay kept"),
     ([("0", 0.7, 0.98), ("0.001", 0.85, 0.98), ("auto", 0.7, 0.99)], "Partly: the best weight decays are 0 and 0.001"),
 ])
 def test_band_verdict_reads_the_table(rows, start):
@@ -287,6 +289,8 @@ def test_settling_and_structure_sentence():
     assert text.startswith("Yes: the structure settled from epoch 2, the weights never within the run")
     swapped = pd.DataFrame(rows).rename(columns={"pattern_change": "weight_change", "weight_change": "pattern_change"})
     assert _structure_sentence(swapped).startswith("No: the weights settled from epoch 2")
+    same = pd.DataFrame(rows).assign(weight_change=lambda f: f["pattern_change"] * 2)
+    assert _structure_sentence(same).startswith("Not before: structure and weights settled together, from epoch 2")
 
 
 def test_cli_weight_decay_sweep_writes_its_files(tmp_path, capsys):
@@ -308,3 +312,24 @@ def test_cli_weight_decay_sweep_writes_its_files(tmp_path, capsys):
         from skew.train_wd import run_weight_decay
 
         run_weight_decay((-1.0,), seeds=(0,), epochs=1)
+
+
+def test_controller_reset_restarts_from_the_initial_weights(monkeypatch):
+    import skew.train_wd as train_wd
+
+    script = iter([0.40, 0.70, 0.70])  # epoch 1's OUI < 0.55 in the initial phase: reset
+
+    class Scripted(train_wd.EpochOUI):
+        def epoch_end(self):
+            super().epoch_end()
+            return next(script)
+
+    monkeypatch.setattr(train_wd, "EpochOUI", Scripted)
+    res = train_wd.run_weight_decay((), auto=True, seeds=(0,), epochs=3)
+    c = res.curves.sort_values("epoch")
+    assert c["reset"].tolist() == [True, False, False]
+    np.testing.assert_allclose(c["wd"], [1e-4, 1e-5, 1e-5], rtol=1e-12)
+    assert (c["val_acc"] > 0.3).all()  # read before the reset
+    loss = c["train_loss"].to_numpy()
+    # epoch 2 starts again from the initial weights: its mean loss is near epoch 1's, far above epoch 3's
+    assert abs(loss[1] - loss[0]) < 0.05 * loss[0] and loss[2] < 0.6 * loss[1]
