@@ -153,11 +153,15 @@ class WeightDecayResult:
     def structure_verdict(self) -> str:
         """A sentence: does the structure (activation patterns) settle before the weights here?
 
-        Per epoch, pattern_change and weight_change are averaged over layers, seeds, schemes and weight
-        decays; each *settles* from the first epoch after which it stays at or below
-        :data:`SETTLED` × its first epoch's value. See :func:`settling`.
+        Per epoch, pattern_change and weight_change are averaged over layers, seeds, schemes and the
+        fixed weight decays (the controller's resets would restart both); each *settles* from the
+        first epoch after which it stays at or below :data:`SETTLED` × its first epoch's value.
+        See :func:`settling`.
         """
-        return _structure_sentence(self.history)
+        hist = self.history
+        if "weight_decay" in hist.columns:
+            hist = hist[hist["weight_decay"] != "auto"]
+        return _structure_sentence(hist)
 
     def to_markdown(self) -> str:
         """The table (mean ± std over seeds), the protocol and the two verdicts, as Markdown."""
@@ -188,7 +192,8 @@ class WeightDecayResult:
             )
         lines += ["", f"**Did the OUI band ({lo}–{hi}) pick the best weight decay at this scale?**", ""]
         lines += [f"- {m}, {i}: {text}" for (m, i), text in self.band_verdict().items()]
-        lines += ["", "**Does the structure settle before the weights on digits?** (SPEC §3b)", "",
+        lines += ["", "**Does the structure settle before the weights on digits?** (SPEC §3b; pattern_change "
+                  "and weight_change on the probe, mean over layers, seeds and the fixed weight decays)", "",
                   self.structure_verdict()]
         return "\n".join(lines) + "\n"
 

@@ -5,11 +5,11 @@ mean training loss, :class:`OUIWeightDecay` sets the weight decay of an optimize
 number of epochs and f = 10^(10/N):
 
 1. WD starts at its initial value (1e-4).
-2. **Initial phase**, the first 10 % of epochs (epochs e − e₀ < 0.1·N counted from the phase's
-   start e₀): if OUI < 0.55, ask for a **parameter reset**, divide WD by 10 and restart the
-   phase (e₀ = the next epoch); otherwise the phase's first OUI is its reference, and the phase
-   is left early once OUI has risen more than 0.2 or fallen more than 0.1 from it. WD is
-   otherwise unchanged in the phase.
+2. **Initial phase**, the first 10 % of epochs (e < 0.1·N): if OUI < 0.55, ask for a
+   **parameter reset**, divide WD by 10 and restart the phase (its reference OUI is taken again
+   at the next epoch); otherwise the phase's first OUI is its reference, and the phase is left
+   early once OUI has risen more than 0.2 or fallen more than 0.1 from it. WD is otherwise
+   unchanged in the phase.
 3. After the phase, every epoch, the first rule that applies:
 
    - in the last 10 % of epochs (e ≥ 0.9·N, counted from the first epoch of the run):
@@ -19,11 +19,14 @@ number of epochs and f = 10^(10/N):
    - OUI > 0.65 and the training loss improved (strictly below the previous epoch's):
      WD ← WD · f.
 
-Epochs are counted by :meth:`OUIWeightDecay.step` calls (0-based). A reset also clears the loss
-reference (the first epoch after a reset never counts as an improvement). Choices where the
-published description leaves room: the OUI < 0.55 check comes before the early-leave check; the
-epoch that leaves the phase keeps its WD (the rules of step 3 apply from the next epoch); a reset
-restarts the phase's clock but not the run's (the last-10 % window is fixed by N).
+Epochs are counted by :meth:`OUIWeightDecay.step` calls (0-based): the decision made with epoch
+e's OUI and loss sets the WD of epoch e + 1. A reset also clears the loss reference (the first
+epoch after a reset never counts as an improvement). Choices where the published description
+leaves room: the OUI < 0.55 check comes before the early-leave check; the epoch that leaves the
+phase keeps its WD (the rules of step 3 apply from the next epoch); a reset restarts the phase's
+reference but not the run's clock, so the phase still ends at 0.1·N and there are at most
+⌈0.1·N⌉ resets (a network whose early OUI stays below 0.55 whatever the WD would otherwise be
+reset forever).
 
 The authors' guidance: OUI kept in about 0.6–0.8 goes with the best validation accuracy.
 
@@ -122,7 +125,6 @@ class OUIWeightDecay:
         self.limit = LOWER_LIMIT
         self.factor = self.f
         self.in_phase = True
-        self.phase_start = 0
         self.first: float | None = None
         self.prev_loss: float | None = None
         self.epoch = 0
@@ -152,10 +154,10 @@ class OUIWeightDecay:
         before = self.wd
         self.reset_requested = False
         action = "keep"
-        if self.in_phase and e - self.phase_start < PHASE * self.epochs:
+        if self.in_phase and e < PHASE * self.epochs:
             if oui < RESET_BELOW:
                 self.wd /= 10.0
-                self.phase_start, self.first, self.prev_loss = e + 1, None, None
+                self.first, self.prev_loss = None, None
                 self.reset_requested = True
                 action = "reset"
             else:

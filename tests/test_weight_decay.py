@@ -67,20 +67,26 @@ def test_f_and_the_last_tenth_for_n_30():
 # -- initial phase, N = 30: three epochs ----------------------------------------------------------------
 def test_reset_divides_by_ten_and_restarts_the_phase():
     calls = []
-    script = [(0.40, 2.0),   # e0 OUI < 0.55 in the phase: reset, 1e-5, phase restarts at e1
-              (0.60, 2.0),   # e1 first value of the new phase
-              (0.50, 1.9),   # e2 second epoch of the new phase, OUI < 0.55 again: reset, 1e-6
-              (0.60, 1.8),   # e3 new phase, first value
-              (0.62, 1.7),   # e4
-              (0.63, 1.6),   # e5 third epoch of the phase
-              (0.70, 1.5)]   # e6 phase over: OUI > 0.65, loss improved -> *f
+    script = [(0.40, 2.0),   # e0 OUI < 0.55 in the phase: reset, 1e-5; the phase's reference is taken again
+              (0.60, 2.0),   # e1 the phase's new first value
+              (0.50, 1.9),   # e2 OUI < 0.55 again, still in the first 10 % (e < 3): reset, 1e-6
+              (0.70, 1.8),   # e3 phase over (the run's clock): OUI > 0.65 but no loss reference after a reset
+              (0.70, 1.7),   # e4 OUI > 0.65, loss improved -> *f
+              (0.40, 1.6)]   # e5 no reset after the phase: OUI < 0.55 limit -> /f
     counter = iter(range(100))
     ctl, wds = _run(30, script, reset=lambda: calls.append(next(counter)))
     f = 10 ** (1 / 3)
-    np.testing.assert_allclose(wds, [1e-5, 1e-5, 1e-6, 1e-6, 1e-6, 1e-6, 1e-6 * f], rtol=1e-12)
+    np.testing.assert_allclose(wds, [1e-5, 1e-5, 1e-6, 1e-6, 1e-6 * f, 1e-6], rtol=1e-12)
     assert len(calls) == 2  # called once per reset (after the steps of epochs 0 and 2)
     assert ctl.decisions.query("action == 'reset'")["epoch"].tolist() == [0, 2]
-    assert ctl.decisions["action"].tolist() == ["reset", "phase", "reset", "phase", "phase", "phase", "increase"]
+    assert ctl.decisions["action"].tolist() == ["reset", "phase", "reset", "keep", "increase", "decrease"]
+
+
+def test_resets_are_bounded_by_the_first_tenth():
+    ctl, wds = _run(30, [(0.3, 1.0)] * 6)  # OUI never reaches 0.55
+    assert ctl.decisions["action"].tolist() == ["reset"] * 3 + ["decrease"] * 3
+    f = 10 ** (1 / 3)
+    np.testing.assert_allclose(wds[2:], [1e-7, 1e-7 / f, 1e-7 / f / f**2, 1e-7 / f**3 / f**3], rtol=1e-12)
 
 
 def test_reset_flag_without_a_callback_and_loss_reference_cleared():
@@ -88,7 +94,7 @@ def test_reset_flag_without_a_callback_and_loss_reference_cleared():
     ctl = OUIWeightDecay(opt, epochs=10)
     ctl.step(0.3, 0.5)
     assert ctl.reset_requested and ctl.wd == pytest.approx(1e-5)
-    ctl.step(0.7, 9.0)  # first epoch after the reset: the new phase's reference (one epoch at N = 10)
+    ctl.step(0.7, 9.0)  # phase over at N = 10; no loss reference after the reset: keep
     assert not ctl.reset_requested
     # the loss reference is the post-reset epoch (9.0), not the pre-reset 0.5: 8.0 improves on it
     assert ctl.step(0.7, 8.0) == pytest.approx(1e-4)
