@@ -90,10 +90,21 @@ class _Acc:
 
     def add(self, zc: torch.Tensor) -> None:
         b, _, p = zc.shape
-        z64 = zc.to(torch.float64)
-        pos = (zc > 0).sum((0, 2))
-        mean = z64.mean((0, 2))
-        m2 = (z64 - mean[None, :, None]).square_().sum((0, 2))
+        if p == 1:  # Linear on (B, F): one value per (sample, neuron); fewer kernels on the hot path
+            z2 = zc[:, :, 0]
+            states = z2 > 0
+            pos = states.sum(0)
+            z64 = z2.to(torch.float64)
+            mean = z64.mean(0)
+            m2 = (z64 - mean).square_().sum(0)
+            active = states
+        else:
+            states = zc > 0
+            pos = states.sum((0, 2))
+            z64 = zc.to(torch.float64)
+            mean = z64.mean((0, 2))
+            m2 = (z64 - mean[None, :, None]).square_().sum((0, 2))
+            active = z64.mean(2) > 0
         n = b * p
         if self.calls == 0:
             self.n, self.pos, self.mean, self.m2 = n, pos, mean, m2
@@ -105,7 +116,6 @@ class _Acc:
             self.n = total
             self.pos = self.pos + pos
         self.calls += 1
-        active = (z64.mean(2) > 0) if p > 1 else (zc[:, :, 0] > 0)
         if b >= 2:
             s = active.sum(0)
             term = torch.minimum(s, b - s).to(torch.float64) / (b // 2)
@@ -115,7 +125,7 @@ class _Acc:
             take = active[: OUI_SAMPLES - self.head_count]
             self.heads.append(take)
             self.head_count += take.shape[0]
-        self.states.append((zc > 0).reshape(b, -1))
+        self.states.append(states.reshape(b, -1))
 
 
 @dataclass
