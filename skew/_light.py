@@ -37,6 +37,7 @@ import torch
 from scipy.special import ndtr
 from torch import nn
 
+from skew.errors import SkewError
 from skew.oui import pairwise_oui
 from skew.result import DEGENERATE_RTOL
 
@@ -160,7 +161,13 @@ def measure_layers(model: nn.Module, units, inputs: tuple[tuple, dict], threshol
     try:
         for u in units:
             handles.append(u.module.register_forward_hook(hook_for(u.name, u.module)))
-        model(*args, **kwargs)
+        try:
+            model(*args, **kwargs)
+        except Exception as err:
+            raise SkewError(
+                f"{type(model).__name__} rejected the probe batch: {type(err).__name__}: {err}. Pass a probe the "
+                "model accepts, or input_fn= to map it to the model's arguments"
+            ) from err
     finally:
         for h in handles:
             h.remove()

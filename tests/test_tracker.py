@@ -97,7 +97,7 @@ def test_restores_flags_and_leaves_no_hooks_when_the_model_fails():
 
     model = nn.Sequential(nn.Linear(6, 4), Boom())
     model.train()
-    with pytest.raises(Exception, match="boom"):
+    with pytest.raises(SkewError, match="boom"):
         Tracker(model, PROBE, every=1).step(0)
     assert all(m.training for m in model.modules())
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
