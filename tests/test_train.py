@@ -333,3 +333,14 @@ def test_controller_reset_restarts_from_the_initial_weights(monkeypatch):
     loss = c["train_loss"].to_numpy()
     # epoch 2 starts again from the initial weights: its mean loss is near epoch 1's, far above epoch 3's
     assert abs(loss[1] - loss[0]) < 0.05 * loss[0] and loss[2] < 0.6 * loss[1]
+
+
+def test_init_experiment_reports_pattern_and_weight_change():
+    res = run_experiment(models=("mlp",), schemes=("default",), seeds=(0,), epochs=2)
+    hist = res.history
+    assert hist.loc[hist["step"] == 0, "pattern_change"].isna().all()
+    assert (hist.loc[hist["step"] > 0, "weight_change"] > 0).all()
+    md = res.to_markdown()
+    assert "**Does the structure settle before the weights?**" in md
+    tail = md.split("settle before the weights?**")[1]
+    assert any(tail.split("\n\n")[1].startswith(w) for w in ("Yes", "No", "Not"))
