@@ -502,8 +502,11 @@ def write_weight_decay_outputs(result: WeightDecayResult, out_dir: str | Path) -
     from matplotlib.figure import Figure
 
     out = Path(out_dir)
+    table = result.table.copy()
+    for col in ("final_wd_mean", "final_wd_std"):  # weight decays span many decades: 4 significant digits
+        table[col] = [("" if not np.isfinite(v) else f"{v:.4g}") for v in table[col]]
     paths = [
-        write_csv(result.table, out / "training_wd_table.csv", float_format=_FLOAT),
+        write_csv(table, out / "training_wd_table.csv", float_format=_FLOAT),
         atomic_write(out / "training_wd_table.md",
                      lambda p: p.write_text(result.to_markdown(), encoding="utf-8")),
     ]

@@ -306,6 +306,8 @@ def test_cli_weight_decay_sweep_writes_its_files(tmp_path, capsys):
         "training_wd_curves.png", "training_wd_structure.png", "training_wd_table.csv", "training_wd_table.md"]
     table = pd.read_csv(tmp_path / "training_wd_table.csv")
     assert table["weight_decay"].astype(str).tolist() == ["0", "0.001", "auto"]
+    assert table["final_wd_mean"].tolist()[:2] == [0.0, 0.001]
+    assert 0 < table["final_wd_mean"].iloc[2] <= 1e-4  # the controller's, small but not rounded to 0
     with pytest.raises(SystemExit):
         parser.parse_args(["train", "--weight-decay", "a,b"])
     with pytest.raises(SkewError, match=">= 0"):
