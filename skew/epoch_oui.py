@@ -24,7 +24,9 @@ Sites (``at``):
   authors measure (after BatchNorm in conv → BN → ReLU).
 
 A module called several times in one forward pass gives one site per call, ``name#k`` (k = 0, 1,
-...). The hooks do no host synchronisation: the per-site sums stay on the device until
+...). The hooks do no host synchronisation: a hook stores the signs of the batch's first 8
+samples (at most 2**20 booleans, 1 MiB, pending per site), and the Hamming distances of all
+pending batches are computed together; the per-site sums stay on the device until
 :meth:`EpochOUI.epoch_end`.
 
 Example:
@@ -62,6 +64,9 @@ ACTIVATIONS: tuple[type[nn.Module], ...] = (
 _AT = ("layers", "activations")
 #: Samples per batch whose patterns are compared (all 28 pairs of the first 8).
 SAMPLES = 8
+#: Activation states (booleans) a site may hold before its pending batches are compared: the hooks
+#: only store the first samples' signs (one kernel), and the comparisons run batched.
+_PENDING_STATES = 1 << 20
 
 
 class EpochOUI:
@@ -96,6 +101,7 @@ class EpochOUI:
         self.at = at
         self._sums: dict[tuple[str, int], torch.Tensor] = {}
         self._counts: dict[tuple[str, int], int] = {}
+        self._pending: dict[tuple[str, int], list[torch.Tensor]] = {}
         self._calls: dict[str, int] = {}
         self._multi: set[str] = set()
         self._pairs: dict[tuple[int, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
@@ -159,18 +165,35 @@ class EpochOUI:
             self._multi.add(name)
         if not (module.training and torch.is_grad_enabled()) or v.dim() < 2 or not v.is_floating_point():
             return
+        pats = v.detach()[:SAMPLES] > 0  # one kernel here; the comparisons run batched in _flush
+        key = (name, k)
+        if key not in self._sums:
+            self._sums[key] = torch.zeros((), dtype=torch.float64, device=v.device)
+            self._counts[key] = 0
+        pend = self._pending.setdefault(key, [])
+        if pend and pend[0].shape != pats.shape:
+            self._flush(key)
+        pend.append(pats)
+        if len(pend) * pats.numel() >= _PENDING_STATES:
+            self._flush(key)
+
+    def _flush(self, key: tuple[str, int]) -> None:
+        """Pairwise OUI of the pending batches of one site, in one vectorised pass; added to its sum."""
+        pend = self._pending.get(key)
+        if not pend:
+            return
+        self._pending[key] = []
         with torch.no_grad():
-            pats = (v.detach()[:SAMPLES] > 0).reshape(min(v.shape[0], SAMPLES), -1)
-            b, d = pats.shape
+            stack = torch.stack(pend).reshape(len(pend), pend[0].shape[0], -1)  # (batches, b, d)
+            b, d = stack.shape[1], stack.shape[2]
             half = d // 2
             if b < 2 or half == 0:
                 return
-            i, j = self._pair_index(b, pats.device)
-            hamming = (pats[i] != pats[j]).sum(1)
-            value = (hamming.clamp(max=half).to(torch.float64) / half).mean()
-        key = (name, k)
-        self._sums[key] = value if key not in self._sums else self._sums[key] + value
-        self._counts[key] = self._counts.get(key, 0) + 1
+            i, j = self._pair_index(b, stack.device)
+            hamming = (stack[:, i] != stack[:, j]).sum(2)  # (batches, pairs)
+            per_batch = hamming.clamp_(max=half).sum(1).to(torch.float64) / (half * len(i))
+            self._sums[key] += per_batch.sum()
+        self._counts[key] += len(pend)
 
     def _pair_index(self, b: int, device: torch.device):
         key = (b, device)
@@ -194,13 +217,17 @@ class EpochOUI:
             nan
         """
         self.epochs += 1
+        for key in list(self._pending):
+            self._flush(key)
         values = []
         for (name, k), total in self._sums.items():  # insertion order: forward order of the first batch
+            if not self._counts[(name, k)]:
+                continue
             value = float(total) / self._counts[(name, k)]
             values.append(value)
             self._rows.append({"epoch": self.epochs, "site": self._site(name, k), "oui": value,
                                "batches": self._counts[(name, k)]})
-        self._sums, self._counts = {}, {}
+        self._sums, self._counts, self._pending = {}, {}, {}
         return float(sum(values) / len(values)) if values else float("nan")
 
     @property
