@@ -890,11 +890,7 @@ def _check_train(args, parser: argparse.ArgumentParser) -> None:
         if not models or bad:
             parser.error(f"argument --models: invalid choice: {','.join(bad) or repr('')} "
                          f"(choose from {', '.join(map(repr, trainable))})")
-    seeds = getattr(args, "seeds", None)
-    if getattr(args, "seed", None) is not None:
-        if seeds is not None:
-            parser.error("argument --seed: not allowed with --seeds (give one seed, or a list)")
-        args.seeds = seeds = [args.seed]
+    seeds = getattr(args, "seeds", None)  # the runs' init seeds; --seed is the data seed (skew.train)
     if seeds is not None:
         try:
             _int_list(",".join(map(str, seeds)) if seeds else "")

@@ -487,11 +487,33 @@ def _training(out: Path, cfg: _Config) -> list[Entry]:
         "stop) and AUC (trapezoid area under the validation-accuracy curve, dx = 1 epoch), mean ± std over seeds.",
         "training_table.md": "The training table as Markdown.",
         "training_curves.png": "Validation accuracy per epoch for each scheme.",
-        "training_skew.png": "Per-layer skewed fractions and OUI during training (skew.Tracker).",
+        "training_skew.png": "Per-layer skewed fractions, OUI, pattern_change and weight_change during training "
+        "(skew.Tracker; docs/oui.md).",
     }
     paths = write_figures(out, cfg.quick)
     return [Entry(Path(p), descriptions.get(Path(p).name, "Training experiment output (skew.train)."),
                   "sklearn digits; see skew.train") for p in paths]
+
+
+def _training_wd(out: Path, cfg: _Config) -> list[Entry]:
+    try:
+        from skew.train_wd import write_weight_decay_figures
+    except ImportError as err:
+        if err.name not in ("skew.train", "skew.train_wd"):
+            raise
+        return []
+    descriptions = {
+        "training_wd_table.csv": "Weight-decay sweep and the OUI controller (MLP on digits): final training OUI, max "
+        "validation accuracy, AUC, final weight decay per weight decay, mean ± std over seeds.",
+        "training_wd_table.md": "The sweep's table as Markdown, with whether the OUI band 0.6–0.8 picked the best "
+        "weight decay and whether the structure settled before the weights.",
+        "training_wd_curves.png": "Training OUI (band shaded) and validation accuracy per epoch, per weight decay.",
+        "training_wd_structure.png": "pattern_change (activation states flipped on a probe) and weight_change "
+        "(‖ΔW‖/‖W‖) per epoch, per weight decay (docs/oui.md).",
+    }
+    paths = write_weight_decay_figures(out, cfg.quick)
+    return [Entry(Path(p), descriptions.get(Path(p).name, "Weight-decay sweep output (skew.train)."),
+                  "sklearn digits; see skew.train.run_weight_decay") for p in paths]
 
 
 def _readme(out: Path, entries: Sequence[Entry], cfg: _Config) -> Path:
@@ -600,6 +622,7 @@ def generate(out_dir: str | os.PathLike = "figures", quick: bool = False, *, ver
         entries += step("architectures", lambda: _architectures(out, cfg))
         entries += step("language models", lambda: _language_models(out, cfg))
         entries += step("training", lambda: _training(out, cfg))
+        entries += step("weight decay", lambda: _training_wd(out, cfg))
     readme = _readme(out, entries, cfg)
     return [e.path for e in entries] + [readme]
 

@@ -50,13 +50,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from skew._io import atomic_write, save_figure, write_csv
+from skew.epoch_oui import EpochOUI
 from skew.errors import SkewError
 from skew.seeding import child_seed, generator
 from skew.tracker import Tracker
+from skew.weight_decay import OUIWeightDecay
 
 __all__ = [
     "DEFAULT_SCHEMES",
     "EarlyStop",
+    "EpochOUI",
+    "OUIWeightDecay",
     "TrainResult",
     "add_cli",
     "auc",
@@ -65,6 +69,17 @@ __all__ = [
     "run_experiment",
     "write_figures",
 ]
+#: Names of the weight-decay experiment (skew.train_wd), served lazily from here.
+_WD_NAMES = ("OUI_AT", "OUI_BAND", "WeightDecayResult", "run_weight_decay", "settling",
+             "write_weight_decay_figures", "write_weight_decay_outputs")
+
+
+def __getattr__(name: str):
+    if name in _WD_NAMES:
+        import skew.train_wd
+
+        return getattr(skew.train_wd, name)
+    raise AttributeError(f"module 'skew.train' has no attribute {name!r}")
 
 #: The schemes compared by default (the paper's Table 3 set).
 DEFAULT_SCHEMES = ("default", "xavier_uniform", "kaiming_normal", "orthogonal", "lsuv", "sinusoidal")
@@ -256,6 +271,12 @@ class TrainResult:
             )
         lines += ["", "**Does the sinusoidal advantage show at this scale?**", ""]
         lines += [f"- {model}: {text}" for model, text in self.verdict().items()]
+        if "pattern_change" in self.history.columns:  # docs/oui.md, from the Tracker's probe measurements
+            from skew.train_wd import _structure_sentence
+
+            lines += ["", "**Does the structure settle before the weights?** (pattern_change and "
+                      "weight_change on the probe, mean over layers, schemes and seeds)", "",
+                      _structure_sentence(self.history)]
         return "\n".join(lines) + "\n"
 
     def plot_curves(self, model: str | None = None, *, ax=None):
@@ -564,6 +585,7 @@ def write_outputs(result: TrainResult, out_dir: str | Path) -> list[Path]:
     paths.append(save_figure(fig, out / "training_curves.png"))
 
     metrics = [f"skewed_{a:g}" for a in result.config["thresholds"]] + ["oui_pairwise"]
+    metrics += [c for c in ("pattern_change", "weight_change") if c in result.history.columns]  # docs/oui.md
     fig = Figure(figsize=(4.5 * len(metrics), 3.5 * len(models)), layout="constrained")
     grid = fig.subplots(len(models), len(metrics), squeeze=False)
     for row, model in zip(grid, models):
@@ -607,6 +629,15 @@ def _int_list(text: str) -> list[int]:
         ) from None
 
 
+def _float_list(text: str) -> list[float]:
+    try:
+        return [float(t) for t in _names(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of numbers, e.g. 0,1e-4,1e-3,1e-2"
+        ) from None
+
+
 def add_cli(subparsers) -> argparse.ArgumentParser:
     """Register ``skew train`` on an ``argparse`` sub-parsers object; returns its parser."""
     p = subparsers.add_parser(
@@ -619,8 +650,9 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("--models", type=_names, default=None, help="comma-separated, e.g. mlp,cnn (default both)")
-    p.add_argument("--inits", type=_names, default=list(DEFAULT_SCHEMES),
-                   help=f"comma-separated scheme names (default {','.join(DEFAULT_SCHEMES)})")
+    p.add_argument("--inits", type=_names, default=None,
+                   help=f"comma-separated scheme names (default {','.join(DEFAULT_SCHEMES)}; "
+                        "with --weight-decay/--auto-wd: default)")
     p.add_argument("--seeds", type=_int_list, default=None, help="comma-separated seeds (default 0,1,2)")
     p.add_argument("--epochs", type=int, default=None,
                    help="epoch budget per run (default 40; 10 with --quick)")
@@ -640,18 +672,50 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
                    help="show the full traceback on errors")
     p.add_argument("--out", default=DEFAULT_OUT,
                    help=f"output directory (default {DEFAULT_OUT}; `skew figures` writes the figures/ copy)")
+    wd = p.add_argument_group(
+        "weight decay (OUI paper)",
+        "with --weight-decay and/or --auto-wd, sweep the weight decay instead of comparing inits: write "
+        "training_wd_table.csv/.md (final training OUI, max val accuracy, AUC per weight decay; whether the "
+        "OUI band 0.6-0.8 picked the best one), training_wd_curves.png and training_wd_structure.png "
+        "(pattern_change and weight_change: does the structure settle before the weights?)",
+    )
+    wd.add_argument("--weight-decay", type=_float_list, default=None, metavar="LIST",
+                    help="comma-separated weight decays, e.g. 0,1e-4,1e-3,1e-2 (default 30 epochs, seeds 0,1)")
+    wd.add_argument("--auto-wd", action="store_true",
+                    help="also run the OUI authors' weight-decay controller (skew.train.OUIWeightDecay)")
+    wd.add_argument("--oui-at", choices=("layers", "activations"), default=None,
+                    help="where the training OUI is read (default layers: skew.train_wd.OUI_AT)")
     p.set_defaults(func=run_cli)
     return p
 
 
 def run_cli(args: argparse.Namespace) -> int:
     """Run ``skew train`` from parsed arguments; prints the Markdown table and the files written."""
+    if getattr(args, "weight_decay", None) is not None or getattr(args, "auto_wd", False):
+        return _run_wd_cli(args)
     result = run_experiment(
-        models=args.models, schemes=args.inits, seeds=args.seeds, epochs=args.epochs,
+        models=args.models, schemes=DEFAULT_SCHEMES if args.inits is None else args.inits, seeds=args.seeds, epochs=args.epochs,
         patience=args.patience, optimizer=args.optimizer, lr=args.lr, batch_size=args.batch_size,
         quick=args.quick, track_every=args.track_every, progress=True, data_seed=getattr(args, "seed", 0),
     )
     paths = write_outputs(result, args.out)
+    print(result.to_markdown())
+    for path in paths:
+        print(f"wrote {path}")
+    return 0
+
+
+def _run_wd_cli(args: argparse.Namespace) -> int:
+    """``skew train --weight-decay ... [--auto-wd]``: the sweep's table, verdicts and files."""
+    from skew.train_wd import run_weight_decay, write_weight_decay_outputs
+
+    result = run_weight_decay(
+        args.weight_decay or (), auto=args.auto_wd, models=args.models,
+        schemes=("default",) if args.inits is None else args.inits, seeds=args.seeds, epochs=args.epochs,
+        patience=args.patience, optimizer=args.optimizer, lr=args.lr, batch_size=args.batch_size,
+        quick=args.quick, oui_at=args.oui_at, progress=True,
+    )
+    paths = write_weight_decay_outputs(result, args.out)
     print(result.to_markdown())
     for path in paths:
         print(f"wrote {path}")

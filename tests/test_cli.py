@@ -258,7 +258,7 @@ def test_build_parser_registers_the_full_train_command(capsys):
     assert "--epochs" in out and "--seed" in out and "--debug" in out
 
 
-def test_train_seed_is_one_seed_and_values_are_checked_before_training(monkeypatch, tmp_path, capsys):
+def test_train_seed_is_the_data_seed_and_values_are_checked_before_training(monkeypatch, tmp_path, capsys):
     import skew.train as train
 
     seen = {}
@@ -268,8 +268,8 @@ def test_train_seed_is_one_seed_and_values_are_checked_before_training(monkeypat
         raise SkewError("stop here")
 
     monkeypatch.setattr(train, "run_experiment", fake_run)
-    assert main(["train", "--seed", "7", "--quick", "--out", str(tmp_path / "t")]) == 1
-    assert seen["seeds"] == [7]
+    assert main(["train", "--seed", "7", "--seeds", "3", "--quick", "--out", str(tmp_path / "t")]) == 1
+    assert seen["data_seed"] == 7 and list(seen["seeds"]) == [3]
     assert "stop here" in capsys.readouterr().err
 
 

@@ -97,7 +97,7 @@ def test_restores_flags_and_leaves_no_hooks_when_the_model_fails():
 
     model = nn.Sequential(nn.Linear(6, 4), Boom())
     model.train()
-    with pytest.raises(Exception, match="boom"):
+    with pytest.raises(SkewError, match="boom"):
         Tracker(model, PROBE, every=1).step(0)
     assert all(m.training for m in model.modules())
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
@@ -181,3 +181,113 @@ def test_plot_draws_one_line_per_layer_and_rejects_unknown_metrics():
 def test_bad_options_raise_skewerror(kwargs, match):
     with pytest.raises(SkewError, match=match):
         Tracker(nn.Linear(6, 3), PROBE, **kwargs)
+
+
+# -- issue 13: structure vs weights (docs/oui.md) ----------------------------------------------------------
+def _outputs(model, x):
+    """Each Linear/Conv layer's output on x, in eval mode, by brute force (a deep copy)."""
+    twin = copy.deepcopy(model).eval()
+    seen = {}
+    for name, mod in twin.named_modules():
+        if isinstance(mod, (nn.Linear, nn.Conv2d)):
+            mod.register_forward_hook(lambda m, a, out, name=name: seen.setdefault(name, out.detach().clone()))
+    with torch.no_grad():
+        twin(x)
+    return seen
+
+
+def test_pattern_and_weight_change_equal_a_brute_force_count():
+    model = _net()
+    tracker = Tracker(model, PROBE, every=3)
+    snaps = {}
+
+    def snapshot(step, m):
+        snaps[step] = (_outputs(m, PROBE), {n: p.detach().clone() for n, p in m.named_parameters()})
+
+    _train(model, _batches(10), tracker, on_measure=snapshot)
+    hist = tracker.history.set_index(["step", "layer"])
+    steps = tracker.steps
+    assert steps == [0, 3, 6, 9]
+    assert hist.loc[0]["pattern_change"].isna().all() and hist.loc[0]["weight_change"].isna().all()
+    some_flip = False
+    for prev, cur in zip(steps, steps[1:]):
+        for layer in ("0", "3", "6"):
+            a, b = snaps[prev][0][layer] > 0, snaps[cur][0][layer] > 0
+            flips = int((a != b).sum())
+            some_flip |= flips > 0
+            assert hist.loc[(cur, layer), "pattern_change"] == pytest.approx(flips / a.numel(), abs=0)
+            w0, w1 = snaps[prev][1][f"{layer}.weight"], snaps[cur][1][f"{layer}.weight"]
+            expect = float(torch.linalg.norm(w1.double() - w0.double()) / torch.linalg.norm(w0.double()))
+            assert hist.loc[(cur, layer), "weight_change"] == pytest.approx(expect, rel=1e-12)
+    assert some_flip, "lr 0.1 moves some activation state; otherwise the check above is vacuous"
+
+
+def test_pattern_change_counts_every_position_of_a_conv():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 5 * 5, 4))
+    probe = torch.randn(6, 2, 5, 5)
+    tracker = Tracker(model, probe, every=1)
+    tracker.step(0)
+    before = _outputs(model, probe)["0"] > 0
+    with torch.no_grad():
+        model[0].bias[1] += 0.3  # flips the states near zero of channel 1, at every position
+        model[0].weight[2, 0, 1, 1] *= -1
+    tracker.step(1)
+    after = _outputs(model, probe)["0"] > 0
+    row = tracker.history.query("step == 1 and layer == '0'").iloc[0]
+    flips = int((before != after).sum())
+    assert flips > 0
+    assert row["pattern_change"] == flips / before.numel()  # (6 samples × 3 channels × 25 positions)
+    w_now = model[0].weight.detach().double()
+    w_before = w_now.clone()
+    w_before[2, 0, 1, 1] *= -1
+    assert row["weight_change"] == pytest.approx(
+        float(torch.linalg.norm(w_now - w_before) / torch.linalg.norm(w_before)), rel=1e-12
+    )
+    # the bias moved the structure of channel 1 but not the weight matrix of the last layer
+    assert tracker.history.query("step == 1 and layer == '3'")["weight_change"].iloc[0] == 0.0
+
+
+def test_conv_history_equals_a_direct_report():
+    from skew.analyzer import report
+
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Conv2d(2, 6, 3), nn.ReLU(), nn.Conv2d(6, 5, 3, bias=False), nn.ReLU(),
+                          nn.Flatten(), nn.Linear(5 * 3 * 3, 4))
+    probe = torch.randn(20, 2, 7, 7) + 0.2
+    tracker = Tracker(model, probe, every=1)
+    tracker.step(0)
+    cols = ["skewed_0.1", "skewed_0.3", "skewed_gauss_0.1", "skewed_gauss_0.3", "mean_skew", "oui_batch",
+            "oui_pairwise", "neurons", "dead", "always_on", "degenerate"]
+    direct = report(model, [probe]).layers.set_index("layer")[cols]
+    got = tracker.history.set_index("layer")[cols]
+    pd.testing.assert_frame_equal(got, direct.loc[got.index], check_dtype=False, check_names=False)
+
+
+def test_attention_layers_take_the_report_path():
+    torch.manual_seed(0)
+    model = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+    probe = torch.randn(4, 5, 8)
+    tracker = Tracker(model, probe, every=1)
+    tracker.step(0)
+    tracker.step(1)
+    hist = tracker.history
+    assert "self_attn.q_proj" in set(hist["layer"])
+    assert (hist.query("step == 1")["weight_change"] == 0).all()  # nothing trained in between
+    assert (hist.query("step == 1 and layer == 'linear1'")["pattern_change"] == 0).all()
+
+
+def test_at_activations_needs_a_report_that_measures_them():
+    from skew.analyzer import report
+
+    tracker = Tracker(_net(), PROBE, every=1, at="activations")
+    try:
+        report(_net(), [PROBE], at="activations")
+    except TypeError:
+        with pytest.raises(SkewError, match="at='activations'"):
+            tracker.step(0)
+    else:  # a skew.report with at= is present: the tracker passes it through
+        tracker.step(0)
+        assert len(tracker.history) > 0
+    with pytest.raises(SkewError, match="layers, activations"):
+        Tracker(_net(), PROBE, at="weights")

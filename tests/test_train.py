@@ -248,3 +248,136 @@ def test_data_seed_draws_the_split_and_run_seeds_do_not():
     assert not np.allclose(a.curves["train_loss"], b.curves["train_loss"])  # another split, another run
     with pytest.raises(SkewError, match="negative"):
         run_experiment(**{**kw, "seeds": (-1,)})
+# -- weight decay: sweep, controller, verdicts (issue 13) ---------------------------------------
+def test_weight_decay_sweep_records_what_it_claims():
+    from skew.train_wd import run_weight_decay
+    from skew.weight_decay import OUIWeightDecay
+
+    torch.manual_seed(5)
+    before = torch.get_rng_state()
+    res = run_weight_decay((0.0, 1e-2), auto=True, seeds=(0,), epochs=3)
+    assert torch.equal(torch.get_rng_state(), before)
+    t = res.table.set_index("weight_decay")
+    assert list(t.index) == ["0", "0.01", "auto"] and (t["seeds"] == 1).all()
+    c = res.curves
+    assert set(c.query("weight_decay == '0.01'")["wd"]) == {0.01}
+    auto = c.query("weight_decay == 'auto'").sort_values("epoch")
+    # the controller's weight decays are what OUIWeightDecay decides from the run's own OUI and loss
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    ctl = OUIWeightDecay(opt, epochs=3)
+    expected = [1e-4] + [ctl.step(o, loss) for o, loss in zip(auto["train_oui"], auto["train_loss"])][:-1]
+    np.testing.assert_allclose(auto["wd"], expected, rtol=1e-12)
+    assert (auto["val_acc"] > 0.3).all()  # measured before a reset, never on freshly reset weights
+    for label, part in c.groupby("weight_decay"):
+        part = part.sort_values("epoch")
+        row = res.runs.set_index("weight_decay").loc[label]
+        assert row["final_oui"] == part["train_oui"].iloc[-1]
+        assert row["final_wd"] == part["wd"].iloc[-1]
+        assert row["max_val_acc"] == early_stop(part["val_acc"].to_numpy(), 10).best
+        assert row["auc"] == pytest.approx(auc(part["val_acc"].to_numpy()))
+        assert part["train_oui"].between(0, 1).all()
+    # weight decay changes training: same seed, same batches, different curves
+    assert not np.allclose(c.query("weight_decay == '0'")["train_loss"], c.query("weight_decay == '0.01'")["train_loss"])
+    hist = res.history
+    first = hist[hist["step"] == 0]
+    assert first["pattern_change"].isna().all() and first["weight_change"].isna().all()
+    later = hist[hist["epoch"] > 0]
+    assert (later["weight_change"] > 0).all() and later["pattern_change"].between(0, 1).all()
+    md = res.to_markdown()
+    assert "| mlp | default | auto |" in md and "Did the OUI band (0.6–0.8) pick" in md
+    assert "settle before the weights" in md
+
+
+def _wd_result(rows):
+    from skew.train_wd import WeightDecayResult
+
+    table = pd.DataFrame([{"model": "mlp", "init": "default", "weight_decay": wd, "seeds": 2,
+                           "final_oui_mean": oui, "final_oui_std": 0.01, "max_val_acc_mean": acc,
+                           "max_val_acc_std": 0.01, "auc_mean": 1.0, "auc_std": 0.1, "final_wd_mean": 0.0,
+                           "final_wd_std": 0.0, "in_band": 0.6 <= oui <= 0.8} for wd, oui, acc in rows])
+    return WeightDecayResult(pd.DataFrame(), pd.DataFrame(), table, pd.DataFrame(), {})
+
+
+@pytest.mark.parametrize("rows, start", [
+    ([("0", 0.85, 0.95), ("0.001", 0.7, 0.97), ("0.01", 0.5, 0.90)], "Yes:"),
+    ([("0", 0.85, 0.98), ("0.001", 0.7, 0.97), ("0.01", 0.5, 0.90)], "No: the best weight decay is 0 "),
+    ([("0", 0.65, 0.98), ("0.001", 0.7, 0.90), ("0.01", 0.5, 0.95)], "Partly:"),
+    ([("0", 0.85, 0.98), ("0.01", 0.5, 0.90)], "No: no weight decay kept"),
+    ([("0", 0.65, 0.98), ("0.01", 0.7, 0.90)], "Not decisive: every weight decay kept"),
+    ([("0", 0.7, 0.98), ("0.001", 0.85, 0.98), ("auto", 0.7, 0.99)], "Partly: the best weight decays are 0 and 0.001"),
+])
+def test_band_verdict_reads_the_table(rows, start):
+    assert _wd_result(rows).band_verdict()[("mlp", "default")].startswith(start)
+
+
+def test_settling_and_structure_sentence():
+    from skew.train_wd import _structure_sentence, settling
+
+    assert settling([1.0, 0.5, 0.09, 0.2, 0.05, 0.01]) == 4  # 0.2 > 0.1 at index 3
+    assert settling([1.0, 0.5, 0.2]) is None
+    assert settling([np.nan, 0.4, 0.04, 0.03]) == 2
+    rows = []
+    for epoch, (pc, wc) in enumerate([(np.nan, np.nan), (0.3, 0.2), (0.02, 0.15), (0.01, 0.1), (0.01, 0.08)]):
+        for layer in ("0", "2"):
+            rows.append({"epoch": float(epoch), "layer": layer, "pattern_change": pc, "weight_change": wc})
+    text = _structure_sentence(pd.DataFrame(rows))
+    assert text.startswith("Yes: the structure settled from epoch 2, the weights never within the run")
+    swapped = pd.DataFrame(rows).rename(columns={"pattern_change": "weight_change", "weight_change": "pattern_change"})
+    assert _structure_sentence(swapped).startswith("No: the weights settled from epoch 2")
+    same = pd.DataFrame(rows).assign(weight_change=lambda f: f["pattern_change"] * 2)
+    assert _structure_sentence(same).startswith("Not before: structure and weights settled together, from epoch 2")
+
+
+def test_cli_weight_decay_sweep_writes_its_files(tmp_path, capsys):
+    parser = argparse.ArgumentParser(prog="skew")
+    add_cli(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["train", "--weight-decay", "0,1e-3", "--auto-wd", "--quick", "--seeds", "0",
+                              "--epochs", "2", "--oui-at", "activations", "--out", str(tmp_path)])
+    assert args.weight_decay == [0.0, 1e-3] and args.auto_wd and args.inits is None
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "at activations" in out and "| mlp | default | 0.001 |" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "training_wd_curves.png", "training_wd_structure.png", "training_wd_table.csv", "training_wd_table.md"]
+    table = pd.read_csv(tmp_path / "training_wd_table.csv")
+    assert table["weight_decay"].astype(str).tolist() == ["0", "0.001", "auto"]
+    assert table["final_wd_mean"].tolist()[:2] == [0.0, 0.001]
+    assert 0 < table["final_wd_mean"].iloc[2] <= 1e-4  # the controller's, small but not rounded to 0
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--weight-decay", "a,b"])
+    with pytest.raises(SkewError, match=">= 0"):
+        from skew.train_wd import run_weight_decay
+
+        run_weight_decay((-1.0,), seeds=(0,), epochs=1)
+
+
+def test_controller_reset_restarts_from_the_initial_weights(monkeypatch):
+    import skew.train_wd as train_wd
+
+    script = iter([0.40, 0.70, 0.70])  # epoch 1's OUI < 0.55 in the initial phase: reset
+
+    class Scripted(train_wd.EpochOUI):
+        def epoch_end(self):
+            super().epoch_end()
+            return next(script)
+
+    monkeypatch.setattr(train_wd, "EpochOUI", Scripted)
+    res = train_wd.run_weight_decay((), auto=True, seeds=(0,), epochs=3)
+    c = res.curves.sort_values("epoch")
+    assert c["reset"].tolist() == [True, False, False]
+    np.testing.assert_allclose(c["wd"], [1e-4, 1e-5, 1e-5], rtol=1e-12)
+    assert (c["val_acc"] > 0.3).all()  # read before the reset
+    loss = c["train_loss"].to_numpy()
+    # epoch 2 starts again from the initial weights: its mean loss is near epoch 1's, far above epoch 3's
+    assert abs(loss[1] - loss[0]) < 0.05 * loss[0] and loss[2] < 0.6 * loss[1]
+
+
+def test_init_experiment_reports_pattern_and_weight_change():
+    res = run_experiment(models=("mlp",), schemes=("default",), seeds=(0,), epochs=2)
+    hist = res.history
+    assert hist.loc[hist["step"] == 0, "pattern_change"].isna().all()
+    assert (hist.loc[hist["step"] > 0, "weight_change"] > 0).all()
+    md = res.to_markdown()
+    assert "**Does the structure settle before the weights?**" in md
+    tail = md.split("settle before the weights?**")[1]
+    assert any(tail.split("\n\n")[1].startswith(w) for w in ("Yes", "No", "Not"))
