@@ -175,7 +175,7 @@ CASES = {
     "train-inits-repeated": (lambda e: ["train", "--inits", "default,default"], 2),
     "train-seeds-repeated": (lambda e: ["train", "--seeds", "1,1"], 2),
     "train-seed-negative": (lambda e: ["train", "--seed", "-1"], 2),
-    "train-seed-negative": (lambda e: ["train", "--seed", "-1"], 2),
+    "train-seed-not-an-integer": (lambda e: ["train", "--seed", "x"], 2),
     "train-optimizer-bogus": (lambda e: ["train", "--optimizer", "rmsprop"], 2),
     "train-debug-flag-accepted": (lambda e: ["train", "--debug", "--epochs", "0"], 2),
     "train-out-is-a-file": (lambda e: ["train", "--quick", "--out", e.p("a_file")], 1),
