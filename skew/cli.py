@@ -51,7 +51,6 @@ DATA = ("gaussian", "relu-gaussian", "uniform", "digits", "text")
 # torch device types (torch.device accepts these, optionally with ":index"); "meta" holds no data to measure.
 _DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu", "xla", "hpu", "mtia", "ipu", "maia", "hip", "ve", "vulkan", "lazy",
                  "fpga", "mkldnn", "opengl", "opencl", "ideep", "privateuseone")
-_TRAIN_HELP = "train models on digits per init scheme: max val accuracy and AUC, curves, skew over training"
 
 
 # ---- helpers ---------------------------------------------------------------------------------------
@@ -716,11 +715,10 @@ def _cmd_figures(args, parser) -> int:
 
 
 # ---- parser ----------------------------------------------------------------------------------------
-def build_parser(*, lazy_train: bool = False) -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of the ``skew`` command (subcommands plot, report, compare, inspect, figures, train).
 
-    ``lazy_train=True`` registers ``train`` by name only, so that building the parser imports no torch
-    (:func:`main` does this unless the command is ``train``).
+    Building it imports no torch (``train``'s arguments live in :mod:`skew.train_cli`).
     """
     parser = argparse.ArgumentParser(
         prog="skew",
@@ -836,29 +834,11 @@ def build_parser(*, lazy_train: bool = False) -> argparse.ArgumentParser:
                    "row and column that differs beyond its tolerance")
     p.set_defaults(func=_cmd_figures, command_parser=p)
 
-    if lazy_train:  # the name and help only; main() builds the full parser when the command is train
-        sub.add_parser("train", help=_TRAIN_HELP, add_help=False)
-        return parser
-    try:
-        import skew.train as train
-    except ImportError as err:
-        if err.name not in ("skew.train",):
-            raise
-    else:
-        p = train.add_cli(sub)
-        if not any("--debug" in a.option_strings for a in p._actions):
-            p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                           help="show the full traceback on errors")
-        if not any("--seed" in a.option_strings for a in p._actions):
-            p.add_argument("--seed", type=_seed_arg, default=None,
-                           help="train with this one seed (shorthand for --seeds N)")
-        p.set_defaults(command_parser=p)
+    from skew.train_cli import add_cli  # light: the arguments only, no torch
+
+    p = add_cli(sub)
+    p.set_defaults(command_parser=p)
     return parser
-
-
-def _command(argv: Sequence[str]) -> str | None:
-    """The sub-command named in ``argv`` (the first word that is not an option), or None."""
-    return next((a for a in argv if not a.startswith("-")), None)
 
 
 def _check_train(args, parser: argparse.ArgumentParser) -> None:
@@ -883,9 +863,7 @@ def _check_train(args, parser: argparse.ArgumentParser) -> None:
                 parser.error(f"argument --inits: {err}")
     models = getattr(args, "models", None)
     if models is not None:
-        import skew.train as train
-
-        trainable = list(getattr(train, "_MODEL_OPTIONS", None) or ("mlp", "cnn"))
+        from skew.train_cli import MODELS as trainable
         bad = [m for m in models if m not in trainable]
         if not models or bad:
             parser.error(f"argument --models: invalid choice: {','.join(bad) or repr('')} "
@@ -966,7 +944,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
-        parser = build_parser(lazy_train=_command(argv) != "train")
+        parser = build_parser()
         args = parser.parse_args(argv)
         debug = bool(getattr(args, "debug", False))
         if args.command is None:
@@ -976,9 +954,9 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "shape", 0) is None:
             args.shape = (101, 101)
         if args.command == "train":
+            _check_train(args, args.command_parser)  # before the heavy import: bad values exit 2 at once
             import skew.train as train
 
-            _check_train(args, args.command_parser)
             return int(train.run_cli(args) or 0)
         return int(args.func(args, args.command_parser) or 0)
     except SystemExit as exit_:  # argparse: --help/--version (0) and bad arguments (2)

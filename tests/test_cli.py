@@ -206,7 +206,7 @@ print("HEAVY", sorted(m for m in ("torch", "matplotlib", "pandas", "scipy") if m
 """
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["report", "--help"], ["plot", "--init", "nope"],
+@pytest.mark.parametrize("argv", [["--help"], ["report", "--help"], ["train", "--help"], ["train", "--epochs", "0"], ["plot", "--init", "nope"],
                                   ["report", "--model", "mlp", "--data", "gaussian", "--device", "bogus"]])
 def test_python_m_skew_help_and_argument_errors_import_no_heavy_module(argv):
     """`python -m skew --help` (and argument errors) must not import torch, matplotlib, pandas or scipy."""

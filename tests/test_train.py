@@ -381,3 +381,10 @@ def test_init_experiment_reports_pattern_and_weight_change():
     assert "**Does the structure settle before the weights?**" in md
     tail = md.split("settle before the weights?**")[1]
     assert any(tail.split("\n\n")[1].startswith(w) for w in ("Yes", "No", "Not"))
+
+
+def test_the_light_cli_lists_the_models_train_knows():
+    import skew.train as train
+    from skew.train_cli import MODELS
+
+    assert tuple(train._MODEL_OPTIONS) == MODELS
