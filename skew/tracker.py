@@ -229,7 +229,7 @@ class Tracker:
         with _measuring(self.model, self.mode), torch.no_grad():  # every read of the model inside
             if self._units is None:
                 self._units = select_units(self.model, self.layers)
-                self._light = self.at == "layers" and light_supported(self.model, self._units)
+                self._light = self.at == "layers" and light_supported(self.model, self._units, self.probe)
             inputs = self._inputs()
             if self._light:
                 res = measure_layers(self.model, self._units, inputs, self.thresholds)
