@@ -35,6 +35,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -111,19 +112,16 @@ class _Acc:
     oui_calls: int = 0
     calls: int = 0
     units: list = field(default_factory=list)
+    unit_rows: int = 0
     states: list = field(default_factory=list)
     inputs: tuple | None = None
-    input_ok: torch.Tensor | None = None
     zdtype: torch.dtype | None = None
 
     def add_input(self, x) -> None:
         """Chan-merge the (count, mean, M2) of the layer's input, as skew.report's input moments."""
         ip = input_partial(x if isinstance(x, torch.Tensor) else None)
-        if ip is None:
-            return
-        ok = torch.isfinite(ip[1]) & torch.isfinite(ip[2])
-        self.input_ok = ok if self.input_ok is None else self.input_ok & ok
-        self.inputs = ip if self.inputs is None else chan_merge(*self.inputs, *ip)
+        if ip is not None:
+            self.inputs = ip if self.inputs is None else chan_merge(*self.inputs, *ip)
 
     def add(self, zc: torch.Tensor, flat: torch.Tensor | None = None) -> None:
         """One call's (B, C, P) output; ``flat`` its (B, units) flattened layout when it differs."""
@@ -162,14 +160,15 @@ class _Acc:
             self.oui_sum = term if self.oui_sum is None else self.oui_sum + term
             self.oui_calls += 1
         states = (flat > 0) if flat is not None else states.reshape(b, -1)
-        need = OUI_SAMPLES - len(self.units)
+        need = OUI_SAMPLES - self.unit_rows
         if need > 0:  # skew.report's unit patterns (analyzer._units): every unit, evenly thinned past 2**20
             head = states[:need]
             d = head.shape[1]
             if d > OUI_MAX_UNITS:
                 idx = torch.as_tensor(np.linspace(0, d - 1, OUI_MAX_UNITS).round().astype(np.int64), device=head.device)
                 head = head[:, idx]
-            self.units.extend(head)
+            self.units.append(head)
+            self.unit_rows += head.shape[0]
         self.states.append(states)
 
 
@@ -239,15 +238,14 @@ def _scalars(unit, acc: _Acc, thresholds: Sequence[float]) -> tuple[dict, bool]:
     m2 = acc.m2.cpu().numpy()
     n = int(acc.n)
     ok = bool(np.isfinite(mean).all() and np.isfinite(m2).all())
-    if acc.input_ok is not None:
-        ok &= bool(acc.input_ok)
     in_mean, in_std = float("nan"), float("nan")
     if acc.inputs is not None and int(acc.inputs[0]) > 0:
-        in_n, in_mean_t, in_m2 = acc.inputs
-        in_mean, in_std = float(in_mean_t), float(np.sqrt(max(float(in_m2), 0.0) / int(in_n)))
-    rows = unit.view.matrix().detach().to(torch.float64)
-    row_norm = torch.linalg.vector_norm(rows, dim=1).cpu().numpy()
-    bias = np.full(len(pos), np.nan) if unit.bias is None else unit.bias.detach().to(torch.float64).cpu().numpy()
+        in_n, in_mean_t, in_m2 = (float(v) for v in acc.inputs)
+        ok &= math.isfinite(in_mean_t) and math.isfinite(in_m2)  # else report measures it carefully
+        in_mean, in_std = in_mean_t, math.sqrt(max(in_m2, 0.0) / in_n)
+    rows = unit.view.matrix()  # the weight table's rows (skew.weights), norms in float64 as there
+    row_norm = torch.linalg.vector_norm(rows, dim=1, dtype=torch.float64).cpu().numpy()
+    bias = np.full(len(pos), np.nan) if unit.bias is None else unit.bias.detach().cpu().numpy().astype(np.float64)
     eps = float(torch.finfo(acc.zdtype).eps)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         std = np.sqrt(np.maximum(m2, 0.0) / max(n, 1)) if n > 0 else np.full_like(mean, np.nan)
@@ -276,17 +274,20 @@ def _scalars(unit, acc: _Acc, thresholds: Sequence[float]) -> tuple[dict, bool]:
     return row, ok
 
 
-def _unit_oui(units: list[torch.Tensor]) -> float:
-    """The authors' pairwise OUI of the first samples' flattened patterns (skew.result's ``oui_pairwise``)."""
-    if len(units) < 2:
+def _unit_oui(blocks: list[torch.Tensor]) -> float:
+    """The authors' pairwise OUI of the first samples' flattened patterns (skew.result's ``oui_pairwise``);
+    ``blocks`` are (samples, units) boolean blocks, one per call."""
+    counts = np.concatenate([np.full(b.shape[0], b.shape[1], dtype=np.int64) for b in blocks]) if blocks else []
+    if len(counts) < 2:
         return float("nan")
-    counts = np.array([u.numel() for u in units], dtype=np.int64)
-    if (counts == counts[0]).all():
-        dense = torch.stack(units).cpu().numpy()
+    if len(blocks) == 1:
+        dense = blocks[0].cpu().numpy()
     else:
-        dense = np.zeros((len(units), int(counts.max())), dtype=bool)
-        for i, u in enumerate(units):
-            dense[i, : counts[i]] = u.cpu().numpy()
+        dense = np.zeros((len(counts), int(counts.max())), dtype=bool)
+        i = 0
+        for b in blocks:
+            dense[i : i + b.shape[0], : b.shape[1]] = b.cpu().numpy()
+            i += b.shape[0]
     return pairwise_oui(dense, units=counts)
 
 
