@@ -8,14 +8,20 @@ tokens), on Z's device and without host synchronisation, to
 
 - per neuron: n = B·P, the positive count, the float64 mean and M2 = Σ (Z − mean)² (two passes),
   and the batch-OUI term min(s, B − s)/⌊B/2⌋ with s the samples whose (position-averaged) Z > 0;
-- the activation patterns of the first 8 samples (pairwise OUI, as :mod:`skew.oui`);
+- the layer input's count, mean and M2 (:func:`skew.accumulators.input_partial`), which scale the
+  degenerate rule;
+- the flattened activation patterns [Z > 0] of the first 8 samples (every unit: C×H×W for convs,
+  T×F for tokens), for the authors' pairwise OUI (docs/oui.md, :func:`skew.oui.pairwise_oui`);
 - the whole probe's activation states [Z > 0] over every (sample, channel, position): the
   structure that ``pattern_change`` compares between measurements (docs/oui.md).
 
 Several calls of one layer in a forward pass accumulate exactly as in ``skew.report`` (Chan's
 merge of the moments; one batch-OUI term per call; patterns from the first calls). The scalars
-follow :class:`skew.result.Report`'s definitions (degenerate when std ≤ 1e-12·(|mean| + 1)), so
-they equal a direct report's ``layers`` columns (tests/test_tracker.py checks it).
+share :class:`skew.result.Report`'s definitions (:func:`skew.result.degenerate_mask`, relative to
+the neuron's scale; :func:`skew.oui.pairwise_oui` on the same units), so they equal a direct
+report's ``layers`` columns (tests/test_tracker.py checks it). Where report reads a layer
+differently (sequence-first or unbatched outputs inside transformer modules, attention masks,
+tied weights), :func:`light_supported` is False and the Tracker calls skew.report.
 
 Example:
     >>> import torch
@@ -29,7 +35,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,29 +44,48 @@ import torch
 from scipy.special import ndtr
 from torch import nn
 
+from skew.accumulators import OUI_MAX_UNITS, OUI_SAMPLES, chan_merge, input_partial
 from skew.errors import SkewError
 from skew.oui import pairwise_oui
-from skew.result import DEGENERATE_RTOL
+from skew.result import degenerate_mask
 
 __all__ = ["LightResult", "capture_patterns", "light_supported", "measure_layers", "pack", "pattern_flips"]
 
-#: Samples whose patterns feed the pairwise OUI (all 28 pairs of the first 8), as in skew.report.
-OUI_SAMPLES = 8
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
 
-def light_supported(model: nn.Module, units) -> bool:
-    """True when every selected unit is a plain module whose forward output is its Z.
+def light_supported(model: nn.Module, units, batch=None) -> bool:
+    """True when every selected unit is a plain module whose forward output is its Z, read as
+    skew.report reads it (batch on dim 0, no attention mask, each weight once).
 
-    Attention q/k/v blocks and ``MultiheadAttention.out_proj`` (never called as a module) need
-    skew.report's attention hooks; the Tracker then takes the full path.
+    False (the Tracker then calls skew.report) for attention q/k/v blocks and
+    ``MultiheadAttention.out_proj`` (never called as a module; report's attention hooks), layers
+    inside a transformer module (report infers sequence-first (T, B, F) and unbatched (T, F)
+    outputs there), a ``batch`` mapping with an ``attention_mask`` (report drops padded tokens),
+    and a weight shared by several units (report lists it once).
+
+    Example:
+        >>> enc = nn.TransformerEncoderLayer(8, 2, 16)
+        >>> from skew.layers import select_units
+        >>> light_supported(enc, select_units(enc, "linear*")), light_supported(nn.Linear(2, 2), [])
+        (False, False)
     """
-    if not units:
+    from skew.analyzer import _sequence_first
+
+    if not units or (isinstance(batch, Mapping) and "attention_mask" in batch):
+        return False
+    if len({id(u.weight) for u in units}) < len(units):
         return False
     inside_mha = {
         id(m.out_proj) for m in model.modules() if isinstance(m, nn.MultiheadAttention)
     }
-    return all(u.block is None and id(u.module) not in inside_mha for u in units)
+    in_transformer = set()
+    for m in model.modules():
+        if _sequence_first(m) is not None:
+            in_transformer.update(id(sub) for sub in m.modules())
+    return all(
+        u.block is None and id(u.module) not in inside_mha and id(u.module) not in in_transformer for u in units
+    )
 
 
 def _canon(module: nn.Module, z: torch.Tensor) -> torch.Tensor:
@@ -85,11 +111,22 @@ class _Acc:
     oui_sum: torch.Tensor | None = None
     oui_calls: int = 0
     calls: int = 0
-    heads: list = field(default_factory=list)
-    head_count: int = 0
+    units: list = field(default_factory=list)
+    unit_rows: int = 0
     states: list = field(default_factory=list)
+    inputs: tuple | None = None
+    zdtype: torch.dtype | None = None
 
-    def add(self, zc: torch.Tensor) -> None:
+    def add_input(self, x) -> None:
+        """Chan-merge the (count, mean, M2) of the layer's input, as skew.report's input moments."""
+        ip = input_partial(x if isinstance(x, torch.Tensor) else None)
+        if ip is not None:
+            self.inputs = ip if self.inputs is None else chan_merge(*self.inputs, *ip)
+
+    def add(self, zc: torch.Tensor, flat: torch.Tensor | None = None) -> None:
+        """One call's (B, C, P) output; ``flat`` its (B, units) flattened layout when it differs."""
+        if self.zdtype is None:
+            self.zdtype = zc.dtype
         b, _, p = zc.shape
         if p == 1:  # Linear on (B, F): one value per (sample, neuron); fewer kernels on the hot path
             z2 = zc[:, :, 0]
@@ -122,11 +159,17 @@ class _Acc:
             term = torch.minimum(s, b - s).to(torch.float64) / (b // 2)
             self.oui_sum = term if self.oui_sum is None else self.oui_sum + term
             self.oui_calls += 1
-        if self.head_count < OUI_SAMPLES:
-            take = active[: OUI_SAMPLES - self.head_count]
-            self.heads.append(take)
-            self.head_count += take.shape[0]
-        self.states.append(states.reshape(b, -1))
+        states = (flat > 0) if flat is not None else states.reshape(b, -1)
+        need = OUI_SAMPLES - self.unit_rows
+        if need > 0:  # skew.report's unit patterns (analyzer._units): every unit, evenly thinned past 2**20
+            head = states[:need]
+            d = head.shape[1]
+            if d > OUI_MAX_UNITS:
+                idx = torch.as_tensor(np.linspace(0, d - 1, OUI_MAX_UNITS).round().astype(np.int64), device=head.device)
+                head = head[:, idx]
+            self.units.append(head)
+            self.unit_rows += head.shape[0]
+        self.states.append(states)
 
 
 @dataclass
@@ -151,16 +194,20 @@ def measure_layers(model: nn.Module, units, inputs: tuple[tuple, dict], threshol
     def hook_for(name: str, module: nn.Module):
         acc = accs[name]
 
-        def hook(mod, args, output):
+        def hook(mod, args, kwargs, output):
             if isinstance(output, torch.Tensor) and output.is_floating_point() and output.numel():
-                acc.add(_canon(module, output.detach()))
+                z = output.detach()
+                zc = _canon(module, z)
+                flat = None if isinstance(module, _CONV) or z.dim() <= 2 else z.reshape(zc.shape[0], -1)
+                acc.add(zc, flat)
+                acc.add_input(args[0] if args else kwargs.get("input"))
 
         return hook
 
     args, kwargs = inputs
     try:
         for u in units:
-            handles.append(u.module.register_forward_hook(hook_for(u.name, u.module)))
+            handles.append(u.module.register_forward_hook(hook_for(u.name, u.module), with_kwargs=True))
         try:
             model(*args, **kwargs)
         except Exception as err:
@@ -176,7 +223,7 @@ def measure_layers(model: nn.Module, units, inputs: tuple[tuple, dict], threshol
         acc = accs[u.name]
         if acc.calls == 0:
             continue
-        row, ok = _scalars(u.name, acc, thresholds)
+        row, ok = _scalars(u, acc, thresholds)
         finite &= ok
         rows.append(row)
         states = acc.states[0] if len(acc.states) == 1 else torch.cat(acc.states, 0)
@@ -184,20 +231,32 @@ def measure_layers(model: nn.Module, units, inputs: tuple[tuple, dict], threshol
     return LightResult(rows, patterns, finite)
 
 
-def _scalars(name: str, acc: _Acc, thresholds: Sequence[float]) -> tuple[dict, bool]:
+def _scalars(unit, acc: _Acc, thresholds: Sequence[float]) -> tuple[dict, bool]:
+    """One layer's ``Report.layers`` scalars from its accumulators (the definitions of skew.result)."""
     pos = acc.pos.cpu().numpy()
     mean = acc.mean.cpu().numpy()
     m2 = acc.m2.cpu().numpy()
     n = int(acc.n)
     ok = bool(np.isfinite(mean).all() and np.isfinite(m2).all())
-    with np.errstate(divide="ignore", invalid="ignore"):
+    in_mean, in_std = float("nan"), float("nan")
+    if acc.inputs is not None and int(acc.inputs[0]) > 0:
+        in_n, in_mean_t, in_m2 = (float(v) for v in acc.inputs)
+        ok &= math.isfinite(in_mean_t) and math.isfinite(in_m2)  # else report measures it carefully
+        in_mean, in_std = in_mean_t, math.sqrt(max(in_m2, 0.0) / in_n)
+    rows = unit.view.matrix()  # the weight table's rows (skew.weights), norms in float64 as there
+    row_norm = torch.linalg.vector_norm(rows, dim=1, dtype=torch.float64).cpu().numpy()
+    bias = np.full(len(pos), np.nan) if unit.bias is None else unit.bias.detach().cpu().numpy().astype(np.float64)
+    eps = float(torch.finfo(acc.zdtype).eps)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         std = np.sqrt(np.maximum(m2, 0.0) / max(n, 1)) if n > 0 else np.full_like(mean, np.nan)
-        degenerate = (n == 0) | (std <= DEGENERATE_RTOL * (np.abs(mean) + 1.0))
+        counts = np.full(len(pos), n, dtype=np.int64)
+        degenerate = degenerate_mask(counts, mean, std, row_norm, np.full(len(pos), rows.shape[1]), bias,
+                                     in_mean, in_std, eps)
         p = pos / max(n, 1)
         skew = np.where(degenerate, np.nan, np.abs(p - 0.5))
         skew_g = np.abs(np.where(degenerate, np.nan, ndtr(mean / std)) - 0.5)
     live = ~degenerate
-    row: dict = {"layer": name}
+    row: dict = {"layer": unit.name}
     for a in thresholds:
         row[f"skewed_{a:g}"] = float((skew[live] > a).mean()) if live.any() else float("nan")
     for a in thresholds:
@@ -208,12 +267,28 @@ def _scalars(name: str, acc: _Acc, thresholds: Sequence[float]) -> tuple[dict, b
         row["oui_batch"] = float(np.mean(acc.oui_sum.cpu().numpy()) / acc.oui_calls)
     else:
         row["oui_batch"] = float("nan")
-    heads = torch.cat(acc.heads, 0)[:OUI_SAMPLES].cpu().numpy() if acc.heads else np.zeros((0, len(pos)), bool)
-    row["oui_pairwise"] = pairwise_oui(heads) if heads.shape[0] >= 2 else float("nan")
+    row["oui_pairwise"] = _unit_oui(acc.units)
     row["dead"] = int((live & (pos == 0)).sum())
     row["always_on"] = int((live & (pos == n)).sum())
     row["degenerate"] = int(degenerate.sum())
     return row, ok
+
+
+def _unit_oui(blocks: list[torch.Tensor]) -> float:
+    """The authors' pairwise OUI of the first samples' flattened patterns (skew.result's ``oui_pairwise``);
+    ``blocks`` are (samples, units) boolean blocks, one per call."""
+    counts = np.concatenate([np.full(b.shape[0], b.shape[1], dtype=np.int64) for b in blocks]) if blocks else []
+    if len(counts) < 2:
+        return float("nan")
+    if len(blocks) == 1:
+        dense = blocks[0].cpu().numpy()
+    else:
+        dense = np.zeros((len(counts), int(counts.max())), dtype=bool)
+        i = 0
+        for b in blocks:
+            dense[i : i + b.shape[0], : b.shape[1]] = b.cpu().numpy()
+            i += b.shape[0]
+    return pairwise_oui(dense, units=counts)
 
 
 def pattern_flips(previous: np.ndarray | None, current: np.ndarray | None) -> float:

@@ -42,7 +42,7 @@ from skew.accumulators import LayerState, merge_states, unpack_units
 from skew.errors import SkewError
 from skew.oui import pairwise_oui
 
-__all__ = ["Report", "DEGENERATE_RTOL", "DEGENERATE_ULPS"]
+__all__ = ["Report", "DEGENERATE_RTOL", "DEGENERATE_ULPS", "degenerate_mask"]
 
 #: Floor of the degenerate rule: std ≤ DEGENERATE_RTOL · (|mean| + 1) is always degenerate.
 DEGENERATE_RTOL = 1e-12
@@ -59,12 +59,32 @@ def _fmt(a: float) -> str:
 def _degenerate(n, mean, std, st: LayerState, w: dict[str, np.ndarray], eps: float) -> np.ndarray:
     """Constant up to rounding, relative to the neuron's scale (see the module docstring)."""
     in_mean, in_std = _input_moments(st)
+    return degenerate_mask(n, mean, std, w["row_norm"], w["fan_in"], w["bias"], in_mean, in_std, eps)
+
+
+def degenerate_mask(n, mean, std, row_norm, fan_in, bias, in_mean: float, in_std: float, eps: float) -> np.ndarray:
+    """The degenerate rule of the module docstring on plain per-neuron arrays (one definition for
+    :func:`skew.report` and the Tracker's light path).
+
+    ``n`` samples, ``mean`` and ``std`` (ddof 0) of each neuron's Z; ``row_norm``, ``fan_in`` and
+    ``bias`` (NaN: none) its weight row; ``in_mean``/``in_std`` the layer input's moments; ``eps``
+    the machine epsilon of Z's dtype. An all-NaN ``row_norm`` marks an activation site (no weight).
+
+    Example:
+        >>> one = np.ones(2)
+        >>> degenerate_mask(np.array([4, 4]), one, np.array([1e-9, 0.1]), one, 2 * one, np.full(2, np.nan),
+        ...                 0.0, 1.0, _EPS32).tolist()
+        [True, False]
+    """
+    n = np.asarray(n)
     rms_in = math.sqrt(in_mean**2 + in_std**2) if np.isfinite(in_mean) and np.isfinite(in_std) else np.nan
     rms = np.sqrt(mean**2 + std**2)
-    bias = np.where(np.isnan(w["bias"]), 0.0, np.abs(w["bias"].astype(np.float64)))
-    layer_scale = w["row_norm"].astype(np.float64) * rms_in * np.sqrt(w["fan_in"].astype(np.float64)) + bias
+    bias = np.asarray(bias, dtype=np.float64)
+    row_norm = np.asarray(row_norm, dtype=np.float64)
+    bias = np.where(np.isnan(bias), 0.0, np.abs(bias))
+    layer_scale = row_norm * rms_in * np.sqrt(np.asarray(fan_in, dtype=np.float64)) + bias
     rms0 = np.where(np.isnan(rms), 0.0, rms)
-    if np.isnan(w["row_norm"]).all():  # activation site: no weight
+    if np.isnan(row_norm).all():  # activation site: no weight
         live = n > 0
         site_rms = math.sqrt(float(np.sum((n * rms0**2)[live]) / max(int(np.sum(n[live])), 1))) if live.any() else 0.0
         tol = eps * np.maximum(rms0, site_rms)

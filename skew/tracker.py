@@ -70,15 +70,18 @@ class Tracker:
     """Record per-layer skew fractions and OUI on a fixed probe batch every ``every`` steps.
 
     At a measured step the tracker measures what ``skew.report(model, [probe], layers=...,
-    thresholds=..., mode=mode)`` would report (by a light hook per layer, or by that call for
-    attention projections and other sites) and appends one row per layer to :attr:`history`:
+    thresholds=..., mode=mode)`` would report, with the same definitions (by a light hook per layer
+    that shares report's degenerate rule and unit OUI, or by that call for attention projections,
+    layers inside transformer modules, batches with an ``attention_mask``, other sites and
+    non-finite values) and appends one row per layer to :attr:`history`:
 
     .. math:: \\text{skewed}_\\alpha = \\frac{\\#\\{i : |p_i - 1/2| > \\alpha\\}}
                                           {\\#\\{\\text{non-degenerate } i\\}},
               \\quad p_i = \\frac{1}{N}\\sum_{s=1}^{N} [Z_{i,s} > 0]
 
     with ``skewed_gauss_α`` the same with p_i = Φ(mean Z_i / std Z_i), ``mean_skew`` the mean of
-    |p_i − 1/2|, ``oui_batch`` and ``oui_pairwise`` as in docs/oui.md, and between this measurement t
+    |p_i − 1/2|, ``oui_batch`` and ``oui_pairwise`` (the authors' units: C×H×W, T×F) as in
+    docs/oui.md, and between this measurement t
     and the previous one t − 1 (NaN at the first):
 
     .. math:: \\text{pattern\\_change} = \\frac{1}{N U}\\sum_{s=1}^{N}\\sum_{u=1}^{U}
@@ -104,7 +107,7 @@ class Tracker:
         probe: one fixed batch: a tensor, an ``(x, y)`` pair, or whatever ``input_fn`` turns into
             model inputs (it is passed to ``skew.report`` as a one-batch loader).
         every: measure when ``step % every == 0`` (so step 0, before any update, is measured).
-            A measurement costs one forward pass of the probe plus about 2 ms of bookkeeping
+            A measurement costs one forward pass of the probe plus about 2.5 ms of bookkeeping
             on the digits MLP (layers measured by a light hook, no tables built; the history
             frame is built when :attr:`history` is read); on that MLP, whose training step takes
             0.8 ms, every=50 adds ~10 % to training time and every=10 ~50 %
@@ -229,7 +232,7 @@ class Tracker:
         with _measuring(self.model, self.mode), torch.no_grad():  # every read of the model inside
             if self._units is None:
                 self._units = select_units(self.model, self.layers)
-                self._light = self.at == "layers" and light_supported(self.model, self._units)
+                self._light = self.at == "layers" and light_supported(self.model, self._units, self.probe)
             inputs = self._inputs()
             if self._light:
                 res = measure_layers(self.model, self._units, inputs, self.thresholds)

@@ -291,3 +291,130 @@ def test_at_activations_needs_a_report_that_measures_them():
         assert len(tracker.history) > 0
     with pytest.raises(SkewError, match="layers, activations"):
         Tracker(_net(), PROBE, at="weights")
+
+
+def _assert_history_is_report(tracker, model, probe, step=0, **kwargs):
+    """Every recorded layer column of the tracker at ``step`` equals a direct skew.report's."""
+    from skew.analyzer import report
+    from skew.tracker import _LAYER_SCALARS
+
+    cols = [c for c in tracker.history.columns if c.startswith("skewed")] + list(_LAYER_SCALARS)
+    direct = report(model, [probe], thresholds=tracker.thresholds, **kwargs).layers.set_index("layer")
+    got = tracker.history.query(f"step == {step}").set_index("layer")[cols]
+    assert list(got.index) == list(direct.index)
+    pd.testing.assert_frame_equal(got, direct.loc[got.index, cols], check_dtype=False, check_names=False)
+    return direct
+
+
+class _Cancel(nn.Module):
+    """Conv filters 0 and 1 weigh the RGB channels (a, b, −(a+b)): exactly zero on grey images in real
+    arithmetic, float32 rounding noise (std ~1e-8) in practice."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(5)
+        self.conv = nn.Conv2d(3, 4, 3)
+        with torch.no_grad():
+            a, b = torch.randn(2, 2, 3, 3)
+            self.conv.weight[:2] = torch.stack([a, b, -(a + b)], 1)
+            self.conv.bias[:2] = torch.tensor([0.3, -0.2])
+        self.head = nn.Linear(4 * 6 * 6, 3)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.conv(x)).flatten(1))
+
+
+def test_degenerate_neurons_follow_reports_relative_rule():
+    grey = torch.rand(32, 1, 8, 8, generator=torch.Generator().manual_seed(2)).expand(32, 3, 8, 8).contiguous()
+    model = _Cancel()
+    tracker = Tracker(model, grey, every=1, thresholds=(0.1, 0.3))
+    tracker.step(0)
+    assert tracker._light
+    direct = _assert_history_is_report(tracker, model, grey)
+    # the cancelling filters are rounding noise, not constant to 1e-12: only the scale-relative rule flags them
+    assert direct.loc["conv", "degenerate"] == 2
+    z = model.conv(grey).detach()[:, :2].double()
+    assert (z.std((0, 2, 3)) > 1e-12).all()
+
+
+def test_square_sinusoidal_layer_equals_a_direct_report():
+    from skew.init import apply
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 4))
+    apply(model, "sinusoidal")
+    probe = torch.randn(64, 16, generator=torch.Generator().manual_seed(1))
+    tracker = Tracker(model, probe, every=1)
+    tracker.step(0)
+    assert tracker._light
+    _assert_history_is_report(tracker, model, probe)
+
+
+def test_conv_bn_oui_pairwise_is_the_authors_unit_reading():
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                          nn.Conv2d(8, 6, 3), nn.ReLU(), nn.Flatten(), nn.Linear(6 * 4 * 4, 5))
+    model.train()
+    for _ in range(3):  # running statistics away from their initial values
+        model(torch.randn(16, 3, 6, 6) + 0.3)
+    probe = torch.randn(12, 3, 6, 6, generator=torch.Generator().manual_seed(9))
+    tracker = Tracker(model, probe, every=1)
+    tracker.step(0)
+    assert tracker._light and model.training  # measured in eval mode, flags restored
+    direct = _assert_history_is_report(tracker, model, probe, mode="eval")
+    # units are C×H×W, not channels: the two readings differ on these layers
+    assert (direct["oui_pairwise"] != direct["oui_pairwise_pooled"]).any()
+
+
+def test_sequence_first_transformer_falls_back_and_agrees():
+    torch.manual_seed(0)
+    model = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=False).eval()
+    probe = torch.randn(5, 4, 8, generator=torch.Generator().manual_seed(3))  # (T, B, F)
+    tracker = Tracker(model, probe, every=1, layers=["linear1", "linear2"])
+    tracker.step(0)
+    assert not tracker._light
+    _assert_history_is_report(tracker, model, probe, layers=["linear1", "linear2"])
+
+
+class _Masked(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(6)
+        self.proj = nn.Linear(5, 7)
+        self.out = nn.Linear(7, 2)
+
+    def forward(self, x, attention_mask):
+        return self.out(torch.relu(self.proj(x)))
+
+
+def test_attention_mask_batches_fall_back_and_agree():
+    g = torch.Generator().manual_seed(8)
+    mask = torch.ones(6, 4, dtype=torch.long)
+    mask[:3, 2:] = 0
+    x = torch.randn(6, 4, 5, generator=g)
+    x[mask == 0] = 50.0  # padding that would dominate the statistics if it were measured
+    probe = {"x": x, "attention_mask": mask}
+    model = _Masked()
+    tracker = Tracker(model, probe, every=1)
+    tracker.step(0)
+    assert not tracker._light
+    direct = _assert_history_is_report(tracker, model, probe)
+    assert (direct["mask"] == "applied").all()
+
+
+def test_light_rows_match_report_for_tokens_and_repeated_calls():
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(2)
+            self.lin = nn.Linear(6, 6)
+
+        def forward(self, x):
+            return self.lin(torch.tanh(self.lin(x)))
+
+    probe = torch.randn(10, 3, 6, generator=torch.Generator().manual_seed(4))  # (B, T, F) tokens
+    model = Twice()
+    tracker = Tracker(model, probe, every=1)
+    tracker.step(0)
+    assert tracker._light
+    _assert_history_is_report(tracker, model, probe)
