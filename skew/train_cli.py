@@ -103,7 +103,7 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
     wd.add_argument("--auto-wd", action="store_true",
                     help="also run the OUI authors' weight-decay controller (skew.train.OUIWeightDecay)")
     wd.add_argument("--oui-at", choices=("layers", "activations"), default=None,
-                    help="where the training OUI is read (default layers: skew.train_wd.OUI_AT)")
+                    help="where the training OUI is read (default activations, as the OUI authors: skew.train_wd.OUI_AT)")
     p.set_defaults(func=_run)
     return p
 

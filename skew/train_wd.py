@@ -62,9 +62,9 @@ __all__ = [
     "write_weight_decay_outputs",
 ]
 
-#: Where the training OUI is read (EpochOUI's ``at``): layer outputs; the authors read nonlinearity
-#: inputs ("activations").
-OUI_AT = "layers"
+#: Where the training OUI is read (EpochOUI's ``at``): the nonlinearity inputs, as the OUI authors do
+#: ("activations"); "layers" reads the Linear/Conv outputs instead.
+OUI_AT = "activations"
 #: The authors' guidance: a training OUI in this band goes with the best validation accuracy.
 OUI_BAND = (0.6, 0.8)
 _WD_QUICK = {"models": ("mlp",), "seeds": (0, 1), "epochs": 10}
