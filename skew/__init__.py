@@ -15,6 +15,8 @@ The public surface:
 - ``skew.plot``: every figure as a function taking ``ax=None`` and returning the Axes
 - ``skew.Tracker``: skew and OUI through training; ``skew.train``: the convergence experiment
 - ``skew.models`` / ``skew.data``: built-in models and data used by the CLI and the figures
+- ``skew.seeding``: independent random streams (data, init, shuffle, dropout) from one user seed
+- ``skew.oui``: the Overfitting-Underfitting Indicator from activation patterns (pairwise, batch)
 
 Example:
     >>> import torch, skew
@@ -40,7 +42,7 @@ _LAZY = {
     "compare": ("skew.compare", "compare"),
     "report": ("skew.analyzer", "report"),
 }
-_SUBMODULES = ("data", "init", "layers", "models", "plot", "theory", "weights", "train", "figures")
+_SUBMODULES = ("data", "init", "layers", "models", "oui", "plot", "seeding", "theory", "weights", "train", "figures")
 
 __all__ = [
     "Comparison",
@@ -54,7 +56,9 @@ __all__ = [
     "layers",
     "models",
     "plot",
+    "oui",
     "report",
+    "seeding",
     "theory",
     "weights",
 ]
