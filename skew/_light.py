@@ -119,7 +119,7 @@ class _Acc:
 
     def add_input(self, x) -> None:
         """Chan-merge the (count, mean, M2) of the layer's input, as skew.report's input moments."""
-        ip = input_partial(x if isinstance(x, torch.Tensor) else None)
+        ip = input_partial(x.detach() if isinstance(x, torch.Tensor) else None)
         if ip is not None:
             self.inputs = ip if self.inputs is None else chan_merge(*self.inputs, *ip)
 

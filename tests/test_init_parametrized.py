@@ -44,6 +44,7 @@ def test_weight_norm_conv_transpose_rows_are_output_channels():
     assert float(neuron_rows(layer).sum(dim=1).abs().max()) < 1e-5
 
 
+@pytest.mark.filterwarnings("ignore:.*weight_norm.*is deprecated:FutureWarning")
 def test_old_weight_norm_hook_sets_g_and_v():
     layer = torch.nn.utils.weight_norm(nn.Linear(10, 4))
     table = apply(layer, "sinusoidal")
