@@ -490,7 +490,7 @@ def _cmd_plot(args, parser) -> int:
     import torch
     from torch import nn
 
-    from skew import plot
+    from skew import plot, seeding
     from skew._io import save_figure
     from skew.layers import neuron_rows, select_layers
 
@@ -535,7 +535,7 @@ def _cmd_plot(args, parser) -> int:
     else:
         m, n = args.shape
         layer = nn.Linear(n, m, bias=False)
-        data = torch.randn(64, n, generator=torch.Generator().manual_seed(args.seed)) if _is_lsuv(args.init) else None
+        data = torch.randn(64, n, generator=seeding.generator(args.seed, "data")) if _is_lsuv(args.init) else None
         _apply_init(layer, args.init, args.seed, data)
         weight = layer.weight.detach()
         what = f"a fresh {m}×{n} weight matrix (seed {args.seed})"

@@ -373,7 +373,7 @@ def build_data(name: str | os.PathLike, *, shape: Sequence[int] | None = None, b
     if spec == "text":
         if shape is not None and len(shape) != 1:
             raise SkewError(f"text data are token sequences: shape must be (seq_len,), e.g. (64,), not {shape}")
-        return text_batches(shape[0] if shape else TEXT_SEQ_LEN, batch_size, batches, seed)
+        return text_batches(shape[0] if shape else TEXT_SEQ_LEN, batch_size, batches, child_seed(seed, "data"))
     if spec in _SYNTHETIC or spec == "digits":
         if shape is None:
             raise SkewError(f"data {spec!r} needs shape=, the per-sample input shape, e.g. shape=(784,)")

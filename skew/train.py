@@ -407,22 +407,29 @@ def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return float((pred == y).double().mean())
 
 
-def _train_one(model_name, scheme, seed, data, cfg) -> tuple[list[dict], pd.DataFrame]:
+def _build_run_model(model_name: str, scheme: str, seed: int, x_tr: torch.Tensor) -> nn.Module:
+    """The model of run seed ``seed``: built from its ``init`` stream, initialized with ``scheme`` (LSUV's batch
+    drawn from the ``sample`` stream); the caller forks the global RNG."""
     from skew.init import apply, get_scheme
     from skew.models import build_model
 
+    torch.manual_seed(child_seed(seed, "init"))
+    model = build_model(model_name, **_MODEL_OPTIONS[model_name])
+    kwargs: dict[str, Any] = {"generator": generator(seed, "init")}
+    if get_scheme(scheme).needs_data:
+        pick = torch.randperm(len(x_tr), generator=generator(seed, "sample"))[:_LSUV_SIZE]
+        kwargs["data"] = x_tr[pick]
+    apply(model, scheme, **kwargs)
+    return model
+
+
+def _train_one(model_name, scheme, seed, data, cfg) -> tuple[list[dict], pd.DataFrame]:
     x_tr, y_tr, x_va, y_va = data
     n, bs = len(x_tr), cfg["batch_size"]
     steps_per_epoch = math.ceil(n / bs)
     every = cfg["track_every"] or steps_per_epoch
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(child_seed(seed, "init"))
-        model = build_model(model_name, **_MODEL_OPTIONS[model_name])
-        kwargs: dict[str, Any] = {"generator": generator(seed, "init")}
-        if get_scheme(scheme).needs_data:
-            pick = torch.randperm(n, generator=generator(seed, "sample"))[:_LSUV_SIZE]
-            kwargs["data"] = x_tr[pick]
-        apply(model, scheme, **kwargs)
+        model = _build_run_model(model_name, scheme, seed, x_tr)
         torch.manual_seed(child_seed(seed, "dropout"))
         model.train()
         if cfg["optimizer"] == "sgd":

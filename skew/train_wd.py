@@ -30,20 +30,19 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from skew._io import atomic_write, save_figure, write_csv
 from skew.epoch_oui import EpochOUI
 from skew.errors import SkewError
+from skew.seeding import child_seed, generator
 from skew.tracker import Tracker
 from skew.train import (
     _DEFAULT_LR,
     _FLOAT,
-    _LSUV_SIZE,
-    _MODEL_OPTIONS,
     _OPTIMIZERS,
     _PROBE_SIZE,
     _accuracy,
+    _build_run_model,
     _check_config,
     _load_digits,
     _pm,
@@ -311,21 +310,6 @@ def _wd_label(value: float) -> str:
     return "0" if value == 0 else f"{value:g}"
 
 
-def _build(model_name: str, scheme: str, seed: int, x_tr: torch.Tensor) -> nn.Module:
-    """The model of one run, initialized exactly as :func:`run_experiment` does (global RNG forked by the caller)."""
-    from skew.init import apply, get_scheme
-    from skew.models import build_model
-
-    torch.manual_seed(seed)
-    model = build_model(model_name, **_MODEL_OPTIONS[model_name])
-    kwargs: dict[str, Any] = {"generator": torch.Generator().manual_seed(seed)}
-    if get_scheme(scheme).needs_data:
-        pick = torch.randperm(len(x_tr), generator=torch.Generator().manual_seed(seed))[:_LSUV_SIZE]
-        kwargs["data"] = x_tr[pick]
-    apply(model, scheme, **kwargs)
-    return model
-
-
 def _train_wd(model_name, scheme, seed, wd, data, cfg) -> tuple[list[dict], pd.DataFrame]:
     """One run with a fixed weight decay (a float) or the controller (wd = None)."""
     x_tr, y_tr, x_va, y_va = data
@@ -333,7 +317,8 @@ def _train_wd(model_name, scheme, seed, wd, data, cfg) -> tuple[list[dict], pd.D
     steps_per_epoch = math.ceil(n / bs)
     label = "auto" if wd is None else _wd_label(wd)
     with torch.random.fork_rng(devices=[]):
-        model = _build(model_name, scheme, seed, x_tr)
+        model = _build_run_model(model_name, scheme, seed, x_tr)
+        torch.manual_seed(child_seed(seed, "dropout"))
         model.train()
         start_wd = 0.0 if wd is None else float(wd)
         if cfg["optimizer"] == "sgd":
@@ -343,14 +328,14 @@ def _train_wd(model_name, scheme, seed, wd, data, cfg) -> tuple[list[dict], pd.D
 
         def reset() -> None:  # the controller's parameter reset: the run's initial weights, fresh optimizer
             with torch.random.fork_rng(devices=[]):
-                fresh = _build(model_name, scheme, seed, x_tr)
+                fresh = _build_run_model(model_name, scheme, seed, x_tr)
             model.load_state_dict(fresh.state_dict())
             opt.state.clear()
 
         ctl = None if wd is not None else OUIWeightDecay(opt, epochs=epochs, reset=reset)
         tracker = Tracker(model, x_va[:_PROBE_SIZE], every=steps_per_epoch, thresholds=cfg["thresholds"])
         meter = EpochOUI(model, at=cfg["oui_at"])
-        order = torch.Generator().manual_seed(seed)
+        order = generator(seed, "shuffle")
         rows, step = [], 0
         try:
             for epoch in range(1, epochs + 1):
