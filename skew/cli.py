@@ -31,6 +31,8 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
+from skew._argtypes import seed as _seed_arg
+from skew._argtypes import seed_list as _int_list
 from skew._io import write_csv
 from skew._version import __version__
 from skew.errors import SkewError
@@ -117,31 +119,6 @@ def _float_list(text: str) -> tuple[float, ...]:
     if not values or not all(0 < v < 0.5 for v in values):
         raise argparse.ArgumentTypeError(f"thresholds {text!r} must lie strictly between 0 and 0.5, e.g. 0.1,0.3")
     return values
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers, e.g. 0,1,2") from None
-    if not values:
-        raise argparse.ArgumentTypeError("give at least one integer, e.g. 0,1,2")
-    for value in values:
-        _seed_arg(str(value))
-    if len(set(values)) != len(values):
-        raise argparse.ArgumentTypeError(f"{text!r} repeats a value; list each seed once, e.g. 0,1,2")
-    return values
-
-
-def _seed_arg(text: str) -> int:
-    """argparse type for seeds: an integer in [0, 2**63)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer seed, e.g. 0") from None
-    if not 0 <= value < 2**63:
-        raise argparse.ArgumentTypeError(f"seed {value} must lie in [0, 2**63), e.g. 0")
-    return value
 
 
 def _device_arg(text: str) -> str:
@@ -868,12 +845,6 @@ def _check_train(args, parser: argparse.ArgumentParser) -> None:
         if not models or bad:
             parser.error(f"argument --models: invalid choice: {','.join(bad) or repr('')} "
                          f"(choose from {', '.join(map(repr, trainable))})")
-    seeds = getattr(args, "seeds", None)  # the runs' init seeds; --seed is the data seed (skew.train)
-    if seeds is not None:
-        try:
-            _int_list(",".join(map(str, seeds)) if seeds else "")
-        except argparse.ArgumentTypeError as err:
-            parser.error(f"argument --seeds: {err}")
     if getattr(args, "out", None):
         _check_out(args.out)
 

@@ -14,6 +14,11 @@ from __future__ import annotations
 
 import argparse
 
+from skew._argtypes import float_list as _float_list
+from skew._argtypes import names as _names
+from skew._argtypes import seed as _seed
+from skew._argtypes import seed_list as _int_list
+
 __all__ = ["DEFAULT_OUT", "DEFAULT_SCHEMES", "MODELS", "add_cli"]
 
 #: The schemes compared by default (the paper's Table 3 set).
@@ -23,38 +28,6 @@ _OPTIMIZERS = ("sgd", "adam")
 MODELS = ("mlp", "cnn")
 #: Where ``skew train`` writes by default: its own directory, never figures/ (only ``skew figures`` does).
 DEFAULT_OUT = "skew-train"
-
-
-def _names(text: str) -> list[str]:
-    return [t for t in (part.strip() for part in text.split(",")) if t]
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer seed, e.g. 0") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"seed {value} is negative; pass a non-negative integer, e.g. 0")
-    return value
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        return [int(t) for t in _names(text)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a comma-separated list of integers, e.g. 0,1,2"
-        ) from None
-
-
-def _float_list(text: str) -> list[float]:
-    try:
-        return [float(t) for t in _names(text)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a comma-separated list of numbers, e.g. 0,1e-4,1e-3,1e-2"
-        ) from None
 
 
 def add_cli(subparsers) -> argparse.ArgumentParser:
