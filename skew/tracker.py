@@ -30,6 +30,7 @@ from torch import nn
 
 from skew._light import capture_patterns, light_supported, measure_layers, pack, pattern_flips
 from skew._state import kept_buffers
+from skew.analyzer import _model_device
 from skew.batches import model_inputs, to_device
 from skew.errors import SkewError
 from skew.layers import LayerSpec, select_units
@@ -42,14 +43,6 @@ _MODES = ("eval", "train")
 #: Where the Tracker measures: layer outputs here; "activations" (nonlinearity inputs) is passed to
 #: skew.report when that version measures it.
 _SITES = ("layers", "activations")
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    for t in model.parameters():
-        return t.device
-    for t in model.buffers():
-        return t.device
-    return torch.device("cpu")
 
 
 @contextlib.contextmanager
