@@ -206,7 +206,10 @@ def _moments(z3: torch.Tensor, pd: int, P: int, scratch: Scratch | None = None) 
     c = z3.narrow(pd, 0, 1)
     y = torch.sub(z3, c) if work is None else torch.sub(z3, c, out=work)
     s1 = y.sum(pd).to(torch.float64)
-    s2 = torch.linalg.vector_norm(y, 2, dim=pd).to(torch.float64).square_()
+    if pd == z3.dim() - 1 and y.stride(pd) == 1:  # rows along memory: the norm is one fast read
+        s2 = torch.linalg.vector_norm(y, 2, dim=pd).to(torch.float64).square_()
+    else:  # a strided norm is slow on CPU: square in place, then a (vectorised) sum across rows
+        s2 = y.mul_(y).sum(pd).to(torch.float64)
     del y
     mean = c.squeeze(pd).to(torch.float64) + s1 / P
     m2 = (s2 - s1 * s1 / P).clamp_min_(0)
@@ -220,9 +223,9 @@ def _welford(device: torch.device) -> bool:
 
 def _positives(z3: torch.Tensor, pd: int, work: torch.Tensor | None = None) -> torch.Tensor:
     """Number of values > 0 per row, as floats (exact: integers below 2**24 per row)."""
-    if not _welford(z3.device):  # sign/clamp/sum vectorises best on CPU
-        signs = torch.sign(z3) if work is None else torch.sign(z3, out=work)
-        return signs.clamp_(min=0).sum(pd)
+    if not _welford(z3.device):  # a float 0/1 comparison and a float sum vectorise best on CPU
+        ones = (z3 > 0).to(z3.dtype) if work is None else torch.gt(z3, 0, out=work)
+        return ones.sum(pd)
     return (z3 > 0).sum(pd, dtype=torch.float32)  # fewer bytes written on accelerators
 
 
