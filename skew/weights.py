@@ -118,16 +118,17 @@ def _rows_view(t: torch.Tensor) -> torch.Tensor:
     return t.detach()
 
 
-#: Float64 values converted at once by :func:`_row_stats` (a block that stays in cache: a whole
-#: large weight converted in one go costs several times the arithmetic in page faults).
-_CHUNK_VALUES = 1 << 18
+#: Float64 values converted at once by :func:`_row_stats`: one reused block that stays in cache (a
+#: whole large weight converted in one go costs several times the arithmetic in page faults).
+_CHUNK_VALUES = 1 << 16
 
 
 def _row_stats(rows: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Per-row float64 sums and L2 norms of an (m, n) matrix of any float dtype and device.
 
-    The rows are converted to float64 on the CPU a block of rows at a time; each row's reductions
-    are those of the whole float64 matrix (bit-identical), without a full float64 copy.
+    The rows are converted to float64 on the CPU a block of rows at a time, into one reused
+    buffer; each row's reductions are those of the whole float64 matrix (bit-identical), without
+    a full float64 copy.
 
     Example:
         >>> s, q = _row_stats(torch.tensor([[1.0, 2.0, 2.0], [0.0, -3.0, 4.0]]))
@@ -138,10 +139,12 @@ def _row_stats(rows: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     sums = torch.empty(m, dtype=torch.float64)
     norms = torch.empty(m, dtype=torch.float64)
     step = max(1, _CHUNK_VALUES // max(n, 1))
+    buf = torch.empty(min(step, m), n, dtype=torch.float64)
     for a in range(0, m, step):
-        block = rows[a : a + step].to(device="cpu", dtype=torch.float64)
-        sums[a : a + step] = block.sum(dim=1)
-        norms[a : a + step] = torch.linalg.vector_norm(block, dim=1)
+        src = rows[a : a + step]
+        block = buf[: src.shape[0]].copy_(src)
+        torch.sum(block, dim=1, out=sums[a : a + step])
+        torch.linalg.vector_norm(block, dim=1, out=norms[a : a + step])
     return sums.numpy(), norms.numpy()
 
 
