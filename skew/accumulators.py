@@ -11,7 +11,10 @@ accelerators) this is ``torch.var_mean`` (Welford, one read of Z) plus one compa
 where that kernel is slow, the row is shifted by its own first value c_bc and summed:
 s1 = Σ_p (Z − c_bc), s2 = Σ_p (Z − c_bc)², mean = c_bc + s1/P, M2 = s2 − s1²/P. Both make a
 constant row exact (M2 = 0), which is how degenerate neurons are recognised, and avoid the
-cancellation of the textbook Σz² − (Σz)²/n.
+cancellation of the textbook Σz² − (Σz)²/n. The CPU form writes one reused activation-sized
+buffer (:class:`Scratch`) twice: the 0/1 comparison Z > 0 (summed: the positives) and Z − c_bc
+(summed: s1; s2 as its norm where the rows run along memory, else squared in place and summed,
+as a strided norm is several times slower).
 
 *Level 2* (once per batch, vectorised over all layers, float64): the row summaries are combined
 over the B rows and then into the running accumulator with Chan's parallel formula:
