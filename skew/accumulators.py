@@ -11,7 +11,10 @@ accelerators) this is ``torch.var_mean`` (Welford, one read of Z) plus one compa
 where that kernel is slow, the row is shifted by its own first value c_bc and summed:
 s1 = Σ_p (Z − c_bc), s2 = Σ_p (Z − c_bc)², mean = c_bc + s1/P, M2 = s2 − s1²/P. Both make a
 constant row exact (M2 = 0), which is how degenerate neurons are recognised, and avoid the
-cancellation of the textbook Σz² − (Σz)²/n.
+cancellation of the textbook Σz² − (Σz)²/n. The CPU form writes one reused activation-sized
+buffer (:class:`Scratch`) twice: the 0/1 comparison Z > 0 (summed: the positives) and Z − c_bc
+(summed: s1; s2 as its norm where the rows run along memory, else squared in place and summed,
+as a strided norm is several times slower).
 
 *Level 2* (once per batch, vectorised over all layers, float64): the row summaries are combined
 over the B rows and then into the running accumulator with Chan's parallel formula:
@@ -206,7 +209,10 @@ def _moments(z3: torch.Tensor, pd: int, P: int, scratch: Scratch | None = None) 
     c = z3.narrow(pd, 0, 1)
     y = torch.sub(z3, c) if work is None else torch.sub(z3, c, out=work)
     s1 = y.sum(pd).to(torch.float64)
-    s2 = torch.linalg.vector_norm(y, 2, dim=pd).to(torch.float64).square_()
+    if pd == z3.dim() - 1 and y.stride(pd) == 1:  # rows along memory: the norm is one fast read
+        s2 = torch.linalg.vector_norm(y, 2, dim=pd).to(torch.float64).square_()
+    else:  # a strided norm is slow on CPU: square in place, then a (vectorised) sum across rows
+        s2 = y.mul_(y).sum(pd).to(torch.float64)
     del y
     mean = c.squeeze(pd).to(torch.float64) + s1 / P
     m2 = (s2 - s1 * s1 / P).clamp_min_(0)
@@ -220,9 +226,9 @@ def _welford(device: torch.device) -> bool:
 
 def _positives(z3: torch.Tensor, pd: int, work: torch.Tensor | None = None) -> torch.Tensor:
     """Number of values > 0 per row, as floats (exact: integers below 2**24 per row)."""
-    if not _welford(z3.device):  # sign/clamp/sum vectorises best on CPU
-        signs = torch.sign(z3) if work is None else torch.sign(z3, out=work)
-        return signs.clamp_(min=0).sum(pd)
+    if not _welford(z3.device):  # a float 0/1 comparison and a float sum vectorise best on CPU
+        ones = (z3 > 0).to(z3.dtype) if work is None else torch.gt(z3, 0, out=work)
+        return ones.sum(pd)
     return (z3 > 0).sum(pd, dtype=torch.float32)  # fewer bytes written on accelerators
 
 
@@ -256,12 +262,26 @@ def level1_masked(z3: torch.Tensor, valid: torch.Tensor) -> Partial:
     return _level1_careful(z3, 1, int(z3.shape[1]), valid.unsqueeze(-1))
 
 
-def all_finite(part: Partial) -> torch.Tensor:
-    """A 0-d bool tensor: every row summary of a fast-mode Partial is finite (no NaN/Inf in Z)."""
-    ok = torch.isfinite(part.mean).all()
+def all_finite(part: Partial, inputs: tuple | None = None) -> torch.Tensor:
+    """A 0-d bool tensor: every row summary of a fast-mode Partial (and the mean and M2 of a fast
+    :func:`input_partial`, when given) is finite, i.e. no NaN/Inf in Z (or the input).
+
+    One float64 sum of the summaries is tested: a NaN or ±Inf anywhere makes it non-finite. Finite
+    summaries of float32/fp16 values cannot overflow it (their means are below 3.5e38, their M2
+    below n·1.2e77); a sum that still overflows (float64 values near 1e308) only sends the call to
+    the careful mode, which gives the same statistics.
+
+    Example:
+        >>> ok = all_finite(level1(torch.tensor([[[1.0, float("nan")]]]), pd=2))
+        >>> bool(ok), bool(all_finite(level1(torch.ones(2, 3, 4), pd=2)))
+        (False, True)
+    """
+    check = part.mean.sum()
     if part.m2 is not None:
-        ok = ok & torch.isfinite(part.m2).all()
-    return ok
+        check = check + part.m2.sum()
+    if inputs is not None:
+        check = check + inputs[1] + inputs[2]
+    return torch.isfinite(check)
 
 
 def pack_units(rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -320,10 +320,13 @@ class _Run:
                 ip = input_partial(xin)
         else:
             ip = input_partial(xin)
-        ok = all_finite(part) if part.k is None else None
-        if ip is not None and not ip_careful:
-            fin = torch.isfinite(ip[1]) & torch.isfinite(ip[2])
-            ok = fin if ok is None else ok & fin
+        fast_ip = ip if ip is not None and not ip_careful else None
+        if part.k is None:  # one check of this call's summaries (and fast input moments)
+            ok = all_finite(part, fast_ip)
+        elif fast_ip is not None:
+            ok = torch.isfinite(fast_ip[1] + fast_ip[2])
+        else:
+            ok = None
         if ok is not None and not bool(ok):  # free on CPU; one flag read per hook call on accelerators
             if part.k is None:
                 part = level1(z3, pd_, careful=True)

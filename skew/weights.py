@@ -61,7 +61,7 @@ class _Block:
     name: str
     type: str
     weight: torch.Tensor  # the parameter (or view) in torch's layout
-    rows: torch.Tensor  # (m, n) neuron rows, float64, cpu
+    rows: torch.Tensor  # (m, n) neuron rows, float64, cpu (as64=False: the weight's dtype and device)
     bias: torch.Tensor | None  # (m,), float64, cpu
     shape: tuple[int, ...]  # the rows as torch.nn.init should read fans (NeuronView.shape)
     packed_default: tuple[int, ...] | None = None  # MHA: shape PyTorch's default init drew from
@@ -73,11 +73,14 @@ def _as64(t: torch.Tensor) -> torch.Tensor:
     return t.detach().to(device="cpu", dtype=torch.float64)
 
 
-def _blocks(model: nn.Module, layers: LayerSpec, tied: str = "once") -> Iterator[_Block]:
+def _blocks(model: nn.Module, layers: LayerSpec, tied: str = "once", as64: bool = True) -> Iterator[_Block]:
     """Every selected layer and MHA projection, in registration order, as float64 neuron rows.
 
     ``tied="once"`` yields a weight Parameter shared by several layers only for the first of them.
+    ``as64=False`` leaves the rows in the weight's own dtype and device (detached, a view where one
+    exists): for callers that convert them a few rows at a time.
     """
+    rows_of = _as64 if as64 else _rows_view
     if tied not in _TIED:
         raise SkewError(f"tied={tied!r} is not understood; pass 'once' (a shared weight reported once) or 'each'")
     found = False
@@ -91,12 +94,12 @@ def _blocks(model: nn.Module, layers: LayerSpec, tied: str = "once") -> Iterator
         bias = None if u.bias is None else _as64(u.bias)
         view = u.view
         if u.block is None:
-            yield _Block(u.name, type(u.module).__name__, u.weight, _as64(view.matrix()), bias, tuple(view.shape))
+            yield _Block(u.name, type(u.module).__name__, u.weight, rows_of(view.matrix()), bias, tuple(view.shape))
         else:
             mha = u.module
             default_shape = tuple((mha.in_proj_weight if mha.in_proj_weight is not None else u.weight).shape)
             yield _Block(
-                u.name, type(mha).__name__, u.weight, _as64(view.matrix()), bias, tuple(view.shape), default_shape
+                u.name, type(mha).__name__, u.weight, rows_of(view.matrix()), bias, tuple(view.shape), default_shape
             )
     if not found:
         what = "has no Linear, Conv or MultiheadAttention layers" if layers is None else (
@@ -109,10 +112,45 @@ def _blocks(model: nn.Module, layers: LayerSpec, tied: str = "once") -> Iterator
         )
 
 
-def _neuron_frame(b: _Block) -> pd.DataFrame:
-    rows = b.rows
+def _rows_view(t: torch.Tensor) -> torch.Tensor:
+    if t.is_meta:
+        _as64(t)  # raises the meta-device error
+    return t.detach()
+
+
+#: Float64 values converted at once by :func:`_row_stats`: one reused block that stays in cache (a
+#: whole large weight converted in one go costs several times the arithmetic in page faults).
+_CHUNK_VALUES = 1 << 16
+
+
+def _row_stats(rows: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row float64 sums and L2 norms of an (m, n) matrix of any float dtype and device.
+
+    The rows are converted to float64 on the CPU a block of rows at a time, into one reused
+    buffer; each row's reductions are those of the whole float64 matrix (bit-identical), without
+    a full float64 copy.
+
+    Example:
+        >>> s, q = _row_stats(torch.tensor([[1.0, 2.0, 2.0], [0.0, -3.0, 4.0]]))
+        >>> s.tolist(), q.tolist()
+        ([5.0, 1.0], [3.0, 5.0])
+    """
     m, n = rows.shape
-    s = rows.sum(dim=1).numpy()
+    sums = torch.empty(m, dtype=torch.float64)
+    norms = torch.empty(m, dtype=torch.float64)
+    step = max(1, _CHUNK_VALUES // max(n, 1))
+    buf = torch.empty(min(step, m), n, dtype=torch.float64)
+    for a in range(0, m, step):
+        src = rows[a : a + step]
+        block = buf[: src.shape[0]].copy_(src)
+        torch.sum(block, dim=1, out=sums[a : a + step])
+        torch.linalg.vector_norm(block, dim=1, out=norms[a : a + step])
+    return sums.numpy(), norms.numpy()
+
+
+def _neuron_frame(b: _Block) -> pd.DataFrame:
+    m, n = b.rows.shape
+    s, norms = _row_stats(b.rows)
     return pd.DataFrame(
         {
             "layer": b.name,
@@ -120,7 +158,7 @@ def _neuron_frame(b: _Block) -> pd.DataFrame:
             "fan_in": np.full(m, n, dtype=np.int64),
             "row_sum": s,
             "row_sum_scaled": s / math.sqrt(n),
-            "row_norm": torch.linalg.vector_norm(rows, dim=1).numpy(),
+            "row_norm": norms,
             "bias": np.full(m, np.nan) if b.bias is None else b.bias.numpy().astype(np.float64),
         }
     )
@@ -147,7 +185,7 @@ def neuron_table(model: nn.Module, layers: LayerSpec = None, *, tied: str = "onc
         [[5.0, 3.0], [1.0, 5.0]]
     """
     with kept_buffers(model), torch.no_grad():
-        frames = [_neuron_frame(b) for b in _blocks(model, layers, tied)]
+        frames = [_neuron_frame(b) for b in _blocks(model, layers, tied, as64=False)]
     return pd.concat(frames, ignore_index=True)
 
 

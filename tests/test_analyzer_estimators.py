@@ -380,3 +380,91 @@ def test_cuda_brute_force_and_no_host_sync_inside_hooks(autocast, monkeypatch):
     np.testing.assert_allclose(nf["std"], ref["std"], rtol=1e-5)
     np.testing.assert_array_equal(rep.signs["2"], ref["raster"])
     assert rep.meta["device"].startswith("cuda")
+
+
+def _level1_brute(z3: torch.Tensor, pd: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-row mean, M2 and positive count of a (B, C, P) / (B, P, C) view, two-pass in float64."""
+    zd = z3.to(torch.float64)
+    mean = zd.mean(pd)
+    m2 = ((zd - mean.unsqueeze(pd)) ** 2).sum(pd)
+    return mean, m2, (z3 > 0).sum(pd).to(torch.float64)
+
+
+def _layouts(z: torch.Tensor):
+    """(name, view, pd) of one (B, C, H, W) tensor in every layout level 1 receives on CPU."""
+    b, c = z.shape[:2]
+    cl = z.contiguous(memory_format=torch.channels_last)
+    yield "contiguous (B, C, P)", z.reshape(b, c, -1), 2
+    yield "channels_last (B, P, C)", cl.permute(0, 2, 3, 1).view(b, -1, c), 1
+    yield "non-contiguous (B, C, P)", z[:, :, ::2].reshape(b, c, -1)[:, :, 1:], 2
+    yield "non-contiguous (B, P, C)", z.reshape(b, c, -1).transpose(1, 2)[:, ::2], 1
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("scratch", [False, True])
+def test_cpu_level1_forms_match_brute_force_in_every_layout(dtype, scratch):
+    """The CPU fast form (per-row shift, float 0/1 positives, in-place square across strided rows)
+    against a float64 two-pass brute force, with zeros in Z: positives are exact in every dtype."""
+    from skew.accumulators import Scratch
+
+    torch.manual_seed(3)
+    z = (torch.randn(5, 6, 4, 8) * 2 + 3).to(dtype)
+    z[:, :, 0, :3] = 0  # exact zeros are not positive
+    z[1, 2] = -0.0
+    buf = Scratch() if scratch else None
+    for name, z3, pd in _layouts(z):
+        part = level1(z3, pd, scratch=buf)
+        mean, m2, pos = _level1_brute(z3, pd)
+        assert torch.equal(part.pos.to(torch.float64), pos), name
+        np.testing.assert_allclose(part.mean, mean, rtol=1e-6, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(part.m2, m2, rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+@pytest.mark.parametrize("pd", [1, 2])
+def test_cpu_level1_constant_rows_give_exactly_zero_m2_in_both_orientations(pd):
+    """Constant rows (and the collapsed P = 1 form, where a neuron is constant over the batch)."""
+    z = torch.full((4, 3, 7), -2.7) if pd == 2 else torch.full((4, 7, 3), 1e4 + 0.1)
+    part = level1(z, pd)
+    assert torch.equal(part.m2, torch.zeros_like(part.m2))
+    assert (part.mean == z.to(torch.float64).flatten()[0]).all()
+    lin = torch.full((9, 1, 5), 0.3)  # Linear on (B, F): P = 1, the 9 samples collapse into one row
+    col = level1(lin, pd=1)
+    assert col.samples == 9 and torch.equal(col.m2, torch.zeros_like(col.m2))
+
+
+def test_all_finite_sees_nonfinite_values_in_z_and_in_the_input():
+    from skew.accumulators import all_finite, input_partial
+
+    good = torch.randn(3, 4, 5)
+    x = torch.randn(3, 8)
+    assert bool(all_finite(level1(good, 2), input_partial(x)))
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        zb = good.clone()
+        zb[1, 2, 3] = bad
+        assert not bool(all_finite(level1(zb, 2), input_partial(x)))
+        xb = x.clone()
+        xb[2, 5] = bad
+        assert not bool(all_finite(level1(good, 2), input_partial(xb)))
+    zz = good.clone()
+    zz[0, 0, 0], zz[2, 3, 1] = float("inf"), -float("inf")  # opposite infinities do not cancel
+    assert not bool(all_finite(level1(zz, 2)))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_neuron_table_blocks_of_rows_equal_one_float64_copy(dtype, monkeypatch):
+    """Row sums and norms computed a few rows at a time are bit-identical to the whole float64 matrix."""
+    import skew.weights as w
+
+    monkeypatch.setattr(w, "_CHUNK_VALUES", 40)  # many blocks, a ragged last one
+    torch.manual_seed(4)
+    net = nn.Sequential(nn.Conv2d(3, 7, 3), nn.Flatten(), nn.Linear(7 * 4, 11), nn.ConvTranspose1d(2, 5, 3))
+    net = net.to(dtype)
+    table = w.neuron_table(net)
+    for name, layer in (("0", net[0]), ("2", net[2])):
+        rows = layer.weight.detach().to(torch.float64).reshape(layer.weight.shape[0], -1)
+        got = table[table["layer"] == name]
+        assert np.array_equal(got["row_sum"].to_numpy(), rows.sum(1).numpy())
+        assert np.array_equal(got["row_norm"].to_numpy(), torch.linalg.vector_norm(rows, dim=1).numpy())
+    got = table[table["layer"] == "3"]  # transposed conv: neuron j's rows are the weight's [:, j]
+    rows = net[3].weight.detach().to(torch.float64).transpose(0, 1).reshape(5, -1)
+    assert np.array_equal(got["row_sum"].to_numpy(), rows.sum(1).numpy())
