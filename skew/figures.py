@@ -60,7 +60,7 @@ SEED = 0
 #: a 5-epoch MLP training took 1.3-1.8 s with 1 thread and 21-36 s with 2).
 THREADS = 1
 #: The measured wall time of a full run, quoted in figures/README.md (filled in by whoever measures it).
-FULL_RUN_TIME = "6 min 22 s on the 2-core development machine (one thread, the other core busy; training 250 s of it)"
+FULL_RUN_TIME = "5 min 22 s on the 2-core development machine (one thread, the other core busy; training 201 s of it)"
 
 
 @dataclass
@@ -431,7 +431,8 @@ def _language_models(out: Path, cfg: _Config) -> list[Entry]:
             ax.set_xlabel("block (its Linear/Conv1D layers pooled); head = lm_head")
             ax.set_ylabel(f"skewed neurons, |p − ½| > {alpha:g} (%)")
             ax.set_title(f"{label} ({name}) on text, α = {alpha:g}", fontsize="medium")
-            ax.legend(title="init", fontsize="small")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, title="init", loc="outside lower center", ncol=len(labels), fontsize="small")
     fig.suptitle("Skewed neurons by depth in small language models at initialization (count estimator)")
     layers = pd.concat(frames, ignore_index=True)
     keep = [c for c in ["model", "init", "seed", "block", "layer", "type", "neurons", "samples", "skewed_0.1",
