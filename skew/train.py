@@ -423,6 +423,31 @@ def _build_run_model(model_name: str, scheme: str, seed: int, x_tr: torch.Tensor
     return model
 
 
+def _optimizer(model: nn.Module, cfg: dict, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """SGD with momentum 0.9 or Adam, at ``cfg["lr"]``."""
+    if cfg["optimizer"] == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=0.9, weight_decay=weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=cfg["lr"], weight_decay=weight_decay)
+
+
+def _train_epoch(model, opt, x_tr, y_tr, bs: int, order: torch.Generator, tracker, step: int) -> tuple[float, int]:
+    """One epoch of mini-batch cross-entropy training in an order drawn from ``order``; the tracker sees
+    every step. Returns the epoch's mean training loss and the next step."""
+    n = len(x_tr)
+    perm = torch.randperm(n, generator=order)
+    total = 0.0
+    for start in range(0, n, bs):
+        tracker.step(step)
+        idx = perm[start : start + bs]
+        loss = F.cross_entropy(model(x_tr[idx]), y_tr[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += float(loss.detach()) * len(idx)
+        step += 1
+    return total / n, step
+
+
 def _train_one(model_name, scheme, seed, data, cfg) -> tuple[list[dict], pd.DataFrame]:
     x_tr, y_tr, x_va, y_va = data
     n, bs = len(x_tr), cfg["batch_size"]
@@ -432,28 +457,15 @@ def _train_one(model_name, scheme, seed, data, cfg) -> tuple[list[dict], pd.Data
         model = _build_run_model(model_name, scheme, seed, x_tr)
         torch.manual_seed(child_seed(seed, "dropout"))
         model.train()
-        if cfg["optimizer"] == "sgd":
-            opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=0.9)
-        else:
-            opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
+        opt = _optimizer(model, cfg)
         tracker = Tracker(model, x_va[:_PROBE_SIZE], every=every, thresholds=cfg["thresholds"])
         order = generator(seed, "shuffle")
         rows, step = [], 0
         for epoch in range(1, cfg["epochs"] + 1):
-            perm = torch.randperm(n, generator=order)
-            total = 0.0
-            for start in range(0, n, bs):
-                tracker.step(step)
-                idx = perm[start : start + bs]
-                loss = F.cross_entropy(model(x_tr[idx]), y_tr[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * len(idx)
-                step += 1
+            train_loss, step = _train_epoch(model, opt, x_tr, y_tr, bs, order, tracker, step)
             rows.append({
                 "model": model_name, "init": scheme, "seed": int(seed), "epoch": epoch,
-                "train_loss": total / n, "val_acc": _accuracy(model, x_va, y_va),
+                "train_loss": train_loss, "val_acc": _accuracy(model, x_va, y_va),
             })
         if tracker.steps[-1] != step:  # the state after the last update
             tracker.measure(step)

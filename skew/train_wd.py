@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from skew._io import atomic_write, save_figure, write_csv
 from skew.epoch_oui import EpochOUI
@@ -45,7 +44,9 @@ from skew.train import (
     _build_run_model,
     _check_config,
     _load_digits,
+    _optimizer,
     _pm,
+    _train_epoch,
     auc,
     early_stop,
 )
@@ -321,10 +322,7 @@ def _train_wd(model_name, scheme, seed, wd, data, cfg) -> tuple[list[dict], pd.D
         torch.manual_seed(child_seed(seed, "dropout"))
         model.train()
         start_wd = 0.0 if wd is None else float(wd)
-        if cfg["optimizer"] == "sgd":
-            opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=0.9, weight_decay=start_wd)
-        else:
-            opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"], weight_decay=start_wd)
+        opt = _optimizer(model, cfg, start_wd)
 
         def reset() -> None:  # the controller's parameter reset: the run's initial weights, fresh optimizer
             with torch.random.fork_rng(devices=[]):
@@ -340,19 +338,8 @@ def _train_wd(model_name, scheme, seed, wd, data, cfg) -> tuple[list[dict], pd.D
         try:
             for epoch in range(1, epochs + 1):
                 used = opt.param_groups[0]["weight_decay"]
-                perm = torch.randperm(n, generator=order)
-                total = 0.0
-                for begin in range(0, n, bs):
-                    tracker.step(step)
-                    idx = perm[begin : begin + bs]
-                    loss = F.cross_entropy(model(x_tr[idx]), y_tr[idx])
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    total += float(loss.detach()) * len(idx)
-                    step += 1
+                train_loss, step = _train_epoch(model, opt, x_tr, y_tr, bs, order, tracker, step)
                 oui = meter.epoch_end()
-                train_loss = total / n
                 val_acc = _accuracy(model, x_va, y_va)  # before the controller may reset the parameters
                 if ctl is not None:
                     ctl.step(oui, train_loss)
