@@ -45,10 +45,13 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
+
+from skew import _fused
 
 __all__ = [
     "DeviceStats",
@@ -59,6 +62,7 @@ __all__ = [
     "chan_merge",
     "input_partial",
     "input_partial_masked",
+    "inputs_finite",
     "level1",
     "level1_masked",
     "merge_states",
@@ -129,6 +133,7 @@ class Partial:
     m2_is_var: bool = False
     samples: int | None = None  # input samples B, when the rows are collapsed (one row of B values)
     head: torch.Tensor | None = None  # activation patterns (Z > 0) of the first samples, collapsed rows
+    finite: bool | None = None  # known on the host (compiled CPU kernel): every value of Z was finite
 
     @property
     def B(self) -> int:
@@ -187,7 +192,7 @@ def level1(
         z3 = z3.float()
     if P == 1:
         zz = z3.squeeze(pd)  # (B, C): collapse the B samples into one row of B values
-        part = _moments(zz.unsqueeze(0), 1, zz.shape[0])
+        part = _moments(zz.unsqueeze(0), 1, zz.shape[0], scratch)
         part.samples = int(zz.shape[0])
         part.head = zz[:head] > 0 if head > 0 else None
         return part
@@ -202,6 +207,10 @@ def _moments(z3: torch.Tensor, pd: int, P: int, scratch: Scratch | None = None) 
     if _welford(z3.device):
         var, mean = torch.var_mean(z3, dim=pd, correction=0)
         return Partial(mean, var, _positives(z3, pd), P, m2_is_var=True)
+    fused = _fused.rows(z3, pd)  # CPU float32: one read of Z (the same shifted sums, compiled)
+    if fused is not None:
+        mean, m2, pos, finite = fused
+        return Partial(mean, m2, pos, P, finite=finite)
     # One activation-sized temporary at a time: with two alive at once, the CPU allocator hands
     # the pages back and faults them in again on every call (about 10x the arithmetic's cost).
     work = scratch.like(z3) if scratch is not None else None
@@ -262,9 +271,10 @@ def level1_masked(z3: torch.Tensor, valid: torch.Tensor) -> Partial:
     return _level1_careful(z3, 1, int(z3.shape[1]), valid.unsqueeze(-1))
 
 
-def all_finite(part: Partial, inputs: tuple | None = None) -> torch.Tensor:
-    """A 0-d bool tensor: every row summary of a fast-mode Partial (and the mean and M2 of a fast
-    :func:`input_partial`, when given) is finite, i.e. no NaN/Inf in Z (or the input).
+def all_finite(part: Partial, inputs: tuple | None = None) -> bool | torch.Tensor:
+    """Every row summary of a fast-mode Partial (and the mean and M2 of a fast :func:`input_partial`,
+    when given) is finite, i.e. no NaN/Inf in Z (or the input): a bool where the compiled CPU kernel
+    already knows it (no tensor work), else a 0-d bool tensor on Z's device.
 
     One float64 sum of the summaries is tested: a NaN or ±Inf anywhere makes it non-finite. Finite
     summaries of float32/fp16 values cannot overflow it (their means are below 3.5e38, their M2
@@ -276,12 +286,27 @@ def all_finite(part: Partial, inputs: tuple | None = None) -> torch.Tensor:
         >>> bool(ok), bool(all_finite(level1(torch.ones(2, 3, 4), pd=2)))
         (False, True)
     """
+    if part.finite is not None and (inputs is None or isinstance(inputs[1], float)):
+        return part.finite and (inputs is None or math.isfinite(inputs[1] + inputs[2]))  # host values
     check = part.mean.sum()
     if part.m2 is not None:
         check = check + part.m2.sum()
     if inputs is not None:
         check = check + inputs[1] + inputs[2]
     return torch.isfinite(check)
+
+
+def inputs_finite(ip: tuple) -> bool | torch.Tensor:
+    """Whether the mean and M2 of an :func:`input_partial` are finite (a bool, or a 0-d bool tensor on
+    its device when they are tensors).
+
+    Example:
+        >>> inputs_finite(input_partial(torch.tensor([1.0, float("inf")])))
+        False
+    """
+    if isinstance(ip[1], float):
+        return math.isfinite(ip[1] + ip[2])
+    return torch.isfinite(ip[1] + ip[2])
 
 
 def pack_units(rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -347,12 +372,13 @@ def input_partial(x: torch.Tensor | None, careful: bool = False):
     """(count, mean, M2) of all entries of a layer's input; None when there is nothing to measure.
 
     The count is an int (a 0-d tensor when ``careful``, which excludes non-finite entries and works
-    in float64); mean and M2 are 0-d tensors on x's device (no host synchronisation). CPU uses
-    Σx and ‖x‖ (fast there), accelerators ``torch.var_mean``.
+    in float64); mean and M2 are 0-d tensors on x's device (no host synchronisation), or host
+    floats where the compiled CPU kernel (:mod:`skew._fused`) computed Σx and Σx² in one read:
+    mean = Σx/n, M2 = Σx² − n·mean². Otherwise CPU uses Σx and ‖x‖, accelerators ``torch.var_mean``.
 
     Example:
         >>> n, mean, m2 = input_partial(torch.tensor([1.0, 2.0, 3.0]))
-        >>> n, mean.item(), round(m2.item(), 5)
+        >>> n, float(mean), round(float(m2), 5)
         (3, 2.0, 2.0)
     """
     if x is None or not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.numel() == 0:
@@ -371,6 +397,10 @@ def input_partial(x: torch.Tensor | None, careful: bool = False):
     if _welford(x.device):
         var, mean = torch.var_mean(x, correction=0)
         return (n, mean, var * n)
+    both = _fused.sums(x)  # CPU float32: Σx and Σx² in one read, as host floats
+    if both is not None:
+        mean = both[0] / n
+        return (n, mean, max(both[1] - both[0] * mean, 0.0))
     s = x.sum(dtype=torch.float64) if x.dtype == torch.float64 else x.sum().to(torch.float64)
     ss = torch.linalg.vector_norm(x).to(torch.float64).square_()
     mean = s / n
@@ -398,6 +428,13 @@ def input_partial_masked(x3: torch.Tensor, valid: torch.Tensor):
 
 
 # ----------------------------------------------------------------------------------------- level 2
+def _stack64(values: list, device: torch.device) -> torch.Tensor:
+    """A float64 vector of scalars that are host floats (the compiled kernel) or 0-d tensors."""
+    if all(isinstance(v, float) for v in values):
+        return torch.tensor(values, dtype=torch.float64, device=device)
+    return torch.stack([torch.as_tensor(v, device=device) for v in values]).to(torch.float64)
+
+
 @dataclass
 class BatchResult:
     """Level-2 per-neuron results of one group of calls, columns ordered as ``cols``."""
@@ -555,8 +592,8 @@ class DeviceStats:
         idx, counts = self._cache[key]
         if counts is None:
             counts = torch.stack([torch.as_tensor(ip[0], device=self.device) for _, ip in items]).to(torch.int64)
-        mean = torch.stack([ip[1] for _, ip in items]).to(torch.float64)
-        m2 = torch.stack([ip[2] for _, ip in items]).to(torch.float64)
+        mean = _stack64([ip[1] for _, ip in items], self.device)
+        m2 = _stack64([ip[2] for _, ip in items], self.device)
         return idx, mean, m2, counts
 
     # -- commit -------------------------------------------------------------------------------

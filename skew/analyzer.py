@@ -76,6 +76,7 @@ from skew.accumulators import (
     all_finite,
     input_partial,
     input_partial_masked,
+    inputs_finite,
     level1,
     level1_masked,
     pack_units,
@@ -324,7 +325,7 @@ class _Run:
         if part.k is None:  # one check of this call's summaries (and fast input moments)
             ok = all_finite(part, fast_ip)
         elif fast_ip is not None:
-            ok = torch.isfinite(fast_ip[1] + fast_ip[2])
+            ok = inputs_finite(fast_ip)
         else:
             ok = None
         if ok is not None and not bool(ok):  # free on CPU; one flag read per hook call on accelerators

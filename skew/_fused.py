@@ -1,0 +1,403 @@
+"""A one-pass CPU kernel for level 1 of :mod:`skew.accumulators`: each activation read once.
+
+Level 1 reduces a layer output Z, viewed as (R, C, P) (R rows of samples, C neurons, P
+positions), to per-(row, neuron) summaries. With the row's shift c = its first value:
+
+.. math::
+    s_1 = \\sum_p (z_p - c),\\quad s_2 = \\sum_p (z_p - c)^2,\\quad
+    \\text{mean} = c + s_1/P,\\quad M_2 = s_2 - s_1^2/P,\\quad \\text{pos} = \\#\\{p : z_p > 0\\}
+
+— the same quantities as the eager form, so a constant row gives exactly M2 = 0 (how degenerate
+neurons are recognised). Eager torch needs one pass over Z per quantity plus an activation-sized
+temporary; this kernel computes all three in **one read**: float32 vector lanes over blocks of at
+most 32 values per lane, carried in float64 between blocks. :func:`sums` does the same for a
+layer input's Σx and Σx² (one read instead of two).
+
+The C source below is compiled once per machine and compiler with the system C compiler (well
+under a second) into a per-user cache (``$XDG_CACHE_HOME/skew`` or ``~/.cache/skew``) and called
+through ctypes, which releases the GIL. A ``torch.compile``'d reduction would do the same but
+costs seconds per process and per shape. Anything that goes wrong — no compiler, a failed build
+or load, a mismatch in the self-test against a float64 reference — makes :func:`kernel` return
+None and level 1 keeps its eager form; so does the environment variable ``SKEW_EAGER`` (set to
+anything non-empty). Only float32 CPU tensors whose positions or neurons are contiguous go through
+it; everything else (float64, accelerators, other layouts) stays eager. Work is split over
+``torch.get_num_threads()`` threads for large outputs.
+
+Example:
+    >>> import torch
+    >>> out = rows(torch.tensor([[[1.0, 2.0, 3.0]]]), pd=2)
+    >>> out is None or [t.item() for t in out[:3]] == [2.0, 2.0, 3.0]
+    True
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+
+import torch
+
+__all__ = ["kernel", "rows", "sums", "available"]
+
+_SOURCE = r"""
+#include <stdint.h>
+#include <string.h>
+#define LANES 8  /* 256-bit vectors */
+#define BLOCK 32 /* values per float32 lane before the partial sums go to float64 */
+typedef float vf __attribute__((vector_size(LANES * 4)));
+typedef int32_t vi __attribute__((vector_size(LANES * 4)));
+
+static inline vf load(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
+
+static inline void finish(double sh, double t1, double t2, double tp, int64_t P,
+                          double *mean, double *m2, double *pos) {
+    double d = t1 / (double)P, m = t2 - t1 * d;
+    *mean = sh + d;
+    *m2 = m > 0 ? m : 0;
+    *pos = tp;
+}
+
+/* Horizontal sums of one block's lanes: a float32 tree (the lanes hold at most BLOCK values each). */
+static inline float hsum(vf v) { return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7])); }
+static inline int32_t hsumi(vi v) { return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7])); }
+
+/* Positions contiguous (sp == 1): rows k in [k0, k1) of the R*C rows (r = k / C, c = k % C).
+   check[0] gets the sum of every row's s1 + s2: finite exactly when every value read is finite. */
+void skew_rows_inner(const float *z, int64_t C, int64_t P, int64_t sr, int64_t sc, int64_t k0, int64_t k1,
+                     double *mean, double *m2, double *pos, double *check) {
+    double chk = 0;
+    int64_t r = k0 / C, c = k0 % C;
+    for (int64_t k = k0; k < k1; k++, c++) {
+        if (c == C) { c = 0; r++; }
+        const float *row = z + r * sr + c * sc;
+        const float sh = row[0];
+        const vf shv = sh - (vf){0};
+        double t1 = 0, t2 = 0;
+        int64_t tp = 0, p = 0;
+        while (p < P) {
+            int64_t stop = p + (int64_t)LANES * BLOCK < P ? p + (int64_t)LANES * BLOCK : P;
+            float e1 = 0, e2 = 0;
+            int32_t ep = 0;
+            if (p + LANES <= stop) {
+                vf a1 = {0}, a2 = {0}, b1 = {0}, b2 = {0};
+                vi ap = {0}, bp = {0};
+                for (; p + 2 * LANES <= stop; p += 2 * LANES) { /* two chains hide the add latency */
+                    vf v = load(row + p), u = load(row + p + LANES);
+                    vf y = v - shv, x = u - shv;
+                    a1 += y; b1 += x;
+                    a2 += y * y; b2 += x * x;
+                    ap -= (vi)(v > 0); bp -= (vi)(u > 0);
+                }
+                for (; p + LANES <= stop; p += LANES) {
+                    vf v = load(row + p);
+                    vf y = v - shv;
+                    a1 += y; a2 += y * y;
+                    ap -= (vi)(v > 0);
+                }
+                e1 = hsum(a1 + b1); e2 = hsum(a2 + b2); ep = hsumi(ap + bp);
+            }
+            for (; p < stop; p++) {
+                float v = row[p], y = v - sh;
+                e1 += y; e2 += y * y; ep += v > 0;
+            }
+            t1 += e1; t2 += e2; tp += ep;
+        }
+        finish(sh, t1, t2, (double)tp, P, mean + k, m2 + k, pos + k);
+        chk += t1 + t2;
+    }
+    check[0] = chk;
+}
+
+/* Neurons contiguous (sc == 1): lanes over the neurons c in [c0, c1), one row of samples at a time.
+   Work arrays (C floats / doubles each) hold the per-neuron partial sums. */
+void skew_rows_outer(const float *z, int64_t R, int64_t C, int64_t P, int64_t sr, int64_t sp, int64_t c0,
+                     int64_t c1, double *mean, double *m2, double *pos, float *restrict f1,
+                     float *restrict f2, float *restrict fp, float *restrict sh, double *restrict w1,
+                     double *restrict w2, double *restrict wp, double *check) {
+    double chk = 0;
+    for (int64_t r = 0; r < R; r++) {
+        const float *base = z + r * sr;
+        for (int64_t c = c0; c < c1; c++) { sh[c] = base[c]; w1[c] = 0; w2[c] = 0; wp[c] = 0; }
+        for (int64_t p0 = 0; p0 < P; p0 += BLOCK) {
+            int64_t p1 = p0 + BLOCK < P ? p0 + BLOCK : P;
+            for (int64_t c = c0; c < c1; c++) { f1[c] = 0; f2[c] = 0; fp[c] = 0; }
+            for (int64_t p = p0; p < p1; p++) {
+                const float *restrict row = base + p * sp;
+                for (int64_t c = c0; c < c1; c++) {
+                    float v = row[c], y = v - sh[c];
+                    f1[c] += y; f2[c] += y * y; fp[c] += v > 0 ? 1.0f : 0.0f;
+                }
+            }
+            for (int64_t c = c0; c < c1; c++) { w1[c] += f1[c]; w2[c] += f2[c]; wp[c] += fp[c]; }
+        }
+        for (int64_t c = c0; c < c1; c++) {
+            finish(sh[c], w1[c], w2[c], wp[c], P, mean + r * C + c, m2 + r * C + c, pos + r * C + c);
+            chk += w1[c] + w2[c];
+        }
+    }
+    check[0] = chk;
+}
+
+/* out = (sum x, sum x^2) of n contiguous floats, one pass. */
+void skew_sums(const float *x, int64_t n, double *out) {
+    double t1 = 0, t2 = 0;
+    int64_t i = 0;
+    while (i + LANES <= n) {
+        vf a1 = {0}, a2 = {0}, b1 = {0}, b2 = {0};
+        int64_t stop = i + (int64_t)LANES * BLOCK;
+        if (stop > n) stop = n - (n - i) % LANES;
+        for (; i + 2 * LANES <= stop; i += 2 * LANES) {
+            vf v = load(x + i), u = load(x + i + LANES);
+            a1 += v; a2 += v * v; b1 += u; b2 += u * u;
+        }
+        for (; i < stop; i += LANES) {
+            vf v = load(x + i);
+            a1 += v; a2 += v * v;
+        }
+        a1 += b1; a2 += b2;
+        for (int j = 0; j < LANES; j++) { t1 += a1[j]; t2 += a2[j]; }
+    }
+    for (; i < n; i++) { t1 += x[i]; t2 += (double)x[i] * x[i]; }
+    out[0] = t1; out[1] = t2;
+}
+"""
+
+_P = ctypes.c_void_p
+_I = ctypes.c_int64
+_SIGNATURES = {
+    "skew_rows_inner": [_P, _I, _I, _I, _I, _I, _I, _P, _P, _P, _P],
+    "skew_rows_outer": [_P, _I, _I, _I, _I, _I, _I, _I, _P, _P, _P, _P, _P, _P, _P, _P, _P, _P, _P],
+    "skew_sums": [_P, _I, _P],
+}
+#: Below this many values a call runs on one thread (a thread hand-off costs more than the work).
+PARALLEL_MIN = 1 << 18
+_lock = threading.Lock()
+_state: dict = {}
+
+
+def kernel():
+    """The compiled library (a ``ctypes.CDLL``), or None where it cannot be had: then level 1 stays eager.
+
+    Built and self-tested once per process; the build is cached per machine and compiler.
+
+    Example:
+        >>> lib = kernel()
+        >>> lib is None or hasattr(lib, "skew_rows_inner")
+        True
+    """
+    if "lib" not in _state:
+        with _lock:
+            if "lib" not in _state:
+                lib = None
+                try:
+                    lib = _load()
+                    if lib is not None and not _self_test(lib):
+                        lib = None
+                except Exception:  # no compiler, no cache folder, a load error: eager it is
+                    lib = None
+                _state["lib"] = lib
+    return _state["lib"]
+
+
+def available() -> bool:
+    """Whether the compiled kernel is in use in this process (False: eager torch reductions).
+
+    Example:
+        >>> isinstance(available(), bool)
+        True
+    """
+    return kernel() is not None
+
+
+def _cpu_tag() -> str:
+    flags = ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = next((line for line in fh if line.startswith(("flags", "Features"))), "")
+    except OSError:
+        pass
+    return f"{platform.machine()}|{platform.system()}|{flags}"
+
+
+def _load():
+    if sys.platform.startswith("win") or os.environ.get("SKEW_EAGER"):
+        return None
+    cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc") or shutil.which("clang")
+    if cc is None:
+        return None
+    flags = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-shared", "-fPIC"]
+    key = hashlib.sha256("\0".join([_SOURCE, cc, *flags, _cpu_tag()]).encode()).hexdigest()[:16]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = os.path.join(base, "skew")
+    path = os.path.join(folder, f"fused-{key}.so")
+    if not os.path.exists(path):
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder) as tmp:
+            src = os.path.join(tmp, "fused.c")
+            with open(src, "w") as fh:
+                fh.write(_SOURCE)
+            out = os.path.join(tmp, "fused.so")
+            for attempt in (flags, [f for f in flags if f != "-march=native"]):  # some compilers lack it
+                done = subprocess.run([cc, *attempt, "-o", out, src], capture_output=True, timeout=120)
+                if done.returncode == 0:
+                    break
+            else:
+                return None
+            os.replace(out, path)  # atomic: concurrent builders (test workers) agree
+    lib = ctypes.CDLL(path)
+    for name, args in _SIGNATURES.items():
+        fn = getattr(lib, name)
+        fn.argtypes = args
+        fn.restype = None
+    return lib
+
+
+def _usable(t: torch.Tensor) -> bool:
+    return t.dtype == torch.float32 and t.device.type == "cpu" and not t.is_neg() and not t.is_conj()
+
+
+def rows(z3: torch.Tensor, pd: int, lib=None):
+    """(mean, M2, pos, finite) of a float32 CPU (R, C, P) (``pd=2``) / (R, P, C) (``pd=1``) view:
+    three (R, C) float64 tensors per (row, neuron) and a bool, every value read finite — or None
+    where the kernel or the layout does not serve (then use eager torch).
+
+    mean = c + s1/P, M2 = s2 − s1²/P, pos = #{z > 0}, with c each row's first value (module
+    docstring); ``finite`` tests Σ (s1 + s2) over all rows, non-finite exactly when a NaN or ±Inf
+    was read.
+
+    Example:
+        >>> z = torch.tensor([[[1.0, 2.0, 3.0], [-1.0, -1.0, -1.0]]])
+        >>> out = rows(z, pd=2)
+        >>> out is None or [t.tolist() for t in out[:3]] + [out[3]] == [[[2.0, -1.0]], [[2.0, 0.0]], [[3.0, 0.0]], True]
+        True
+    """
+    lib = lib or kernel()
+    if lib is None or not _usable(z3):
+        return None
+    z = z3 if pd == 2 else z3.transpose(1, 2)  # (R, C, P)
+    R, C, P = (int(s) for s in z.shape)
+    if R == 0 or C == 0 or P == 0:
+        return None
+    sr, sc, sp = z.stride()
+    f64 = {"dtype": torch.float64}
+    mean, m2, pos = torch.empty(R, C, **f64), torch.empty(R, C, **f64), torch.empty(R, C, **f64)
+    outs = (mean.data_ptr(), m2.data_ptr(), pos.data_ptr())
+    ptr = z.data_ptr()
+    threads = _threads(R * C * P)
+    check = (ctypes.c_double * max(threads, 1))()
+    where = ctypes.addressof(check)
+    if sp == 1 or (P == 1 and sc != 1):  # one row along memory at a time, lanes over positions
+        fn = lib.skew_rows_inner
+        _split(threads, R * C, 1, lambda i, a, b: fn(ptr, C, P, sr, sc, a, b, *outs, where + 8 * i))
+    elif sc == 1:  # lanes over the neurons
+        fn = lib.skew_rows_outer
+        work = [torch.empty(C) for _ in range(4)] + [torch.empty(C, **f64) for _ in range(3)]
+        wptr = [w.data_ptr() for w in work]
+        _split(threads, C, 16, lambda i, a, b: fn(ptr, R, C, P, sr, sp, a, b, *outs, *wptr, where + 8 * i))
+    else:
+        return None
+    return mean, m2, pos, math.isfinite(sum(check))
+
+
+def sums(x: torch.Tensor, lib=None):
+    """(Σx, Σx²) as Python floats (float64 sums) over every entry of a float32 CPU tensor, in one
+    pass; None to use eager torch.
+
+    Any dense layout is read as stored (the sums do not depend on the order): contiguous,
+    channels-last, or any permutation without gaps.
+
+    Example:
+        >>> out = sums(torch.tensor([1.0, 2.0, 3.0]))
+        >>> out is None or out == (6.0, 14.0)
+        True
+    """
+    lib = lib or kernel()
+    if lib is None or not _usable(x) or not _dense(x):
+        return None
+    n = x.numel()
+    threads = _threads(n)
+    out = (ctypes.c_double * (2 * max(threads, 1)))()
+    ptr, size, where = x.data_ptr(), x.element_size(), ctypes.addressof(out)
+    _split(threads, n, 1, lambda i, a, b: lib.skew_sums(ptr + a * size, b - a, where + 16 * i))
+    return sum(out[0::2]), sum(out[1::2])
+
+
+def _dense(x: torch.Tensor) -> bool:
+    """Non-overlapping and without gaps: the entries fill numel() consecutive slots."""
+    if x.is_contiguous():
+        return True
+    expect = 1
+    for size, stride in sorted(zip(x.shape, x.stride()), key=lambda t: t[1]):
+        if size == 1:
+            continue
+        if stride != expect:
+            return False
+        expect *= size
+    return True
+
+
+def _threads(work: int) -> int:
+    return 1 if work < PARALLEL_MIN else max(1, torch.get_num_threads())
+
+
+def _split(threads: int, n: int, align: int, run) -> None:
+    """Run ``run(i, a, b)`` over pieces i of [0, n), at most ``threads`` of them, each a multiple
+    of ``align`` long but the last (ctypes drops the GIL in each)."""
+    if threads <= 1 or n < 2 * align:
+        run(0, 0, n)
+        return
+    step = -(-n // threads)
+    step = -(-step // align) * align
+    bounds = [(a, min(n, a + step)) for a in range(0, n, step)]
+    pool = _pool(len(bounds) - 1)
+    futures = [pool.submit(run, i, a, b) for i, (a, b) in enumerate(bounds) if i > 0]
+    run(0, *bounds[0])  # this thread takes the first piece
+    for f in futures:
+        f.result()
+
+
+def _pool(workers: int):
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = _state.get("pool")
+    if pool is None or pool._max_workers < workers:
+        pool = _state["pool"] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="skew-fused")
+    return pool
+
+
+def _self_test(lib) -> bool:
+    """Compare the kernel with a float64 reference on small inputs of every layout it takes."""
+    gen = torch.Generator().manual_seed(0)
+    cases = [((3, 5, 37), 2, False), ((3, 37, 5), 1, False), ((1, 7, 19), 1, False), ((4, 6, 1), 2, False),
+             ((2, 9, 40), 2, True)]
+    for shape, pd, transpose in cases:
+        z = torch.randn(*shape, generator=gen) * 2 + 1
+        z[0].flatten()[:3] = 0.0
+        if transpose:  # a (R, C, P) view whose positions are strided and neurons contiguous
+            z = z.transpose(1, 2).contiguous().transpose(1, 2)
+        out = rows(z, pd, lib)
+        zb = (z if pd == 2 else z.transpose(1, 2)).double()
+        y = zb - zb[:, :, :1]
+        s1, s2 = y.sum(2), (y * y).sum(2)
+        P = zb.shape[2]
+        ref = (zb[:, :, 0] + s1 / P, (s2 - s1 * s1 / P).clamp_min(0), (zb > 0).sum(2).double())
+        if out is None or not all(torch.allclose(a, b, rtol=1e-5, atol=1e-4) for a, b in zip(out, ref)):
+            return False
+        if not torch.equal(out[2], ref[2]) or out[3] is not True:
+            return False
+        both = sums(z, lib)
+        if both is None or not torch.allclose(torch.tensor(both, dtype=torch.float64),
+                                              torch.stack([zb.sum(), (zb * zb).sum()]), rtol=1e-6):
+            return False
+        z[-1, -1, -1] = float("nan")  # a non-finite value must show
+        if rows(z, pd, lib)[3] or math.isfinite(sum(sums(z, lib))):
+            return False
+    return True
