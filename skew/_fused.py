@@ -25,8 +25,8 @@ it; everything else (float64, accelerators, other layouts) stays eager. Work is 
 
 Example:
     >>> import torch
-    >>> out = rows(torch.tensor([[[1.0, 2.0, 3.0]]]), pd=2)
-    >>> out is None or [t.item() for t in out[:3]] == [2.0, 2.0, 3.0]
+    >>> out = neurons(torch.tensor([[[1.0, 2.0, 3.0]]]), pd=2)
+    >>> out is None or [t.item() for t in out[:4]] == [2.0, 2.0, 3.0, 1.0]
     True
 """
 
@@ -45,7 +45,7 @@ import threading
 
 import torch
 
-__all__ = ["kernel", "rows", "sums", "available"]
+__all__ = ["available", "kernel", "neurons", "sums"]
 
 _SOURCE = r"""
 #include <stdint.h>
@@ -57,72 +57,83 @@ typedef int32_t vi __attribute__((vector_size(LANES * 4)));
 
 static inline vf load(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
 
-static inline void finish(double sh, double t1, double t2, double tp, int64_t P,
-                          double *mean, double *m2, double *pos) {
-    double d = t1 / (double)P, m = t2 - t1 * d;
-    *mean = sh + d;
-    *m2 = m > 0 ? m : 0;
-    *pos = tp;
+/* One row's summary (shift sh, s1, s2, positives) merged into its neuron's running (n, mean, M2)
+   with Chan's formula; the row's own pattern bit is its mean > 0. */
+static inline void merge(double sh, double t1, double t2, double tp, int64_t P, double n0, double *mean,
+                         double *m2, double *pos, double *act, uint8_t *bit) {
+    double d = t1 / (double)P, rm = sh + d, rv = t2 - t1 * d;
+    double n = n0 + (double)P, delta = rm - *mean, w = (double)P / n;
+    *mean += delta * w;
+    *m2 += (rv > 0 ? rv : 0) + delta * delta * n0 * w;
+    *pos += tp;
+    *act += rm > 0;
+    if (bit) *bit = rm > 0;
 }
 
 /* Horizontal sums of one block's lanes: a float32 tree (the lanes hold at most BLOCK values each). */
 static inline float hsum(vf v) { return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7])); }
 static inline int32_t hsumi(vi v) { return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7])); }
 
-/* Positions contiguous (sp == 1): rows k in [k0, k1) of the R*C rows (r = k / C, c = k % C).
-   check[0] gets the sum of every row's s1 + s2: finite exactly when every value read is finite. */
-void skew_rows_inner(const float *z, int64_t C, int64_t P, int64_t sr, int64_t sc, int64_t k0, int64_t k1,
-                     double *mean, double *m2, double *pos, double *check) {
+/* Positions contiguous (sp == 1): every row (r, c) of neurons c in [c0, c1) read along memory.
+   Per neuron: mean, M2, positives, active rows (row mean > 0); bits[r*C + c] for rows r < nhead.
+   check[0] = sum over rows of s1 + s2: finite exactly when every value read is finite. */
+void skew_neurons_inner(const float *z, int64_t R, int64_t C, int64_t P, int64_t sr, int64_t sc, int64_t c0,
+                        int64_t c1, double *mean, double *m2, double *pos, double *act, uint8_t *bits,
+                        int64_t nhead, double *check) {
     double chk = 0;
-    int64_t r = k0 / C, c = k0 % C;
-    for (int64_t k = k0; k < k1; k++, c++) {
-        if (c == C) { c = 0; r++; }
-        const float *row = z + r * sr + c * sc;
-        const float sh = row[0];
-        const vf shv = sh - (vf){0};
-        double t1 = 0, t2 = 0;
-        int64_t tp = 0, p = 0;
-        while (p < P) {
-            int64_t stop = p + (int64_t)LANES * BLOCK < P ? p + (int64_t)LANES * BLOCK : P;
-            float e1 = 0, e2 = 0;
-            int32_t ep = 0;
-            if (p + LANES <= stop) {
-                vf a1 = {0}, a2 = {0}, b1 = {0}, b2 = {0};
-                vi ap = {0}, bp = {0};
-                for (; p + 2 * LANES <= stop; p += 2 * LANES) { /* two chains hide the add latency */
-                    vf v = load(row + p), u = load(row + p + LANES);
-                    vf y = v - shv, x = u - shv;
-                    a1 += y; b1 += x;
-                    a2 += y * y; b2 += x * x;
-                    ap -= (vi)(v > 0); bp -= (vi)(u > 0);
+    for (int64_t c = c0; c < c1; c++) { mean[c] = 0; m2[c] = 0; pos[c] = 0; act[c] = 0; }
+    for (int64_t r = 0; r < R; r++) {
+        for (int64_t c = c0; c < c1; c++) {
+            const float *row = z + r * sr + c * sc;
+            const float sh = row[0];
+            const vf shv = sh - (vf){0};
+            double t1 = 0, t2 = 0;
+            int64_t tp = 0, p = 0;
+            while (p < P) {
+                int64_t stop = p + (int64_t)LANES * BLOCK < P ? p + (int64_t)LANES * BLOCK : P;
+                float e1 = 0, e2 = 0;
+                int32_t ep = 0;
+                if (p + LANES <= stop) {
+                    vf a1 = {0}, a2 = {0}, b1 = {0}, b2 = {0};
+                    vi ap = {0}, bp = {0};
+                    for (; p + 2 * LANES <= stop; p += 2 * LANES) { /* two chains hide the add latency */
+                        vf v = load(row + p), u = load(row + p + LANES);
+                        vf y = v - shv, x = u - shv;
+                        a1 += y; b1 += x;
+                        a2 += y * y; b2 += x * x;
+                        ap -= (vi)(v > 0); bp -= (vi)(u > 0);
+                    }
+                    for (; p + LANES <= stop; p += LANES) {
+                        vf v = load(row + p);
+                        vf y = v - shv;
+                        a1 += y; a2 += y * y;
+                        ap -= (vi)(v > 0);
+                    }
+                    e1 = hsum(a1 + b1); e2 = hsum(a2 + b2); ep = hsumi(ap + bp);
                 }
-                for (; p + LANES <= stop; p += LANES) {
-                    vf v = load(row + p);
-                    vf y = v - shv;
-                    a1 += y; a2 += y * y;
-                    ap -= (vi)(v > 0);
+                for (; p < stop; p++) {
+                    float v = row[p], y = v - sh;
+                    e1 += y; e2 += y * y; ep += v > 0;
                 }
-                e1 = hsum(a1 + b1); e2 = hsum(a2 + b2); ep = hsumi(ap + bp);
+                t1 += e1; t2 += e2; tp += ep;
             }
-            for (; p < stop; p++) {
-                float v = row[p], y = v - sh;
-                e1 += y; e2 += y * y; ep += v > 0;
-            }
-            t1 += e1; t2 += e2; tp += ep;
+            merge(sh, t1, t2, (double)tp, P, (double)(r * P), mean + c, m2 + c, pos + c, act + c,
+                  r < nhead ? bits + r * C + c : 0);
+            chk += t1 + t2;
         }
-        finish(sh, t1, t2, (double)tp, P, mean + k, m2 + k, pos + k);
-        chk += t1 + t2;
     }
     check[0] = chk;
 }
 
-/* Neurons contiguous (sc == 1): lanes over the neurons c in [c0, c1), one row of samples at a time.
-   Work arrays (C floats / doubles each) hold the per-neuron partial sums. */
-void skew_rows_outer(const float *z, int64_t R, int64_t C, int64_t P, int64_t sr, int64_t sp, int64_t c0,
-                     int64_t c1, double *mean, double *m2, double *pos, float *restrict f1,
-                     float *restrict f2, float *restrict fp, float *restrict sh, double *restrict w1,
-                     double *restrict w2, double *restrict wp, double *check) {
+/* Neurons contiguous (sc == 1): lanes over the neurons c in [c0, c1), one row of samples at a time;
+   work arrays (C entries each) hold the rows' partial sums. Outputs as skew_neurons_inner. */
+void skew_neurons_outer(const float *z, int64_t R, int64_t C, int64_t P, int64_t sr, int64_t sp, int64_t c0,
+                        int64_t c1, double *mean, double *m2, double *pos, double *act, uint8_t *bits,
+                        int64_t nhead, float *restrict f1, float *restrict f2, float *restrict fp,
+                        float *restrict sh, double *restrict w1, double *restrict w2, double *restrict wp,
+                        double *check) {
     double chk = 0;
+    for (int64_t c = c0; c < c1; c++) { mean[c] = 0; m2[c] = 0; pos[c] = 0; act[c] = 0; }
     for (int64_t r = 0; r < R; r++) {
         const float *base = z + r * sr;
         for (int64_t c = c0; c < c1; c++) { sh[c] = base[c]; w1[c] = 0; w2[c] = 0; wp[c] = 0; }
@@ -139,7 +150,8 @@ void skew_rows_outer(const float *z, int64_t R, int64_t C, int64_t P, int64_t sr
             for (int64_t c = c0; c < c1; c++) { w1[c] += f1[c]; w2[c] += f2[c]; wp[c] += fp[c]; }
         }
         for (int64_t c = c0; c < c1; c++) {
-            finish(sh[c], w1[c], w2[c], wp[c], P, mean + r * C + c, m2 + r * C + c, pos + r * C + c);
+            merge(sh[c], w1[c], w2[c], wp[c], P, (double)(r * P), mean + c, m2 + c, pos + c, act + c,
+                  r < nhead ? bits + r * C + c : 0);
             chk += w1[c] + w2[c];
         }
     }
@@ -173,8 +185,8 @@ void skew_sums(const float *x, int64_t n, double *out) {
 _P = ctypes.c_void_p
 _I = ctypes.c_int64
 _SIGNATURES = {
-    "skew_rows_inner": [_P, _I, _I, _I, _I, _I, _I, _P, _P, _P, _P],
-    "skew_rows_outer": [_P, _I, _I, _I, _I, _I, _I, _I, _P, _P, _P, _P, _P, _P, _P, _P, _P, _P, _P],
+    "skew_neurons_inner": [_P, _I, _I, _I, _I, _I, _I, _I, _P, _P, _P, _P, _P, _I, _P],
+    "skew_neurons_outer": [_P, _I, _I, _I, _I, _I, _I, _I, _P, _P, _P, _P, _P, _I] + [_P] * 8,
     "skew_sums": [_P, _I, _P],
 }
 #: Below this many values a call runs on one thread (a thread hand-off costs more than the work).
@@ -190,7 +202,7 @@ def kernel():
 
     Example:
         >>> lib = kernel()
-        >>> lib is None or hasattr(lib, "skew_rows_inner")
+        >>> lib is None or hasattr(lib, "skew_neurons_inner")
         True
     """
     if "lib" not in _state:
@@ -264,19 +276,23 @@ def _usable(t: torch.Tensor) -> bool:
     return t.dtype == torch.float32 and t.device.type == "cpu" and not t.is_neg() and not t.is_conj()
 
 
-def rows(z3: torch.Tensor, pd: int, lib=None):
-    """(mean, M2, pos, finite) of a float32 CPU (R, C, P) (``pd=2``) / (R, P, C) (``pd=1``) view:
-    three (R, C) float64 tensors per (row, neuron) and a bool, every value read finite — or None
-    where the kernel or the layout does not serve (then use eager torch).
+def neurons(z3: torch.Tensor, pd: int, head: int = 0, lib=None):
+    """Per-neuron level-1 sums of a float32 CPU (R, C, P) (``pd=2``) / (R, P, C) (``pd=1``) view of Z,
+    in one read; None where the kernel or the layout does not serve (then use eager torch).
 
-    mean = c + s1/P, M2 = s2 − s1²/P, pos = #{z > 0}, with c each row's first value (module
-    docstring); ``finite`` tests Σ (s1 + s2) over all rows, non-finite exactly when a NaN or ±Inf
-    was read.
+    Returns (mean, M2, pos, act, bits, finite): the neuron's mean and M2 = Σ (z − mean)² over its
+    R·P values, its positives #{z > 0}, its active rows #{r : row mean > 0} (C-vectors, float64),
+    the rows' pattern bits (row mean > 0) for the first ``head`` rows ((head, C) bool, or None)
+    and whether every value read was finite. Each row (r, c) is summed with its own shift, its
+    first value z₀: s1 = Σ (z − z₀), s2 = Σ (z − z₀)², row mean z₀ + s1/P and row M2 = s2 − s1²/P
+    (a constant row gives exactly 0); the rows are merged into the neuron with Chan's formula in
+    float64. ``finite`` tests Σ (s1 + s2) over all rows.
 
     Example:
-        >>> z = torch.tensor([[[1.0, 2.0, 3.0], [-1.0, -1.0, -1.0]]])
-        >>> out = rows(z, pd=2)
-        >>> out is None or [t.tolist() for t in out[:3]] + [out[3]] == [[[2.0, -1.0]], [[2.0, 0.0]], [[3.0, 0.0]], True]
+        >>> z = torch.tensor([[[1.0, 2.0, 3.0], [-1.0, -1.0, -1.0]]])   # (R=1, C=2, P=3)
+        >>> out = neurons(z, pd=2, head=1)
+        >>> out is None or [t.tolist() for t in out[:5]] + [out[5]] == [
+        ...     [2.0, -1.0], [2.0, 0.0], [3.0, 0.0], [1.0, 0.0], [[True, False]], True]
         True
     """
     lib = lib or kernel()
@@ -288,23 +304,25 @@ def rows(z3: torch.Tensor, pd: int, lib=None):
         return None
     sr, sc, sp = z.stride()
     f64 = {"dtype": torch.float64}
-    mean, m2, pos = torch.empty(R, C, **f64), torch.empty(R, C, **f64), torch.empty(R, C, **f64)
-    outs = (mean.data_ptr(), m2.data_ptr(), pos.data_ptr())
+    out = torch.empty(4, C, **f64)  # mean, M2, pos, act
+    nhead = max(0, min(head, R))
+    bits = torch.empty(nhead, C, dtype=torch.bool)
+    ptrs = (*(out[i].data_ptr() for i in range(4)), bits.data_ptr() if nhead else None, nhead)
     ptr = z.data_ptr()
     threads = _threads(R * C * P)
     check = (ctypes.c_double * max(threads, 1))()
     where = ctypes.addressof(check)
     if sp == 1 or (P == 1 and sc != 1):  # one row along memory at a time, lanes over positions
-        fn = lib.skew_rows_inner
-        _split(threads, R * C, 1, lambda i, a, b: fn(ptr, C, P, sr, sc, a, b, *outs, where + 8 * i))
+        fn = lib.skew_neurons_inner
+        _split(threads, C, 16, lambda i, a, b: fn(ptr, R, C, P, sr, sc, a, b, *ptrs, where + 8 * i))
     elif sc == 1:  # lanes over the neurons
-        fn = lib.skew_rows_outer
+        fn = lib.skew_neurons_outer
         work = [torch.empty(C) for _ in range(4)] + [torch.empty(C, **f64) for _ in range(3)]
         wptr = [w.data_ptr() for w in work]
-        _split(threads, C, 16, lambda i, a, b: fn(ptr, R, C, P, sr, sp, a, b, *outs, *wptr, where + 8 * i))
+        _split(threads, C, 16, lambda i, a, b: fn(ptr, R, C, P, sr, sp, a, b, *ptrs, *wptr, where + 8 * i))
     else:
         return None
-    return mean, m2, pos, math.isfinite(sum(check))
+    return out[0], out[1], out[2], out[3], bits if nhead else None, math.isfinite(sum(check))
 
 
 def sums(x: torch.Tensor, lib=None):
@@ -377,27 +395,33 @@ def _self_test(lib) -> bool:
     """Compare the kernel with a float64 reference on small inputs of every layout it takes."""
     gen = torch.Generator().manual_seed(0)
     cases = [((3, 5, 37), 2, False), ((3, 37, 5), 1, False), ((1, 7, 19), 1, False), ((4, 6, 1), 2, False),
-             ((2, 9, 40), 2, True)]
+             ((2, 9, 40), 2, True), ((5, 20, 1), 2, True)]
     for shape, pd, transpose in cases:
         z = torch.randn(*shape, generator=gen) * 2 + 1
         z[0].flatten()[:3] = 0.0
         if transpose:  # a (R, C, P) view whose positions are strided and neurons contiguous
             z = z.transpose(1, 2).contiguous().transpose(1, 2)
-        out = rows(z, pd, lib)
-        zb = (z if pd == 2 else z.transpose(1, 2)).double()
-        y = zb - zb[:, :, :1]
-        s1, s2 = y.sum(2), (y * y).sum(2)
-        P = zb.shape[2]
-        ref = (zb[:, :, 0] + s1 / P, (s2 - s1 * s1 / P).clamp_min(0), (zb > 0).sum(2).double())
-        if out is None or not all(torch.allclose(a, b, rtol=1e-5, atol=1e-4) for a, b in zip(out, ref)):
-            return False
-        if not torch.equal(out[2], ref[2]) or out[3] is not True:
+        out = neurons(z, pd, 2, lib)
+        if out is None or not _matches(z, pd, out):
             return False
         both = sums(z, lib)
+        zb = z.double()
         if both is None or not torch.allclose(torch.tensor(both, dtype=torch.float64),
                                               torch.stack([zb.sum(), (zb * zb).sum()]), rtol=1e-6):
             return False
         z[-1, -1, -1] = float("nan")  # a non-finite value must show
-        if rows(z, pd, lib)[3] or math.isfinite(sum(sums(z, lib))):
+        if neurons(z, pd, 0, lib)[5] or math.isfinite(sum(sums(z, lib))):
             return False
     return True
+
+
+def _matches(z: torch.Tensor, pd: int, out) -> bool:
+    """Whether ``neurons``' output agrees with a float64 reference computed from z."""
+    zb = (z if pd == 2 else z.transpose(1, 2)).double()  # (R, C, P)
+    rows = zb.mean(2)
+    ref = (zb.mean((0, 2)), zb.var((0, 2), correction=0) * zb.shape[0] * zb.shape[2],
+           (zb > 0).sum((0, 2)).double(), (rows > 0).sum(0).double())
+    if not all(torch.allclose(a, b, rtol=1e-5, atol=1e-4) for a, b in zip(out[:4], ref)):
+        return False
+    head = out[4]
+    return torch.equal(out[2], ref[2]) and out[5] is True and (head is None or torch.equal(head, rows[:2] > 0))

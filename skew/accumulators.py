@@ -134,6 +134,7 @@ class Partial:
     samples: int | None = None  # input samples B, when the rows are collapsed (one row of B values)
     head: torch.Tensor | None = None  # activation patterns (Z > 0) of the first samples, collapsed rows
     finite: bool | None = None  # known on the host (compiled CPU kernel): every value of Z was finite
+    act: torch.Tensor | None = None  # collapsed rows: samples whose row mean is > 0 (default: pos)
 
     @property
     def B(self) -> int:
@@ -175,10 +176,13 @@ def level1(
 ) -> Partial:
     """Reduce a (B, C, P) (``pd=2``) or (B, P, C) (``pd=1``) view of Z to per-row summaries.
 
-    See the module docstring for the two fast forms (CPU and accelerators); ``careful`` (float64)
+    See the module docstring for the fast forms (CPU and accelerators); ``careful`` (float64)
     excludes and counts non-finite values. When P = 1 (Linear on (B, F)) the fast forms collapse
     the B rows at once into one row of B values (a (B, C) float64 intermediate would cost more
-    than the layer), keeping the activation patterns of the first ``head`` samples for OUI.
+    than the layer), keeping the activation patterns of the first ``head`` samples for OUI. The
+    compiled CPU kernel (:func:`skew._fused.neurons`) collapses every layout so: it merges the
+    rows per neuron itself (Chan's formula) and returns one row of B·P values, with ``act`` the
+    number of samples whose row mean is > 0 and ``head`` those samples' pattern bits.
 
     Example:
         >>> part = level1(torch.tensor([[[1.0, 2.0, 3.0]]]), pd=2)
@@ -190,6 +194,13 @@ def level1(
         return _level1_careful(z3, pd, P)
     if z3.dtype not in (torch.float32, torch.float64):
         z3 = z3.float()
+    if z3.dtype == torch.float32 and not _welford(z3.device):
+        fused = _fused.neurons(z3, pd, head)  # one read of Z, rows merged per neuron (compiled)
+        if fused is not None:
+            mean, m2, pos, act, bits, finite = fused
+            B = int(z3.shape[0])
+            return Partial(mean[None], m2[None], pos[None], B * P, samples=B, head=bits, finite=finite,
+                           act=act[None])
     if P == 1:
         zz = z3.squeeze(pd)  # (B, C): collapse the B samples into one row of B values
         part = _moments(zz.unsqueeze(0), 1, zz.shape[0], scratch)
@@ -207,10 +218,6 @@ def _moments(z3: torch.Tensor, pd: int, P: int, scratch: Scratch | None = None) 
     if _welford(z3.device):
         var, mean = torch.var_mean(z3, dim=pd, correction=0)
         return Partial(mean, var, _positives(z3, pd), P, m2_is_var=True)
-    fused = _fused.rows(z3, pd)  # CPU float32: one read of Z (the same shifted sums, compiled)
-    if fused is not None:
-        mean, m2, pos, finite = fused
-        return Partial(mean, m2, pos, P, finite=finite)
     # One activation-sized temporary at a time: with two alive at once, the CPU allocator hands
     # the pages back and faults them in again on every call (about 10x the arithmetic's cost).
     work = scratch.like(z3) if scratch is not None else None
@@ -564,7 +571,10 @@ class DeviceStats:
         pos = pos_bc.sum(0)
         oui = None
         if B >= 2:
-            s = active.sum(0) if active is not None else pos  # collapsed: s_k = samples with Z > 0
+            if active is not None:
+                s = active.sum(0)
+            else:  # collapsed: s_k = samples with row mean > 0 (P = 1: with Z > 0)
+                s = _cat([p.act if p.act is not None else p.pos for p in parts])[0]
             oui = torch.minimum(s, B - s).to(f64) / (B // 2)
         inputs = self._reduce_inputs(group)
         bad = None

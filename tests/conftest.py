@@ -23,3 +23,17 @@ def _seed_and_close_figures():
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+@pytest.fixture(params=["eager", "compiled"])
+def cpu_form(request, monkeypatch):
+    """Run a test with each CPU level-1 form: eager torch, and the compiled one-pass kernel
+    (:mod:`skew._fused`; skipped where no C compiler built it)."""
+    import skew._fused as fused
+
+    if request.param == "eager":
+        monkeypatch.setattr(fused, "neurons", lambda *a, **k: None)
+        monkeypatch.setattr(fused, "sums", lambda *a, **k: None)
+    elif not fused.available():
+        pytest.skip("the compiled level-1 kernel is not available here (no C compiler)")
+    return request.param

@@ -119,7 +119,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_estimators_match_brute_force(case):
+def test_estimators_match_brute_force(case, cpu_form):
     make, name, shape, conv = CASES[case]
     torch.manual_seed(1)
     model = make()
@@ -320,16 +320,32 @@ def test_first_layer_matches_theorem_1_on_relu_gaussian_inputs():
     assert lay["oui_pairwise"] == pytest.approx(oui_from_p(nf["p"].to_numpy()), abs=0.08)
 
 
-@pytest.mark.parametrize("welford", [False, True])
-def test_level1_forms_are_exact_on_constant_rows(welford, monkeypatch):
+@pytest.mark.parametrize("form", ["eager", "compiled", "welford"])
+def test_level1_forms_are_exact_on_constant_rows(form, monkeypatch, request):
     import skew.accumulators as acc
 
-    monkeypatch.setattr(acc, "_welford", lambda device: welford)
+    if form != "welford":
+        _force_cpu_form(form, monkeypatch)
+    monkeypatch.setattr(acc, "_welford", lambda device: form == "welford")
     z = torch.full((3, 2, 50), 0.1)
     part = level1(z, pd=2)
     m2 = part.m2 * 50 if part.m2_is_var else part.m2
-    assert part.m2_is_var == welford
-    assert torch.equal(m2, torch.zeros(3, 2, dtype=m2.dtype)) and (part.mean == torch.tensor(0.1)).all()
+    assert part.m2_is_var == (form == "welford")
+    assert part.rows == (1 if form == "compiled" else 3)  # the kernel merges the rows per neuron
+    assert torch.equal(m2, torch.zeros_like(m2)) and (part.mean == torch.tensor(0.1)).all()
+    st = acc.DeviceStats([2], torch.device("cpu"))
+    st.commit(st.reduce([(0, part, None)]))
+    assert torch.equal(st.m2, torch.zeros(2, dtype=torch.float64)) and (st.mean == torch.tensor(0.1)).all()
+
+
+def _force_cpu_form(form: str, monkeypatch) -> None:
+    import skew._fused as fused
+
+    if form == "eager":
+        monkeypatch.setattr(fused, "neurons", lambda *a, **k: None)
+        monkeypatch.setattr(fused, "sums", lambda *a, **k: None)
+    elif not fused.available():
+        pytest.skip("the compiled level-1 kernel is not available here (no C compiler)")
 
 
 @pytest.mark.parametrize("case", ["linear", "tokens", "conv2d"])
@@ -402,11 +418,12 @@ def _layouts(z: torch.Tensor):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("scratch", [False, True])
-def test_cpu_level1_forms_match_brute_force_in_every_layout(dtype, scratch):
-    """The CPU fast form (per-row shift, float 0/1 positives, in-place square across strided rows)
+def test_cpu_level1_forms_match_brute_force_in_every_layout(dtype, scratch, monkeypatch):
+    """The eager CPU form (per-row shift, float 0/1 positives, in-place square across strided rows)
     against a float64 two-pass brute force, with zeros in Z: positives are exact in every dtype."""
     from skew.accumulators import Scratch
 
+    _force_cpu_form("eager", monkeypatch)
     torch.manual_seed(3)
     z = (torch.randn(5, 6, 4, 8) * 2 + 3).to(dtype)
     z[:, :, 0, :3] = 0  # exact zeros are not positive
@@ -420,8 +437,98 @@ def test_cpu_level1_forms_match_brute_force_in_every_layout(dtype, scratch):
         np.testing.assert_allclose(part.m2, m2, rtol=1e-5, atol=1e-5, err_msg=name)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("shape", [(5, 6, 4, 8), (3, 40, 1, 1), (2, 17, 9, 35), (1, 3, 1, 300)])
+def test_compiled_level1_matches_brute_force_per_neuron_in_every_layout(dtype, shape, monkeypatch):
+    """The compiled one-pass kernel merges the rows per neuron itself: mean, M2, positives, the
+    samples whose row mean is > 0 and the first samples' pattern bits, against float64 brute force,
+    in every layout (rows along memory, neurons along memory, strided), ragged lengths included."""
+    from skew import _fused
+
+    _force_cpu_form("compiled", monkeypatch)
+    torch.manual_seed(3)
+    z = (torch.randn(*shape) * 2 + 0.5).to(dtype)
+    z.view(-1)[::7] = 0  # exact zeros are not positive
+    for name, z3, pd in _layouts(z):
+        if z3.numel() == 0:  # (a slice of a single position; report() skips empty outputs)
+            continue
+        part = level1(z3, pd, head=3)
+        zf = z3 if dtype == torch.float32 else z3.float()  # what level 1 reads (a conversion is dense)
+        strides = (zf if pd == 2 else zf.transpose(1, 2)).stride()[1:]  # (neurons, positions)
+        if 1 not in strides and z3.shape[pd] > 1:  # neither along memory: the eager form serves
+            assert part.rows == z3.shape[0] and _fused.neurons(zf, pd) is None, name
+            continue
+        assert part.rows == 1 and part.samples == z3.shape[0] and part.finite is True, name
+        zr = (z3 if pd == 2 else z3.transpose(1, 2)).to(torch.float64)  # (B, C, P)
+        B, C, P = zr.shape
+        assert part.P == B * P
+        rows = zr.mean(2)
+        assert torch.equal(part.pos[0], (zr > 0).sum((0, 2)).to(torch.float64)), name
+        assert torch.equal(part.act[0], (rows > 0).sum(0).to(torch.float64)), name
+        assert torch.equal(part.head, rows[:3] > 0), name
+        np.testing.assert_allclose(part.mean[0], zr.mean((0, 2)), rtol=1e-6, atol=1e-6, err_msg=name)
+        m2 = ((zr - zr.mean((0, 2), keepdim=True)) ** 2).sum((0, 2))
+        np.testing.assert_allclose(part.m2[0], m2, rtol=2e-6, atol=1e-5, err_msg=name)
+        assert _fused.neurons(z3.to(torch.float64), pd) is None  # float64 stays eager (exact sums)
+
+
+def test_compiled_kernel_threads_split_the_neurons_identically(monkeypatch):
+    """Many threads give the same bits as one for the per-neuron sums (the work is split over the
+    neurons, each summed alike); the input sums agree to float32 rounding."""
+    from skew import _fused
+
+    _force_cpu_form("compiled", monkeypatch)
+    monkeypatch.setattr(_fused, "PARALLEL_MIN", 1)
+    z = torch.randn(6, 37, 50)
+    zt = z.transpose(1, 2).contiguous()  # (B, P, C): lanes over the neurons
+    x = torch.randn(1000)
+    with_threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = [_fused.neurons(z, 2, 4), _fused.neurons(zt, 1, 4), _fused.sums(x)]
+        torch.set_num_threads(3)
+        many = [_fused.neurons(z, 2, 4), _fused.neurons(zt, 1, 4), _fused.sums(x)]
+    finally:
+        torch.set_num_threads(with_threads)
+    for a, b in zip(one[:2], many[:2]):
+        assert all(torch.equal(u, v) for u, v in zip(a[:5], b[:5])) and a[5] == b[5]
+    assert one[2] == pytest.approx(many[2], rel=1e-6)  # Σx: other pieces, other float32 lane blocks
+    xd = x.double()
+    assert many[2] == pytest.approx((float(xd.sum()), float((xd * xd).sum())), rel=1e-6)
+
+
+def test_compiled_kernel_falls_back_to_eager_without_a_compiler(monkeypatch, tmp_path):
+    """No compiler (or SKEW_EAGER set): kernel() is None and report() gives the eager numbers."""
+    from skew import _fused
+
+    for env in ({"CC": "no-such-compiler", "PATH": str(tmp_path)}, {"SKEW_EAGER": "1"}):
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+        monkeypatch.setattr(_fused, "_state", {})
+        assert _fused.kernel() is None and not _fused.available()
+        assert _fused.neurons(torch.randn(2, 3, 4), 2) is None and _fused.sums(torch.randn(5)) is None
+        assert not list((tmp_path / "cache").glob("skew/*.so"))
+        z = torch.randn(4, 3, 10)
+        part = level1(z, 2)
+        assert part.rows == 4 and part.finite is None  # the eager per-row form
+        for k in env:
+            monkeypatch.delenv(k)
+
+
+def test_compiled_kernel_that_fails_its_self_test_is_not_used(monkeypatch, tmp_path):
+    """A kernel whose results disagree with the float64 reference is dropped, never used."""
+    from skew import _fused
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("SKEW_EAGER", raising=False)
+    monkeypatch.setattr(_fused, "_state", {})
+    monkeypatch.setattr(_fused, "_matches", lambda *a: False)
+    assert _fused.kernel() is None
+
+
 @pytest.mark.parametrize("pd", [1, 2])
-def test_cpu_level1_constant_rows_give_exactly_zero_m2_in_both_orientations(pd):
+def test_cpu_level1_constant_rows_give_exactly_zero_m2_in_both_orientations(pd, cpu_form):
     """Constant rows (and the collapsed P = 1 form, where a neuron is constant over the batch)."""
     z = torch.full((4, 3, 7), -2.7) if pd == 2 else torch.full((4, 7, 3), 1e4 + 0.1)
     part = level1(z, pd)
@@ -432,7 +539,7 @@ def test_cpu_level1_constant_rows_give_exactly_zero_m2_in_both_orientations(pd):
     assert col.samples == 9 and torch.equal(col.m2, torch.zeros_like(col.m2))
 
 
-def test_all_finite_sees_nonfinite_values_in_z_and_in_the_input():
+def test_all_finite_sees_nonfinite_values_in_z_and_in_the_input(cpu_form):
     from skew.accumulators import all_finite, input_partial
 
     good = torch.randn(3, 4, 5)
