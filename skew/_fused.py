@@ -125,33 +125,59 @@ void skew_neurons_inner(const float *z, int64_t R, int64_t C, int64_t P, int64_t
     check[0] = chk;
 }
 
-/* Neurons contiguous (sc == 1): lanes over the neurons c in [c0, c1), one row of samples at a time;
-   work arrays (C entries each) hold the rows' partial sums. Outputs as skew_neurons_inner. */
+/* Neurons contiguous (sc == 1): for each block of BLOCK positions, tiles of 2 * LANES neighbouring
+   neurons keep their partial sums in vector registers over the block (reading the block's rows a
+   strip at a time, which the prefetchers follow), then add them in float64 to the work arrays
+   w1, w2, wp (C entries each); the last neurons of a ragged range one at a time. Each row (r, c)
+   is then merged as in skew_neurons_inner. */
+typedef double vd __attribute__((vector_size(LANES * 8)));
+static inline vd widen(vf v) { return __builtin_convertvector(v, vd); }
+static inline vd widen_i(vi v) { return __builtin_convertvector(v, vd); }
+static inline vd loadd(const double *p) { vd v; memcpy(&v, p, sizeof v); return v; }
+static inline void stored(double *p, vd v) { memcpy(p, &v, sizeof v); }
+
 void skew_neurons_outer(const float *z, int64_t R, int64_t C, int64_t P, int64_t sr, int64_t sp, int64_t c0,
                         int64_t c1, double *mean, double *m2, double *pos, double *act, uint8_t *bits,
-                        int64_t nhead, float *restrict f1, float *restrict f2, float *restrict fp,
-                        float *restrict sh, double *restrict w1, double *restrict w2, double *restrict wp,
-                        double *check) {
+                        int64_t nhead, double *w1, double *w2, double *wp, double *check) {
     double chk = 0;
     for (int64_t c = c0; c < c1; c++) { mean[c] = 0; m2[c] = 0; pos[c] = 0; act[c] = 0; }
     for (int64_t r = 0; r < R; r++) {
         const float *base = z + r * sr;
-        for (int64_t c = c0; c < c1; c++) { sh[c] = base[c]; w1[c] = 0; w2[c] = 0; wp[c] = 0; }
+        for (int64_t c = c0; c < c1; c++) { w1[c] = 0; w2[c] = 0; wp[c] = 0; }
         for (int64_t p0 = 0; p0 < P; p0 += BLOCK) {
-            int64_t p1 = p0 + BLOCK < P ? p0 + BLOCK : P;
-            for (int64_t c = c0; c < c1; c++) { f1[c] = 0; f2[c] = 0; fp[c] = 0; }
-            for (int64_t p = p0; p < p1; p++) {
-                const float *restrict row = base + p * sp;
-                for (int64_t c = c0; c < c1; c++) {
-                    float v = row[c], y = v - sh[c];
-                    f1[c] += y; f2[c] += y * y; fp[c] += v > 0 ? 1.0f : 0.0f;
+            const int64_t p1 = p0 + BLOCK < P ? p0 + BLOCK : P;
+            int64_t c = c0;
+            for (; c + 2 * LANES <= c1; c += 2 * LANES) {
+                const vf sa = load(base + c), sb = load(base + c + LANES);
+                vf a1 = {0}, a2 = {0}, b1 = {0}, b2 = {0};
+                vi ap = {0}, bp = {0};
+                for (int64_t p = p0; p < p1; p++) {
+                    const float *row = base + p * sp + c;
+                    vf v = load(row), u = load(row + LANES);
+                    vf y = v - sa, x = u - sb;
+                    a1 += y; b1 += x;
+                    a2 += y * y; b2 += x * x;
+                    ap -= (vi)(v > 0); bp -= (vi)(u > 0);
                 }
+                stored(w1 + c, loadd(w1 + c) + widen(a1)); stored(w1 + c + LANES, loadd(w1 + c + LANES) + widen(b1));
+                stored(w2 + c, loadd(w2 + c) + widen(a2)); stored(w2 + c + LANES, loadd(w2 + c + LANES) + widen(b2));
+                stored(wp + c, loadd(wp + c) + widen_i(ap)); stored(wp + c + LANES, loadd(wp + c + LANES) + widen_i(bp));
             }
-            for (int64_t c = c0; c < c1; c++) { w1[c] += f1[c]; w2[c] += f2[c]; wp[c] += fp[c]; }
+            for (; c < c1; c++) { /* the ragged end: one neuron at a time */
+                const float sh = base[c];
+                float e1 = 0, e2 = 0;
+                int32_t ep = 0;
+                for (int64_t p = p0; p < p1; p++) {
+                    float v = base[p * sp + c], y = v - sh;
+                    e1 += y; e2 += y * y; ep += v > 0;
+                }
+                w1[c] += e1; w2[c] += e2; wp[c] += ep;
+            }
         }
+        const double n0 = (double)(r * P);
+        uint8_t *bit = r < nhead ? bits + r * C : 0;
         for (int64_t c = c0; c < c1; c++) {
-            merge(sh[c], w1[c], w2[c], wp[c], P, (double)(r * P), mean + c, m2 + c, pos + c, act + c,
-                  r < nhead ? bits + r * C + c : 0);
+            merge(base[c], w1[c], w2[c], wp[c], P, n0, mean + c, m2 + c, pos + c, act + c, bit ? bit + c : 0);
             chk += w1[c] + w2[c];
         }
     }
@@ -186,7 +212,7 @@ _P = ctypes.c_void_p
 _I = ctypes.c_int64
 _SIGNATURES = {
     "skew_neurons_inner": [_P, _I, _I, _I, _I, _I, _I, _I, _P, _P, _P, _P, _P, _I, _P],
-    "skew_neurons_outer": [_P, _I, _I, _I, _I, _I, _I, _I, _P, _P, _P, _P, _P, _I] + [_P] * 8,
+    "skew_neurons_outer": [_P, _I, _I, _I, _I, _I, _I, _I, _P, _P, _P, _P, _P, _I, _P, _P, _P, _P],
     "skew_sums": [_P, _I, _P],
 }
 #: Below this many values a call runs on one thread (a thread hand-off costs more than the work).
@@ -303,11 +329,15 @@ def neurons(z3: torch.Tensor, pd: int, head: int = 0, lib=None):
     if R == 0 or C == 0 or P == 0:
         return None
     sr, sc, sp = z.stride()
+    nhead = max(0, min(head, R))
+    single = P == 1 and R > 1  # one value per sample: the R samples are one row of R values
+    if single:
+        R, P, sp, sr = 1, R, sr, 0
     f64 = {"dtype": torch.float64}
     out = torch.empty(4, C, **f64)  # mean, M2, pos, act
-    nhead = max(0, min(head, R))
     bits = torch.empty(nhead, C, dtype=torch.bool)
-    ptrs = (*(out[i].data_ptr() for i in range(4)), bits.data_ptr() if nhead else None, nhead)
+    ptrs = (*(out[i].data_ptr() for i in range(4)), bits.data_ptr() if nhead and not single else None,
+            0 if single else nhead)
     ptr = z.data_ptr()
     threads = _threads(R * C * P)
     check = (ctypes.c_double * max(threads, 1))()
@@ -317,11 +347,15 @@ def neurons(z3: torch.Tensor, pd: int, head: int = 0, lib=None):
         _split(threads, C, 16, lambda i, a, b: fn(ptr, R, C, P, sr, sc, a, b, *ptrs, where + 8 * i))
     elif sc == 1:  # lanes over the neurons
         fn = lib.skew_neurons_outer
-        work = [torch.empty(C) for _ in range(4)] + [torch.empty(C, **f64) for _ in range(3)]
-        wptr = [w.data_ptr() for w in work]
+        work = torch.empty(3, C, **f64)  # w1, w2, wp: a row's partial sums per neuron
+        wptr = [work[i].data_ptr() for i in range(3)]
         _split(threads, C, 16, lambda i, a, b: fn(ptr, R, C, P, sr, sp, a, b, *ptrs, *wptr, where + 8 * i))
     else:
         return None
+    if single:  # each sample's pattern bit is the sign of its one value
+        out[3] = out[2]
+        if nhead:
+            torch.gt(z[:nhead, :, 0], 0, out=bits)
     return out[0], out[1], out[2], out[3], bits if nhead else None, math.isfinite(sum(check))
 
 
