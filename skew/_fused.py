@@ -75,11 +75,14 @@ static inline float hsum(vf v) { return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2]
 static inline int32_t hsumi(vi v) { return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7])); }
 
 /* Positions contiguous (sp == 1): every row (r, c) of neurons c in [c0, c1) read along memory.
-   Per neuron: mean, M2, positives, active rows (row mean > 0); bits[r*C + c] for rows r < nhead.
+   Per neuron: mean, M2, positives, active rows (row mean > 0); bits[r*C + c] for rows r < nhead;
+   the sign raster sout[r*sgn[2] + smap[c]] = z[r, c, sgn[1]] > 0 for rows r < sgn[0] and the
+   neurons with smap[c] >= 0.
    check[0] = sum over rows of s1 + s2: finite exactly when every value read is finite. */
 void skew_neurons_inner(const float *z, int64_t R, int64_t C, int64_t P, int64_t sr, int64_t sc, int64_t c0,
                         int64_t c1, double *mean, double *m2, double *pos, double *act, uint8_t *bits,
-                        int64_t nhead, double *check) {
+                        int64_t nhead, const int64_t *sgn, const int32_t *smap, uint8_t *sout, double *check) {
+    const int64_t srows = sgn[0], smid = sgn[1], sld = sgn[2];
     double chk = 0;
     for (int64_t c = c0; c < c1; c++) { mean[c] = 0; m2[c] = 0; pos[c] = 0; act[c] = 0; }
     for (int64_t r = 0; r < R; r++) {
@@ -120,6 +123,7 @@ void skew_neurons_inner(const float *z, int64_t R, int64_t C, int64_t P, int64_t
             merge(sh, t1, t2, (double)tp, P, (double)(r * P), mean + c, m2 + c, pos + c, act + c,
                   r < nhead ? bits + r * C + c : 0);
             chk += t1 + t2;
+            if (r < srows && smap[c] >= 0) sout[r * sld + smap[c]] = row[smid] > 0;
         }
     }
     check[0] = chk;
@@ -138,7 +142,9 @@ static inline void stored(double *p, vd v) { memcpy(p, &v, sizeof v); }
 
 void skew_neurons_outer(const float *z, int64_t R, int64_t C, int64_t P, int64_t sr, int64_t sp, int64_t c0,
                         int64_t c1, double *mean, double *m2, double *pos, double *act, uint8_t *bits,
-                        int64_t nhead, double *w1, double *w2, double *wp, double *check) {
+                        int64_t nhead, const int64_t *sgn, const int32_t *smap, uint8_t *sout, double *w1,
+                        double *w2, double *wp, double *check) {
+    const int64_t srows = sgn[0], smid = sgn[1], sld = sgn[2];
     double chk = 0;
     for (int64_t c = c0; c < c1; c++) { mean[c] = 0; m2[c] = 0; pos[c] = 0; act[c] = 0; }
     for (int64_t r = 0; r < R; r++) {
@@ -180,6 +186,9 @@ void skew_neurons_outer(const float *z, int64_t R, int64_t C, int64_t P, int64_t
             merge(base[c], w1[c], w2[c], wp[c], P, n0, mean + c, m2 + c, pos + c, act + c, bit ? bit + c : 0);
             chk += w1[c] + w2[c];
         }
+        if (r < srows)
+            for (int64_t c = c0; c < c1; c++)
+                if (smap[c] >= 0) sout[r * sld + smap[c]] = base[smid * sp + c] > 0;
     }
     check[0] = chk;
 }
@@ -211,10 +220,11 @@ void skew_sums(const float *x, int64_t n, double *out) {
 _P = ctypes.c_void_p
 _I = ctypes.c_int64
 _SIGNATURES = {
-    "skew_neurons_inner": [_P, _I, _I, _I, _I, _I, _I, _I, _P, _P, _P, _P, _P, _I, _P],
-    "skew_neurons_outer": [_P, _I, _I, _I, _I, _I, _I, _I, _P, _P, _P, _P, _P, _I, _P, _P, _P, _P],
+    "skew_neurons_inner": [_P, _I, _I, _I, _I, _I, _I, _I, _P, _P, _P, _P, _P, _I, _P, _P, _P, _P],
+    "skew_neurons_outer": [_P, _I, _I, _I, _I, _I, _I, _I, _P, _P, _P, _P, _P, _I, _P, _P, _P, _P, _P, _P, _P],
     "skew_sums": [_P, _I, _P],
 }
+_NO_SIGNS = (ctypes.c_int64 * 3)(0, 0, 0)
 #: Below this many values a call runs on one thread (a thread hand-off costs more than the work).
 PARALLEL_MIN = 1 << 18
 _lock = threading.Lock()
@@ -302,7 +312,7 @@ def _usable(t: torch.Tensor) -> bool:
     return t.dtype == torch.float32 and t.device.type == "cpu" and not t.is_neg() and not t.is_conj()
 
 
-def neurons(z3: torch.Tensor, pd: int, head: int = 0, lib=None):
+def neurons(z3: torch.Tensor, pd: int, head: int = 0, lib=None, signs: tuple | None = None):
     """Per-neuron level-1 sums of a float32 CPU (R, C, P) (``pd=2``) / (R, P, C) (``pd=1``) view of Z,
     in one read; None where the kernel or the layout does not serve (then use eager torch).
 
@@ -313,6 +323,11 @@ def neurons(z3: torch.Tensor, pd: int, head: int = 0, lib=None):
     first value z₀: s1 = Σ (z − z₀), s2 = Σ (z − z₀)², row mean z₀ + s1/P and row M2 = s2 − s1²/P
     (a constant row gives exactly 0); the rows are merged into the neuron with Chan's formula in
     float64. ``finite`` tests Σ (s1 + s2) over all rows.
+
+    ``signs`` = (rows, position, columns, out) also records the sign raster while Z is read:
+    ``out[r, columns[c]] = z[r, c, position] > 0`` for r < rows and every neuron c with
+    ``columns[c] >= 0`` (``columns``: int32 (C,); ``out``: a contiguous bool tensor with ``rows``
+    rows). It is ignored (not written) when P = 1, where the caller reads the signs directly.
 
     Example:
         >>> z = torch.tensor([[[1.0, 2.0, 3.0], [-1.0, -1.0, -1.0]]])   # (R=1, C=2, P=3)
@@ -333,30 +348,44 @@ def neurons(z3: torch.Tensor, pd: int, head: int = 0, lib=None):
     single = P == 1 and R > 1  # one value per sample: the R samples are one row of R values
     if single:
         R, P, sp, sr = 1, R, sr, 0
-    f64 = {"dtype": torch.float64}
-    out = torch.empty(4, C, **f64)  # mean, M2, pos, act
-    bits = torch.empty(nhead, C, dtype=torch.bool)
-    ptrs = (*(out[i].data_ptr() for i in range(4)), bits.data_ptr() if nhead and not single else None,
-            0 if single else nhead)
+    out = torch.empty(4, C, dtype=torch.float64)  # mean, M2, pos, act
+    base = out.data_ptr()
+    bits = torch.empty(nhead, C, dtype=torch.bool) if nhead else None
+    keep = 0 if single else nhead
+    ptrs = (base, base + 8 * C, base + 16 * C, base + 24 * C, bits.data_ptr() if keep else None, keep)
+    if signs is not None and not single and signs[0] > 0:
+        srows, smid, smap, sout = signs
+        sgn = (ctypes.c_int64 * 3)(min(srows, R), smid, sout.stride(0))
+        ptrs = (*ptrs, sgn, smap.data_ptr(), sout.data_ptr())
+    else:
+        ptrs = (*ptrs, _NO_SIGNS, None, None)
     ptr = z.data_ptr()
     threads = _threads(R * C * P)
-    check = (ctypes.c_double * max(threads, 1))()
+    check = (ctypes.c_double * threads)()
     where = ctypes.addressof(check)
     if sp == 1 or (P == 1 and sc != 1):  # one row along memory at a time, lanes over positions
         fn = lib.skew_neurons_inner
-        _split(threads, C, 16, lambda i, a, b: fn(ptr, R, C, P, sr, sc, a, b, *ptrs, where + 8 * i))
+        if threads == 1:
+            fn(ptr, R, C, P, sr, sc, 0, C, *ptrs, where)
+        else:
+            _split(threads, C, 16, lambda i, a, b: fn(ptr, R, C, P, sr, sc, a, b, *ptrs, where + 8 * i))
     elif sc == 1:  # lanes over the neurons
         fn = lib.skew_neurons_outer
-        work = torch.empty(3, C, **f64)  # w1, w2, wp: a row's partial sums per neuron
-        wptr = [work[i].data_ptr() for i in range(3)]
-        _split(threads, C, 16, lambda i, a, b: fn(ptr, R, C, P, sr, sp, a, b, *ptrs, *wptr, where + 8 * i))
+        work = torch.empty(3 * C, dtype=torch.float64)  # w1, w2, wp: a row's partial sums (kept alive)
+        w0 = work.data_ptr()
+        wptr = (w0, w0 + 8 * C, w0 + 16 * C)
+        if threads == 1:
+            fn(ptr, R, C, P, sr, sp, 0, C, *ptrs, *wptr, where)
+        else:
+            _split(threads, C, 16, lambda i, a, b: fn(ptr, R, C, P, sr, sp, a, b, *ptrs, *wptr, where + 8 * i))
     else:
         return None
+    mean, m2, pos, act = out.unbind(0)
     if single:  # each sample's pattern bit is the sign of its one value
-        out[3] = out[2]
+        act = pos
         if nhead:
             torch.gt(z[:nhead, :, 0], 0, out=bits)
-    return out[0], out[1], out[2], out[3], bits if nhead else None, math.isfinite(sum(check))
+    return mean, m2, pos, act, bits, math.isfinite(check[0] if threads == 1 else sum(check))
 
 
 def sums(x: torch.Tensor, lib=None):
@@ -376,7 +405,10 @@ def sums(x: torch.Tensor, lib=None):
         return None
     n = x.numel()
     threads = _threads(n)
-    out = (ctypes.c_double * (2 * max(threads, 1)))()
+    out = (ctypes.c_double * (2 * threads))()
+    if threads == 1:
+        lib.skew_sums(x.data_ptr(), n, out)
+        return out[0], out[1]
     ptr, size, where = x.data_ptr(), x.element_size(), ctypes.addressof(out)
     _split(threads, n, 1, lambda i, a, b: lib.skew_sums(ptr + a * size, b - a, where + 16 * i))
     return sum(out[0::2]), sum(out[1::2])

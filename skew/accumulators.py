@@ -135,6 +135,7 @@ class Partial:
     head: torch.Tensor | None = None  # activation patterns (Z > 0) of the first samples, collapsed rows
     finite: bool | None = None  # known on the host (compiled CPU kernel): every value of Z was finite
     act: torch.Tensor | None = None  # collapsed rows: samples whose row mean is > 0 (default: pos)
+    signed: bool = False  # the compiled kernel wrote the sign raster requested by ``signs``
 
     @property
     def B(self) -> int:
@@ -172,7 +173,8 @@ class Scratch:
 
 
 def level1(
-    z3: torch.Tensor, pd: int, careful: bool = False, head: int = 0, scratch: Scratch | None = None
+    z3: torch.Tensor, pd: int, careful: bool = False, head: int = 0, scratch: Scratch | None = None,
+    signs: tuple | None = None,
 ) -> Partial:
     """Reduce a (B, C, P) (``pd=2``) or (B, P, C) (``pd=1``) view of Z to per-row summaries.
 
@@ -182,7 +184,9 @@ def level1(
     than the layer), keeping the activation patterns of the first ``head`` samples for OUI. The
     compiled CPU kernel (:func:`skew._fused.neurons`) collapses every layout so: it merges the
     rows per neuron itself (Chan's formula) and returns one row of B·P values, with ``act`` the
-    number of samples whose row mean is > 0 and ``head`` those samples' pattern bits.
+    number of samples whose row mean is > 0 and ``head`` those samples' pattern bits; given
+    ``signs`` (see :func:`skew._fused.neurons`) it also records the sign raster as it reads Z
+    (``Partial.signed``; P > 1 only).
 
     Example:
         >>> part = level1(torch.tensor([[[1.0, 2.0, 3.0]]]), pd=2)
@@ -195,12 +199,12 @@ def level1(
     if z3.dtype not in (torch.float32, torch.float64):
         z3 = z3.float()
     if z3.dtype == torch.float32 and not _welford(z3.device):
-        fused = _fused.neurons(z3, pd, head)  # one read of Z, rows merged per neuron (compiled)
+        fused = _fused.neurons(z3, pd, head, signs=signs)  # one read of Z, rows merged per neuron (compiled)
         if fused is not None:
             mean, m2, pos, act, bits, finite = fused
             B = int(z3.shape[0])
             return Partial(mean[None], m2[None], pos[None], B * P, samples=B, head=bits, finite=finite,
-                           act=act[None])
+                           act=act[None], signed=signs is not None and P > 1)
     if P == 1:
         zz = z3.squeeze(pd)  # (B, C): collapse the B samples into one row of B values
         part = _moments(zz.unsqueeze(0), 1, zz.shape[0], scratch)

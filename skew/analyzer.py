@@ -193,6 +193,7 @@ class _Site:
         self.sign_cols = np.unique(np.linspace(0, neurons - 1, k).round().astype(np.int64))
         self.sign_idx = torch.as_tensor(self.sign_cols, device=self.device)
         self.signs = torch.zeros(SIGN_ROWS, len(self.sign_cols), dtype=torch.bool, device=self.device)
+        self.sign_map: torch.Tensor | None = None  # neuron -> raster column (or -1), for the CPU kernel
         self.sign_filled = 0
 
     def channels_layout(self, z: torch.Tensor) -> bool:
@@ -310,7 +311,7 @@ class _Run:
         if valid is not None:
             part = level1_masked(z3, valid)  # careful already: no check needed
         else:
-            part = level1(z3, pd_, head=OUI_SAMPLES - have, scratch=self.scratch)
+            part = level1(z3, pd_, head=OUI_SAMPLES - have, scratch=self.scratch, signs=self._sign_request(site, z3))
         xin = x if isinstance(x, torch.Tensor) else None
         ip_careful = False
         if xin is not None and valid is not None:
@@ -336,7 +337,10 @@ class _Run:
                 ip = input_partial(xin, careful=True)
         self.entries.append((site, part, ip))
         self.calls.append((site, self.mask.tokens if valid is not None else part.rows * part.P))
-        self._signs(site, z3, pd_, valid)
+        if part.signed:  # the compiled kernel recorded them while it read Z
+            site.sign_filled += min(SIGN_ROWS - site.sign_filled, int(z3.shape[0]))
+        else:
+            self._signs(site, z3, pd_, valid)
         self._units(site, z3, pd_, valid, chan)
 
     def _match_mask(self, site: _Site, z3: torch.Tensor, pd_: int, chan: bool) -> torch.Tensor | None:
@@ -352,6 +356,22 @@ class _Run:
         else:
             site.mask_calls[2] += 1
         return None
+
+    def _sign_request(self, site: _Site, z3: torch.Tensor) -> tuple | None:
+        """(rows, centre position, column map, raster rows) for the CPU kernel to fill as it reads Z."""
+        start = site.sign_filled
+        if start >= SIGN_ROWS or z3.device.type != "cpu":
+            return None
+        shape = site.pos_shape
+        centre = tuple(s // 2 for s in shape)
+        if site.sign_pos is None:
+            site.sign_pos = centre
+        take = min(SIGN_ROWS - start, int(z3.shape[0]))
+        mid = int(np.ravel_multi_index(centre, shape)) if shape else 0
+        if site.sign_map is None:
+            site.sign_map = torch.full((site.neurons,), -1, dtype=torch.int32)
+            site.sign_map[torch.as_tensor(site.sign_cols)] = torch.arange(len(site.sign_cols), dtype=torch.int32)
+        return take, mid, site.sign_map, site.signs[start : start + take]
 
     def _signs(self, site: _Site, z3: torch.Tensor, pd_: int, valid) -> None:
         start = site.sign_filled
