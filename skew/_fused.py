@@ -59,10 +59,11 @@ static inline vf load(const float *p) { vf v; memcpy(&v, p, sizeof v); return v;
 
 /* One row's summary (shift sh, s1, s2, positives) merged into its neuron's running (n, mean, M2)
    with Chan's formula; the row's own pattern bit is its mean > 0. */
-static inline void merge(double sh, double t1, double t2, double tp, int64_t P, double n0, double *mean,
-                         double *m2, double *pos, double *act, uint8_t *bit) {
-    double d = t1 / (double)P, rm = sh + d, rv = t2 - t1 * d;
-    double n = n0 + (double)P, delta = rm - *mean, w = (double)P / n;
+static inline void merge(double sh, double t1, double t2, double tp, double invP, double n0, double w,
+                         double *mean, double *m2, double *pos, double *act, uint8_t *bit) {
+    /* w = P / (n0 + P), the new row's weight; invP = 1 / P (no division per row) */
+    double d = t1 * invP, rm = sh + d, rv = t2 - t1 * d;
+    double delta = rm - *mean;
     *mean += delta * w;
     *m2 += (rv > 0 ? rv : 0) + delta * delta * n0 * w;
     *pos += tp;
@@ -84,8 +85,10 @@ void skew_neurons_inner(const float *z, int64_t R, int64_t C, int64_t P, int64_t
                         int64_t nhead, const int64_t *sgn, const int32_t *smap, uint8_t *sout, double *check) {
     const int64_t srows = sgn[0], smid = sgn[1], sld = sgn[2];
     double chk = 0;
+    const double invP = 1.0 / (double)P;
     for (int64_t c = c0; c < c1; c++) { mean[c] = 0; m2[c] = 0; pos[c] = 0; act[c] = 0; }
     for (int64_t r = 0; r < R; r++) {
+        const double n0 = (double)(r * P), w = 1.0 / (double)(r + 1);
         for (int64_t c = c0; c < c1; c++) {
             const float *row = z + r * sr + c * sc;
             const float sh = row[0];
@@ -120,7 +123,7 @@ void skew_neurons_inner(const float *z, int64_t R, int64_t C, int64_t P, int64_t
                 }
                 t1 += e1; t2 += e2; tp += ep;
             }
-            merge(sh, t1, t2, (double)tp, P, (double)(r * P), mean + c, m2 + c, pos + c, act + c,
+            merge(sh, t1, t2, (double)tp, invP, n0, w, mean + c, m2 + c, pos + c, act + c,
                   r < nhead ? bits + r * C + c : 0);
             chk += t1 + t2;
             if (r < srows && smap[c] >= 0) sout[r * sld + smap[c]] = row[smid] > 0;
@@ -180,10 +183,10 @@ void skew_neurons_outer(const float *z, int64_t R, int64_t C, int64_t P, int64_t
                 w1[c] += e1; w2[c] += e2; wp[c] += ep;
             }
         }
-        const double n0 = (double)(r * P);
+        const double n0 = (double)(r * P), w = 1.0 / (double)(r + 1), invP = 1.0 / (double)P;
         uint8_t *bit = r < nhead ? bits + r * C : 0;
         for (int64_t c = c0; c < c1; c++) {
-            merge(base[c], w1[c], w2[c], wp[c], P, n0, mean + c, m2 + c, pos + c, act + c, bit ? bit + c : 0);
+            merge(base[c], w1[c], w2[c], wp[c], invP, n0, w, mean + c, m2 + c, pos + c, act + c, bit ? bit + c : 0);
             chk += w1[c] + w2[c];
         }
         if (r < srows)
@@ -309,7 +312,7 @@ def _load():
 
 
 def _usable(t: torch.Tensor) -> bool:
-    return t.dtype == torch.float32 and t.device.type == "cpu" and not t.is_neg() and not t.is_conj()
+    return t.dtype == torch.float32 and t.is_cpu and not t.is_neg()  # (a real tensor is never conj)
 
 
 def neurons(z3: torch.Tensor, pd: int, head: int = 0, lib=None, signs: tuple | None = None):
@@ -380,7 +383,7 @@ def neurons(z3: torch.Tensor, pd: int, head: int = 0, lib=None, signs: tuple | N
             _split(threads, C, 16, lambda i, a, b: fn(ptr, R, C, P, sr, sp, a, b, *ptrs, *wptr, where + 8 * i))
     else:
         return None
-    mean, m2, pos, act = out.unbind(0)
+    mean, m2, pos, act = out[0], out[1], out[2], out[3]
     if single:  # each sample's pattern bit is the sign of its one value
         act = pos
         if nhead:

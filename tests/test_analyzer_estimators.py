@@ -575,3 +575,37 @@ def test_neuron_table_blocks_of_rows_equal_one_float64_copy(dtype, monkeypatch):
     got = table[table["layer"] == "3"]  # transposed conv: neuron j's rows are the weight's [:, j]
     rows = net[3].weight.detach().to(torch.float64).transpose(0, 1).reshape(5, -1)
     assert np.array_equal(got["row_sum"].to_numpy(), rows.sum(1).numpy())
+
+
+class _SharedInput(nn.Module):
+    """Two layers read the same tensor h; a third reads it after an in-place change."""
+
+    def __init__(self):
+        super().__init__()
+        self.l0, self.l1, self.l2, self.l3 = nn.Linear(6, 8), nn.Linear(8, 5), nn.Linear(8, 4), nn.Linear(8, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.l0(x))
+        a = self.l1(h)
+        b = self.l2(h)
+        h.add_(0.75)  # l3 sees the changed values: the cached moments must not be reused
+        return a.sum() + b.sum() + self.l3(h).sum()
+
+
+def test_an_input_shared_by_two_layers_is_read_once_and_in_place_changes_are_seen(cpu_form, monkeypatch):
+    import skew.analyzer as analyzer
+
+    reads = []
+    real = analyzer.input_partial
+    monkeypatch.setattr(analyzer, "input_partial", lambda x, *a, **k: reads.append(1) or real(x, *a, **k))
+    torch.manual_seed(5)
+    model = _SharedInput()
+    gen = torch.Generator().manual_seed(6)
+    batches = [torch.randn(16, 6, generator=gen) for _ in range(3)]
+    rep = report(model, batches)
+    assert len(reads) == 3 * len(batches)  # l0, the shared h once for l1 and l2, l3's changed h
+    for name in ("l1", "l2", "l3"):
+        outs, ins = record(model, name, batches)
+        check(rep, name, brute(outs, ins, False))
+    lay = rep.layers.set_index("layer")
+    assert lay.loc["l3", "input_mean"] == pytest.approx(lay.loc["l1", "input_mean"] + 0.75, rel=1e-6)
