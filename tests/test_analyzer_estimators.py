@@ -115,6 +115,8 @@ CASES = {
                 (7, 4, 9, 9), True),
     "convT": (lambda: nn.Sequential(nn.ConvTranspose2d(3, 6, 3, stride=2, groups=3)), "0", (4, 3, 5, 5), True),
     "conv3d": (lambda: nn.Sequential(nn.Conv3d(2, 3, 2)), "0", (3, 2, 4, 5, 3), True),
+    # 3x3 outputs (P = 9): the compiled kernel's short-row path, 8 neurons per step and a ragged rest
+    "conv2d_small": (lambda: nn.Sequential(nn.Conv2d(3, 12, 3, stride=2)), "0", (6, 3, 7, 7), True),
 }
 
 
@@ -438,7 +440,8 @@ def test_cpu_level1_forms_match_brute_force_in_every_layout(dtype, scratch, monk
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
-@pytest.mark.parametrize("shape", [(5, 6, 4, 8), (3, 40, 1, 1), (2, 17, 9, 35), (1, 3, 1, 300)])
+@pytest.mark.parametrize("shape", [(5, 6, 4, 8), (3, 40, 1, 1), (2, 17, 9, 35), (1, 3, 1, 300), (4, 19, 2, 3),
+                                   (3, 33, 4, 4)])
 def test_compiled_level1_matches_brute_force_per_neuron_in_every_layout(dtype, shape, monkeypatch):
     """The compiled one-pass kernel merges the rows per neuron itself: mean, M2, positives, the
     samples whose row mean is > 0 and the first samples' pattern bits, against float64 brute force,
