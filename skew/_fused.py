@@ -330,29 +330,45 @@ def _load():
         return None
     flags = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-shared", "-fPIC"]
     key = hashlib.sha256("\0".join([_SOURCE, cc, *flags, _cpu_tag()]).encode()).hexdigest()[:16]
+    name = f"fused-{key}.so"
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    folder = os.path.join(base, "skew")
-    path = os.path.join(folder, f"fused-{key}.so")
-    if not os.path.exists(path):
-        os.makedirs(folder, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=folder) as tmp:
-            src = os.path.join(tmp, "fused.c")
-            with open(src, "w") as fh:
-                fh.write(_SOURCE)
-            out = os.path.join(tmp, "fused.so")
-            for attempt in (flags, [f for f in flags if f != "-march=native"]):  # some compilers lack it
-                done = subprocess.run([cc, *attempt, "-o", out, src], capture_output=True, timeout=120)
-                if done.returncode == 0:
-                    break
-            else:
-                return None
-            os.replace(out, path)  # atomic: concurrent builders (test workers) agree
+    folders = [os.path.join(base, "skew"), os.path.join(tempfile.gettempdir(), f"skew-{os.getuid()}")]
+    path = None
+    for folder in folders:  # the user cache, else a private temporary folder (read-only home)
+        try:
+            path = _build(cc, flags, folder, name)
+            break
+        except OSError:
+            continue
+    if path is None:
+        return None
     lib = ctypes.CDLL(path)
     for name, args in _SIGNATURES.items():
         fn = getattr(lib, name)
         fn.argtypes = args
         fn.restype = None
     return lib
+
+
+def _build(cc: str, flags: list[str], folder: str, name: str) -> str | None:
+    """The compiled library's path in ``folder``, compiling it there first if needed (OSError: unwritable)."""
+    path = os.path.join(folder, name)
+    if os.path.exists(path):
+        return path
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        src = os.path.join(tmp, "fused.c")
+        with open(src, "w") as fh:
+            fh.write(_SOURCE)
+        out = os.path.join(tmp, "fused.so")
+        for attempt in (flags, [f for f in flags if f != "-march=native"]):  # some compilers lack it
+            done = subprocess.run([cc, *attempt, "-o", out, src], capture_output=True, timeout=120)
+            if done.returncode == 0:
+                break
+        else:
+            return None
+        os.replace(out, path)  # atomic: concurrent builders (test workers) agree
+    return path
 
 
 def _usable(t: torch.Tensor) -> bool:

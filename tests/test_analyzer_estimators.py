@@ -612,3 +612,21 @@ def test_an_input_shared_by_two_layers_is_read_once_and_in_place_changes_are_see
         check(rep, name, brute(outs, ins, False))
     lay = rep.layers.set_index("layer")
     assert lay.loc["l3", "input_mean"] == pytest.approx(lay.loc["l1", "input_mean"] + 0.75, rel=1e-6)
+
+
+def test_compiled_kernel_builds_in_a_private_temporary_folder_when_the_cache_is_unwritable(monkeypatch, tmp_path):
+    import os
+    import tempfile
+
+    from skew import _fused
+
+    _force_cpu_form("compiled", monkeypatch)  # (skips where no compiler built it)
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(_fused, "_state", {})
+    assert _fused.available()
+    built = list((tmp_path / "tmp" / f"skew-{os.getuid()}").glob("fused-*.so"))
+    assert len(built) == 1 and blocker.is_file()
