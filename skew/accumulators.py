@@ -11,10 +11,18 @@ accelerators) this is ``torch.var_mean`` (Welford, one read of Z) plus one compa
 where that kernel is slow, the row is shifted by its own first value c_bc and summed:
 s1 = Σ_p (Z − c_bc), s2 = Σ_p (Z − c_bc)², mean = c_bc + s1/P, M2 = s2 − s1²/P. Both make a
 constant row exact (M2 = 0), which is how degenerate neurons are recognised, and avoid the
-cancellation of the textbook Σz² − (Σz)²/n. The CPU form writes one reused activation-sized
+cancellation of the textbook Σz² − (Σz)²/n. The eager CPU form writes one reused activation-sized
 buffer (:class:`Scratch`) twice: the 0/1 comparison Z > 0 (summed: the positives) and Z − c_bc
 (summed: s1; s2 as its norm where the rows run along memory, else squared in place and summed,
 as a strided norm is several times slower).
+
+*Compiled CPU form* (float32 Z, the default where a C compiler is present, :mod:`skew._fused`):
+the same per-row shifted sums in **one read of Z**, each row then merged into its neuron with
+Chan's formula inside the kernel, which returns one collapsed row per neuron (n = B·P values),
+the number of samples whose row mean is > 0 (``Partial.act``), the first samples' pattern bits,
+the sign raster and a host-side finiteness flag; the layer input's Σx and Σx² take one read too.
+Without a compiler, or with ``SKEW_EAGER`` set, the eager form runs; both give the same
+statistics to float32 rounding.
 
 *Level 2* (once per batch, vectorised over all layers, float64): the row summaries are combined
 over the B rows and then into the running accumulator with Chan's parallel formula:
@@ -461,7 +469,6 @@ class BatchResult:
     active: torch.Tensor | None
     oui: torch.Tensor | None
     inputs: tuple | None
-    bad: torch.Tensor | None
     heads: list | None = None
 
 
@@ -581,16 +588,10 @@ class DeviceStats:
                 s = _cat([p.act if p.act is not None else p.pos for p in parts])[0]
             oui = torch.minimum(s, B - s).to(f64) / (B // 2)
         inputs = self._reduce_inputs(group)
-        bad = None
-        if not careful:
-            check = mean.sum() + m2.sum() + pos.sum()
-            if inputs is not None:
-                check = check + inputs[1].sum() + inputs[2].sum()
-            bad = ~torch.isfinite(check)
         heads = None if active is not None else [p.head for p in parts]
         return BatchResult(
             self._columns(layers), list(layers), B, n, mean, m2, pos.round().to(torch.int64), nonfinite, active,
-            oui, inputs, bad, heads,
+            oui, inputs, heads,
         )
 
     def _reduce_inputs(self, group):
