@@ -348,19 +348,23 @@ _BIT_WEIGHTS: dict[torch.device, torch.Tensor] = {}
 
 
 def packbits(active: torch.Tensor) -> torch.Tensor:
-    """Pack a 1-D bool tensor into uint8 bytes on its own device, first unit in the high bit
-    (``numpy.packbits``' order): an 8-sample pattern store costs d bytes, not 8·d.
+    """Pack a bool tensor along its last dimension into uint8 bytes on its own device, first unit in
+    the high bit (``numpy.packbits``' order): (..., d) -> (..., ⌈d/8⌉), so an 8-sample pattern store
+    costs d bytes, not 8·d. Rows of a 2-D tensor are packed at once (one call, not one per row).
 
     Example:
         >>> packbits(torch.tensor([True, False, True, True, False, False, False, False, True])).tolist()
         [176, 128]
+        >>> packbits(torch.tensor([[True] * 9, [False] * 8 + [True]])).tolist()
+        [[255, 128], [0, 128]]
     """
-    pad = (-active.numel()) % 8
+    pad = (-active.shape[-1]) % 8
     if active.device not in _BIT_WEIGHTS:
         _BIT_WEIGHTS[active.device] = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8,
                                                    device=active.device)
-    bytes8 = torch.nn.functional.pad(active.to(torch.uint8), (0, pad)).view(-1, 8)
-    return (bytes8 * _BIT_WEIGHTS[active.device]).sum(1, dtype=torch.uint8)
+    bytes8 = torch.nn.functional.pad(active.to(torch.uint8), (0, pad))
+    bytes8 = bytes8.view(*active.shape[:-1], -1, 8)
+    return (bytes8 * _BIT_WEIGHTS[active.device]).sum(-1, dtype=torch.uint8)
 
 
 def stack_packed(rows: list[np.ndarray], counts: list[int]) -> tuple[np.ndarray, np.ndarray]:

@@ -431,21 +431,31 @@ class _Run:
         if valid is not None:
             rows = self.mask.rows[:need].tolist()
             pats = [(z3[b][valid[b]] > 0).reshape(-1) for b in rows]
-        else:
+        else:  # every sample has the same units: pack the rows at once
             head = z3[:need]
             if pd_ == 1 and chan:  # channels_last: read channel-major
                 head = head.transpose(1, 2)
             flat = (head > 0).reshape(head.shape[0], -1)
-            pats = list(flat)
+            d = flat.shape[1]
+            if d > OUI_MAX_UNITS:
+                flat = flat[:, self._unit_index(site, d, flat.device)]
+            site.units.extend(packbits(flat).unbind(0))
+            site.unit_counts.extend([int(flat.shape[1])] * flat.shape[0])
+            return
         for p in pats:
             d = p.numel()
             if d > OUI_MAX_UNITS:
-                if d not in site.unit_idx:
-                    idx = np.linspace(0, d - 1, OUI_MAX_UNITS).round().astype(np.int64)
-                    site.unit_idx[d] = torch.as_tensor(idx, device=p.device)
-                p = p[site.unit_idx[d]]
+                p = p[self._unit_index(site, d, p.device)]
             site.units.append(packbits(p))
             site.unit_counts.append(int(p.numel()))
+
+    @staticmethod
+    def _unit_index(site: _Site, d: int, device: torch.device) -> torch.Tensor:
+        """OUI_MAX_UNITS evenly spaced unit indices of a d-unit pattern (the same for every sample)."""
+        if d not in site.unit_idx:
+            idx = np.linspace(0, d - 1, OUI_MAX_UNITS).round().astype(np.int64)
+            site.unit_idx[d] = torch.as_tensor(idx, device=device)
+        return site.unit_idx[d]
 
     def layer_hook(self, site: _Site):
         def hook(module, args, kwargs, output):
