@@ -42,7 +42,7 @@ from skew.accumulators import LayerState, merge_states, unpack_units
 from skew.errors import SkewError
 from skew.oui import pairwise_oui
 
-__all__ = ["Report", "DEGENERATE_RTOL", "DEGENERATE_ULPS", "degenerate_mask"]
+__all__ = ["Report", "DEGENERATE_RTOL", "DEGENERATE_ULPS", "degenerate_mask", "layer_indices"]
 
 #: Floor of the degenerate rule: std ≤ DEGENERATE_RTOL · (|mean| + 1) is always degenerate.
 DEGENERATE_RTOL = 1e-12
@@ -54,6 +54,25 @@ WEIGHT_COLUMNS = ("layer", "neuron", "fan_in", "row_sum", "row_sum_scaled", "row
 
 def _fmt(a: float) -> str:
     return f"{a:g}"
+
+
+def layer_indices(layer) -> dict[str, np.ndarray]:
+    """layer name -> the positions of its rows, in order of first appearance (``groupby(sort=False).indices``).
+
+    One factorisation and one stable sort of the integer codes instead of a pandas groupby: rows
+    of layer g are ``order[start_g : start_g + count_g]`` with the counts from ``np.bincount``.
+
+    Example:
+        >>> {k: v.tolist() for k, v in layer_indices(["b", "a", "b"]).items()}
+        {'b': [0, 2], 'a': [1]}
+    """
+    codes, names = pd.factorize(np.asarray(layer, dtype=object))
+    if len(codes) and np.all(codes[1:] >= codes[:-1]):
+        order = np.arange(len(codes))
+    else:
+        order = np.argsort(codes, kind="stable")
+    bounds = np.cumsum(np.bincount(codes, minlength=len(names)))[:-1]
+    return dict(zip(names.tolist(), np.split(order, bounds)))
 
 
 def _degenerate(n, mean, std, st: LayerState, w: dict[str, np.ndarray], eps: float) -> np.ndarray:
