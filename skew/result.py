@@ -59,20 +59,28 @@ def _fmt(a: float) -> str:
 def layer_indices(layer) -> dict[str, np.ndarray]:
     """layer name -> the positions of its rows, in order of first appearance (``groupby(sort=False).indices``).
 
-    One factorisation and one stable sort of the integer codes instead of a pandas groupby: rows
-    of layer g are ``order[start_g : start_g + count_g]`` with the counts from ``np.bincount``.
+    Layers stored as runs of consecutive rows (as every skew table is) are found from the run
+    starts alone; otherwise one factorisation and one stable sort of the integer codes: rows of
+    layer g are ``order[start_g : start_g + count_g]`` with the counts from ``np.bincount``.
 
     Example:
         >>> {k: v.tolist() for k, v in layer_indices(["b", "a", "b"]).items()}
         {'b': [0, 2], 'a': [1]}
     """
-    codes, names = pd.factorize(np.asarray(layer, dtype=object))
-    if len(codes) and np.all(codes[1:] >= codes[:-1]):
-        order = np.arange(len(codes))
-    else:
-        order = np.argsort(codes, kind="stable")
-    bounds = np.cumsum(np.bincount(codes, minlength=len(names)))[:-1]
-    return dict(zip(names.tolist(), np.split(order, bounds)))
+    values = np.asarray(layer, dtype=object)
+    # the usual layout, each layer one run of rows: its run starts, with no name twice
+    starts = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1]))) if len(values) else _NO_ROWS
+    names = values[starts].tolist()
+    if len(set(names)) == len(names):
+        bounds = np.append(starts, len(values))
+        return {name: np.arange(a, b) for name, a, b in zip(names, bounds[:-1], bounds[1:])}
+    codes, uniques = pd.factorize(values)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.cumsum(np.bincount(codes, minlength=len(uniques)))[:-1]
+    return dict(zip(uniques.tolist(), np.split(order, bounds)))
+
+
+_NO_ROWS = np.zeros(0, dtype=np.int64)
 
 
 def _degenerate(n, mean, std, st: LayerState, w: dict[str, np.ndarray], eps: float) -> np.ndarray:
@@ -254,7 +262,9 @@ def _input_moments(st: LayerState) -> tuple[float, float]:
 
 
 def _fraction(mask: np.ndarray, live: np.ndarray) -> float:
-    return float(mask[live].mean()) if live.any() else float("nan")
+    """mean(mask[live]): a count over a count, the same correctly rounded quotient as ``.mean()``."""
+    total = int(np.count_nonzero(live))
+    return int(np.count_nonzero(mask[live])) / total if total else float("nan")
 
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> float:
