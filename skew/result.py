@@ -385,8 +385,9 @@ def _unit_oui(st: LayerState) -> float:
     if not ok.any():
         return float("nan")
     hamming = np.empty(len(d), dtype=np.int64)
-    for units in np.unique(d):  # usually one length: every sample has the same number of units
-        sel = d == units
+    same = counts.min() == counts.max()  # the usual case: every sample has the same number of units
+    for units in (d[:1] if same else np.unique(d)):
+        sel = slice(None) if same else d == units
         nbytes = (int(units) + 7) // 8
         x = packed[i[sel], :nbytes] ^ packed[j[sel], :nbytes]
         if units % 8:
