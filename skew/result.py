@@ -270,38 +270,44 @@ def _fraction(mask: np.ndarray, live: np.ndarray) -> float:
 def _spearman(x: np.ndarray, y: np.ndarray) -> float:
     """Spearman's rank correlation (Pearson on average ranks); NaN for < 3 points or a constant side."""
     ok = np.isfinite(x) & np.isfinite(y)
-    if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
+    if not ok.all():
+        x, y = x[ok], y[ok]
+    if len(x) < 3 or x.max() == x.min() or y.max() == y.min():
         return float("nan")
-    return _pearson(_ranks(x[ok]), _ranks(y[ok]))
+    return _pearson(_ranks(x), _ranks(y))
 
 
 def _pearson(x: np.ndarray, y: np.ndarray) -> float:
-    """``np.corrcoef(x, y)[0, 1]`` of two float64 arrays, the same operations without its wrappers:
-    centre the (2, N) stack, one X Xᵀ product scaled by 1/(N − 1), divide by the standard
-    deviations on both sides, clip to [−1, 1]."""
+    """``np.corrcoef(x, y)[0, 1]`` of two float64 arrays by the same operations without its wrappers:
+    centre the (2, N) stack, C = X Xᵀ · (1/(N − 1)), r = C₀₁ / √C₀₀ / √C₁₁ clipped to [−1, 1]."""
     X = np.stack((x, y)).astype(np.float64, copy=False)
     X -= X.mean(axis=1)[:, None]
     c = np.dot(X, X.T)
     c *= np.true_divide(1, X.shape[1] - 1)
-    sd = np.sqrt(np.diag(c))
-    c /= sd[:, None]
-    c /= sd[None, :]
-    np.clip(c, -1, 1, out=c)
-    return float(c[0, 1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = c[0, 1] / np.sqrt(c[0, 0]) / np.sqrt(c[1, 1])
+    return float(-1.0 if r < -1.0 else 1.0 if r > 1.0 else r)
 
 
 def _ranks(a: np.ndarray) -> np.ndarray:
     """Ranks with ties given their average rank (as scipy.stats.rankdata's default).
 
     A group of k equal values ending at sorted position c (1-based) gets rank c − (k − 1)/2.
+
+    Example:
+        >>> _ranks(np.array([3.0, 1.0, 3.0, 2.0])).tolist()
+        [3.5, 1.0, 3.5, 2.0]
     """
     order = np.argsort(a)
     s = a[order]
     new = np.empty(len(a), dtype=bool)
     new[:1] = True
     np.not_equal(s[1:], s[:-1], out=new[1:])
-    counts = np.diff(np.append(np.flatnonzero(new), len(a)))
     out = np.empty(len(a), dtype=np.float64)
+    if new.all():  # no ties: c − 0.0
+        out[order] = np.arange(1, len(a) + 1, dtype=np.float64)
+        return out
+    counts = np.diff(np.append(np.flatnonzero(new), len(a)))
     out[order] = (np.cumsum(counts) - (counts - 1) / 2.0)[np.cumsum(new) - 1]
     return out
 
