@@ -88,7 +88,7 @@ from skew.accumulators import (
 from skew.batches import batch_size, describe, iter_batches, model_inputs, to_device
 from skew.errors import SkewError
 from skew.layers import LAYER_TYPES, LayerSpec, is_layer
-from skew.result import WEIGHT_COLUMNS, Report
+from skew.result import WEIGHT_COLUMNS, Report, layer_indices
 
 __all__ = ["report", "MODES", "AT", "ACTIVATION_TYPES", "is_activation"]
 
@@ -740,8 +740,7 @@ def _check_batch_dim(batch_dim) -> None:
 
 
 def _sites(model: nn.Module, table: pd.DataFrame) -> tuple[list[_Site], dict]:
-    names = list(dict.fromkeys(table["layer"]))
-    counts = table.groupby("layer", sort=False).size().to_dict()
+    counts = {name: len(idx) for name, idx in layer_indices(table["layer"]).items()}
     modules = dict(model.named_modules())
     mha_parent = {}
     for name, mod in modules.items():
@@ -749,7 +748,7 @@ def _sites(model: nn.Module, table: pd.DataFrame) -> tuple[list[_Site], dict]:
             mha_parent[f"{name}.out_proj" if name else "out_proj"] = (name, mod)
     sites: list[_Site] = []
     mha_in: dict[int, tuple[nn.Module, dict]] = {}
-    for name in names:
+    for name in counts:
         if name in mha_parent:
             _, mha = mha_parent[name]
             site = _Site(name, "mha_out", mha, counts[name], mha.out_proj.weight.device)
@@ -766,28 +765,36 @@ def _sites(model: nn.Module, table: pd.DataFrame) -> tuple[list[_Site], dict]:
     return sites, mha_in
 
 
+def _nansum(x: np.ndarray) -> np.float64:
+    """``pandas.Series.sum`` of a float64 array (NaN counted as 0), computed by numpy alone."""
+    nan = np.isnan(x)
+    return (np.where(nan, 0.0, x) if nan.any() else x).sum(dtype=np.float64)
+
+
 def _info(sites: list[_Site], table: pd.DataFrame) -> dict[str, dict]:
     info = {}
     by_name = {s.name: s for s in sites}
-    for name, w in table.groupby("layer", sort=False):
+    fan_in = table["fan_in"].to_numpy()
+    row_sum = table["row_sum"].to_numpy()
+    row_norm = table["row_norm"].to_numpy()
+    for name, idx in layer_indices(table["layer"]).items():
         site = by_name[name]
         eps = float(torch.finfo(site.zdtype).eps) if site.zdtype is not None else float(np.finfo(np.float32).eps)
         if site.kind == "act":
             info[name] = {"type": type(site.module).__name__, "shape": str(site.first_shape),
                           "weight_std": float("nan"), "site": "activation", "eps": eps}
             continue
+        n = int(fan_in[idx[0]])
         if site.kind == "layer":
             shape, kind = tuple(site.module.weight.shape), type(site.module).__name__
         elif site.kind == "mha_out":
             shape, kind = tuple(site.module.out_proj.weight.shape), type(site.module.out_proj).__name__
         else:
-            e = site.module.embed_dim
-            shape, kind = (e, int(w["fan_in"].iloc[0])), type(site.module).__name__
-        m, n = len(w), int(w["fan_in"].iloc[0])
-        total = m * n
+            shape, kind = (site.module.embed_dim, n), type(site.module).__name__
+        total = len(idx) * n
         with np.errstate(invalid="ignore", over="ignore"):
-            mean = w["row_sum"].sum() / total
-            var = float((w["row_norm"] ** 2).sum() / total - mean**2)
+            mean = _nansum(row_sum[idx]) / total
+            var = float(_nansum(row_norm[idx] ** 2) / total - mean**2)
         info[name] = {"type": kind, "shape": str(shape), "weight_std": float("nan") if math.isnan(var) else math.sqrt(max(var, 0.0)),
                       "site": "layer", "eps": eps}
     return info
@@ -795,18 +802,17 @@ def _info(sites: list[_Site], table: pd.DataFrame) -> dict[str, dict]:
 
 def _activation_table(sites: list[_Site], states: dict[str, LayerState]) -> pd.DataFrame:
     """The weight columns of activation sites: no weight, so fan_in 0 and NaN row sums, norms and biases."""
-    frames = []
-    for s in sites:
-        m = len(states[s.name].n)
-        nan = np.full(m, np.nan)
-        frames.append(pd.DataFrame({
-            "layer": np.full(m, s.name, dtype=object), "neuron": np.arange(m, dtype=np.int64),
-            "fan_in": np.zeros(m, dtype=np.int64), "row_sum": nan, "row_sum_scaled": nan, "row_norm": nan,
-            "bias": nan,
-        }))
-    if not frames:
+    if not sites:
         return pd.DataFrame({c: [] for c in WEIGHT_COLUMNS})
-    return pd.concat(frames, ignore_index=True)
+    sizes = [len(states[s.name].n) for s in sites]
+    total = sum(sizes)
+    starts = np.repeat(np.cumsum([0, *sizes[:-1]]), sizes)
+    return pd.DataFrame({
+        "layer": np.repeat(np.array([s.name for s in sites], dtype=object), sizes),
+        "neuron": np.arange(total, dtype=np.int64) - starts,
+        "fan_in": np.zeros(total, dtype=np.int64), "row_sum": np.full(total, np.nan),
+        "row_sum_scaled": np.full(total, np.nan), "row_norm": np.full(total, np.nan), "bias": np.full(total, np.nan),
+    })
 
 
 def _skipped(model: nn.Module, sites: list[_Site], measured: set[str], never: dict[str, str]) -> pd.DataFrame:
@@ -1160,7 +1166,8 @@ def report(
             )
         if table is None:
             table = _activation_table([s for s in sites if s.name in measured], measured)
-        table = table[table["layer"].isin(measured)]
+        if any(s.name not in measured for s in sites):  # else nothing to filter (and no copy)
+            table = table[table["layer"].isin(measured)]
         # read the weights (shapes, lazy checks) while the buffers are still protected
         info = _info(sites, table)
         skipped = _skipped(model, sites, set(measured), never)

@@ -40,9 +40,9 @@ from scipy.special import ndtr
 from skew import theory
 from skew.accumulators import LayerState, merge_states, unpack_units
 from skew.errors import SkewError
-from skew.oui import pairwise_oui
+from skew.oui import default_pairs, pairwise_oui
 
-__all__ = ["Report", "DEGENERATE_RTOL", "DEGENERATE_ULPS", "degenerate_mask"]
+__all__ = ["Report", "DEGENERATE_RTOL", "DEGENERATE_ULPS", "degenerate_mask", "layer_indices"]
 
 #: Floor of the degenerate rule: std ≤ DEGENERATE_RTOL · (|mean| + 1) is always degenerate.
 DEGENERATE_RTOL = 1e-12
@@ -54,6 +54,33 @@ WEIGHT_COLUMNS = ("layer", "neuron", "fan_in", "row_sum", "row_sum_scaled", "row
 
 def _fmt(a: float) -> str:
     return f"{a:g}"
+
+
+def layer_indices(layer) -> dict[str, np.ndarray]:
+    """layer name -> the positions of its rows, in order of first appearance (``groupby(sort=False).indices``).
+
+    Layers stored as runs of consecutive rows (as every skew table is) are found from the run
+    starts alone; otherwise one factorisation and one stable sort of the integer codes: rows of
+    layer g are ``order[start_g : start_g + count_g]`` with the counts from ``np.bincount``.
+
+    Example:
+        >>> {k: v.tolist() for k, v in layer_indices(["b", "a", "b"]).items()}
+        {'b': [0, 2], 'a': [1]}
+    """
+    values = np.asarray(layer, dtype=object)
+    # the usual layout, each layer one run of rows: its run starts, with no name twice
+    starts = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1]))) if len(values) else _NO_ROWS
+    names = values[starts].tolist()
+    if len(set(names)) == len(names):
+        bounds = np.append(starts, len(values))
+        return {name: np.arange(a, b) for name, a, b in zip(names, bounds[:-1], bounds[1:])}
+    codes, uniques = pd.factorize(values)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.cumsum(np.bincount(codes, minlength=len(uniques)))[:-1]
+    return dict(zip(uniques.tolist(), np.split(order, bounds)))
+
+
+_NO_ROWS = np.zeros(0, dtype=np.int64)
 
 
 def _degenerate(n, mean, std, st: LayerState, w: dict[str, np.ndarray], eps: float) -> np.ndarray:
@@ -134,6 +161,100 @@ def _neuron_arrays(name: str, st: LayerState, w: dict[str, np.ndarray], eps: flo
     }
 
 
+_INT_FIELDS = ("n", "pos", "nonfinite")
+_FLOAT_FIELDS = ("mean", "m2")
+_WEIGHT_DTYPES = {"neuron": np.int64, "fan_in": np.int64, "row_sum": np.float64, "row_sum_scaled": np.float64,
+                  "row_norm": np.float64, "bias": np.float64}
+
+
+def _stackable(states: list[LayerState], sizes: list[int], w: dict[str, np.ndarray]) -> bool:
+    """Whether :func:`_stacked_neuron_arrays` applies: int64 counts, float64 moments and weight
+    columns, one weight row per neuron (what :func:`skew.report`, merge and load produce)."""
+    if any(w[c].dtype != dt for c, dt in _WEIGHT_DTYPES.items()):
+        return False
+    for st, m in zip(states, sizes):
+        for f in _INT_FIELDS + _FLOAT_FIELDS:
+            a = getattr(st, f)
+            if not isinstance(a, np.ndarray) or a.shape != (m,) or a.dtype != (
+                np.int64 if f in _INT_FIELDS else np.float64
+            ):
+                return False
+    return True
+
+
+def _stacked_neuron_arrays(
+    names: list[str], states: list[LayerState], sizes: list[int], w: dict[str, np.ndarray], eps: list[float]
+) -> dict[str, np.ndarray]:
+    """:func:`_neuron_arrays` of every layer at once, concatenated in layer order (``w``: the weight
+    columns already in that order). Element-wise, each neuron sees the same operations on the
+    same values as in :func:`_neuron_arrays` (its layer's scalars repeated per neuron), so every
+    value is bit-identical; only the per-layer sums of the activation-site rule run per layer."""
+    def per_neuron(values) -> np.ndarray:
+        return np.repeat(np.asarray(values, dtype=np.float64), sizes)
+
+    def cat(field: str) -> np.ndarray:
+        return np.concatenate([getattr(st, field) for st in states])
+
+    n, pos, nonfinite, st_mean, m2 = (cat(f) for f in ("n", "pos", "nonfinite", "mean", "m2"))
+    moments = [_input_moments(st) for st in states]
+    in_mean = per_neuron([a for a, _ in moments])
+    in_std = per_neuron([b for _, b in moments])
+    rms_in = per_neuron([
+        math.sqrt(a**2 + b**2) if np.isfinite(a) and np.isfinite(b) else np.nan for a, b in moments
+    ])
+    eps_n = per_neuron(eps)
+    row_norm, fan_in, bias = w["row_norm"], w["fan_in"], w["bias"]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        p = np.where(n > 0, pos / np.maximum(n, 1), np.nan)
+        std = np.where(n > 0, np.sqrt(np.maximum(m2, 0.0) / np.maximum(n, 1)), np.nan)
+        mean = np.where(n > 0, st_mean, np.nan)
+        # degenerate_mask, element-wise with the layer scalars per neuron
+        rms = np.sqrt(mean**2 + std**2)
+        abs_bias = np.where(np.isnan(bias), 0.0, np.abs(bias))
+        layer_scale = row_norm * rms_in * np.sqrt(fan_in.astype(np.float64)) + abs_bias
+        rms0 = np.where(np.isnan(rms), 0.0, rms)
+        acc = np.where(np.isnan(layer_scale), rms0, layer_scale)
+        tol = np.minimum(eps_n, _EPS32) * acc + eps_n * rms0
+        bounds = np.cumsum([0, *sizes])
+        for a, b, e in zip(bounds[:-1], bounds[1:], eps):
+            if np.isnan(row_norm[a:b]).all():  # activation site: no weight
+                nl, r0 = n[a:b], rms0[a:b]
+                live = nl > 0
+                site_rms = math.sqrt(
+                    float(np.sum((nl * r0**2)[live]) / max(int(np.sum(nl[live])), 1))
+                ) if live.any() else 0.0
+                tol[a:b] = e * np.maximum(r0, site_rms)
+        degenerate = (n == 0) | (std <= DEGENERATE_RTOL * (np.abs(mean) + 1.0)) | (std <= DEGENERATE_ULPS * tol)
+        p_gauss = np.where(degenerate, np.nan, ndtr(mean / std))
+    skew = np.where(degenerate, np.nan, np.abs(p - 0.5))
+    p_pred = np.asarray(
+        theory.predicted_p(w["row_sum"], row_norm, in_mean, in_std, np.where(np.isnan(bias), 0.0, bias)),
+        dtype=np.float64,
+    ).reshape(-1)
+    total = int(bounds[-1])
+    return {
+        "layer": np.repeat(np.array(names, dtype=object), sizes),
+        "neuron": np.arange(total, dtype=np.int64) - np.repeat(bounds[:-1], sizes),
+        "fan_in": fan_in,
+        "row_sum": w["row_sum"],
+        "row_sum_scaled": w["row_sum_scaled"],
+        "row_norm": row_norm,
+        "bias": bias,
+        "n": n,
+        "p": p,
+        "p_gauss": p_gauss,
+        "p_pred": p_pred,
+        "skew": skew,
+        "skew_gauss": np.abs(p_gauss - 0.5),
+        "mean": mean,
+        "std": std,
+        "degenerate": degenerate,
+        "dead": ~degenerate & (pos == 0),
+        "always_on": ~degenerate & (pos == n),
+        "nonfinite": nonfinite,
+    }
+
+
 def _input_moments(st: LayerState) -> tuple[float, float]:
     if st.in_n <= 0:
         return float("nan"), float("nan")
@@ -141,27 +262,64 @@ def _input_moments(st: LayerState) -> tuple[float, float]:
 
 
 def _fraction(mask: np.ndarray, live: np.ndarray) -> float:
-    return float(mask[live].mean()) if live.any() else float("nan")
+    """mean(mask[live]): a count over a count, the same correctly rounded quotient as ``.mean()``."""
+    total = int(np.count_nonzero(live))
+    return int(np.count_nonzero(mask[live])) / total if total else float("nan")
 
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> float:
     """Spearman's rank correlation (Pearson on average ranks); NaN for < 3 points or a constant side."""
     ok = np.isfinite(x) & np.isfinite(y)
-    if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
+    if not ok.all():
+        x, y = x[ok], y[ok]
+    if len(x) < 3 or x.max() == x.min() or y.max() == y.min():
         return float("nan")
-    return float(np.corrcoef(_ranks(x[ok]), _ranks(y[ok]))[0, 1])
+    return _pearson(_ranks(x), _ranks(y))
+
+
+def _pearson(x: np.ndarray, y: np.ndarray) -> float:
+    """``np.corrcoef(x, y)[0, 1]`` of two float64 arrays by the same operations without its wrappers:
+    centre the (2, N) stack, C = X Xᵀ · (1/(N − 1)), r = C₀₁ / √C₀₀ / √C₁₁ clipped to [−1, 1]."""
+    X = np.stack((x, y)).astype(np.float64, copy=False)
+    X -= X.mean(axis=1)[:, None]
+    c = np.dot(X, X.T)
+    c *= np.true_divide(1, X.shape[1] - 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = c[0, 1] / np.sqrt(c[0, 0]) / np.sqrt(c[1, 1])
+    return float(-1.0 if r < -1.0 else 1.0 if r > 1.0 else r)
 
 
 def _ranks(a: np.ndarray) -> np.ndarray:
-    """Ranks with ties given their average rank (as scipy.stats.rankdata's default)."""
-    _, inverse, counts = np.unique(a, return_inverse=True, return_counts=True)
-    return (np.cumsum(counts) - (counts - 1) / 2.0)[inverse]
+    """Ranks with ties given their average rank (as scipy.stats.rankdata's default).
+
+    A group of k equal values ending at sorted position c (1-based) gets rank c − (k − 1)/2.
+
+    Example:
+        >>> _ranks(np.array([3.0, 1.0, 3.0, 2.0])).tolist()
+        [3.5, 1.0, 3.5, 2.0]
+    """
+    order = np.argsort(a)
+    s = a[order]
+    new = np.empty(len(a), dtype=bool)
+    new[:1] = True
+    np.not_equal(s[1:], s[:-1], out=new[1:])
+    out = np.empty(len(a), dtype=np.float64)
+    if new.all():  # no ties: c − 0.0
+        out[order] = np.arange(1, len(a) + 1, dtype=np.float64)
+        return out
+    counts = np.diff(np.append(np.flatnonzero(new), len(a)))
+    out[order] = (np.cumsum(counts) - (counts - 1) / 2.0)[np.cumsum(new) - 1]
+    return out
 
 
-def _lambda(alpha: float, fan_in: int, weight_std: float, in_mean: float, in_std: float) -> float:
+def _lambdas(alphas, fan_in: int, weight_std: float, in_mean: float, in_std: float) -> list[float]:
+    """λ(α) of :func:`skew.theory.threshold` for every α at once (NaN without a usable input mean)."""
     if not (np.isfinite(in_mean) and in_mean != 0 and np.isfinite(in_std) and np.isfinite(weight_std)):
-        return float("nan")
-    return float(theory.threshold(alpha, fan_in, weight_std, in_mean, in_std))
+        return [float("nan")] * len(alphas)
+    if not len(alphas):
+        return []
+    return [float(v) for v in np.reshape(theory.threshold(np.asarray(alphas, dtype=np.float64), fan_in,
+                                                          weight_std, in_mean, in_std), -1)]
 
 
 def _layer_row(name: str, info: dict, st: LayerState, nf: dict[str, np.ndarray], thresholds) -> dict:
@@ -183,7 +341,7 @@ def _layer_row(name: str, info: dict, st: LayerState, nf: dict[str, np.ndarray],
         row[f"skewed_{_fmt(a)}"] = _fraction(skew > a, live)
     for a in thresholds:
         row[f"skewed_gauss_{_fmt(a)}"] = _fraction(skew_g > a, live)
-    lambdas = {a: _lambda(a, fan_in, info["weight_std"], in_mean, in_std) for a in thresholds}
+    lambdas = dict(zip(thresholds, _lambdas(thresholds, fan_in, info["weight_std"], in_mean, in_std)))
     for a in thresholds:
         row[f"lambda_{_fmt(a)}"] = lambdas[a]
     for a in thresholds:
@@ -209,11 +367,50 @@ def _layer_row(name: str, info: dict, st: LayerState, nf: dict[str, np.ndarray],
 
 
 def _unit_oui(st: LayerState) -> float:
-    """Pairwise OUI over every unit of the first 8 samples' flattened patterns (docs/oui.md)."""
+    """Pairwise OUI over every unit of the first 8 samples' flattened patterns (docs/oui.md).
+
+    Read from the bit-packed patterns directly: the Hamming distance of samples i, j over their
+    first d = min(d_i, d_j) units is the popcount of (packed_i XOR packed_j) with the bits past d
+    masked off, so the (samples, units) boolean array is never unpacked. Same value as
+    ``pairwise_oui(unpack_units(patterns, counts), units=counts)``.
+    """
     counts = np.asarray(st.unit_counts, dtype=np.int64)
     if len(counts) < 2:
         return float("nan")
-    return pairwise_oui(unpack_units(st.unit_patterns, counts), units=counts)
+    packed = np.asarray(st.unit_patterns)
+    width = int(counts.max())
+    if (packed.dtype != np.uint8 or packed.ndim != 2 or packed.shape[0] != len(counts)
+            or packed.shape[1] * 8 < width or (counts < 0).any()):
+        return pairwise_oui(unpack_units(st.unit_patterns, counts), units=counts)  # its checks and errors
+    if width // 2 == 0:
+        return float("nan")
+    i, j = _pairs(len(counts))
+    d = np.minimum(counts[i], counts[j])
+    halves = d // 2
+    ok = halves > 0
+    if not ok.any():
+        return float("nan")
+    hamming = np.empty(len(d), dtype=np.int64)
+    same = counts.min() == counts.max()  # the usual case: every sample has the same number of units
+    for units in (d[:1] if same else np.unique(d)):
+        sel = slice(None) if same else d == units
+        nbytes = (int(units) + 7) // 8
+        x = packed[i[sel], :nbytes] ^ packed[j[sel], :nbytes]
+        if units % 8:
+            x[:, -1] &= np.uint8((0xFF << (8 - int(units) % 8)) & 0xFF)
+        hamming[sel] = np.bitwise_count(x).sum(axis=1, dtype=np.int64)
+    return float(np.mean(np.minimum(hamming[ok], halves[ok]) / halves[ok]))
+
+
+_PAIR_CACHE: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _pairs(samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (i, j) arrays of :func:`skew.oui.default_pairs`, in its order, cached by sample count."""
+    if samples not in _PAIR_CACHE:
+        i, j = np.asarray(default_pairs(samples), dtype=np.int64).reshape(-1, 2).T
+        _PAIR_CACHE[samples] = (i, j)
+    return _PAIR_CACHE[samples]
 
 
 def _mask_status(st: LayerState) -> str:
@@ -293,19 +490,40 @@ class Report:
     # -- derived frames -----------------------------------------------------------------------
     def _derive(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         wcols = {c: self._weights[c].to_numpy() for c in WEIGHT_COLUMNS}
-        where = self._weights.groupby("layer", sort=False).indices
-        parts, rows = [], []
-        for name, st in self._states.items():
+        where = layer_indices(wcols["layer"])
+        names = list(self._states)
+        if not names:
+            return pd.DataFrame(), pd.DataFrame([])
+        parts = []
+        for name in names:
             idx = where[name]
-            idx = idx[np.argsort(wcols["neuron"][idx], kind="stable")]
-            eps = float(self._info[name].get("eps", _EPS32))
-            nf = _neuron_arrays(name, st, {c: v[idx] for c, v in wcols.items()}, eps)
-            parts.append(nf)
-            rows.append(_layer_row(name, self._info[name], st, nf, self.thresholds))
-        if not parts:
-            return pd.DataFrame(), pd.DataFrame(rows)
-        neurons = pd.DataFrame({c: np.concatenate([p[c] for p in parts]) for c in parts[0]})
-        return neurons, pd.DataFrame(rows)
+            neuron = wcols["neuron"][idx]
+            if len(idx) > 1 and not np.all(neuron[1:] >= neuron[:-1]):
+                idx = idx[np.argsort(neuron, kind="stable")]
+            parts.append(idx)
+        take = np.concatenate(parts)
+        if not (len(take) == len(wcols["layer"]) and np.array_equal(take, np.arange(len(take)))):
+            wcols = {c: v[take] for c, v in wcols.items()}
+        states = [self._states[k] for k in names]
+        sizes = [len(i) for i in parts]
+        eps = [float(self._info[k].get("eps", _EPS32)) for k in names]
+        if _stackable(states, sizes, wcols):
+            nf = _stacked_neuron_arrays(names, states, sizes, wcols, eps)
+            bounds = np.cumsum([0, *sizes])
+            used = ("degenerate", "skew", "skew_gauss", "row_sum", "fan_in", "p", "dead", "always_on", "nonfinite")
+            per_layer = [{c: nf[c][a:b] for c in used} for a, b in zip(bounds[:-1], bounds[1:])]
+        else:  # unusual dtypes or shapes: layer by layer, as the arrays come
+            bounds = np.cumsum([0, *sizes])
+            per_layer = [
+                _neuron_arrays(name, st, {c: v[a:b] for c, v in wcols.items()}, e)
+                for name, st, a, b, e in zip(names, states, bounds[:-1], bounds[1:], eps)
+            ]
+            nf = {c: np.concatenate([p[c] for p in per_layer]) for c in per_layer[0]}
+        rows = [
+            _layer_row(name, self._info[name], st, part, self.thresholds)
+            for name, st, part in zip(names, states, per_layer)
+        ]
+        return pd.DataFrame(nf), pd.DataFrame(rows)
 
     # -- display ------------------------------------------------------------------------------
     def summary(self) -> pd.DataFrame:

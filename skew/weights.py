@@ -140,28 +140,36 @@ def _row_stats(rows: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     norms = torch.empty(m, dtype=torch.float64)
     step = max(1, _CHUNK_VALUES // max(n, 1))
     buf = torch.empty(min(step, m), n, dtype=torch.float64)
-    for a in range(0, m, step):
-        src = rows[a : a + step]
-        block = buf[: src.shape[0]].copy_(src)
-        torch.sum(block, dim=1, out=sums[a : a + step])
-        torch.linalg.vector_norm(block, dim=1, out=norms[a : a + step])
+    for src, s_out, q_out in zip(rows.split(step), sums.split(step), norms.split(step)):
+        block = buf if src.shape[0] == buf.shape[0] else buf[: src.shape[0]]
+        block.copy_(src)
+        torch.sum(block, dim=1, out=s_out)
+        torch.linalg.vector_norm(block, dim=1, out=q_out)
     return sums.numpy(), norms.numpy()
 
 
-def _neuron_frame(b: _Block) -> pd.DataFrame:
+
+def _neuron_columns(b: _Block) -> dict[str, np.ndarray]:
+    """One layer's :func:`neuron_table` columns (all but ``layer``) as arrays."""
     m, n = b.rows.shape
     s, norms = _row_stats(b.rows)
-    return pd.DataFrame(
-        {
-            "layer": b.name,
-            "neuron": np.arange(m, dtype=np.int64),
-            "fan_in": np.full(m, n, dtype=np.int64),
-            "row_sum": s,
-            "row_sum_scaled": s / math.sqrt(n),
-            "row_norm": norms,
-            "bias": np.full(m, np.nan) if b.bias is None else b.bias.numpy().astype(np.float64),
-        }
-    )
+    return {
+        "neuron": np.arange(m, dtype=np.int64),
+        "fan_in": np.full(m, n, dtype=np.int64),
+        "row_sum": s,
+        "row_sum_scaled": s / math.sqrt(n),
+        "row_norm": norms,
+        "bias": np.full(m, np.nan) if b.bias is None else b.bias.numpy().astype(np.float64),
+    }
+
+
+def _neuron_frame(blocks: list[tuple[str, dict[str, np.ndarray]]]) -> pd.DataFrame:
+    """The :func:`neuron_table` frame of (layer name, :func:`_neuron_columns`) pairs: one frame, no concat."""
+    sizes = [len(c["neuron"]) for _, c in blocks]
+    out = {"layer": np.repeat(np.array([name for name, _ in blocks], dtype=object), sizes)}
+    for col in ("neuron", "fan_in", "row_sum", "row_sum_scaled", "row_norm", "bias"):
+        out[col] = np.concatenate([c[col] for _, c in blocks])
+    return pd.DataFrame(out)
 
 
 def neuron_table(model: nn.Module, layers: LayerSpec = None, *, tied: str = "once") -> pd.DataFrame:
@@ -185,8 +193,8 @@ def neuron_table(model: nn.Module, layers: LayerSpec = None, *, tied: str = "onc
         [[5.0, 3.0], [1.0, 5.0]]
     """
     with kept_buffers(model), torch.no_grad():
-        frames = [_neuron_frame(b) for b in _blocks(model, layers, tied, as64=False)]
-    return pd.concat(frames, ignore_index=True)
+        blocks = [(b.name, _neuron_columns(b)) for b in _blocks(model, layers, tied, as64=False)]
+    return _neuron_frame(blocks)
 
 
 def _screen(p: torch.Tensor, chunk: int) -> Iterator[tuple[float, torch.Tensor, torch.Tensor]]:
@@ -388,6 +396,6 @@ def diagnose(
     neurons, rows = [], []
     with kept_buffers(model), torch.no_grad():
         for b in _blocks(model, layers):
-            neurons.append(_neuron_frame(b))
+            neurons.append((b.name, _neuron_columns(b)))
             rows.append(_layer_row(b, resolved))
-    return pd.concat(neurons, ignore_index=True), pd.DataFrame(rows)
+    return _neuron_frame(neurons), pd.DataFrame(rows)

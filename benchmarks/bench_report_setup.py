@@ -1,0 +1,136 @@
+"""The fixed cost of ``skew.report`` outside the forward pass, part by part (issue 12).
+
+Per report() call on one batch (after a warm-up, median of ``--repeats``), the wall time of each
+set-up part: ``_weight_table`` (row sums and norms of every weight, :func:`skew.weights.neuron_table`),
+``_sites``, ``_info``, ``_skipped`` and the :class:`skew.result.Report` construction (the
+``.neurons`` / ``.layers`` frames), plus ``report(1) − bare(1)`` (the set-up and one batch's hook
+work). 1 thread (OMP_NUM_THREADS=1 and ``torch.set_num_threads(1)``). ``--no-gc`` turns the
+garbage collector off, so that a collection is not billed to whichever part it happens to
+interrupt; ``--profile`` prints a cProfile of one more call, sorted by own time.
+
+Measured on the shared 2-core Xeon (the other core busy with other jobs), torch 2.14.1 CPU, 1
+thread, ``--no-gc``, ms; medians over 3 interleaved invocations (each a median of 5) of the tree
+before (569b4ff) and after issue 12's set-up work:
+
+    ====================  ===============  ===============
+    part                  ResNet-18 b64    MLP 4×2048 b256
+    ====================  ===============  ===============
+    _weight_table         28.0 → 21.1      27.2 → 25.5
+    _sites                 4.4 → 2.6        3.5 → 1.4
+    _info                  5.7 → 2.1        2.3 → 1.3
+    _skipped               1.4 → 2.3        0.8 → 1.9
+    Report                26.5 → 10.5       8.2 → 6.1
+    sum of the parts      66.0 → 38.6      42.0 → 36.2
+    report(1) − bare(1)  115.5 → 88.5      61.2 → 53.1
+    ====================  ===============  ===============
+
+``_skipped`` is unchanged code: called a second time in a row it takes 0.6 ms in both trees; the
+first call pays for reloading the module objects into cache after the weights were read.
+
+What is left: the float64 row sums and norms themselves (a float32 → float64 conversion, a sum
+and a norm over every weight: about 13 ms for ResNet-18's 11.7 M weights, 18 ms for the MLP's
+16.8 M), ``_Site.allocate`` inside ``_sites`` and about 0.4 ms per layer of per-layer statistics
+(Spearman, OUI, λ) in the Report.
+
+Usage:
+    python benchmarks/bench_report_setup.py                  # both models
+    python benchmarks/bench_report_setup.py mlp --profile
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import os
+import pstats
+import statistics
+import sys
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from skew import analyzer, result  # noqa: E402
+
+PARTS = ("_weight_table", "_sites", "_info", "_activation_table", "_skipped")
+
+
+def build(case: str) -> tuple[nn.Module, torch.Tensor]:
+    torch.manual_seed(0)
+    if case == "resnet18":
+        import torchvision
+
+        return torchvision.models.resnet18(weights=None).eval(), torch.randn(64, 3, 64, 64)
+    layers: list[nn.Module] = []
+    for _ in range(4):
+        layers += [nn.Linear(2048, 2048), nn.ReLU()]
+    return nn.Sequential(*layers).eval(), torch.randn(256, 2048)
+
+
+def instrument(times: dict[str, float]) -> None:
+    """Wrap each set-up part (and Report.__init__) to add its wall time to ``times``."""
+
+    def timed(key, f):
+        def g(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return f(*args, **kwargs)
+            finally:
+                times[key] = times.get(key, 0.0) + time.perf_counter() - t
+
+        return g
+
+    for name in PARTS:
+        setattr(analyzer, name, timed(name, getattr(analyzer, name)))
+    result.Report.__init__ = timed("Report", result.Report.__init__)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("cases", nargs="*", help="resnet18 and/or mlp (default: both)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-gc", action="store_true")
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    if args.no_gc:
+        gc.disable()
+    times: dict[str, float] = {}
+    instrument(times)
+    for case in args.cases or ["resnet18", "mlp"]:
+        if case not in ("resnet18", "mlp"):
+            raise SystemExit(f"unknown case {case!r}; use resnet18 or mlp")
+        model, x = build(case)
+        with torch.no_grad():
+            model(x)
+        analyzer.report(model, [x], progress=False)
+        fixed, parts = [], {}
+        for _ in range(args.repeats):
+            with torch.no_grad():
+                t = time.perf_counter()
+                model(x)
+                bare = time.perf_counter() - t
+            times.clear()
+            t = time.perf_counter()
+            analyzer.report(model, [x], progress=False)
+            fixed.append(time.perf_counter() - t - bare)
+            for k, v in times.items():
+                parts.setdefault(k, []).append(v)
+        shown = "  ".join(f"{k} {1e3 * statistics.median(v):.1f}" for k, v in parts.items())
+        print(f"{case}: report(1) - bare(1) {1e3 * statistics.median(fixed):.1f} ms;  {shown}  (ms, median of "
+              f"{args.repeats}, {torch.get_num_threads()} thread)")
+        if args.profile:
+            prof = cProfile.Profile()
+            prof.enable()
+            analyzer.report(model, [x], progress=False)
+            prof.disable()
+            pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+
+
+if __name__ == "__main__":
+    main()
