@@ -535,8 +535,7 @@ class _Run:
         for site, part, ip in self.entries:
             by_group.setdefault(site.group, []).append((site.index, part, ip))
         for key, entries in by_group.items():
-            st = self.stats[key]
-            st.commit(st.reduce(entries))
+            self.stats[key].fold(entries)
         for site, rows in self.calls:
             self.stats[site.group].note_call(site.index, rows)
         self.entries = []

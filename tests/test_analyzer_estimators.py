@@ -630,3 +630,34 @@ def test_compiled_kernel_builds_in_a_private_temporary_folder_when_the_cache_is_
     assert _fused.available()
     built = list((tmp_path / "tmp" / f"skew-{os.getuid()}").glob("fused-*.so"))
     assert len(built) == 1 and blocker.is_file()
+
+
+def test_host_fold_equals_the_torch_level2_bit_for_bit(monkeypatch):
+    """DeviceStats.fold (numpy, per call) and commit(reduce(...)) (torch, vectorised over layers)
+    leave identical accumulators: several batches, a layer called twice per batch, B = 1 (no OUI),
+    calls with and without input moments, pattern heads."""
+    import copy
+
+    from skew.accumulators import DeviceStats, input_partial
+
+    _force_cpu_form("compiled", monkeypatch)
+    gen = torch.Generator().manual_seed(11)
+    sizes = [5, 12, 7]
+    host, dev = DeviceStats(sizes, torch.device("cpu")), DeviceStats(sizes, torch.device("cpu"))
+    monkeypatch.setattr(host, "reduce", lambda entries: pytest.fail("fold took the torch path"))
+    for batch in range(4):
+        B = 1 if batch == 2 else 6
+        entries = []
+        for li, P in ((0, 9), (1, 1), (2, 30), (1, 1)):  # layer 1 runs twice per batch
+            z = torch.randn(B, sizes[li], P, generator=gen) * 3 + 0.4
+            part = level1(z, pd=2, head=3)
+            assert part.rows == 1 and part.finite is True
+            ip = input_partial(torch.randn(B, 4, generator=gen)) if li != 2 else None
+            entries.append((li, part, ip))
+        host.fold(copy.copy(entries))
+        dev.commit(dev.reduce(entries))
+    for name in ("n", "pos", "nonfinite", "mean", "m2", "oui_sum", "in_n", "in_mean", "in_m2"):
+        assert torch.equal(getattr(host, name), getattr(dev, name)), name
+    assert host.oui_batches == dev.oui_batches and host.pattern_count == dev.pattern_count
+    for a, b in zip(host.patterns, dev.patterns):
+        assert torch.equal(a, b)
