@@ -43,9 +43,10 @@ import sys
 import tempfile
 import threading
 
+import numpy as np
 import torch
 
-__all__ = ["available", "kernel", "neurons", "sums"]
+__all__ = ["available", "kernel", "neurons", "row_stats", "sums"]
 
 _SOURCE = r"""
 #include <stdint.h>
@@ -240,6 +241,33 @@ void skew_neurons_outer(const float *z, int64_t R, int64_t C, int64_t P, int64_t
     check[0] = chk;
 }
 
+/* Weight rows: sums[i] = sum_j w[i, j] and sq[i] = sum_j w[i, j]^2 of m rows of n floats (row
+   stride ld), every value widened to float64 first (exact), summed in float64 lanes. */
+void skew_row_stats(const float *w, int64_t m, int64_t n, int64_t ld, double *sums, double *sq) {
+    for (int64_t i = 0; i < m; i++) {
+        const float *row = w + i * ld;
+        vd a = {0}, b = {0}, a2 = {0}, b2 = {0};
+        int64_t j = 0;
+        for (; j + 2 * LANES <= n; j += 2 * LANES) {
+            vd x = widen(load(row + j)), y = widen(load(row + j + LANES));
+            a += x; b += y;
+            a2 += x * x; b2 += y * y;
+        }
+        for (; j + LANES <= n; j += LANES) {
+            vd x = widen(load(row + j));
+            a += x; a2 += x * x;
+        }
+        a += b; a2 += b2;
+        double s = ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+        double q = ((a2[0] + a2[4]) + (a2[1] + a2[5])) + ((a2[2] + a2[6]) + (a2[3] + a2[7]));
+        for (; j < n; j++) {
+            double x = row[j];
+            s += x; q += x * x;
+        }
+        sums[i] = s; sq[i] = q;
+    }
+}
+
 /* out = (sum x, sum x^2) of n contiguous floats, one pass. */
 void skew_sums(const float *x, int64_t n, double *out) {
     double t1 = 0, t2 = 0;
@@ -270,6 +298,7 @@ _SIGNATURES = {
     "skew_neurons_inner": [_P, _I, _I, _I, _I, _I, _I, _I, _P, _P, _P, _P, _P, _I, _P, _P, _P, _P],
     "skew_neurons_outer": [_P, _I, _I, _I, _I, _I, _I, _I, _P, _P, _P, _P, _P, _I, _P, _P, _P, _P, _P, _P, _P],
     "skew_sums": [_P, _I, _P],
+    "skew_row_stats": [_P, _I, _I, _I, _P, _P],
 }
 _NO_SIGNS = (ctypes.c_int64 * 3)(0, 0, 0)
 #: Below this many values a call runs on one thread (a thread hand-off costs more than the work).
@@ -477,6 +506,28 @@ def sums(x: torch.Tensor, lib=None):
     return sum(out[0::2]), sum(out[1::2])
 
 
+def row_stats(rows: torch.Tensor, lib=None):
+    """(Σ_j w_ij, √Σ_j w_ij²) per row of a float32 CPU (m, n) matrix whose rows run along memory, as
+    float64 numpy arrays, in one read (each value widened to float64 exactly, summed in float64
+    lanes); None to use eager torch (other dtypes, devices or layouts).
+
+    Example:
+        >>> out = row_stats(torch.tensor([[1.0, 2.0, 2.0], [0.0, -3.0, 4.0]]))
+        >>> out is None or (out[0].tolist(), out[1].tolist()) == ([5.0, 1.0], [3.0, 5.0])
+        True
+    """
+    lib = lib or kernel()
+    if lib is None or rows.dim() != 2 or not _usable(rows) or rows.numel() == 0:
+        return None
+    m, n = rows.shape
+    if n > 1 and rows.stride(1) != 1:
+        return None
+    sums = torch.empty(m, dtype=torch.float64)
+    sq = torch.empty(m, dtype=torch.float64)
+    lib.skew_row_stats(rows.data_ptr(), m, n, rows.stride(0), sums.data_ptr(), sq.data_ptr())
+    return sums.numpy(), np.sqrt(sq.numpy())
+
+
 def _dense(x: torch.Tensor) -> bool:
     """Non-overlapping and without gaps: the entries fill numel() consecutive slots."""
     if x.is_contiguous():
@@ -537,6 +588,12 @@ def _self_test(lib) -> bool:
         zb = z.double()
         if both is None or not torch.allclose(torch.tensor(both, dtype=torch.float64),
                                               torch.stack([zb.sum(), (zb * zb).sum()]), rtol=1e-6):
+            return False
+        flat = z.reshape(z.shape[0], -1)
+        rs = row_stats(flat, lib)
+        fd = flat.double()
+        if rs is None or not (np.allclose(rs[0], fd.sum(1).numpy(), rtol=1e-12, atol=1e-12)
+                              and np.allclose(rs[1], fd.norm(dim=1).numpy(), rtol=1e-12)):
             return False
         z[-1, -1, -1] = float("nan")  # a non-finite value must show
         if neurons(z, pd, 0, lib)[5] or math.isfinite(sum(sums(z, lib))):

@@ -155,10 +155,39 @@ def test_nansum_equals_pandas_series_sum():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
-def test_row_stats_of_views_equal_one_float64_copy(dtype):
+def test_row_stats_of_views_equal_one_float64_copy(dtype, monkeypatch):
+    """The eager form (the one without a C compiler): bit-identical to one float64 copy."""
+    from skew import _fused
+
+    monkeypatch.setattr(_fused, "row_stats", lambda *a, **k: None)
     gen = torch.Generator().manual_seed(0)
     w = torch.randn(300, 70, generator=gen).to(dtype)
     for rows in (w, w.t(), w[:, ::3], w[:0]):
         s, q = _row_stats(rows)
         full = rows.to(torch.float64).contiguous()  # the rows as one row-major float64 matrix
         assert np.array_equal(s, full.sum(dim=1).numpy()) and np.array_equal(q, torch.linalg.vector_norm(full, dim=1).numpy())
+
+
+def test_compiled_row_stats_match_exactly_rounded_sums():
+    """The compiled kernel (float32 rows widened to float64 exactly, float64 lanes) against math.fsum
+    (the exactly rounded sum): within a few float64 roundings of Σ|w|, on rows of every length
+    class (vector blocks, a lane block, a scalar tail), strided rows, and cancelling rows."""
+    import math
+
+    from skew import _fused
+
+    if not _fused.available():
+        pytest.skip("the compiled kernel is not available here (no C compiler)")
+    gen = torch.Generator().manual_seed(1)
+    for n in (1, 7, 8, 16, 23, 70, 1000):
+        w = torch.randn(9, n, generator=gen) * 3
+        w[0] = torch.cat([w[0, : n // 2], -w[0, : n // 2].flip(0), w[0, n // 2 * 2 :] * 0])  # cancels to 0
+        for rows in (w, torch.randn(9, 2 * n, generator=gen)[:, :n]):  # contiguous and strided rows
+            s, q = _fused.row_stats(rows)
+            for i, r in enumerate(rows.double().tolist()):
+                bound = 4 * n * 2**-53 * math.fsum(abs(v) for v in r)
+                assert abs(s[i] - math.fsum(r)) <= bound
+                assert q[i] == pytest.approx(math.sqrt(math.fsum(v * v for v in r)), rel=4 * n * 2**-53 + 1e-16)
+        assert _fused.row_stats(w.double()) is None  # float64 weights: eager serves them
+        assert (_fused.row_stats(w.t()) is None) == (n > 1)  # columns of a matrix: eager (one row: fine)
+        assert _fused.row_stats(w)[0][0] == 0.0  # a row of ±pairs (and zeros) sums to exactly 0
