@@ -207,6 +207,7 @@ void skew_neurons_outer(const float *z, int64_t R, int64_t C, int64_t P, int64_t
                 vi ap = {0}, bp = {0};
                 for (int64_t p = p0; p < p1; p++) {
                     const float *row = base + p * sp + c;
+                    __builtin_prefetch(row + 8 * LANES); /* rows are read in strips: help the prefetcher */
                     vf v = load(row), u = load(row + LANES);
                     vf y = v - sa, x = u - sb;
                     a1 += y; b1 += x;
