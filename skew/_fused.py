@@ -10,8 +10,9 @@ positions), to per-(row, neuron) summaries. With the row's shift c = its first v
 — the same quantities as the eager form, so a constant row gives exactly M2 = 0 (how degenerate
 neurons are recognised). Eager torch needs one pass over Z per quantity plus an activation-sized
 temporary; this kernel computes all three in **one read**: float32 vector lanes over blocks of at
-most 32 values per lane, carried in float64 between blocks. :func:`sums` does the same for a
-layer input's Σx and Σx² (one read instead of two).
+most 32 values per lane, carried in float64 between blocks. :func:`sums` (a layer input's Σx and
+Σx²) and :func:`row_stats` (weight row sums and norms) widen every value to float64 (exact) and
+sum in float64 lanes, one read each.
 
 The C source below is compiled once per machine and compiler with the system C compiler (well
 under a second) into a per-user cache (``$XDG_CACHE_HOME/skew`` or ``~/.cache/skew``) and called
@@ -269,26 +270,24 @@ void skew_row_stats(const float *w, int64_t m, int64_t n, int64_t ld, double *su
     }
 }
 
-/* out = (sum x, sum x^2) of n contiguous floats, one pass. */
+/* out = (sum x, sum x^2) of n contiguous floats, one pass, every value widened to float64 (exact)
+   and summed in float64 lanes. */
 void skew_sums(const float *x, int64_t n, double *out) {
-    double t1 = 0, t2 = 0;
+    vd a = {0}, b = {0}, a2 = {0}, b2 = {0};
     int64_t i = 0;
-    while (i + LANES <= n) {
-        vf a1 = {0}, a2 = {0}, b1 = {0}, b2 = {0};
-        int64_t stop = i + (int64_t)LANES * BLOCK;
-        if (stop > n) stop = n - (n - i) % LANES;
-        for (; i + 2 * LANES <= stop; i += 2 * LANES) {
-            vf v = load(x + i), u = load(x + i + LANES);
-            a1 += v; a2 += v * v; b1 += u; b2 += u * u;
-        }
-        for (; i < stop; i += LANES) {
-            vf v = load(x + i);
-            a1 += v; a2 += v * v;
-        }
-        a1 += b1; a2 += b2;
-        for (int j = 0; j < LANES; j++) { t1 += a1[j]; t2 += a2[j]; }
+    for (; i + 2 * LANES <= n; i += 2 * LANES) {
+        vd v = widen(load(x + i)), u = widen(load(x + i + LANES));
+        a += v; b += u;
+        a2 += v * v; b2 += u * u;
     }
-    for (; i < n; i++) { t1 += x[i]; t2 += (double)x[i] * x[i]; }
+    for (; i + LANES <= n; i += LANES) {
+        vd v = widen(load(x + i));
+        a += v; a2 += v * v;
+    }
+    a += b; a2 += b2;
+    double t1 = ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+    double t2 = ((a2[0] + a2[4]) + (a2[1] + a2[5])) + ((a2[2] + a2[6]) + (a2[3] + a2[7]));
+    for (; i < n; i++) { double v = x[i]; t1 += v; t2 += v * v; }
     out[0] = t1; out[1] = t2;
 }
 """
