@@ -320,7 +320,7 @@ def inputs_finite(ip: tuple) -> bool | torch.Tensor:
     its device when they are tensors).
 
     Example:
-        >>> inputs_finite(input_partial(torch.tensor([1.0, float("inf")])))
+        >>> bool(inputs_finite(input_partial(torch.tensor([1.0, float("inf")]))))
         False
     """
     if isinstance(ip[1], float):
