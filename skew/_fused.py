@@ -183,51 +183,37 @@ void skew_neurons_inner(const float *z, int64_t R, int64_t C, int64_t P, int64_t
     check[0] = chk;
 }
 
-/* Neurons contiguous (sc == 1): for each block of BLOCK positions, tiles of 2 * LANES neighbouring
-   neurons keep their partial sums in vector registers over the block (reading the block's rows a
-   strip at a time, which the prefetchers follow), then add them in float64 to the work arrays
-   w1, w2, wp (C entries each); the last neurons of a ragged range one at a time. Each row (r, c)
-   is then merged as in skew_neurons_inner. */
-
+/* Neurons contiguous (sc == 1): the rows of positions are read in memory order, TILE neurons at a
+   time (the tile's float32 partial sums f1, f2, fp stay in L1; each read is a TILE-long run that
+   the prefetchers follow), over blocks of BLOCK positions, then added in float64 to w1, w2, wp;
+   each row (r, c) is then merged as in skew_neurons_inner. Work arrays: C entries each. */
+#define TILE 1024
 void skew_neurons_outer(const float *z, int64_t R, int64_t C, int64_t P, int64_t sr, int64_t sp, int64_t c0,
                         int64_t c1, double *mean, double *m2, double *pos, double *act, uint8_t *bits,
                         int64_t nhead, const int64_t *sgn, const int32_t *smap, uint8_t *sout, double *w1,
-                        double *w2, double *wp, double *check) {
+                        double *w2, double *wp, float *f1, float *f2, float *fp, double *check) {
     const int64_t srows = sgn[0], smid = sgn[1], sld = sgn[2];
     double chk = 0;
     for (int64_t c = c0; c < c1; c++) { mean[c] = 0; m2[c] = 0; pos[c] = 0; act[c] = 0; }
     for (int64_t r = 0; r < R; r++) {
         const float *base = z + r * sr;
-        for (int64_t c = c0; c < c1; c++) { w1[c] = 0; w2[c] = 0; wp[c] = 0; }
-        for (int64_t p0 = 0; p0 < P; p0 += BLOCK) {
-            const int64_t p1 = p0 + BLOCK < P ? p0 + BLOCK : P;
-            int64_t c = c0;
-            for (; c + 2 * LANES <= c1; c += 2 * LANES) {
-                const vf sa = load(base + c), sb = load(base + c + LANES);
-                vf a1 = {0}, a2 = {0}, b1 = {0}, b2 = {0};
-                vi ap = {0}, bp = {0};
+        for (int64_t t0 = c0; t0 < c1; t0 += TILE) {
+            const int64_t t1 = t0 + TILE < c1 ? t0 + TILE : c1;
+            const float *restrict sh = base;
+            float *restrict g1 = f1, *restrict g2 = f2, *restrict gp = fp;
+            double *restrict d1 = w1, *restrict d2 = w2, *restrict dp = wp;
+            for (int64_t c = t0; c < t1; c++) { d1[c] = 0; d2[c] = 0; dp[c] = 0; }
+            for (int64_t p0 = 0; p0 < P; p0 += BLOCK) {
+                const int64_t p1 = p0 + BLOCK < P ? p0 + BLOCK : P;
+                for (int64_t c = t0; c < t1; c++) { g1[c] = 0; g2[c] = 0; gp[c] = 0; }
                 for (int64_t p = p0; p < p1; p++) {
-                    const float *row = base + p * sp + c;
-                    __builtin_prefetch(row + 8 * LANES); /* rows are read in strips: help the prefetcher */
-                    vf v = load(row), u = load(row + LANES);
-                    vf y = v - sa, x = u - sb;
-                    a1 += y; b1 += x;
-                    a2 += y * y; b2 += x * x;
-                    ap -= (vi)(v > 0); bp -= (vi)(u > 0);
+                    const float *restrict row = base + p * sp;
+                    for (int64_t c = t0; c < t1; c++) {
+                        float v = row[c], y = v - sh[c];
+                        g1[c] += y; g2[c] += y * y; gp[c] += v > 0 ? 1.0f : 0.0f;
+                    }
                 }
-                stored(w1 + c, loadd(w1 + c) + widen(a1)); stored(w1 + c + LANES, loadd(w1 + c + LANES) + widen(b1));
-                stored(w2 + c, loadd(w2 + c) + widen(a2)); stored(w2 + c + LANES, loadd(w2 + c + LANES) + widen(b2));
-                stored(wp + c, loadd(wp + c) + widen_i(ap)); stored(wp + c + LANES, loadd(wp + c + LANES) + widen_i(bp));
-            }
-            for (; c < c1; c++) { /* the ragged end: one neuron at a time */
-                const float sh = base[c];
-                float e1 = 0, e2 = 0;
-                int32_t ep = 0;
-                for (int64_t p = p0; p < p1; p++) {
-                    float v = base[p * sp + c], y = v - sh;
-                    e1 += y; e2 += y * y; ep += v > 0;
-                }
-                w1[c] += e1; w2[c] += e2; wp[c] += ep;
+                for (int64_t c = t0; c < t1; c++) { d1[c] += g1[c]; d2[c] += g2[c]; dp[c] += gp[c]; }
             }
         }
         const double n0 = (double)(r * P), w = 1.0 / (double)(r + 1), invP = 1.0 / (double)P;
@@ -296,7 +282,7 @@ _P = ctypes.c_void_p
 _I = ctypes.c_int64
 _SIGNATURES = {
     "skew_neurons_inner": [_P, _I, _I, _I, _I, _I, _I, _I, _P, _P, _P, _P, _P, _I, _P, _P, _P, _P],
-    "skew_neurons_outer": [_P, _I, _I, _I, _I, _I, _I, _I, _P, _P, _P, _P, _P, _I, _P, _P, _P, _P, _P, _P, _P],
+    "skew_neurons_outer": [_P, _I, _I, _I, _I, _I, _I, _I, _P, _P, _P, _P, _P, _I] + [_P] * 10,
     "skew_sums": [_P, _I, _P],
     "skew_row_stats": [_P, _I, _I, _I, _P, _P],
 }
@@ -464,8 +450,9 @@ def neurons(z3: torch.Tensor, pd: int, head: int = 0, lib=None, signs: tuple | N
     elif sc == 1:  # lanes over the neurons
         fn = lib.skew_neurons_outer
         work = torch.empty(3 * C, dtype=torch.float64)  # w1, w2, wp: a row's partial sums (kept alive)
-        w0 = work.data_ptr()
-        wptr = (w0, w0 + 8 * C, w0 + 16 * C)
+        fwork = torch.empty(3 * C, dtype=torch.float32)  # f1, f2, fp: one block's float32 partial sums
+        w0, f0 = work.data_ptr(), fwork.data_ptr()
+        wptr = (w0, w0 + 8 * C, w0 + 16 * C, f0, f0 + 4 * C, f0 + 8 * C)
         if threads == 1:
             fn(ptr, R, C, P, sr, sp, 0, C, *ptrs, *wptr, where)
         else:
