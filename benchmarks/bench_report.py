@@ -18,30 +18,34 @@ default 1, also OMP_NUM_THREADS) and printed. Then the peak memory at 10 and at 
 each in a fresh subprocess (CPU: the peak resident set size VmHWM, reset after start-up, minus
 the resident size then; CUDA: ``torch.cuda.max_memory_allocated`` minus what the model held).
 
-Measured after issue 12's set-up and level-1 work (2026-11-29) on the shared 2-core Xeon, torch
-2.14.1 CPU, 1 thread (OMP_NUM_THREADS=1), 10 batches, median of 5 interleaved runs per invocation;
-main (before) and this tree (after) alternated, range over 3-4 invocations each, load average
-1.3-2.7 (the other core busy with other jobs, which moves every ratio by ±0.1x):
+Measured with the compiled one-pass level 1 (``skew/_fused.py``) on the shared 2-core Xeon (a VM
+whose host is shared: the bare forward itself moved by ±10 % between runs), torch 2.14.1 CPU, 1
+thread, 10 batches, median of 5 interleaved runs per invocation; ranges over the invocations on
+the final tree (6 for ResNet-18, 4 for the MLP), and the eager form (``SKEW_EAGER=1``, what runs
+without a C compiler) once:
 
-    ==================  ============  ============  ============  ================================
-    model               minimal hook  report before report after  after: set-up / per-batch
-    ==================  ============  ============  ============  ================================
-    ResNet-18 b64 64²   1.24-1.59x    1.32-1.54x    1.22-1.57x    0.15-0.22 s / 1.16-1.53x
-    MLP 4×2048 b256     1.05-1.21x    1.27-1.44x    1.06-1.32x    0.03-0.08 s / 1.04-1.26x
-    ==================  ============  ============  ============  ================================
+    ==================  ============  ============  ==================  ===============
+    model               minimal hook  report        set-up / per-batch  report, eager
+    ==================  ============  ============  ==================  ===============
+    ResNet-18 b64 64²   1.26-1.40x    1.03-1.17x    0.05-0.09 s /       1.30x
+                                                    0.99-1.15x
+    MLP 4×2048 b256     1.11-1.21x    1.08-1.21x    0.03-0.05 s /       1.30x
+                                                    1.04-1.16x
+    ==================  ============  ============  ==================  ===============
 
-The fixed set-up fell by half or more (MLP 0.12-0.16 s before): ``neuron_table`` converts each
-weight to float64 a cache-sized block of rows at a time into one reused buffer (bit-identical row
-sums and norms) instead of one whole-matrix copy, whose page faults cost several times the
-arithmetic. Per batch, report() now costs about what the minimal hook costs (report/minimal
-0.97-1.10x on ResNet-18, 1.02-1.14x on the MLP, against 0.94-1.12x and 1.21-1.30x before): CPU
-level 1 counts positives with a float 0/1 comparison (no sign + clamp pass), squares strided rows
-in place instead of a strided norm, and each hook call makes one finiteness check. The issue-12
-target (≤ 1.10x) is met on the MLP only in a quiet run (1.06x), not on ResNet-18: there the read of every
-activation dominates on this machine (the minimal hook alone is 1.24x or more), and an eager
-single pass would need a fused kernel (not used: eager torch only). Peak memory stays flat: report
-at 10 → 100 batches 122 → 127 MiB (ResNet-18) and 42 → 49 MiB (MLP) above the start, allocator noise
-(the bare forward alone moves by 10-20 MiB between such runs).
+Before this work (same machine, same day): report 1.40x and 1.37x, set-up 0.18 s and 0.07 s.
+What changed, by size of effect: each activation is read once by a compiled kernel that computes
+every row's shifted sums, positives, pattern bit and raster sign and merges the rows per neuron
+(eager torch needed about six passes and an activation-sized temporary); layer inputs and weight
+rows are summed in one float64 read each (also more exact: the eager float32 norm was off by
+~3e-5 relative); level 2 for kernel-reduced calls runs in numpy on the host, bit-identical to the
+torch path; an input shared by two layers (a ResNet block's first conv and its downsample) is read
+once; the Report and the weight table are built from per-layer arrays in one pass
+(``benchmarks/bench_report_setup.py``). The ≤ 1.10x target was met in 4 of 6 ResNet-18 runs and 1
+of 4 MLP runs: the remaining cost is the one read of every activation and every layer input on a
+memory-bound machine, the Python of 4-21 hook calls per batch, and the weight read at set-up.
+Peak memory stays flat: report at 10 → 100 batches 88 → 89 MiB (ResNet-18) and 40 → 27 MiB (MLP)
+above the start, allocator noise (the bare forward alone moves by 10-40 MiB between such runs).
 
 Usage:
     python benchmarks/bench_report.py                 # CPU, full sizes, 1 thread
