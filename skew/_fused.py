@@ -229,33 +229,6 @@ void skew_neurons_outer(const float *z, int64_t R, int64_t C, int64_t P, int64_t
     check[0] = chk;
 }
 
-/* Weight rows: sums[i] = sum_j w[i, j] and sq[i] = sum_j w[i, j]^2 of m rows of n floats (row
-   stride ld), every value widened to float64 first (exact), summed in float64 lanes. */
-void skew_row_stats(const float *w, int64_t m, int64_t n, int64_t ld, double *sums, double *sq) {
-    for (int64_t i = 0; i < m; i++) {
-        const float *row = w + i * ld;
-        vd a = {0}, b = {0}, a2 = {0}, b2 = {0};
-        int64_t j = 0;
-        for (; j + 2 * LANES <= n; j += 2 * LANES) {
-            vd x = widen(load(row + j)), y = widen(load(row + j + LANES));
-            a += x; b += y;
-            a2 += x * x; b2 += y * y;
-        }
-        for (; j + LANES <= n; j += LANES) {
-            vd x = widen(load(row + j));
-            a += x; a2 += x * x;
-        }
-        a += b; a2 += b2;
-        double s = ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
-        double q = ((a2[0] + a2[4]) + (a2[1] + a2[5])) + ((a2[2] + a2[6]) + (a2[3] + a2[7]));
-        for (; j < n; j++) {
-            double x = row[j];
-            s += x; q += x * x;
-        }
-        sums[i] = s; sq[i] = q;
-    }
-}
-
 /* out = (sum x, sum x^2) of n contiguous floats, one pass, every value widened to float64 (exact)
    and summed in float64 lanes. */
 void skew_sums(const float *x, int64_t n, double *out) {
@@ -275,6 +248,16 @@ void skew_sums(const float *x, int64_t n, double *out) {
     double t2 = ((a2[0] + a2[4]) + (a2[1] + a2[5])) + ((a2[2] + a2[6]) + (a2[3] + a2[7]));
     for (; i < n; i++) { double v = x[i]; t1 += v; t2 += v * v; }
     out[0] = t1; out[1] = t2;
+}
+
+/* Weight rows: sums[i] = sum_j w[i, j] and sq[i] = sum_j w[i, j]^2 of m rows of n floats (row
+   stride ld), each row as skew_sums. */
+void skew_row_stats(const float *w, int64_t m, int64_t n, int64_t ld, double *sums, double *sq) {
+    for (int64_t i = 0; i < m; i++) {
+        double out[2];
+        skew_sums(w + i * ld, n, out);
+        sums[i] = out[0]; sq[i] = out[1];
+    }
 }
 """
 

@@ -138,13 +138,22 @@ def _neuron_arrays(name: str, st: LayerState, w: dict[str, np.ndarray], eps: flo
         theory.predicted_p(w["row_sum"], w["row_norm"], in_mean, in_std, np.where(np.isnan(bias), 0.0, bias)),
         dtype=np.float64,
     ).reshape(-1)
+    weights = (w["fan_in"].astype(np.int64), w["row_sum"].astype(np.float64),
+               w["row_sum_scaled"].astype(np.float64), w["row_norm"].astype(np.float64), bias)
+    return _columns(np.full(len(n), name, dtype=object), np.arange(len(n), dtype=np.int64), weights,
+                    n, st.pos, st.nonfinite.astype(np.int64), p, p_gauss, p_pred, skew, mean, std, degenerate)
+
+
+def _columns(layer, neuron, weights, n, pos, nonfinite, p, p_gauss, p_pred, skew, mean, std, degenerate):
+    """The ``.neurons`` columns in their order (``weights``: fan_in, row_sum, row_sum_scaled, row_norm, bias)."""
+    fan_in, row_sum, row_sum_scaled, row_norm, bias = weights
     return {
-        "layer": np.full(len(n), name, dtype=object),
-        "neuron": np.arange(len(n), dtype=np.int64),
-        "fan_in": w["fan_in"].astype(np.int64),
-        "row_sum": w["row_sum"].astype(np.float64),
-        "row_sum_scaled": w["row_sum_scaled"].astype(np.float64),
-        "row_norm": w["row_norm"].astype(np.float64),
+        "layer": layer,
+        "neuron": neuron,
+        "fan_in": fan_in,
+        "row_sum": row_sum,
+        "row_sum_scaled": row_sum_scaled,
+        "row_norm": row_norm,
         "bias": bias,
         "n": n,
         "p": p,
@@ -155,9 +164,9 @@ def _neuron_arrays(name: str, st: LayerState, w: dict[str, np.ndarray], eps: flo
         "mean": mean,
         "std": std,
         "degenerate": degenerate,
-        "dead": ~degenerate & (st.pos == 0),
-        "always_on": ~degenerate & (st.pos == n),
-        "nonfinite": st.nonfinite.astype(np.int64),
+        "dead": ~degenerate & (pos == 0),
+        "always_on": ~degenerate & (pos == n),
+        "nonfinite": nonfinite,
     }
 
 
@@ -232,27 +241,10 @@ def _stacked_neuron_arrays(
         dtype=np.float64,
     ).reshape(-1)
     total = int(bounds[-1])
-    return {
-        "layer": np.repeat(np.array(names, dtype=object), sizes),
-        "neuron": np.arange(total, dtype=np.int64) - np.repeat(bounds[:-1], sizes),
-        "fan_in": fan_in,
-        "row_sum": w["row_sum"],
-        "row_sum_scaled": w["row_sum_scaled"],
-        "row_norm": row_norm,
-        "bias": bias,
-        "n": n,
-        "p": p,
-        "p_gauss": p_gauss,
-        "p_pred": p_pred,
-        "skew": skew,
-        "skew_gauss": np.abs(p_gauss - 0.5),
-        "mean": mean,
-        "std": std,
-        "degenerate": degenerate,
-        "dead": ~degenerate & (pos == 0),
-        "always_on": ~degenerate & (pos == n),
-        "nonfinite": nonfinite,
-    }
+    layer = np.repeat(np.array(names, dtype=object), sizes)
+    neuron = np.arange(total, dtype=np.int64) - np.repeat(bounds[:-1], sizes)
+    weights = (fan_in, w["row_sum"], w["row_sum_scaled"], row_norm, bias)
+    return _columns(layer, neuron, weights, n, pos, nonfinite, p, p_gauss, p_pred, skew, mean, std, degenerate)
 
 
 def _input_moments(st: LayerState) -> tuple[float, float]:
