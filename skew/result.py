@@ -197,7 +197,7 @@ def _stacked_neuron_arrays(
     """:func:`_neuron_arrays` of every layer at once, concatenated in layer order (``w``: the weight
     columns already in that order). Element-wise, each neuron sees the same operations on the
     same values as in :func:`_neuron_arrays` (its layer's scalars repeated per neuron), so every
-    value is bit-identical; only the per-layer sums of the activation-site rule run per layer."""
+    value is bit-identical; the degenerate rule (:func:`degenerate_mask`) runs layer by layer."""
     def per_neuron(values) -> np.ndarray:
         return np.repeat(np.asarray(values, dtype=np.float64), sizes)
 
@@ -208,32 +208,16 @@ def _stacked_neuron_arrays(
     moments = [_input_moments(st) for st in states]
     in_mean = per_neuron([a for a, _ in moments])
     in_std = per_neuron([b for _, b in moments])
-    rms_in = per_neuron([
-        math.sqrt(a**2 + b**2) if np.isfinite(a) and np.isfinite(b) else np.nan for a, b in moments
-    ])
-    eps_n = per_neuron(eps)
     row_norm, fan_in, bias = w["row_norm"], w["fan_in"], w["bias"]
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         p = np.where(n > 0, pos / np.maximum(n, 1), np.nan)
         std = np.where(n > 0, np.sqrt(np.maximum(m2, 0.0) / np.maximum(n, 1)), np.nan)
         mean = np.where(n > 0, st_mean, np.nan)
-        # degenerate_mask, element-wise with the layer scalars per neuron
-        rms = np.sqrt(mean**2 + std**2)
-        abs_bias = np.where(np.isnan(bias), 0.0, np.abs(bias))
-        layer_scale = row_norm * rms_in * np.sqrt(fan_in.astype(np.float64)) + abs_bias
-        rms0 = np.where(np.isnan(rms), 0.0, rms)
-        acc = np.where(np.isnan(layer_scale), rms0, layer_scale)
-        tol = np.minimum(eps_n, _EPS32) * acc + eps_n * rms0
         bounds = np.cumsum([0, *sizes])
-        for a, b, e in zip(bounds[:-1], bounds[1:], eps):
-            if np.isnan(row_norm[a:b]).all():  # activation site: no weight
-                nl, r0 = n[a:b], rms0[a:b]
-                live = nl > 0
-                site_rms = math.sqrt(
-                    float(np.sum((nl * r0**2)[live]) / max(int(np.sum(nl[live])), 1))
-                ) if live.any() else 0.0
-                tol[a:b] = e * np.maximum(r0, site_rms)
-        degenerate = (n == 0) | (std <= DEGENERATE_RTOL * (np.abs(mean) + 1.0)) | (std <= DEGENERATE_ULPS * tol)
+        degenerate = np.concatenate([  # the one definition, layer by layer (its scalars are per layer)
+            degenerate_mask(n[a:b], mean[a:b], std[a:b], row_norm[a:b], fan_in[a:b], bias[a:b], im, isd, e)
+            for a, b, (im, isd), e in zip(bounds[:-1], bounds[1:], moments, eps)
+        ]) if sizes else np.zeros(0, dtype=bool)
         p_gauss = np.where(degenerate, np.nan, ndtr(mean / std))
     skew = np.where(degenerate, np.nan, np.abs(p - 0.5))
     p_pred = np.asarray(
