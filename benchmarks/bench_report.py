@@ -21,7 +21,7 @@ the resident size then; CUDA: ``torch.cuda.max_memory_allocated`` minus what the
 Measured with the compiled one-pass level 1 (``skew/_fused.py``) on the shared 2-core Xeon (a VM
 whose host is shared: the bare forward itself moved by ±10 % between runs), torch 2.14.1 CPU, 1
 thread, 10 batches, median of 5 interleaved runs per invocation; ranges over the invocations on
-the final tree (6 for ResNet-18, 4 for the MLP), and the eager form (``SKEW_EAGER=1``, what runs
+the final tree (8 for ResNet-18, 6 for the MLP), and the eager form (``SKEW_EAGER=1``, what runs
 without a C compiler) once:
 
     ==================  ============  ============  ==================  ===============
@@ -41,8 +41,8 @@ rows are summed in one float64 read each (also more exact: the eager float32 nor
 ~3e-5 relative); level 2 for kernel-reduced calls runs in numpy on the host, bit-identical to the
 torch path; an input shared by two layers (a ResNet block's first conv and its downsample) is read
 once; the Report and the weight table are built from per-layer arrays in one pass
-(``benchmarks/bench_report_setup.py``). The ≤ 1.10x target was met in 4 of 6 ResNet-18 runs and 1
-of 4 MLP runs: the remaining cost is the one read of every activation and every layer input on a
+(``benchmarks/bench_report_setup.py``). The ≤ 1.10x target was met in 5 of 8 ResNet-18 runs and 1
+of 6 MLP runs: the remaining cost is the one read of every activation and every layer input on a
 memory-bound machine, the Python of 4-21 hook calls per batch, and the weight read at set-up.
 Peak memory stays flat: report at 10 → 100 batches 88 → 89 MiB (ResNet-18) and 40 → 27 MiB (MLP)
 above the start, allocator noise (the bare forward alone moves by 10-40 MiB between such runs).
