@@ -22,13 +22,19 @@ import statistics
 import time
 
 import torch
-import torch.nn.functional as F
 
 from skew.data import digits_dataset
 from skew.epoch_oui import EpochOUI
 from skew.models import build_model, input_shape
 from skew.tracker import Tracker
-from skew.train import _MODEL_OPTIONS
+from skew.train import _MODEL_OPTIONS, _train_epoch
+
+
+class _NoTracker:
+    """Stands in for a Tracker in the bare runs: every step is a no-op."""
+
+    def step(self, step: int) -> None:
+        pass
 
 
 def run(epochs: int, every: int | None, data, seed: int = 0, device: str = "cpu",
@@ -41,19 +47,10 @@ def run(epochs: int, every: int | None, data, seed: int = 0, device: str = "cpu"
     meter = None if oui_at is None else EpochOUI(model, at=oui_at)
     order = torch.Generator().manual_seed(seed)
     _sync(device)
-    n, bs, step = len(x_tr), 32, 0
+    step = 0
     start = time.perf_counter()
-    for _ in range(epochs):
-        perm = torch.randperm(n, generator=order)
-        for i in range(0, n, bs):
-            if tracker is not None:
-                tracker.step(step)
-            idx = perm[i : i + bs]
-            loss = F.cross_entropy(model(x_tr[idx]), y_tr[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
+    for _ in range(epochs):  # the training experiment's own epoch loop
+        _, step = _train_epoch(model, opt, x_tr, y_tr, 32, order, tracker or _NoTracker(), step)
         if meter is not None:
             meter.epoch_end()
     _sync(device)

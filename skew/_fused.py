@@ -426,20 +426,14 @@ def neurons(z3: torch.Tensor, pd: int, head: int = 0, lib=None, signs: tuple | N
     where = ctypes.addressof(check)
     if sp == 1 or (P == 1 and sc != 1):  # one row along memory at a time, lanes over positions
         fn = lib.skew_neurons_inner
-        if threads == 1:
-            fn(ptr, R, C, P, sr, sc, 0, C, *ptrs, where)
-        else:
-            _split(threads, C, 16, lambda i, a, b: fn(ptr, R, C, P, sr, sc, a, b, *ptrs, where + 8 * i))
+        _split(threads, C, 16, lambda i, a, b: fn(ptr, R, C, P, sr, sc, a, b, *ptrs, where + 8 * i))
     elif sc == 1:  # lanes over the neurons
         fn = lib.skew_neurons_outer
         work = torch.empty(3 * C, dtype=torch.float64)  # w1, w2, wp: a row's partial sums (kept alive)
         fwork = torch.empty(3 * C, dtype=torch.float32)  # f1, f2, fp: one block's float32 partial sums
         w0, f0 = work.data_ptr(), fwork.data_ptr()
         wptr = (w0, w0 + 8 * C, w0 + 16 * C, f0, f0 + 4 * C, f0 + 8 * C)
-        if threads == 1:
-            fn(ptr, R, C, P, sr, sp, 0, C, *ptrs, *wptr, where)
-        else:
-            _split(threads, C, 16, lambda i, a, b: fn(ptr, R, C, P, sr, sp, a, b, *ptrs, *wptr, where + 8 * i))
+        _split(threads, C, 16, lambda i, a, b: fn(ptr, R, C, P, sr, sp, a, b, *ptrs, *wptr, where + 8 * i))
     else:
         return None
     mean, m2, pos, act = out[0], out[1], out[2], out[3]
@@ -447,7 +441,7 @@ def neurons(z3: torch.Tensor, pd: int, head: int = 0, lib=None, signs: tuple | N
         act = pos
         if nhead:
             torch.gt(z[:nhead, :, 0], 0, out=bits)
-    return mean, m2, pos, act, bits, math.isfinite(check[0] if threads == 1 else sum(check))
+    return mean, m2, pos, act, bits, math.isfinite(sum(check))
 
 
 def sums(x: torch.Tensor, lib=None):
@@ -468,9 +462,6 @@ def sums(x: torch.Tensor, lib=None):
     n = x.numel()
     threads = _threads(n)
     out = (ctypes.c_double * (2 * threads))()
-    if threads == 1:
-        lib.skew_sums(x.data_ptr(), n, out)
-        return out[0], out[1]
     ptr, size, where = x.data_ptr(), x.element_size(), ctypes.addressof(out)
     _split(threads, n, 1, lambda i, a, b: lib.skew_sums(ptr + a * size, b - a, where + 16 * i))
     return sum(out[0::2]), sum(out[1::2])

@@ -638,17 +638,10 @@ class DeviceStats:
                                                       "in_m2")}
         for li, part, ip in entries:
             a, b = int(self.offsets[li]), int(self.offsets[li + 1])
-            n_a = acc["n"][a:b]
-            mean_a, m2_a = acc["mean"][a:b], acc["m2"][a:b]
-            n_b = np.int64(part.P)  # B·P values per neuron, all finite
-            n = n_a + n_b
-            w = np.float64(n_b) / np.maximum(n, 1).astype(np.float64)
-            delta = part.mean[0].numpy() - mean_a
-            mean = mean_a + delta * w
-            m2 = m2_a + part.m2[0].numpy() + delta * delta * n_a * w
-            n_a[:] = n
-            mean_a[:] = mean
-            m2_a[:] = m2
+            merged = chan_merge(acc["n"][a:b], acc["mean"][a:b], acc["m2"][a:b],
+                                np.int64(part.P), part.mean[0].numpy(), part.m2[0].numpy())  # B·P finite values
+            for key, value in zip(("n", "mean", "m2"), merged):
+                acc[key][a:b] = value
             acc["pos"][a:b] += np.round(part.pos[0].numpy()).astype(np.int64)
             B = part.B
             if B >= 2:
@@ -656,13 +649,10 @@ class DeviceStats:
                 acc["oui_sum"][a:b] += np.minimum(s, B - s) / (B // 2)
                 self.oui_batches[li] += 1
             if ip is not None:
-                n_in, mean_in, m2_in = acc["in_n"][li], acc["in_mean"][li], acc["in_m2"][li]
-                tot = n_in + ip[0]
-                w_in = float(ip[0]) / float(max(tot, 1))
-                d_in = float(ip[1]) - mean_in
-                acc["in_n"][li] = tot
-                acc["in_mean"][li] = mean_in + d_in * w_in
-                acc["in_m2"][li] = m2_in + float(ip[2]) + d_in * d_in * n_in * w_in
+                merged = chan_merge(acc["in_n"][li], acc["in_mean"][li], acc["in_m2"][li], np.int64(ip[0]),
+                                    np.float64(ip[1]), np.float64(ip[2]))
+                for key, value in zip(("in_n", "in_mean", "in_m2"), merged):
+                    acc[key][li] = value
             if self.pattern_count[li] < OUI_SAMPLES and part.head is not None:
                 self._add_patterns(li, part.head)
 

@@ -198,6 +198,24 @@ class _Site:
         self.sign_mid: tuple | None = None  # (positions shape, its centre, the centre's flat index)
         self.sign_filled = 0
 
+    def centre(self) -> tuple[tuple[int, ...], int]:
+        """The true centre (H//2, W//2, ...) of the last canon() output's positions, not the flattened
+        P//2, and its flat index; cached per positions shape. Records it as the raster position."""
+        shape = self.pos_shape
+        if self.sign_mid is None or self.sign_mid[0] != shape:
+            centre = tuple(s // 2 for s in shape)
+            self.sign_mid = (shape, centre, int(np.ravel_multi_index(centre, shape)) if shape else 0)
+        if self.sign_pos is None:
+            self.sign_pos = self.sign_mid[1]
+        return self.sign_mid[1], self.sign_mid[2]
+
+    def unit_index(self, d: int, device: torch.device) -> torch.Tensor:
+        """OUI_MAX_UNITS evenly spaced unit indices of a d-unit pattern (the same for every sample)."""
+        if d not in self.unit_idx:
+            idx = np.linspace(0, d - 1, OUI_MAX_UNITS).round().astype(np.int64)
+            self.unit_idx[d] = torch.as_tensor(idx, device=device)
+        return self.unit_idx[d]
+
     def channels_layout(self, z: torch.Tensor) -> bool:
         """Whether Z is (B, C, spatial...) with channel = neuron (else (..., F) with feature = neuron)."""
         if self.spatial is not None:
@@ -387,13 +405,7 @@ class _Run:
         start = site.sign_filled
         if start >= SIGN_ROWS or z3.device.type != "cpu":
             return None
-        shape = site.pos_shape
-        if site.sign_mid is None or site.sign_mid[0] != shape:
-            centre = tuple(s // 2 for s in shape)
-            site.sign_mid = (shape, centre, int(np.ravel_multi_index(centre, shape)) if shape else 0)
-        _, centre, mid = site.sign_mid
-        if site.sign_pos is None:
-            site.sign_pos = centre
+        _, mid = site.centre()
         take = min(SIGN_ROWS - start, int(z3.shape[0]))
         if site.sign_map is None:
             site.sign_map = torch.full((site.neurons,), -1, dtype=torch.int32)
@@ -412,11 +424,7 @@ class _Run:
             site.sign_pos = (-1,)
         else:
             take = min(SIGN_ROWS - start, z3.shape[0])
-            shape = site.pos_shape  # the true centre (H//2, W//2, ...), not flattened P//2
-            centre = tuple(s // 2 for s in shape)
-            mid = int(np.ravel_multi_index(centre, shape)) if shape else 0
-            if site.sign_pos is None:
-                site.sign_pos = centre
+            _, mid = site.centre()
             vals = z3[:take, :, mid][:, site.sign_idx] if pd_ == 2 else z3[:take, mid, :][:, site.sign_idx]
         if take <= 0:
             return
@@ -438,24 +446,16 @@ class _Run:
             flat = (head > 0).reshape(head.shape[0], -1)
             d = flat.shape[1]
             if d > OUI_MAX_UNITS:
-                flat = flat[:, self._unit_index(site, d, flat.device)]
+                flat = flat[:, site.unit_index(d, flat.device)]
             site.units.extend(packbits(flat).unbind(0))
             site.unit_counts.extend([int(flat.shape[1])] * flat.shape[0])
             return
         for p in pats:
             d = p.numel()
             if d > OUI_MAX_UNITS:
-                p = p[self._unit_index(site, d, p.device)]
+                p = p[site.unit_index(d, p.device)]
             site.units.append(packbits(p))
             site.unit_counts.append(int(p.numel()))
-
-    @staticmethod
-    def _unit_index(site: _Site, d: int, device: torch.device) -> torch.Tensor:
-        """OUI_MAX_UNITS evenly spaced unit indices of a d-unit pattern (the same for every sample)."""
-        if d not in site.unit_idx:
-            idx = np.linspace(0, d - 1, OUI_MAX_UNITS).round().astype(np.int64)
-            site.unit_idx[d] = torch.as_tensor(idx, device=device)
-        return site.unit_idx[d]
 
     def layer_hook(self, site: _Site):
         def hook(module, args, kwargs, output):

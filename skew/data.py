@@ -175,16 +175,23 @@ def digits_dataset(shape: Sequence[int] = (64,), seed: int = 0, val_fraction: fl
     return TensorDataset(x[:cut], y[:cut]), TensorDataset(x[cut:], y[cut:])
 
 
+def _batch_count(n: int, batch_size: int, batches: int | None, have: str, other: str) -> int:
+    """``batches`` batches of ``batch_size`` out of ``n`` items (None: all, the last one short);
+    SkewError naming both counts when there are too few."""
+    if batches is None:
+        return math.ceil(n / batch_size)
+    if batches * batch_size > n:
+        raise SkewError(
+            f"{have}, fewer than batches × batch_size = {batches} × {batch_size}; "
+            f"ask for at most {n // batch_size} batches of {batch_size} {other}"
+        )
+    return batches
+
+
 def _digits(shape, batch_size: int, batches: int | None, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     x, y = digits_tensors(shape, seed=seed)
     n = len(x)
-    if batches is None:
-        batches = math.ceil(n / batch_size)
-    elif batches * batch_size > n:
-        raise SkewError(
-            f"digits has {n} samples, fewer than batches × batch_size = {batches} × {batch_size}; "
-            f"ask for at most {n // batch_size} batches of {batch_size} (or batches=None for all)"
-        )
+    batches = _batch_count(n, batch_size, batches, f"digits has {n} samples", "(or batches=None for all)")
     return [(x[i * batch_size:(i + 1) * batch_size], y[i * batch_size:(i + 1) * batch_size]) for i in range(batches)]
 
 
@@ -238,13 +245,8 @@ def text_batches(seq_len: int = TEXT_SEQ_LEN, batch_size: int = 64, batches: int
     n = len(tokens) // seq_len
     if n < 1:
         raise SkewError(f"seq_len={seq_len} is longer than the whole text ({len(tokens)} tokens); pass a shorter one")
-    if batches is None:
-        batches = math.ceil(n / batch_size)
-    elif batches * batch_size > n:
-        raise SkewError(
-            f"text has {n} sequences of {seq_len} tokens, fewer than batches × batch_size = {batches} × "
-            f"{batch_size}; ask for at most {n // batch_size} batches of {batch_size}, or shorter sequences"
-        )
+    batches = _batch_count(n, batch_size, batches, f"text has {n} sequences of {seq_len} tokens",
+                           "or shorter sequences")
     gen = torch.Generator().manual_seed(int(seed))
     order = torch.randperm(n, generator=gen)
     windows = tokens[: n * seq_len].reshape(n, seq_len)
