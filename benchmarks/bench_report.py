@@ -71,6 +71,20 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from skew.analyzer import report  # noqa: E402
 
 SIZES = {"batch": None, "image": None}
+EXTRA: set[str] = set()
+
+
+def eager(fn):
+    """Run ``fn`` with ``SKEW_EAGER`` set (the eager level-1 forms), then restore the environment."""
+    old = os.environ.get("SKEW_EAGER")
+    os.environ["SKEW_EAGER"] = "1"
+    try:
+        return fn()
+    finally:
+        if old is None:
+            del os.environ["SKEW_EAGER"]
+        else:
+            os.environ["SKEW_EAGER"] = old
 
 
 def build(case: str, quick: bool) -> tuple[nn.Module, tuple[int, ...]]:
@@ -144,6 +158,10 @@ def timing(case: str, device: torch.device, n_batches: int, repeats: int, quick:
         "bare1": lambda: bare(model, batches[:1]),
         "report1": lambda: report(model, batches[:1], progress=False),
     }
+    if "eager" in EXTRA:  # the eager level-1 forms (no compiled CPU kernel, no Triton on CUDA)
+        runs["eager"] = lambda: eager(lambda: report(model, batches, progress=False))
+    if "modules" in EXTRA:  # module layers only: no q/k/v projections recomputed from attention inputs
+        runs["modules"] = lambda: report(model, batches, progress=False, layers=(nn.Linear, nn.Conv2d))
     for fn in runs.values():  # warm-up: allocator, kernels, lazy imports, skew's compiled kernel
         fn()
         sync(device)
@@ -160,7 +178,9 @@ def timing(case: str, device: torch.device, n_batches: int, repeats: int, quick:
     med = {k: statistics.median(v) for k, v in wall.items()}
     cmed = {k: statistics.median(v) for k, v in cpu.items()}
     stream = (med["report"] - med["report1"]) / max(med["bare"] - med["bare1"], 1e-12)
+    extra = {f"{k}_x": med[k] / med["bare"] for k in ("eager", "modules") if k in med}
     return {
+        **extra,
         "case": case, "batches": n_batches, "batch": list(shape), "bare_s": med["bare"],
         "minimal_x": med["minimal"] / med["bare"], "report_x": med["report"] / med["bare"],
         "cpu_minimal_x": cmed["minimal"] / cmed["bare"], "cpu_report_x": cmed["report"] / cmed["bare"],
@@ -240,10 +260,13 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="small models and batches (smoke test)")
     parser.add_argument("--batch-size", type=int, default=None, help="override the batch size")
     parser.add_argument("--image-size", type=int, default=None, help="override the input side")
+    parser.add_argument("--extra", nargs="*", default=[], choices=["eager", "modules"],
+                        help="also time report() in the eager forms (SKEW_EAGER) and/or on module layers only")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     parser.add_argument("--memory-child", nargs=4, metavar=("CASE", "DEVICE", "N", "WHAT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     SIZES.update(batch=args.batch_size, image=args.image_size)
+    EXTRA.update(args.extra)
     torch.set_num_threads(args.threads)
     if args.memory_child:
         case, device, n, what = args.memory_child
@@ -269,7 +292,8 @@ def main(argv=None) -> int:
             results.append(r)
             print(f"{case:<10} {'x'.join(map(str, r['batch'])):<16} {r['bare_s']:>8.3f} {r['minimal_x']:>7.3f}x"
                   f" {r['report_x']:>7.3f}x {r['cpu_minimal_x']:>7.3f}x {r['cpu_report_x']:>7.3f}x"
-                  f" {r['setup_s']:>9.3f} {r['per_batch_x']:>9.3f}x")
+                  f" {r['setup_s']:>9.3f} {r['per_batch_x']:>9.3f}x"
+                  + "".join(f"  {k[:-2]} {v:.3f}x" for k, v in r.items() if k in ("eager_x", "modules_x")))
     print("minimal = hand-written hook (count Z > 0, sum Z, sum Z^2 per neuron); cpu: = process CPU time ratios;"
           " set-up = report(1 batch) - bare(1 batch); per-batch = each further batch, set-up excluded")
     if args.memory_batches:

@@ -59,7 +59,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import torch
 
-from skew import _fused
+from skew import _fused, _triton
 
 __all__ = [
     "DeviceStats",
@@ -129,7 +129,9 @@ class Partial:
     ``mean`` and ``m2`` (Σ (z − mean)², None when P = 1) describe each row of P values; with
     ``m2_is_var`` the ``m2`` field holds the variance (M2 / P), scaled in level 2. ``k`` (finite
     values per row) and ``nonfinite`` (per neuron) are None in the fast mode, where every row holds
-    P finite values (a non-finite value shows up as a non-finite mean).
+    P finite values (a non-finite value shows up as a non-finite mean). The one-read CUDA kernels
+    (:mod:`skew._triton`) give ``k`` with ``nonfinite`` None: every value a row's k leaves out was
+    non-finite, so level 2 counts them as P·rows − Σk.
     """
 
     mean: torch.Tensor
@@ -204,6 +206,8 @@ def level1(
     P = int(z3.shape[pd])
     if careful:
         return _level1_careful(z3, pd, P)
+    if z3.dtype != torch.float64 and _triton.available(z3.device):
+        return _level1_triton(z3, pd, P, head)
     if z3.dtype not in (torch.float32, torch.float64):
         z3 = z3.float()
     if z3.dtype == torch.float32 and not _welford(z3.device):
@@ -220,6 +224,18 @@ def level1(
         part.head = zz[:head] > 0 if head > 0 else None
         return part
     return _moments(z3, pd, P, scratch)
+
+
+def _level1_triton(z3: torch.Tensor, pd: int, P: int, head: int) -> Partial:
+    """Careful-mode row summaries (finite values only, ``k`` per row) in one read on CUDA
+    (:mod:`skew._triton`); P = 1 collapses the B rows into one row of B values as the fast form does."""
+    if P == 1:
+        zz = z3.squeeze(pd)  # (B, C)
+        k, mean, m2, pos = _triton.rows(zz.unsqueeze(0), 1)
+        B = int(zz.shape[0])
+        return Partial(mean, m2, pos, B, k=k, samples=B, head=zz[:head] > 0 if head > 0 else None, act=pos)
+    k, mean, m2, pos = _triton.rows(z3, pd)
+    return Partial(mean, m2, pos, P, k=k)
 
 
 def _moments(z3: torch.Tensor, pd: int, P: int, scratch: Scratch | None = None) -> Partial:
@@ -359,9 +375,10 @@ def packbits(active: torch.Tensor) -> torch.Tensor:
         [[255, 128], [0, 128]]
     """
     pad = (-active.shape[-1]) % 8
-    if active.device not in _BIT_WEIGHTS:
-        _BIT_WEIGHTS[active.device] = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8,
-                                                   device=active.device)
+    if active.device not in _BIT_WEIGHTS:  # 128, 64, ..., 1 made on the device (no host copy inside a hook)
+        _BIT_WEIGHTS[active.device] = torch.bitwise_left_shift(
+            torch.ones(8, dtype=torch.uint8, device=active.device),
+            torch.arange(7, -1, -1, dtype=torch.uint8, device=active.device))
     bytes8 = torch.nn.functional.pad(active.to(torch.uint8), (0, pad))
     bytes8 = bytes8.view(*active.shape[:-1], -1, 8)
     return (bytes8 * _BIT_WEIGHTS[active.device]).sum(-1, dtype=torch.uint8)
@@ -414,6 +431,10 @@ def input_partial(x: torch.Tensor | None, careful: bool = False):
         mean = xc.sum() / n.clamp_min(1)
         d = torch.where(fin, xf - mean, 0.0)
         return (n, mean, (d * d).sum())
+    if x.dtype != torch.float64 and _triton.available(x.device):
+        found = _triton.moments(x)  # finite entries only, one read, counts as a 0-d tensor
+        if found is not None:
+            return found
     if x.dtype not in (torch.float32, torch.float64):
         x = x.float()
     n = x.numel()
@@ -451,6 +472,11 @@ def input_partial_masked(x3: torch.Tensor, valid: torch.Tensor):
 
 
 # ----------------------------------------------------------------------------------------- level 2
+def _group_key(part: Partial) -> tuple:
+    """Calls with equal keys are reduced together: same samples, rows and kind of summary."""
+    return part.B, part.rows, part.k is None, part.nonfinite is None
+
+
 def _host_ready(part: Partial, ip: tuple | None) -> bool:
     """A call :meth:`DeviceStats.fold` takes on the host: collapsed by the compiled kernel, all finite."""
     return (part.finite is True and part.rows == 1 and part.k is None and part.m2 is not None
@@ -545,7 +571,7 @@ class DeviceStats:
             li, part, _ = entry
             for g, s in zip(groups, seen):
                 first = g[0][1]
-                if li not in s and (first.B, first.rows, first.k is None) == (part.B, part.rows, part.k is None):
+                if li not in s and _group_key(first) == _group_key(part):
                     g.append(entry)
                     s.add(li)
                     break
@@ -573,8 +599,11 @@ class DeviceStats:
             mean = (k * mean_bc).sum(0) / n.clamp_min(1)
             dev = torch.where(k > 0, mean_bc - mean, 0.0)
             m2 = (k * dev * dev).sum(0)
-            active = (mean_bc > 0) & (k > 0)
-            nonfinite = torch.cat([p.nonfinite for p in parts])
+            active = (mean_bc > 0) & (k > 0) if R == B else None
+            if parts[0].nonfinite is None:  # one-read kernel: every value not counted in k was non-finite
+                nonfinite = (self._scales(layers, tuple(p.P for p in parts)) * R - n).to(torch.int64)
+            else:
+                nonfinite = torch.cat([p.nonfinite for p in parts])
             n = n.to(torch.int64)
         else:
             kv = self._scales(layers, tuple(p.P for p in parts))

@@ -213,7 +213,7 @@ class _Site:
         """OUI_MAX_UNITS evenly spaced unit indices of a d-unit pattern (the same for every sample)."""
         if d not in self.unit_idx:
             idx = np.linspace(0, d - 1, OUI_MAX_UNITS).round().astype(np.int64)
-            self.unit_idx[d] = torch.as_tensor(idx, device=device)
+            self.unit_idx[d] = torch.from_numpy(idx).to(device, non_blocking=True)  # no sync inside a hook
         return self.unit_idx[d]
 
     def channels_layout(self, z: torch.Tensor) -> bool:
@@ -282,7 +282,7 @@ class _Mask:
 
     def on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if device not in self._on:
-            self._on[device] = tuple(t.to(device) for t in (self.host, self.rows, self.mid))
+            self._on[device] = tuple(t.to(device, non_blocking=True) for t in (self.host, self.rows, self.mid))
         return self._on[device]
 
 
@@ -344,27 +344,28 @@ class _Run:
         else:
             part = level1(z3, pd_, head=OUI_SAMPLES - have, scratch=self.scratch, signs=self._sign_request(site, z3))
         xin = x if isinstance(x, torch.Tensor) else None
-        ip_careful = False
         if xin is not None and valid is not None:
             x3 = site.canon_input(xin)
             if x3.dim() == 3 and tuple(x3.shape[:2]) == tuple(valid.shape):
-                ip, ip_careful = input_partial_masked(x3, valid), True
+                ip = input_partial_masked(x3, valid)
             else:
                 ip = input_partial(xin)
         else:
             ip = self._input_moments(xin)
-        fast_ip = ip if ip is not None and not ip_careful else None
+        # fast summaries (an int count) must be checked; careful ones (a tensor count: masked, or
+        # the one-read CUDA kernels) already left non-finite values out
+        fast_ip = ip if ip is not None and isinstance(ip[0], int) else None
         if part.k is None:  # one check of this call's summaries (and fast input moments)
             ok = all_finite(part, fast_ip)
         elif fast_ip is not None:
             ok = inputs_finite(fast_ip)
         else:
             ok = None
-        if ok is not None and not bool(ok):  # free on CPU; one flag read per hook call on accelerators
+        if ok is not None and not bool(ok):  # free on CPU; else one flag read (eager accelerator forms)
             if part.k is None:
                 part = level1(z3, pd_, careful=True)
                 self.careful_calls += 1
-            if ip is not None and not ip_careful:
+            if fast_ip is not None:
                 ip = input_partial(xin, careful=True)
         self.entries.append((site, part, ip))
         self.calls.append((site, self.mask.tokens if valid is not None else part.rows * part.P))

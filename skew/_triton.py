@@ -1,0 +1,135 @@
+"""One-read level 1 on CUDA: Triton kernels that reduce a layer output, and a layer input, as they read it.
+
+The GPU form of :mod:`skew.accumulators`' level 1. For each (row, neuron) of a layer output Z,
+viewed as (R, C, P) or (R, P, C) with any strides, one program reads the row's P values once and
+keeps only the *finite* ones (an activation's NaN or ±Inf is counted out, not propagated). With
+c the row's first value (0 if it is not finite) and y = z − c over the finite values:
+
+.. math::
+    k = \\#\\{\\text{finite}\\},\\quad \\text{mean} = c + \\frac{\\sum y}{k},\\quad
+    M_2 = \\sum y^2 - \\frac{(\\sum y)^2}{k},\\quad \\text{pos} = \\#\\{z > 0\\}
+
+— the shifted sums of the CPU forms, so a constant row gives exactly M2 = 0 (how degenerate
+neurons are recognised). The sums run in float32 lanes over at most 32 tiles each, then in
+float64. The result is the *careful* summary of the eager forms (non-finite values excluded and
+counted, ``Partial.k``) at the cost of one read of Z: no activation-sized temporary, no second
+pass, and — because nothing needs to be re-checked — no host synchronisation inside the hook. A
+layer input's (n, mean, M2) over its finite entries (shifted by its first entry) takes two
+launches: partial sums of blocks, then one program adding them up.
+
+Used for float32/float16/bfloat16 tensors on CUDA when Triton imports (it ships with PyTorch's
+CUDA wheels); ``SKEW_EAGER`` (any non-empty value) or anything else keeps the eager torch forms.
+Each kernel is compiled by Triton on its first use per shape class (cached on disk by Triton).
+Under ``TRITON_INTERPRET=1`` the same kernels run on CPU tensors (how the tests check them).
+
+Example (CUDA only; elsewhere :func:`available` is False):
+    >>> import torch
+    >>> if available(torch.device("cuda")):
+    ...     k, mean, m2, pos = rows(torch.tensor([[[1.0, 2.0, float("nan"), 3.0]]], device="cuda"), pd=2)
+    ...     print(k.item(), mean.item(), m2.item(), pos.item())
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import torch
+
+__all__ = ["available", "moments", "rows"]
+
+_KINDS = (torch.float32, torch.float16, torch.bfloat16)
+_state: dict = {}
+_MAX_BLOCKS = 4096  # partial sums of a layer input added up by the second launch
+
+
+def _kernels():
+    """The jitted kernels, built on first use (None when Triton does not import)."""
+    if "k" in _state:
+        return _state["k"]
+    try:
+        from skew import _triton_kernels as kern
+    except Exception:  # noqa: BLE001 - no Triton, or a broken install: keep the eager form
+        _state["k"] = None
+        return None
+    _state["k"] = (kern.rows_kernel, kern.cols_kernel, kern.blocks_kernel, kern.final_kernel)
+    return _state["k"]
+
+
+def available(device: torch.device) -> bool:
+    """Whether level 1 on ``device`` uses these kernels: CUDA, Triton importable, ``SKEW_EAGER`` unset."""
+    if os.environ.get("SKEW_EAGER"):
+        return False
+    if device.type != "cuda" and not os.environ.get("TRITON_INTERPRET"):
+        return False
+    return _kernels() is not None
+
+
+def _pow2(n: int) -> int:
+    return 1 << max(0, int(n) - 1).bit_length()
+
+
+def rows(z3: torch.Tensor, pd: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-(row, neuron) finite count k, mean, M2 and positives of a (R, C, P) (``pd=2``) or
+    (R, P, C) (``pd=1``) view of Z, each an (R, C) float64 tensor on Z's device, in one read.
+
+    Non-finite values are left out of all four (the careful mode's definition): k ≤ P.
+    """
+    R = int(z3.shape[0])
+    C = int(z3.shape[1 if pd == 2 else 2])
+    P = int(z3.shape[pd])
+    out = torch.empty(4, R, C, dtype=torch.float64, device=z3.device)
+    k, mean, m2, pos = out.unbind(0)
+    if P == 0 or R * C == 0:  # nothing to read (k = 0 everywhere)
+        out.zero_()
+        return k, mean, m2, pos
+    with _on(z3.device):
+        _rows(z3, pd, R, C, P, k, mean, m2, pos)
+    return k, mean, m2, pos
+
+
+def _on(device: torch.device):
+    """Triton launches on the current CUDA device: make it ``device`` when it is another one."""
+    if device.type == "cuda" and device.index is not None and device.index != torch.cuda.current_device():
+        return torch.cuda.device(device)
+    return contextlib.nullcontext()
+
+
+def _rows(z3, pd, R, C, P, k, mean, m2, pos) -> None:
+    rows_kernel, cols_kernel, _, _ = _kernels()
+    if pd == 2:
+        block = min(512, _pow2(P))
+        nrows = max(1, 1024 // block)
+        grid = (_cdiv(R * C, nrows),)
+        rows_kernel[grid](z3, k, mean, m2, pos, R * C, C, P, *z3.stride(), ROWS=nrows, BLOCK=block)
+    else:
+        block_c = min(64, _pow2(C))
+        block_p = max(1, min(_pow2(P), 1024 // block_c))
+        grid = (R, _cdiv(C, block_c))
+        s_r, s_p, s_c = z3.stride()
+        cols_kernel[grid](z3, k, mean, m2, pos, C, P, s_r, s_p, s_c, BLOCK_P=block_p, BLOCK_C=block_c)
+
+
+def moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """(n, mean, M2) of the finite entries of a contiguous tensor, as 0-d float64 tensors on its
+    device (no host synchronisation); None for a non-contiguous one (the caller's eager form).
+
+    n counts the finite entries; mean and M2 are over them (0 and 0 when there are none).
+    """
+    if not x.is_contiguous() or x.numel() == 0:
+        return None
+    _, _, blocks_kernel, final_kernel = _kernels()
+    N = x.numel()
+    block = 1024
+    iters = max(1, _cdiv(N, block * _MAX_BLOCKS))
+    G = _cdiv(N, block * iters)
+    part = torch.empty(3 * G + 3, dtype=torch.float64, device=x.device)
+    out = part[3 * G :]
+    with _on(x.device):
+        blocks_kernel[(G,)](x, part, N, iters, BLOCK=block)
+        final_kernel[(1,)](x, part, out, G, BLOCK=min(1024, _pow2(G)))
+    return out[0], out[1], out[2]
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)

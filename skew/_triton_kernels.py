@@ -1,0 +1,149 @@
+"""The Triton kernels of :mod:`skew._triton` (imported only where Triton is; see there for the maths).
+
+Every kernel shifts its values by a first value c (a row's, a neuron's or the tensor's; 0 if that
+one is not finite) and keeps per-lane float32 sums of k, y = z − c, y² and z > 0 over the finite
+values, folded into float64 every ``FOLD`` tiles; one reduction per fold, none per tile.
+"""
+
+import triton
+import triton.language as tl
+
+FOLD = 32  # tiles per float32 lane sum before it is folded into float64
+
+
+@triton.jit
+def _finite(x, live):
+    return live & (tl.abs(x) < float("inf"))
+
+
+@triton.jit
+def _shift(c):
+    return tl.where(tl.abs(c) < float("inf"), c, 0.0)
+
+
+@triton.jit
+def _store(k_out, mean_out, m2_out, pos_out, at, live, c, K, S1, S2, POS):
+    # mean = c + S1/K, M2 = S2 - S1²/K (float64); rows with no finite value give 0, 0, 0
+    kk = tl.maximum(K, 1.0)
+    mean = tl.where(K > 0, c.to(tl.float64) + S1 / kk, 0.0)
+    m2 = tl.maximum(S2 - S1 * S1 / kk, 0.0)
+    tl.store(k_out + at, K, mask=live)
+    tl.store(mean_out + at, mean, mask=live)
+    tl.store(m2_out + at, m2, mask=live)
+    tl.store(pos_out + at, POS, mask=live)
+
+
+@triton.jit
+def rows_kernel(z, k_out, mean_out, m2_out, pos_out, RC, C, P, s_r, s_c, s_p,
+                ROWS: tl.constexpr, BLOCK: tl.constexpr):
+    # (R, C, P): ROWS rows (r, c) per program, positions along the tile's second axis
+    row = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
+    live_r = row < RC
+    base = (row // C).to(tl.int64) * s_r + (row % C).to(tl.int64) * s_c
+    c = _shift(tl.load(z + base, mask=live_r, other=0.0).to(tl.float32))
+    K = tl.zeros([ROWS], tl.float64)
+    S1 = tl.zeros([ROWS], tl.float64)
+    S2 = tl.zeros([ROWS], tl.float64)
+    POS = tl.zeros([ROWS], tl.float64)
+    for q0 in range(0, P, BLOCK * FOLD):
+        ak = tl.zeros([ROWS, BLOCK], tl.float32)
+        a1 = tl.zeros([ROWS, BLOCK], tl.float32)
+        a2 = tl.zeros([ROWS, BLOCK], tl.float32)
+        ap = tl.zeros([ROWS, BLOCK], tl.float32)
+        for p0 in range(q0, tl.minimum(q0 + BLOCK * FOLD, P), BLOCK):
+            p = p0 + tl.arange(0, BLOCK)
+            live = live_r[:, None] & (p < P)[None, :]
+            x = tl.load(z + base[:, None] + p[None, :].to(tl.int64) * s_p, mask=live, other=0.0).to(tl.float32)
+            fin = _finite(x, live)
+            y = tl.where(fin, x - c[:, None], 0.0)
+            ak += fin.to(tl.float32)
+            a1 += y
+            a2 += y * y
+            ap += (fin & (x > 0)).to(tl.float32)
+        K += tl.sum(ak, 1).to(tl.float64)
+        S1 += tl.sum(a1, 1).to(tl.float64)
+        S2 += tl.sum(a2, 1).to(tl.float64)
+        POS += tl.sum(ap, 1).to(tl.float64)
+    _store(k_out, mean_out, m2_out, pos_out, row, live_r, c, K, S1, S2, POS)
+
+
+@triton.jit
+def cols_kernel(z, k_out, mean_out, m2_out, pos_out, C, P, s_r, s_p, s_c,
+                BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+    # (R, P, C): one row r and BLOCK_C neurons per program, positions along the tile's first axis
+    r = tl.program_id(0)
+    col = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    live_c = col < C
+    base = r.to(tl.int64) * s_r + col.to(tl.int64) * s_c
+    c = _shift(tl.load(z + base, mask=live_c, other=0.0).to(tl.float32))
+    K = tl.zeros([BLOCK_C], tl.float64)
+    S1 = tl.zeros([BLOCK_C], tl.float64)
+    S2 = tl.zeros([BLOCK_C], tl.float64)
+    POS = tl.zeros([BLOCK_C], tl.float64)
+    for q0 in range(0, P, BLOCK_P * FOLD):
+        ak = tl.zeros([BLOCK_P, BLOCK_C], tl.float32)
+        a1 = tl.zeros([BLOCK_P, BLOCK_C], tl.float32)
+        a2 = tl.zeros([BLOCK_P, BLOCK_C], tl.float32)
+        ap = tl.zeros([BLOCK_P, BLOCK_C], tl.float32)
+        for p0 in range(q0, tl.minimum(q0 + BLOCK_P * FOLD, P), BLOCK_P):
+            p = p0 + tl.arange(0, BLOCK_P)
+            live = (p < P)[:, None] & live_c[None, :]
+            x = tl.load(z + base[None, :] + p[:, None].to(tl.int64) * s_p, mask=live, other=0.0).to(tl.float32)
+            fin = _finite(x, live)
+            y = tl.where(fin, x - c[None, :], 0.0)
+            ak += fin.to(tl.float32)
+            a1 += y
+            a2 += y * y
+            ap += (fin & (x > 0)).to(tl.float32)
+        K += tl.sum(ak, 0).to(tl.float64)
+        S1 += tl.sum(a1, 0).to(tl.float64)
+        S2 += tl.sum(a2, 0).to(tl.float64)
+        POS += tl.sum(ap, 0).to(tl.float64)
+    _store(k_out, mean_out, m2_out, pos_out, r.to(tl.int64) * C + col, live_c, c, K, S1, S2, POS)
+
+
+@triton.jit
+def blocks_kernel(x, part, N, ITERS, BLOCK: tl.constexpr):
+    # ITERS·BLOCK entries from pid·ITERS·BLOCK on, shifted by the tensor's first value:
+    # (k, Σy, Σy²) at part[pid], part[G + pid], part[2G + pid]
+    pid = tl.program_id(0)
+    start = pid.to(tl.int64) * ITERS * BLOCK
+    c = _shift(tl.load(x).to(tl.float32))
+    ak = tl.zeros([BLOCK], tl.float32)
+    a1 = tl.zeros([BLOCK], tl.float32)
+    a2 = tl.zeros([BLOCK], tl.float32)
+    for i in range(0, ITERS):
+        o = start + i * BLOCK + tl.arange(0, BLOCK)
+        live = o < N
+        v = tl.load(x + o, mask=live, other=0.0).to(tl.float32)
+        fin = _finite(v, live)
+        y = tl.where(fin, v - c, 0.0)
+        ak += fin.to(tl.float32)
+        a1 += y
+        a2 += y * y
+    G = tl.num_programs(0)
+    tl.store(part + pid, tl.sum(ak, 0).to(tl.float64))
+    tl.store(part + G + pid, tl.sum(a1, 0).to(tl.float64))
+    tl.store(part + 2 * G + pid, tl.sum(a2, 0).to(tl.float64))
+
+
+@triton.jit
+def final_kernel(x, part, out, G, BLOCK: tl.constexpr):
+    # the G block sums -> (n, mean, M2) at out[0:3]
+    c = _shift(tl.load(x).to(tl.float32)).to(tl.float64)
+    K = tl.zeros([BLOCK], tl.float64)
+    S1 = tl.zeros([BLOCK], tl.float64)
+    S2 = tl.zeros([BLOCK], tl.float64)
+    for g0 in range(0, G, BLOCK):
+        g = g0 + tl.arange(0, BLOCK)
+        live = g < G
+        K += tl.load(part + g, mask=live, other=0.0)
+        S1 += tl.load(part + G + g, mask=live, other=0.0)
+        S2 += tl.load(part + 2 * G + g, mask=live, other=0.0)
+    k = tl.sum(K, 0)
+    s1 = tl.sum(S1, 0)
+    s2 = tl.sum(S2, 0)
+    kk = tl.maximum(k, 1.0)
+    tl.store(out, k)
+    tl.store(out + 1, tl.where(k > 0, c + s1 / kk, 0.0))
+    tl.store(out + 2, tl.maximum(s2 - s1 * s1 / kk, 0.0))

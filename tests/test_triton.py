@@ -1,0 +1,287 @@
+"""The one-read CUDA level 1 (skew._triton): its kernels against float64 brute force, and report()
+through it against the CPU forms.
+
+Without a GPU the kernels run under Triton's interpreter (``TRITON_INTERPRET=1``, CPU tensors) in a
+subprocess, so the same kernel code is checked on every machine where Triton imports; on a CUDA
+machine the CUDA tests run them compiled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+import skew
+from skew import _triton
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+try:
+    import triton  # noqa: F401
+
+    HAVE_TRITON = True
+except Exception:  # noqa: BLE001
+    HAVE_TRITON = False
+
+needs_triton = pytest.mark.skipif(not HAVE_TRITON, reason="Triton is not installed")
+needs_cuda = pytest.mark.skipif(
+    not (torch.cuda.is_available() and HAVE_TRITON), reason="needs a CUDA device and Triton"
+)
+
+BRUTE = """
+import torch
+
+def brute(z3, pd):
+    zd = z3.double()
+    fin = torch.isfinite(zd)
+    k = fin.sum(pd).double()
+    zc = torch.where(fin, zd, 0.0)
+    mean = zc.sum(pd) / k.clamp_min(1)
+    d = torch.where(fin, zd - mean.unsqueeze(pd), 0.0)
+    return k, mean, (d * d).sum(pd), (zc > 0).sum(pd).double()
+
+def brute_moments(x):
+    xd = x.double().reshape(-1)
+    fin = torch.isfinite(xd)
+    k = fin.sum().double()
+    v = xd[fin]
+    mean = v.mean() if v.numel() else torch.zeros((), dtype=torch.float64)
+    return k, mean, ((v - mean) ** 2).sum()
+
+def layouts(z):
+    b, c = z.shape[:2]
+    yield "contiguous (B, C, P)", z.reshape(b, c, -1), 2
+    yield "channels_last (B, P, C)", z.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1).reshape(b, -1, c), 1
+    yield "strided (B, C, P)", z[:, :, ::2].reshape(b, c, -1)[:, :, 1:], 2
+    yield "transposed (B, C, P), positions not contiguous", z.reshape(b, c, -1).transpose(1, 2).contiguous().transpose(1, 2), 2
+    yield "strided (B, P, C)", z.reshape(b, c, -1).transpose(1, 2)[:, ::2], 1
+
+def poison(z, every=13):
+    z = z.clone()
+    flat = z.view(-1)
+    flat[::every] = float("nan")
+    flat[5::every * 3] = float("inf")
+    flat[7::every * 5] = -float("inf")
+    return z
+"""
+
+
+def _interpreted(code: str) -> dict:
+    """Run ``code`` (which sets ``result``) with Triton's interpreter; return ``result`` (JSON)."""
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
+    env.pop("SKEW_EAGER", None)
+    script = BRUTE + textwrap.dedent(code) + "\nimport json\nprint('RESULT' + json.dumps(result))\n"
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT")][-1]
+    return json.loads(line[len("RESULT"):])
+
+
+@needs_triton
+def test_interpreted_kernels_match_float64_brute_force_in_every_layout_and_dtype():
+    result = _interpreted("""
+        from skew import _triton
+        torch.manual_seed(0)
+        result = []
+        assert _triton.available(torch.device("cpu"))
+        shapes = [(3, 5, 7, 10), (2, 3, 40, 40), (4, 6, 1, 1), (1, 2, 1, 3)]   # P = 70, 1600 (> one tile), 1
+        for shape in shapes:
+            base = poison(torch.randn(*shape) * 3 + 1)
+            for dtype in (torch.float32, torch.float16, torch.bfloat16):
+                for name, z3, pd in layouts(base.to(dtype)):
+                    got = _triton.rows(z3, pd)
+                    ref = brute(z3, pd)
+                    for g, r, what in zip(got, ref, ("k", "mean", "m2", "pos")):
+                        tol = 1e-5 * (1 + r.abs())
+                        bad = ((g - r).abs() > tol) | (g.isnan() != r.isnan())
+                        if what in ("k", "pos"):
+                            bad = g != r
+                        if bool(bad.any()):
+                            result.append(f"{shape} {dtype} {name} {what}: max error {(g - r).abs().max()}")
+        # a constant row is exact (M2 = 0, mean = the value): how degenerate neurons are recognised
+        for z3, pd in ((torch.full((3, 4, 5000), 0.1), 2), (torch.full((3, 5000, 4), -7.3), 1)):
+            k, mean, m2, pos = _triton.rows(z3, pd)
+            if not (m2.eq(0).all() and mean.eq(float(z3.flatten()[0])).all()):
+                result.append(f"constant rows pd={pd}: M2 {m2.max()}, mean {mean.unique()}")
+        # rows longer than one float32 fold (512 · 32 values)
+        z3 = torch.randn(1, 2, 40000) * 0.01 + 1000.0
+        got, ref = _triton.rows(z3, 2), brute(z3, 2)
+        if not all(torch.allclose(g, r, rtol=1e-6) for g, r in zip(got, ref)):
+            result.append("long rows")
+        # a row with no finite value: k = 0, mean = M2 = pos = 0
+        k, mean, m2, pos = _triton.rows(torch.full((2, 3, 4), float("nan")), 2)
+        if not (k.eq(0).all() and mean.eq(0).all() and m2.eq(0).all() and pos.eq(0).all()):
+            result.append("all-NaN rows")
+        # empty: no rows
+        k, *_ = _triton.rows(torch.zeros(0, 3, 4), 2)
+        if k.shape != (0, 3):
+            result.append("empty")
+    """)
+    assert result == []
+
+
+@needs_triton
+def test_interpreted_input_moments_match_float64_brute_force():
+    result = _interpreted("""
+        from skew import _triton
+        torch.manual_seed(1)
+        result = []
+        for n in (1, 7, 4096, 4097, 4096 * 1024 + 5):     # one block, several, several per program
+            x = torch.randn(n) * 2 + 3
+            if n > 7:
+                x = poison(x, every=101)
+            for dtype in (torch.float32, torch.bfloat16):
+                xx = x.to(dtype)
+                got = torch.stack(_triton.moments(xx))
+                ref = torch.stack(brute_moments(xx))
+                if not torch.allclose(got, ref, rtol=1e-6, atol=1e-9):
+                    result.append(f"{n} {dtype}: {got.tolist()} vs {ref.tolist()}")
+        if _triton.moments(torch.randn(4, 6).t()) is not None:
+            result.append("a non-contiguous input must go back to the eager form")
+        x = torch.full((10,), float("nan"))
+        if torch.stack(_triton.moments(x)).tolist() != [0.0, 0.0, 0.0]:
+            result.append("all-NaN input")
+    """)
+    assert result == []
+
+
+REPORT_CASE = """
+import skew
+from torch import nn
+
+class Tokens(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Linear(4, 12)
+        self.fc = nn.Linear(12, 6)
+    def forward(self, x):                      # (B, T, 4) -> (B, T, 6)
+        return self.fc(torch.relu(self.emb(x)))
+
+def frames(device="cpu"):
+    torch.manual_seed(0)
+    conv = nn.Sequential(nn.Conv2d(3, 16, 3), nn.ReLU(), nn.Conv2d(16, 8, 3), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(8 * 6 * 6, 10), nn.ReLU(), nn.Linear(10, 4))
+    conv[0].weight.data[3] = 0.0             # a dead filter: constant rows (degenerate neuron 3)
+    batches = [torch.randn(8, 3, 10, 10) for _ in range(3)]
+    batches[2][0, 0, 4, 4] = float("nan")      # spreads to many outputs of the layers after it
+    batches[1][1, 1, 2, 2] = float("inf")
+    tokens = Tokens()
+    seqs = [torch.randn(5, 7, 4) for _ in range(2)]
+    seqs[1][2, 3, 1] = float("nan")
+    out = {}
+    for name, model, data in (("conv", conv, batches), ("tokens", tokens, seqs)):
+        rep = skew.report(model.to(device), [d.to(device) for d in data], progress=False)
+        out[name] = {"neurons": rep.neurons.to_json(orient="split", double_precision=15),
+                     "layers": rep.layers.to_json(orient="split", double_precision=15),
+                     "signs": {k: v.astype(int).tolist() for k, v in rep.signs.items()},
+                     "careful_calls": rep.meta["careful_calls"]}
+    return out
+"""
+
+
+def _frames_here() -> dict:
+    scope: dict = {}
+    exec(BRUTE + REPORT_CASE, scope)  # noqa: S102 - the same case, run in this process (CPU forms)
+    return scope["frames"]()
+
+
+def _assert_same(got: dict, ref: dict) -> None:
+    for case in ref:
+        for what in ("neurons", "layers"):
+            a = pd.read_json(__import__("io").StringIO(got[case][what]), orient="split")
+            b = pd.read_json(__import__("io").StringIO(ref[case][what]), orient="split")
+            pd.testing.assert_frame_equal(a, b, rtol=1e-5, atol=1e-6, check_dtype=False)
+        assert got[case]["signs"] == ref[case]["signs"]
+
+
+@needs_triton
+def test_interpreted_report_matches_the_cpu_forms_with_non_finite_values():
+    got = _interpreted(REPORT_CASE + "\nresult = frames()\n")
+    ref = _frames_here()
+    _assert_same(got, ref)
+    assert ref["conv"]["careful_calls"] > 0  # the CPU forms re-read the poisoned calls carefully
+    assert got["conv"]["careful_calls"] == 0 and got["tokens"]["careful_calls"] == 0  # one read, no re-check
+    nonfinite = pd.read_json(__import__("io").StringIO(got["conv"]["neurons"]), orient="split")["nonfinite"]
+    assert nonfinite.sum() > 0
+
+
+def test_without_cuda_or_interpreter_the_kernels_are_not_used(monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    assert not _triton.available(torch.device("cpu"))
+    monkeypatch.setenv("SKEW_EAGER", "1")
+    assert not _triton.available(torch.device("cuda"))
+
+
+def test_a_failed_triton_import_keeps_the_eager_form(monkeypatch):
+    monkeypatch.setattr(_triton, "_state", {})
+    monkeypatch.setitem(sys.modules, "skew._triton_kernels", None)  # import raises ImportError
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    monkeypatch.delenv("SKEW_EAGER", raising=False)
+    assert not _triton.available(torch.device("cpu"))
+
+
+# ------------------------------------------------------------------------------------------ CUDA
+@needs_cuda
+def test_cuda_kernels_match_float64_brute_force():
+    scope: dict = {}
+    exec(BRUTE, scope)  # noqa: S102
+    torch.manual_seed(2)
+    for shape in [(64, 256, 56, 56), (3, 5, 7, 10), (4, 6, 1, 1), (8, 3, 97, 13)]:
+        base = scope["poison"](torch.randn(*shape, device="cuda") * 3 + 1)
+        for dtype in (torch.float32, torch.float16, torch.bfloat16):
+            for name, z3, pd_ in scope["layouts"](base.to(dtype)):
+                got = _triton.rows(z3, pd_)
+                ref = scope["brute"](z3, pd_)
+                for g, r, what in zip(got, ref, ("k", "mean", "m2", "pos")):
+                    if what in ("k", "pos"):
+                        assert torch.equal(g, r), (shape, dtype, name, what)
+                    else:
+                        torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-5, msg=f"{shape} {dtype} {name} {what}")
+    x = scope["poison"](torch.randn(5_000_001, device="cuda") + 2, every=1001)
+    torch.testing.assert_close(torch.stack(_triton.moments(x)), torch.stack(scope["brute_moments"](x)), rtol=1e-6, atol=0)
+
+
+@needs_cuda
+def test_cuda_report_through_the_kernels_matches_the_eager_forms(monkeypatch):
+    scope: dict = {}
+    exec(BRUTE + REPORT_CASE, scope)  # noqa: S102
+    monkeypatch.delenv("SKEW_EAGER", raising=False)
+    got = scope["frames"]("cuda")
+    monkeypatch.setenv("SKEW_EAGER", "1")
+    ref = scope["frames"]("cuda")
+    _assert_same(got, ref)
+    _assert_same(got, _frames_here())  # and the CPU forms
+    assert got["conv"]["careful_calls"] == 0 and ref["conv"]["careful_calls"] > 0
+
+
+@needs_cuda
+def test_cuda_hooks_never_synchronise(monkeypatch):
+    import skew.analyzer as analyzer
+
+    observe = analyzer._Run.observe
+
+    def strict(self, *args):
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            return observe(self, *args)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+
+    monkeypatch.setattr(analyzer._Run, "observe", strict)
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 8 * 8, 5)).cuda()
+    data = [torch.randn(16, 3, 10, 10, device="cuda") for _ in range(2)]
+    data[1][0, 0, 0, 0] = float("nan")
+    rep = skew.report(model, data, progress=False)
+    assert rep.meta["careful_calls"] == 0
+    assert int(rep.neurons["nonfinite"].sum()) > 0
+    assert np.isfinite(rep.neurons["mean"]).all()
