@@ -472,3 +472,18 @@ def test_conv_transpose_target_variance_uses_the_neuron_rows():
     assert row.target_var == pytest.approx(2 / (8 + 72))
     assert row.var_ratio == pytest.approx(1.0, rel=1e-5)
     assert row.max_abs_s_over_norm < 1e-5  # every real neuron's row cancels
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("values", [1 << 24, 1000])  # one block, and many blocks of rows
+def test_cuda_row_stats_reduce_on_the_device_and_match_the_cpu(values, monkeypatch):
+    import skew.weights as weights
+
+    monkeypatch.setattr(weights, "_DEVICE_VALUES", values)
+    w = torch.randn(300, 700) * 3 + 0.25
+    s_cpu, q_cpu = weights._row_stats(w)
+    s_gpu, q_gpu = weights._row_stats(w.cuda())
+    np.testing.assert_allclose(s_gpu, s_cpu, rtol=1e-12, atol=1e-10)
+    np.testing.assert_allclose(q_gpu, q_cpu, rtol=1e-12)
+    exact = np.array([math.fsum(r) for r in w.double().tolist()])
+    np.testing.assert_allclose(s_gpu, exact, rtol=1e-12, atol=1e-10)
