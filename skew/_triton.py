@@ -36,7 +36,7 @@ import os
 
 import torch
 
-__all__ = ["available", "moments", "rows"]
+__all__ = ["available", "moments", "rows", "sinusoidal"]
 
 _KINDS = (torch.float32, torch.float16, torch.bfloat16)
 _state: dict = {}
@@ -52,7 +52,7 @@ def _kernels():
     except Exception:  # noqa: BLE001 - no Triton, or a broken install: keep the eager form
         _state["k"] = None
         return None
-    _state["k"] = (kern.rows_kernel, kern.cols_kernel, kern.blocks_kernel, kern.final_kernel)
+    _state["k"] = (kern.rows_kernel, kern.cols_kernel, kern.blocks_kernel, kern.final_kernel, kern.sinusoidal_kernel)
     return _state["k"]
 
 
@@ -96,7 +96,7 @@ def _on(device: torch.device):
 
 
 def _rows(z3, pd, R, C, P, k, mean, m2, pos) -> None:
-    rows_kernel, cols_kernel, _, _ = _kernels()
+    rows_kernel, cols_kernel, *_ = _kernels()
     if pd == 2:
         block = min(512, _pow2(P))
         nrows = max(1, 1024 // block)
@@ -118,7 +118,7 @@ def moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] 
     """
     if not x.is_contiguous() or x.numel() == 0:
         return None
-    _, _, blocks_kernel, final_kernel = _kernels()
+    _, _, blocks_kernel, final_kernel, _ = _kernels()
     N = x.numel()
     block = 1024
     iters = max(1, _cdiv(N, block * _MAX_BLOCKS))
@@ -129,6 +129,23 @@ def moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] 
         blocks_kernel[(G,)](x, part, N, iters, BLOCK=block)
         final_kernel[(1,)](x, part, out, G, BLOCK=min(1024, _pow2(G)))
     return out[0], out[1], out[2]
+
+
+def sinusoidal(out: torch.Tensor, tables: tuple, amplitude: torch.Tensor, block: int) -> None:
+    """Write :func:`skew.init.sinusoidal_`'s (m, n) pattern into the contiguous float32/float64 matrix
+    ``out`` in one launch, from its angle ``tables`` (sin and cos of 2πr/n and of the row phases,
+    float64 on out's device) and the float64 ``amplitude`` (a 1-element tensor: a Python float
+    would reach the kernel as float32). Every product and sum is rounded separately, as in the
+    torch form, so the bits are the same.
+    """
+    *_, kernel = _kernels()
+    m, n = out.shape
+    sin_t, cos_t, sin_p, cos_p = tables
+    width = min(256, _pow2(n))
+    rows_ = max(1, 1024 // width)
+    with _on(out.device):
+        kernel[(_cdiv(m, rows_), _cdiv(n, width))](out, sin_t, cos_t, sin_p, cos_p, amplitude, m, n, block,
+                                                   ROWS=rows_, BLOCK=width, enable_fp_fusion=False)
 
 
 def _cdiv(a: int, b: int) -> int:

@@ -147,3 +147,29 @@ def final_kernel(x, part, out, G, BLOCK: tl.constexpr):
     tl.store(out, k)
     tl.store(out + 1, tl.where(k > 0, c + s1 / kk, 0.0))
     tl.store(out + 2, tl.maximum(s2 - s1 * s1 / kk, 0.0))
+
+
+@triton.jit
+def sinusoidal_kernel(out, sin_t, cos_t, sin_p, cos_p, amp, m, n, B, ROWS: tl.constexpr, BLOCK: tl.constexpr):
+    # W[r, j] of skew.init.sinusoidal_ (row i = r + 1, j = j1·B + j0), the same separately rounded
+    # float64 operations in the same order as its torch form (launched without FMA contraction)
+    r = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
+    j = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+    live_r = r < m
+    live = live_r[:, None] & (j < n)[None, :]
+    i = (r + 1).to(tl.int64)
+    j1 = (j // B).to(tl.int64)
+    j0 = (j % B).to(tl.int64)
+    ia = (i[:, None] * j0[None, :]) % n
+    ig = (i[:, None] * (j1 * B)[None, :]) % n
+    sa = tl.load(sin_t + ia, mask=live, other=0.0)
+    ca = tl.load(cos_t + ia, mask=live, other=0.0)
+    sg = tl.load(sin_t + ig, mask=live, other=0.0)
+    cg = tl.load(cos_t + ig, mask=live, other=0.0)
+    sp = tl.load(sin_p + r, mask=live_r, other=0.0)[:, None]
+    cp = tl.load(cos_p + r, mask=live_r, other=0.0)[:, None]
+    a = tl.load(amp)
+    sb = (sg * cp + cg * sp) * a
+    cb = (cg * cp - sg * sp) * a
+    w = sb * ca + cb * sa
+    tl.store(out + r[:, None].to(tl.int64) * n + j[None, :], w.to(out.dtype.element_ty), mask=live)

@@ -19,11 +19,13 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 
 import torch
 
+from skew import _triton
 from skew.errors import SkewError
 
 __all__ = ["arcsine_", "idinit_", "idiz_", "sinusoidal_", "sinusoidal_amplitude", "sinusoidal_variance"]
@@ -76,6 +78,23 @@ def _turns_sincos(q: torch.Tensor, period: int) -> tuple[torch.Tensor, torch.Ten
     return sin, cos
 
 
+@functools.lru_cache(maxsize=64)
+def _device_tables(m: int, n: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """sin and cos of 2πr/n (r < n) and of the row phases 2π(i mod m)/m (i = 1..m), float64 on ``device``."""
+    tables = torch.cat(
+        [*_turns_sincos(torch.arange(n, dtype=torch.int64), n), *_turns_sincos(torch.arange(1, m + 1) % m, m)]
+    ).to(device)
+    return tuple(tables.split([n, n, m, m]))
+
+
+def _bump_version(tensor: torch.Tensor) -> None:
+    """Count a write made outside torch (a Triton kernel) in the tensor's version, as in-place ops do."""
+    bump = getattr(torch.autograd.graph, "increment_version", None)
+    if bump is not None:
+        bump(tensor)
+
+
+@functools.lru_cache(maxsize=256)
 def sinusoidal_variance(m: int, n: int) -> float:
     r"""Unbiased variance (ddof = 1) of the entries of the unit-amplitude sinusoidal (m, n) matrix.
 
@@ -220,12 +239,19 @@ def sinusoidal_(
     # Only sin/cos of 2πr/n (r < n) and of φ (m values) are transcendental, computed on the CPU
     # with exact angle reduction; everything else is gathers and separately rounded float64 mul/add
     # (no fused multiply-add), so every device that computes in float64 gives the same bits.
+    block = max(1, math.isqrt(n))
+    if tensor.dtype in (torch.float32, torch.float64) and tensor.is_contiguous() and _triton.available(tensor.device):
+        with torch.no_grad():  # one launch (CUDA, Triton), from angle tables cached per shape and device
+            _triton.sinusoidal(tensor.view(m, n), _device_tables(m, n, tensor.device),
+                               torch.tensor([amplitude], dtype=torch.float64).to(tensor.device, non_blocking=True),
+                               block)
+        _bump_version(tensor)
+        return tensor
     device = tensor.device if tensor.device.type in ("cpu", "cuda") else torch.device("cpu")
     tables = torch.cat(
         [*_turns_sincos(torch.arange(n, dtype=torch.int64), n), *_turns_sincos(torch.arange(1, m + 1) % m, m)]
     ).to(device)  # one transfer
     sin_t, cos_t, sin_p, cos_p = tables.split([n, n, m, m])
-    block = max(1, math.isqrt(n))
     blocks = -(-n // block)
     i = torch.arange(1, m + 1, dtype=torch.int64, device=device)
     idx_a = torch.outer(i, torch.arange(block, dtype=torch.int64, device=device)) % n
