@@ -51,9 +51,11 @@ def main(argv=None) -> int:
         ("triton moments, 64x64x7x7", lambda: _triton.moments(small)),
         ("level1 (triton), 64x64x49", lambda: level1(z3s, 2)),
         ("input_partial (triton), 64x64x7x7", lambda: input_partial(small)),
+        ("level1 + input, one launch, 64x64x49", lambda: level1(z3s, 2, x=small)),
         ("torch var_mean, 64x64x49", lambda: torch.var_mean(z3s, dim=2, correction=0)),
         ("triton rows, 64x256x3136", lambda: _triton.rows(z3b, 2)),
         ("triton moments, 64x256x56x56", lambda: _triton.moments(big)),
+        ("level1 + input, one launch, 64x256x3136", lambda: level1(z3b, 2, x=big)),
         ("torch var_mean, 64x256x3136", lambda: torch.var_mean(z3b, dim=2, correction=0)),
         ("torch (z > 0).sum, 64x256x3136", lambda: (z3b > 0).sum(2)),
     ]

@@ -13,7 +13,7 @@ PY=${PY:-python3}
   $PY -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__, torch.cuda.get_device_name())"
   date +%T; echo "== bench_report (GPU)"
   timeout 240 $PY benchmarks/bench_report.py --device cuda --cases resnet50 vit_b_16 --gpu-cases --repeats 5 \
-    --batches 10 --memory-batches 10 30 --extra eager modules --json "$OUT/bench.json"
+    --batches 10 --memory-batches ${MEMORY:-} --extra eager modules --json "$OUT/bench.json"
   date +%T; echo "== bench_report, 50 batches (GPU)"
   timeout 120 $PY benchmarks/bench_report.py --device cuda --cases resnet50 --gpu-cases --repeats 3 --batches 50 \
     --memory-batches

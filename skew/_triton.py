@@ -24,7 +24,7 @@ Under ``TRITON_INTERPRET=1`` the same kernels run on CPU tensors (how the tests 
 
 Example (CUDA only; elsewhere :func:`available` is False):
     >>> import torch
-    >>> if available(torch.device("cuda")):
+    >>> if torch.cuda.is_available() and available(torch.device("cuda")):
     ...     k, mean, m2, pos = rows(torch.tensor([[[1.0, 2.0, float("nan"), 3.0]]], device="cuda"), pd=2)
     ...     print(k.item(), mean.item(), m2.item(), pos.item())
 """
@@ -36,11 +36,12 @@ import os
 
 import torch
 
-__all__ = ["available", "moments", "rows", "sinusoidal"]
+__all__ = ["InputBlocks", "available", "combine", "level1", "moments", "rows", "sinusoidal"]
 
 _KINDS = (torch.float32, torch.float16, torch.bfloat16)
 _state: dict = {}
 _MAX_BLOCKS = 4096  # partial sums of a layer input added up by the second launch
+_XBLOCK = 1024  # entries per tile of a layer input
 
 
 def _kernels():
@@ -52,7 +53,7 @@ def _kernels():
     except Exception:  # noqa: BLE001 - no Triton, or a broken install: keep the eager form
         _state["k"] = None
         return None
-    _state["k"] = (kern.rows_kernel, kern.cols_kernel, kern.blocks_kernel, kern.final_kernel, kern.sinusoidal_kernel)
+    _state["k"] = (kern.blocks_kernel, kern.final_kernel, kern.level1_kernel, kern.sinusoidal_kernel)
     return _state["k"]
 
 
@@ -69,23 +70,65 @@ def _pow2(n: int) -> int:
     return 1 << max(0, int(n) - 1).bit_length()
 
 
+class InputBlocks:
+    """A layer input's partial sums from :func:`level1` (``part``: a (4, G) float64 tensor of
+    k, Σy, Σy² and the shift c per block), added up later for all the calls of a batch at once by
+    :func:`combine`. Keeping them as blocks saves a launch (and its host time) per hook call.
+    """
+
+    __slots__ = ("part",)
+
+    def __init__(self, part: torch.Tensor):
+        self.part = part
+
+
 def rows(z3: torch.Tensor, pd: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-(row, neuron) finite count k, mean, M2 and positives of a (R, C, P) (``pd=2``) or
     (R, P, C) (``pd=1``) view of Z, each an (R, C) float64 tensor on Z's device, in one read.
 
     Non-finite values are left out of all four (the careful mode's definition): k ≤ P.
     """
+    k, mean, m2, pos, _ = level1(z3, pd, None)
+    return k, mean, m2, pos
+
+
+def level1(z3: torch.Tensor, pd: int, x: torch.Tensor | None):
+    """:func:`rows` of Z and, in the same launch, the block sums of the layer input ``x`` (a
+    contiguous float tensor, or None): returns (k, mean, m2, pos, :class:`InputBlocks` or None)."""
     R = int(z3.shape[0])
     C = int(z3.shape[1 if pd == 2 else 2])
     P = int(z3.shape[pd])
     out = torch.empty(4, R, C, dtype=torch.float64, device=z3.device)
     k, mean, m2, pos = out.unbind(0)
-    if P == 0 or R * C == 0:  # nothing to read (k = 0 everywhere)
+    if pd == 2:
+        tile_b = min(512, _pow2(P))
+        tile_a = max(1, 1024 // tile_b)
+        cb, z_programs = 1, _cdiv(R * C, tile_a)
+    else:
+        tile_b = min(64, _pow2(C))
+        tile_a = max(1, min(_pow2(P), 1024 // tile_b))
+        cb = _cdiv(C, tile_b)
+        z_programs = R * cb
+    if P == 0 or R * C == 0:  # nothing to read: k = 0 everywhere
         out.zero_()
-        return k, mean, m2, pos
+        z_programs = 0
+    blocks = None
+    if x is not None and x.numel() > 0 and x.is_contiguous():
+        N = x.numel()
+        iters = max(1, _cdiv(N, _XBLOCK * _MAX_BLOCKS))
+        G = _cdiv(N, _XBLOCK * iters)
+        blocks = InputBlocks(torch.empty(4, G, dtype=torch.float64, device=x.device))
+        xs, part = x, blocks.part
+    else:
+        N = iters = G = 0
+        xs, part = z3, out
+    if z_programs + G == 0:
+        return k, mean, m2, pos, blocks
+    kernel = _kernels()[2]
     with _on(z3.device):
-        _rows(z3, pd, R, C, P, k, mean, m2, pos)
-    return k, mean, m2, pos
+        kernel[(z_programs + G,)](z3, k, mean, m2, pos, R * C, C, P, *z3.stride(), cb, z_programs, xs, part, N,
+                                  iters, PD=pd, TILE_A=tile_a, TILE_B=tile_b, XBLOCK=_XBLOCK)
+    return k, mean, m2, pos, blocks
 
 
 def _on(device: torch.device):
@@ -93,21 +136,6 @@ def _on(device: torch.device):
     if device.type == "cuda" and device.index is not None and device.index != torch.cuda.current_device():
         return torch.cuda.device(device)
     return contextlib.nullcontext()
-
-
-def _rows(z3, pd, R, C, P, k, mean, m2, pos) -> None:
-    rows_kernel, cols_kernel, *_ = _kernels()
-    if pd == 2:
-        block = min(512, _pow2(P))
-        nrows = max(1, 1024 // block)
-        grid = (_cdiv(R * C, nrows),)
-        rows_kernel[grid](z3, k, mean, m2, pos, R * C, C, P, *z3.stride(), ROWS=nrows, BLOCK=block)
-    else:
-        block_c = min(64, _pow2(C))
-        block_p = max(1, min(_pow2(P), 1024 // block_c))
-        grid = (R, _cdiv(C, block_c))
-        s_r, s_p, s_c = z3.stride()
-        cols_kernel[grid](z3, k, mean, m2, pos, C, P, s_r, s_p, s_c, BLOCK_P=block_p, BLOCK_C=block_c)
 
 
 def moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
@@ -118,17 +146,46 @@ def moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] 
     """
     if not x.is_contiguous() or x.numel() == 0:
         return None
-    _, _, blocks_kernel, final_kernel, _ = _kernels()
+    blocks_kernel, final_kernel, _, _ = _kernels()
     N = x.numel()
-    block = 1024
-    iters = max(1, _cdiv(N, block * _MAX_BLOCKS))
-    G = _cdiv(N, block * iters)
-    part = torch.empty(3 * G + 3, dtype=torch.float64, device=x.device)
-    out = part[3 * G :]
+    iters = max(1, _cdiv(N, _XBLOCK * _MAX_BLOCKS))
+    G = _cdiv(N, _XBLOCK * iters)
+    part = torch.empty(4 * G + 3, dtype=torch.float64, device=x.device)
+    out = part[4 * G :]
     with _on(x.device):
-        blocks_kernel[(G,)](x, part, N, iters, BLOCK=block)
-        final_kernel[(1,)](x, part, out, G, BLOCK=min(1024, _pow2(G)))
+        blocks_kernel[(G,)](x, part, N, iters, BLOCK=_XBLOCK)
+        final_kernel[(1,)](part, out, G, BLOCK=min(1024, _pow2(G)))
     return out[0], out[1], out[2]
+
+
+_SEGMENTS: dict = {}
+
+
+def combine(blocks: list[InputBlocks]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(n, mean, M2) vectors, one entry per :class:`InputBlocks`, in a few launches for all of them.
+
+    .. math:: n = \\sum k,\\quad \\text{mean} = c + \\frac{\\sum \\Sigma y}{n},\\quad
+        M_2 = \\sum \\Sigma y^2 - \\frac{(\\sum \\Sigma y)^2}{n}
+    """
+    parts = [b.part for b in blocks]
+    device = parts[0].device
+    sizes = tuple(int(p.shape[1]) for p in parts)
+    key = (device, sizes)
+    if key not in _SEGMENTS:  # which block belongs to which input, and each input's first block
+        if len(_SEGMENTS) > 64:
+            _SEGMENTS.clear()
+        counts = torch.tensor(sizes)
+        seg = torch.repeat_interleave(torch.arange(len(sizes)), counts)
+        first = torch.cumsum(counts, 0) - counts
+        _SEGMENTS[key] = (seg.to(device, non_blocking=True), first.to(device, non_blocking=True))
+    seg, first = _SEGMENTS[key]
+    allp = parts[0] if len(parts) == 1 else torch.cat(parts, 1)
+    sums = torch.zeros(3, len(parts), dtype=torch.float64, device=device).index_add_(1, seg, allp[:3])
+    n, s1, s2 = sums.unbind(0)
+    kk = n.clamp_min(1)
+    mean = torch.where(n > 0, allp[3, first] + s1 / kk, 0.0)
+    m2 = (s2 - s1 * s1 / kk).clamp_min_(0)
+    return n, mean, m2
 
 
 def sinusoidal(out: torch.Tensor, tables: tuple, amplitude: torch.Tensor, block: int) -> None:
@@ -138,7 +195,7 @@ def sinusoidal(out: torch.Tensor, tables: tuple, amplitude: torch.Tensor, block:
     would reach the kernel as float32). Every product and sum is rounded separately, as in the
     torch form, so the bits are the same.
     """
-    *_, kernel = _kernels()
+    kernel = _kernels()[3]
     m, n = out.shape
     sin_t, cos_t, sin_p, cos_p = tables
     width = min(256, _pow2(n))

@@ -8,7 +8,7 @@ values, folded into float64 every ``FOLD`` tiles; one reduction per fold, none p
 import triton
 import triton.language as tl
 
-FOLD = 32  # tiles per float32 lane sum before it is folded into float64
+FOLD = tl.constexpr(32)  # tiles per float32 lane sum before it is folded into float64
 
 
 @triton.jit
@@ -34,10 +34,10 @@ def _store(k_out, mean_out, m2_out, pos_out, at, live, c, K, S1, S2, POS):
 
 
 @triton.jit
-def rows_kernel(z, k_out, mean_out, m2_out, pos_out, RC, C, P, s_r, s_c, s_p,
-                ROWS: tl.constexpr, BLOCK: tl.constexpr):
-    # (R, C, P): ROWS rows (r, c) per program, positions along the tile's second axis
-    row = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
+def _rows(z, k_out, mean_out, m2_out, pos_out, RC, C, P, s_r, s_c, s_p, pid,
+          ROWS: tl.constexpr, BLOCK: tl.constexpr):
+    # (R, C, P): ROWS rows (r, c) for program pid, positions along the tile's second axis
+    row = pid * ROWS + tl.arange(0, ROWS)
     live_r = row < RC
     base = (row // C).to(tl.int64) * s_r + (row % C).to(tl.int64) * s_c
     c = _shift(tl.load(z + base, mask=live_r, other=0.0).to(tl.float32))
@@ -68,11 +68,10 @@ def rows_kernel(z, k_out, mean_out, m2_out, pos_out, RC, C, P, s_r, s_c, s_p,
 
 
 @triton.jit
-def cols_kernel(z, k_out, mean_out, m2_out, pos_out, C, P, s_r, s_p, s_c,
-                BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
-    # (R, P, C): one row r and BLOCK_C neurons per program, positions along the tile's first axis
-    r = tl.program_id(0)
-    col = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+def _cols(z, k_out, mean_out, m2_out, pos_out, C, P, s_r, s_p, s_c, r, cb,
+          BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+    # (R, P, C): row r and the cb-th BLOCK_C neurons, positions along the tile's first axis
+    col = cb * BLOCK_C + tl.arange(0, BLOCK_C)
     live_c = col < C
     base = r.to(tl.int64) * s_r + col.to(tl.int64) * s_c
     c = _shift(tl.load(z + base, mask=live_c, other=0.0).to(tl.float32))
@@ -103,11 +102,10 @@ def cols_kernel(z, k_out, mean_out, m2_out, pos_out, C, P, s_r, s_p, s_c,
 
 
 @triton.jit
-def blocks_kernel(x, part, N, ITERS, BLOCK: tl.constexpr):
-    # ITERS·BLOCK entries from pid·ITERS·BLOCK on, shifted by the tensor's first value:
-    # (k, Σy, Σy²) at part[pid], part[G + pid], part[2G + pid]
-    pid = tl.program_id(0)
-    start = pid.to(tl.int64) * ITERS * BLOCK
+def _blocks(x, part, N, ITERS, b, G, BLOCK: tl.constexpr):
+    # block b of G: ITERS·BLOCK entries from b·ITERS·BLOCK on, shifted by the tensor's first value
+    # c; writes (k, Σy, Σy², c) to part[0:4, b] of a (4, G) float64 buffer
+    start = b.to(tl.int64) * ITERS * BLOCK
     c = _shift(tl.load(x).to(tl.float32))
     ak = tl.zeros([BLOCK], tl.float32)
     a1 = tl.zeros([BLOCK], tl.float32)
@@ -121,16 +119,37 @@ def blocks_kernel(x, part, N, ITERS, BLOCK: tl.constexpr):
         ak += fin.to(tl.float32)
         a1 += y
         a2 += y * y
-    G = tl.num_programs(0)
-    tl.store(part + pid, tl.sum(ak, 0).to(tl.float64))
-    tl.store(part + G + pid, tl.sum(a1, 0).to(tl.float64))
-    tl.store(part + 2 * G + pid, tl.sum(a2, 0).to(tl.float64))
+    tl.store(part + b, tl.sum(ak, 0).to(tl.float64))
+    tl.store(part + G + b, tl.sum(a1, 0).to(tl.float64))
+    tl.store(part + 2 * G + b, tl.sum(a2, 0).to(tl.float64))
+    tl.store(part + 3 * G + b, c.to(tl.float64))
 
 
 @triton.jit
-def final_kernel(x, part, out, G, BLOCK: tl.constexpr):
-    # the G block sums -> (n, mean, M2) at out[0:3]
-    c = _shift(tl.load(x).to(tl.float32)).to(tl.float64)
+def blocks_kernel(x, part, N, ITERS, BLOCK: tl.constexpr):
+    _blocks(x, part, N, ITERS, tl.program_id(0), tl.num_programs(0), BLOCK)
+
+
+@triton.jit
+def level1_kernel(z, k_out, mean_out, m2_out, pos_out, RC, C, P, s_0, s_1, s_2, CB, GZ, x, part, N, ITERS,
+                  PD: tl.constexpr, TILE_A: tl.constexpr, TILE_B: tl.constexpr, XBLOCK: tl.constexpr):
+    # one launch for a hook call: programs [0, GZ) reduce the output's rows (PD = 2: (R, C, P),
+    # tiles ROWS x BLOCK; PD = 1: (R, P, C), tiles BLOCK_P x BLOCK_C, CB column blocks), the others
+    # the layer input's blocks
+    pid = tl.program_id(0)
+    if pid < GZ:
+        if PD == 2:
+            _rows(z, k_out, mean_out, m2_out, pos_out, RC, C, P, s_0, s_1, s_2, pid, TILE_A, TILE_B)
+        else:
+            _cols(z, k_out, mean_out, m2_out, pos_out, C, P, s_0, s_1, s_2, pid // CB, pid % CB, TILE_A, TILE_B)
+    else:
+        _blocks(x, part, N, ITERS, pid - GZ, tl.num_programs(0) - GZ, XBLOCK)
+
+
+@triton.jit
+def final_kernel(part, out, G, BLOCK: tl.constexpr):
+    # the (4, G) block sums of _blocks -> (n, mean, M2) at out[0:3]
+    c = tl.load(part + 3 * G)
     K = tl.zeros([BLOCK], tl.float64)
     S1 = tl.zeros([BLOCK], tl.float64)
     S2 = tl.zeros([BLOCK], tl.float64)

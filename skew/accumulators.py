@@ -77,6 +77,7 @@ __all__ = [
     "pack_units",
     "packbits",
     "stack_packed",
+    "to_host",
     "unpack_units",
     "SIGN_ROWS",
     "SIGN_NEURONS",
@@ -146,6 +147,7 @@ class Partial:
     finite: bool | None = None  # known on the host (compiled CPU kernel): every value of Z was finite
     act: torch.Tensor | None = None  # collapsed rows: samples whose row mean is > 0 (default: pos)
     signed: bool = False  # the compiled kernel wrote the sign raster requested by ``signs``
+    inputs: object | None = None  # the layer input's block sums, read in the same launch (CUDA kernels)
 
     @property
     def B(self) -> int:
@@ -184,7 +186,7 @@ class Scratch:
 
 def level1(
     z3: torch.Tensor, pd: int, careful: bool = False, head: int = 0, scratch: Scratch | None = None,
-    signs: tuple | None = None,
+    signs: tuple | None = None, x: torch.Tensor | None = None,
 ) -> Partial:
     """Reduce a (B, C, P) (``pd=2``) or (B, P, C) (``pd=1``) view of Z to per-row summaries.
 
@@ -196,7 +198,9 @@ def level1(
     rows per neuron itself (Chan's formula) and returns one row of B·P values, with ``act`` the
     number of samples whose row mean is > 0 and ``head`` those samples' pattern bits; given
     ``signs`` (see :func:`skew._fused.neurons`) it also records the sign raster as it reads Z
-    (``Partial.signed``; P > 1 only).
+    (``Partial.signed``; P > 1 only). Given the layer input ``x``, the one-read CUDA kernels also
+    sum it in the same launch (``Partial.inputs``, a :class:`skew._triton.InputBlocks`, added up
+    in level 2); the other forms ignore ``x``.
 
     Example:
         >>> part = level1(torch.tensor([[[1.0, 2.0, 3.0]]]), pd=2)
@@ -207,7 +211,7 @@ def level1(
     if careful:
         return _level1_careful(z3, pd, P)
     if z3.dtype != torch.float64 and _triton.available(z3.device):
-        return _level1_triton(z3, pd, P, head)
+        return _level1_triton(z3, pd, P, head, x)
     if z3.dtype not in (torch.float32, torch.float64):
         z3 = z3.float()
     if z3.dtype == torch.float32 and not _welford(z3.device):
@@ -226,16 +230,23 @@ def level1(
     return _moments(z3, pd, P, scratch)
 
 
-def _level1_triton(z3: torch.Tensor, pd: int, P: int, head: int) -> Partial:
+def _level1_triton(z3: torch.Tensor, pd: int, P: int, head: int, x: torch.Tensor | None) -> Partial:
     """Careful-mode row summaries (finite values only, ``k`` per row) in one read on CUDA
-    (:mod:`skew._triton`); P = 1 collapses the B rows into one row of B values as the fast form does."""
+    (:mod:`skew._triton`), with the layer input's block sums from the same launch; P = 1 collapses
+    the B rows into one row of B values as the fast form does."""
+    if x is not None and (x.dtype not in _triton_inputs or x.device != z3.device):
+        x = None  # float64 or elsewhere: input_partial's own forms
     if P == 1:
         zz = z3.squeeze(pd)  # (B, C)
-        k, mean, m2, pos = _triton.rows(zz.unsqueeze(0), 1)
+        k, mean, m2, pos, blocks = _triton.level1(zz.unsqueeze(0), 1, x)
         B = int(zz.shape[0])
-        return Partial(mean, m2, pos, B, k=k, samples=B, head=zz[:head] > 0 if head > 0 else None, act=pos)
-    k, mean, m2, pos = _triton.rows(z3, pd)
-    return Partial(mean, m2, pos, P, k=k)
+        return Partial(mean, m2, pos, B, k=k, samples=B, head=zz[:head] > 0 if head > 0 else None, act=pos,
+                       inputs=blocks)
+    k, mean, m2, pos, blocks = _triton.level1(z3, pd, x)
+    return Partial(mean, m2, pos, P, k=k, inputs=blocks)
+
+
+_triton_inputs = (torch.float32, torch.float16, torch.bfloat16)
 
 
 def _moments(z3: torch.Tensor, pd: int, P: int, scratch: Scratch | None = None) -> Partial:
@@ -637,6 +648,16 @@ class DeviceStats:
         items = [(li, ip) for li, _, ip in group if ip is not None]
         if not items:
             return None
+        blocks = [ip for _, ip in items if isinstance(ip, _triton.InputBlocks)]
+        if blocks:  # block sums of the CUDA kernels: all added up at once
+            n, mean, m2 = _triton.combine(blocks)
+            if len(blocks) == len(items):
+                key = ("blocks", tuple(li for li, _ in items))
+                if key not in self._cache:
+                    self._cache[key] = torch.as_tensor([li for li, _ in items], device=self.device)
+                return self._cache[key], mean, m2, n.to(torch.int64)
+            done = iter(zip(n, mean, m2))
+            items = [(li, next(done) if isinstance(ip, _triton.InputBlocks) else ip) for li, ip in items]
         fixed = all(isinstance(ip[0], int) for _, ip in items)
         key = ("inputs", tuple(li for li, _ in items), tuple(ip[0] for _, ip in items) if fixed else None)
         if key not in self._cache:
@@ -765,16 +786,15 @@ class DeviceStats:
 
     def layer_states(self, signs: list[np.ndarray], sign_neurons: list[np.ndarray]) -> list[LayerState]:
         """The host-side :class:`LayerState` of every layer (one device→host copy per flat array)."""
-        host = {
-            k: getattr(self, k).cpu().numpy()
-            for k in ("n", "pos", "nonfinite", "mean", "m2", "oui_sum", "in_n", "in_mean", "in_m2")
-        }
+        keys = ("n", "pos", "nonfinite", "mean", "m2", "oui_sum", "in_n", "in_mean", "in_m2")
+        kept = [li for li, p in enumerate(self.patterns) if p is not None]
+        arrays = to_host([getattr(self, k) for k in keys] + [self.patterns[li][: self.pattern_count[li]] for li in kept])
+        host = dict(zip(keys, arrays))
+        found = dict(zip(kept, arrays[len(keys):]))
         out = []
         for li, size in enumerate(self.sizes):
             a, b = int(self.offsets[li]), int(self.offsets[li + 1])
-            pats = self.patterns[li]
-            count = self.pattern_count[li]
-            patterns = pats[:count].cpu().numpy() if pats is not None else np.zeros((0, size), dtype=bool)
+            patterns = found[li] if li in found else np.zeros((0, size), dtype=bool)
             out.append(
                 LayerState(
                     n=host["n"][a:b].copy(),
@@ -795,6 +815,31 @@ class DeviceStats:
                 )
             )
         return out
+
+
+def to_host(tensors: list[torch.Tensor]) -> list[np.ndarray]:
+    """numpy copies of ``tensors``: those on an accelerator in one device→host transfer (their bytes
+    packed into one buffer), so n small arrays cost one synchronisation, not n.
+
+    Example:
+        >>> [a.tolist() for a in to_host([torch.tensor([1.5, 2.0]), torch.tensor([True, False])])]
+        [[1.5, 2.0], [True, False]]
+    """
+    out: list[np.ndarray | None] = [None] * len(tensors)
+    remote = [i for i, t in enumerate(tensors) if t.device.type != "cpu"]
+    for i, t in enumerate(tensors):
+        if t.device.type == "cpu":
+            out[i] = t.numpy().copy()
+    if remote:
+        flat = [tensors[i].contiguous().reshape(-1).view(torch.uint8) for i in remote]
+        packed = (flat[0] if len(flat) == 1 else torch.cat(flat)).cpu().numpy()
+        start = 0
+        for i, f in zip(remote, flat):
+            t = tensors[i]
+            raw = packed[start : start + f.numel()]
+            start += f.numel()
+            out[i] = raw.view(torch.empty(0, dtype=t.dtype).numpy().dtype).reshape(tuple(t.shape)).copy()
+    return out
 
 
 # ------------------------------------------------------------------------------------ host state

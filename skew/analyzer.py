@@ -83,6 +83,7 @@ from skew.accumulators import (
     pack_units,
     packbits,
     stack_packed,
+    to_host,
     unpack_units,
 )
 from skew.batches import batch_size, describe, iter_batches, model_inputs, to_device
@@ -339,12 +340,18 @@ class _Run:
         valid = self._match_mask(site, z3, pd_, chan)
         stats = self.stats.get(site.group)
         have = stats.pattern_count[site.index] if stats is not None else 0
+        xin = x if isinstance(x, torch.Tensor) else None
         if valid is not None:
             part = level1_masked(z3, valid)  # careful already: no check needed
         else:
-            part = level1(z3, pd_, head=OUI_SAMPLES - have, scratch=self.scratch, signs=self._sign_request(site, z3))
-        xin = x if isinstance(x, torch.Tensor) else None
-        if xin is not None and valid is not None:
+            fresh = self._fresh_input(xin)  # an input not read yet: the CUDA kernels read it with Z
+            part = level1(z3, pd_, head=OUI_SAMPLES - have, scratch=self.scratch, signs=self._sign_request(site, z3),
+                          x=fresh if fresh is not None and fresh.is_floating_point() else None)
+            if part.inputs is not None:
+                self._remember_input(xin, part.inputs)
+        if part.inputs is not None:
+            ip = part.inputs
+        elif xin is not None and valid is not None:
             x3 = site.canon_input(xin)
             if x3.dim() == 3 and tuple(x3.shape[:2]) == tuple(valid.shape):
                 ip = input_partial_masked(x3, valid)
@@ -354,7 +361,7 @@ class _Run:
             ip = self._input_moments(xin)
         # fast summaries (an int count) must be checked; careful ones (a tensor count: masked, or
         # the one-read CUDA kernels) already left non-finite values out
-        fast_ip = ip if ip is not None and isinstance(ip[0], int) else None
+        fast_ip = ip if isinstance(ip, tuple) and isinstance(ip[0], int) else None
         if part.k is None:  # one check of this call's summaries (and fast input moments)
             ok = all_finite(part, fast_ip)
         elif fast_ip is not None:
@@ -379,13 +386,25 @@ class _Run:
         """input_partial(x), read once for an input that feeds several measured layers in a row (a
         ResNet block's first conv and its downsample): the same tensor object, not modified since
         (same version counter), gives the same moments. Only a weak reference is kept."""
+        if self._fresh_input(x) is None and x is not None and self.last_input is not None:
+            return self.last_input[2]
+        ip = input_partial(x)
+        self._remember_input(x, ip)
+        return ip
+
+    def _fresh_input(self, x: torch.Tensor | None) -> torch.Tensor | None:
+        """x, unless it is the input read last (same object, same version), or None."""
+        if x is None:
+            return None
         version = _version(x)
         last = self.last_input
         if version is not None and last is not None and last[0]() is x and last[1] == version:
-            return last[2]
-        ip = input_partial(x)
+            return None
+        return x
+
+    def _remember_input(self, x: torch.Tensor | None, ip) -> None:
+        version = _version(x)
         self.last_input = (weakref.ref(x), version, ip) if version is not None and ip is not None else None
-        return ip
 
     def _match_mask(self, site: _Site, z3: torch.Tensor, pd_: int, chan: bool) -> torch.Tensor | None:
         """The (B, T) validity mask for this output, or None (no mask, or it cannot be matched)."""
@@ -551,10 +570,12 @@ class _Run:
         out: dict[str, LayerState] = {}
         for key, st in self.stats.items():
             group = sorted((s for s in self.sites if s.group == key), key=lambda s: s.index)
-            signs = [s.signs[: s.sign_filled].cpu().numpy() for s in group]
+            units = [u for s in group for u in s.units]
+            host = to_host([s.signs[: s.sign_filled] for s in group] + units)  # one transfer per device
+            signs, packed = host[: len(group)], iter(host[len(group) :])
             cols = [s.sign_cols for s in group]
             for s, state in zip(group, st.layer_states(signs, cols)):
-                state.unit_patterns, state.unit_counts = stack_packed([u.cpu().numpy() for u in s.units], s.unit_counts)
+                state.unit_patterns, state.unit_counts = stack_packed([next(packed) for _ in s.units], s.unit_counts)
                 state.sign_position = np.asarray(s.sign_pos or (), dtype=np.int64)
                 state.mask_calls = np.asarray(s.mask_calls, dtype=np.int64)
                 out[s.name] = state

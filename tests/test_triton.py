@@ -166,6 +166,17 @@ class Tokens(nn.Module):
     def forward(self, x):                      # (B, T, 4) -> (B, T, 6)
         return self.fc(torch.relu(self.emb(x)))
 
+class Shared(nn.Module):
+    # two convs read the same input (read once), a Linear reads a non-contiguous one (eager moments)
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 4, 3, padding=1)
+        self.b = nn.Conv2d(3, 4, 1)
+        self.fc = nn.Linear(6, 5)
+    def forward(self, x):
+        y = torch.relu(self.a(x) + self.b(x))            # (B, 4, 6, 6)
+        return self.fc(y.mean(1).transpose(1, 2))        # input (B, 6, 6) transposed: not contiguous
+
 def frames(device="cpu"):
     torch.manual_seed(0)
     conv = nn.Sequential(nn.Conv2d(3, 16, 3), nn.ReLU(), nn.Conv2d(16, 8, 3), nn.ReLU(), nn.Flatten(),
@@ -177,8 +188,11 @@ def frames(device="cpu"):
     tokens = Tokens()
     seqs = [torch.randn(5, 7, 4) for _ in range(2)]
     seqs[1][2, 3, 1] = float("nan")
+    shared = Shared()
+    images = [torch.randn(4, 3, 6, 6) for _ in range(2)]
+    images[1][0, 2, 1, 1] = float("nan")
     out = {}
-    for name, model, data in (("conv", conv, batches), ("tokens", tokens, seqs)):
+    for name, model, data in (("conv", conv, batches), ("tokens", tokens, seqs), ("shared", shared, images)):
         rep = skew.report(model.to(device), [d.to(device) for d in data], progress=False)
         out[name] = {"neurons": rep.neurons.to_json(orient="split", double_precision=15),
                      "layers": rep.layers.to_json(orient="split", double_precision=15),
@@ -210,6 +224,7 @@ def test_interpreted_report_matches_the_cpu_forms_with_non_finite_values():
     _assert_same(got, ref)
     assert ref["conv"]["careful_calls"] > 0  # the CPU forms re-read the poisoned calls carefully
     assert got["conv"]["careful_calls"] == 0 and got["tokens"]["careful_calls"] == 0  # one read, no re-check
+    assert ref["shared"]["careful_calls"] > 0 and got["shared"]["careful_calls"] == 0
     nonfinite = pd.read_json(__import__("io").StringIO(got["conv"]["neurons"]), orient="split")["nonfinite"]
     assert nonfinite.sum() > 0
 
@@ -320,3 +335,15 @@ def test_interpreted_sinusoidal_fill_is_bit_identical_to_the_torch_form():
             result.append("bfloat16 / strided went through the kernel")
     """)
     assert result == []
+
+
+@needs_cuda
+def test_cuda_to_host_packs_every_dtype_into_one_copy():
+    from skew.accumulators import to_host
+
+    tensors = [torch.tensor([1.5, -2.0], dtype=torch.float64), torch.tensor([[True, False, True]]),
+               torch.arange(5), torch.tensor([7, 255], dtype=torch.uint8), torch.zeros(0, 3, dtype=torch.bool)]
+    got = to_host([t.cuda() for t in tensors] + [tensors[0]])
+    for g, t in zip(got, tensors + [tensors[0]]):
+        assert g.dtype == t.numpy().dtype and g.shape == tuple(t.shape)
+        np.testing.assert_array_equal(g, t.numpy())
