@@ -63,6 +63,20 @@ def main(argv=None) -> int:
     for name, fn in cases:
         host, total = per_call(fn, args.calls)
         print(f"{name:<36} {host:>9.1f} {total:>9.1f}")
+    # device time of the fused kernel's output part under other tile sizes and warp counts
+    kernel = _triton._kernels()[2]
+    R, C, P = z3b.shape
+    k = torch.empty(4, R, C, dtype=torch.float64, device="cuda")
+    print(f"{'rows tile (ROWS x BLOCK), warps':<36} {'device us':>9}")
+    for rows_, block, warps in ((2, 512, 4), (4, 512, 4), (4, 512, 8), (8, 512, 8), (1, 1024, 4), (2, 1024, 8)):
+        grid = (-(-(R * C) // rows_),)
+
+        def launch(grid=grid, rows_=rows_, block=block, warps=warps):
+            kernel[grid](z3b, k[0], k[1], k[2], k[3], R * C, C, P, *z3b.stride(), 1, grid[0], z3b, k, 0, 0,
+                         PD=2, TILE_A=rows_, TILE_B=block, XBLOCK=1024, num_warps=warps)
+
+        _, total = per_call(launch, 200)
+        print(f"{f'{rows_} x {block}, {warps} warps':<36} {total:>9.1f}")
     gb = big.numel() * 4 / 1e9
     print(f"(64x256x56x56 float32 is {gb:.3f} GB: at 4.0 TB/s one read takes {gb / 4e3 * 1e6:.0f} us)")
     return 0
