@@ -33,10 +33,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 
 import torch
 
-__all__ = ["InputBlocks", "available", "combine", "level1", "moments", "rows", "sinusoidal"]
+__all__ = ["InputBlocks", "available", "combine", "disable", "level1", "moments", "rows", "sinusoidal"]
 
 _KINDS = (torch.float32, torch.float16, torch.bfloat16)
 _state: dict = {}
@@ -55,6 +56,18 @@ def _kernels():
         return None
     _state["k"] = (kern.blocks_kernel, kern.final_kernel, kern.level1_kernel, kern.sinusoidal_kernel)
     return _state["k"]
+
+
+def disable(err: BaseException) -> None:
+    """Stop using the kernels in this process (a Triton or GPU they fail on): warn once, with why."""
+    if _state.get("k") is not None:
+        warnings.warn(
+            f"skew: the Triton kernels failed here ({type(err).__name__}: {err}); falling back to the eager "
+            "torch forms (same statistics, slower). Set SKEW_EAGER=1 to skip them from the start.",
+            RuntimeWarning, stacklevel=3,
+        )
+    _state["k"] = None
+    _state["error"] = f"{type(err).__name__}: {err}"
 
 
 def available(device: torch.device) -> bool:

@@ -211,7 +211,12 @@ def level1(
     if careful:
         return _level1_careful(z3, pd, P)
     if z3.dtype != torch.float64 and _triton.available(z3.device):
-        return _level1_triton(z3, pd, P, head, x)
+        try:
+            return _level1_triton(z3, pd, P, head, x)
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as err:  # noqa: BLE001 - kernels that do not build or run here: eager from now on
+            _triton.disable(err)
     if z3.dtype not in (torch.float32, torch.float64):
         z3 = z3.float()
     if z3.dtype == torch.float32 and not _welford(z3.device):
@@ -443,7 +448,13 @@ def input_partial(x: torch.Tensor | None, careful: bool = False):
         d = torch.where(fin, xf - mean, 0.0)
         return (n, mean, (d * d).sum())
     if x.dtype != torch.float64 and _triton.available(x.device):
-        found = _triton.moments(x)  # finite entries only, one read, counts as a 0-d tensor
+        try:
+            found = _triton.moments(x)  # finite entries only, one read, counts as a 0-d tensor
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as err:  # noqa: BLE001 - kernels that do not build or run here: eager from now on
+            _triton.disable(err)
+            found = None
         if found is not None:
             return found
     if x.dtype not in (torch.float32, torch.float64):

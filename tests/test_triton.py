@@ -347,3 +347,71 @@ def test_cuda_to_host_packs_every_dtype_into_one_copy():
     for g, t in zip(got, tensors + [tensors[0]]):
         assert g.dtype == t.numpy().dtype and g.shape == tuple(t.shape)
         np.testing.assert_array_equal(g, t.numpy())
+
+
+def test_kernels_that_fail_here_fall_back_to_the_eager_forms_with_one_warning(monkeypatch):
+    """A Triton that cannot build or launch the kernels (another version, another GPU) must not
+    break report() or sinusoidal_: the first failure warns, disables them, and the call goes on eagerly."""
+    from skew.init import sinusoidal_
+
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 4 * 4, 3))
+    data = [torch.randn(6, 3, 6, 6) for _ in range(2)]
+    ref = skew.report(model, data, progress=False)
+    ref_w = sinusoidal_(torch.empty(12, 20))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("PassManager::run failed")
+
+    monkeypatch.setenv("TRITON_INTERPRET", "1")  # so that the CPU counts as a device with kernels
+    monkeypatch.delenv("SKEW_EAGER", raising=False)
+    for name in ("level1", "moments", "sinusoidal"):
+        monkeypatch.setattr(_triton, name, broken)
+    monkeypatch.setattr(_triton, "_state", {"k": ("kernels",)})
+    with pytest.warns(RuntimeWarning, match="PassManager::run failed"):
+        got = skew.report(model, data, progress=False)
+    assert _triton._state["k"] is None and "PassManager" in _triton._state["error"]
+    pd.testing.assert_frame_equal(got.neurons, ref.neurons)
+    pd.testing.assert_frame_equal(got.layers, ref.layers)
+    monkeypatch.setattr(_triton, "_state", {"k": ("kernels",)})
+    with pytest.warns(RuntimeWarning, match="falling back"):
+        w = sinusoidal_(torch.empty(12, 20))
+    assert torch.equal(w, ref_w)
+
+
+@needs_triton
+def test_kernels_compile_for_hopper_ahead_of_time():
+    """Every kernel goes through Triton's whole CUDA pipeline (to PTX and a cubin for sm_90) on any
+    machine, GPU or not: what the interpreter cannot check (constexpr globals, types, lowering)."""
+    try:
+        from triton.backends.compiler import GPUTarget
+        from triton.compiler import ASTSource
+        from triton.backends import backends
+    except ImportError:
+        pytest.skip("this Triton has no ahead-of-time compile API")
+    if "nvidia" not in backends:
+        pytest.skip("this Triton has no CUDA backend")
+    import triton
+
+    from skew import _triton_kernels as K
+
+    target = GPUTarget("cuda", 90, 32)
+
+    def build(fn, sig, consts, **opts):
+        return triton.compile(ASTSource(fn=fn, signature=sig, constexprs=consts), target=target, options=opts)
+
+    outs = {n: "*fp64" for n in ("k_out", "mean_out", "m2_out", "pos_out")}
+    ints = {n: "i32" for n in ("RC", "C", "P", "s_0", "s_1", "s_2", "CB", "GZ")}
+    for zt, xt in (("*fp32", "*fp32"), ("*bf16", "*fp16")):
+        for pd_, ta, tb in ((2, 2, 512), (2, 16, 64), (1, 16, 64), (1, 1, 8)):
+            sig = {"z": zt, **outs, **ints, "x": xt, "part": "*fp64", "N": "i32", "ITERS": "i32",
+                   "PD": "constexpr", "TILE_A": "constexpr", "TILE_B": "constexpr", "XBLOCK": "constexpr"}
+            build(K.level1_kernel, sig, {"PD": pd_, "TILE_A": ta, "TILE_B": tb, "XBLOCK": 1024})
+    build(K.blocks_kernel, {"x": "*fp32", "part": "*fp64", "N": "i32", "ITERS": "i32", "BLOCK": "constexpr"},
+          {"BLOCK": 1024})
+    build(K.final_kernel, {"part": "*fp64", "out": "*fp64", "G": "i32", "BLOCK": "constexpr"}, {"BLOCK": 1024})
+    sig = {"out": "*fp32", "sin_t": "*fp64", "cos_t": "*fp64", "sin_p": "*fp64", "cos_p": "*fp64", "amp": "*fp64",
+           "m": "i32", "n": "i32", "B": "i32", "ROWS": "constexpr", "BLOCK": "constexpr"}
+    sin = build(K.sinusoidal_kernel, sig, {"ROWS": 4, "BLOCK": 256}, enable_fp_fusion=False)
+    ptx = sin.asm["ptx"]
+    assert "mul.rn.f64" in ptx and "fma.rn.f64" not in ptx  # separately rounded, as the torch form

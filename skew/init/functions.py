@@ -241,12 +241,17 @@ def sinusoidal_(
     # (no fused multiply-add), so every device that computes in float64 gives the same bits.
     block = max(1, math.isqrt(n))
     if tensor.dtype in (torch.float32, torch.float64) and tensor.is_contiguous() and _triton.available(tensor.device):
-        with torch.no_grad():  # one launch (CUDA, Triton), from angle tables cached per shape and device
-            _triton.sinusoidal(tensor.view(m, n), _device_tables(m, n, tensor.device),
-                               torch.tensor([amplitude], dtype=torch.float64).to(tensor.device, non_blocking=True),
-                               block)
-        _bump_version(tensor)
-        return tensor
+        try:
+            with torch.no_grad():  # one launch (CUDA, Triton), from angle tables cached per shape and device
+                _triton.sinusoidal(tensor.view(m, n), _device_tables(m, n, tensor.device),
+                                   torch.tensor([amplitude], dtype=torch.float64).to(tensor.device, non_blocking=True),
+                                   block)
+            _bump_version(tensor)
+            return tensor
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as err:  # noqa: BLE001 - a kernel that does not build or run here: the torch form
+            _triton.disable(err)
     device = tensor.device if tensor.device.type in ("cpu", "cuda") else torch.device("cpu")
     tables = torch.cat(
         [*_turns_sincos(torch.arange(n, dtype=torch.int64), n), *_turns_sincos(torch.arange(1, m + 1) % m, m)]
