@@ -215,7 +215,8 @@ def sinusoidal(out: torch.Tensor, tables: tuple, amplitude: torch.Tensor, block:
     rows_ = max(1, 1024 // width)
     with _on(out.device):
         kernel[(_cdiv(m, rows_), _cdiv(n, width))](out, sin_t, cos_t, sin_p, cos_p, amplitude, m, n, block,
-                                                   ROWS=rows_, BLOCK=width, enable_fp_fusion=False)
+                                                   ROWS=rows_, BLOCK=width, WIDE=m * n >= 2**31,
+                                                   enable_fp_fusion=False)
 
 
 def _cdiv(a: int, b: int) -> int:

@@ -169,16 +169,22 @@ def final_kernel(part, out, G, BLOCK: tl.constexpr):
 
 
 @triton.jit
-def sinusoidal_kernel(out, sin_t, cos_t, sin_p, cos_p, amp, m, n, B, ROWS: tl.constexpr, BLOCK: tl.constexpr):
+def sinusoidal_kernel(out, sin_t, cos_t, sin_p, cos_p, amp, m, n, B, ROWS: tl.constexpr, BLOCK: tl.constexpr,
+                      WIDE: tl.constexpr):
     # W[r, j] of skew.init.sinusoidal_ (row i = r + 1, j = j1·B + j0), the same separately rounded
     # float64 operations in the same order as its torch form (launched without FMA contraction)
     r = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
     j = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     live_r = r < m
     live = live_r[:, None] & (j < n)[None, :]
-    i = (r + 1).to(tl.int64)
-    j1 = (j // B).to(tl.int64)
-    j0 = (j % B).to(tl.int64)
+    if WIDE:  # m·n ≥ 2³¹: the index products need 64 bits (else 32-bit products and remainders, faster)
+        i = (r + 1).to(tl.int64)
+        j1 = (j // B).to(tl.int64)
+        j0 = (j % B).to(tl.int64)
+    else:
+        i = r + 1
+        j1 = j // B
+        j0 = j % B
     ia = (i[:, None] * j0[None, :]) % n
     ig = (i[:, None] * (j1 * B)[None, :]) % n
     sa = tl.load(sin_t + ia, mask=live, other=0.0)

@@ -384,9 +384,9 @@ def test_kernels_compile_for_hopper_ahead_of_time():
     """Every kernel goes through Triton's whole CUDA pipeline (to PTX and a cubin for sm_90) on any
     machine, GPU or not: what the interpreter cannot check (constexpr globals, types, lowering)."""
     try:
+        from triton.backends import backends
         from triton.backends.compiler import GPUTarget
         from triton.compiler import ASTSource
-        from triton.backends import backends
     except ImportError:
         pytest.skip("this Triton has no ahead-of-time compile API")
     if "nvidia" not in backends:
@@ -411,7 +411,8 @@ def test_kernels_compile_for_hopper_ahead_of_time():
           {"BLOCK": 1024})
     build(K.final_kernel, {"part": "*fp64", "out": "*fp64", "G": "i32", "BLOCK": "constexpr"}, {"BLOCK": 1024})
     sig = {"out": "*fp32", "sin_t": "*fp64", "cos_t": "*fp64", "sin_p": "*fp64", "cos_p": "*fp64", "amp": "*fp64",
-           "m": "i32", "n": "i32", "B": "i32", "ROWS": "constexpr", "BLOCK": "constexpr"}
-    sin = build(K.sinusoidal_kernel, sig, {"ROWS": 4, "BLOCK": 256}, enable_fp_fusion=False)
-    ptx = sin.asm["ptx"]
-    assert "mul.rn.f64" in ptx and "fma.rn.f64" not in ptx  # separately rounded, as the torch form
+           "m": "i32", "n": "i32", "B": "i32", "ROWS": "constexpr", "BLOCK": "constexpr", "WIDE": "constexpr"}
+    for wide in (False, True):
+        sin = build(K.sinusoidal_kernel, sig, {"ROWS": 4, "BLOCK": 256, "WIDE": wide}, enable_fp_fusion=False)
+        ptx = sin.asm["ptx"]
+        assert "mul.rn.f64" in ptx and "fma.rn.f64" not in ptx  # separately rounded, as the torch form

@@ -87,6 +87,12 @@ def _device_tables(m: int, n: int, device: torch.device) -> tuple[torch.Tensor, 
     return tuple(tables.split([n, n, m, m]))
 
 
+@functools.lru_cache(maxsize=256)
+def _device_scalar(value: float, device: torch.device) -> torch.Tensor:
+    """A 1-element float64 tensor holding ``value`` on ``device`` (kept: amplitudes repeat per shape)."""
+    return torch.tensor([value], dtype=torch.float64).to(device)
+
+
 def _bump_version(tensor: torch.Tensor) -> None:
     """Count a write made outside torch (a Triton kernel) in the tensor's version, as in-place ops do."""
     bump = getattr(torch.autograd.graph, "increment_version", None)
@@ -244,8 +250,7 @@ def sinusoidal_(
         try:
             with torch.no_grad():  # one launch (CUDA, Triton), from angle tables cached per shape and device
                 _triton.sinusoidal(tensor.view(m, n), _device_tables(m, n, tensor.device),
-                                   torch.tensor([amplitude], dtype=torch.float64).to(tensor.device, non_blocking=True),
-                                   block)
+                                   _device_scalar(amplitude, tensor.device), block)
             _bump_version(tensor)
             return tensor
         except torch.OutOfMemoryError:
