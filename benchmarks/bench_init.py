@@ -15,6 +15,10 @@ Without ``--device`` it runs on the CPU and, when CUDA is available, again on th
 tensor built on the device (the issue's GPU target: ``sinusoidal_`` within 2x of
 ``xavier_uniform_`` on a CUDA tensor); without CUDA the GPU section is skipped and says so.
 
+On one H200 (torch 2.11, 2026-11-29) a 4096 x 4096 CUDA tensor took 1.29 ms before the Triton
+kernel (26x xavier_uniform_'s 0.05 ms) and 0.19-0.24 ms with it (3.9-5.2x); ResNet-50's weights in
+a loop 42.8 ms -> 2.7 ms (3.1x the xavier loop). The rest is host time around the one launch.
+
 Usage:
     .venv/bin/python benchmarks/bench_init.py [--repeats 7] [--threads 1] [--size 4096] [--device cpu]
 """

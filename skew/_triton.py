@@ -13,14 +13,18 @@ c the row's first value (0 if it is not finite) and y = z − c over the finite 
 neurons are recognised). The sums run in float32 lanes over at most 32 tiles each, then in
 float64. The result is the *careful* summary of the eager forms (non-finite values excluded and
 counted, ``Partial.k``) at the cost of one read of Z: no activation-sized temporary, no second
-pass, and — because nothing needs to be re-checked — no host synchronisation inside the hook. A
-layer input's (n, mean, M2) over its finite entries (shifted by its first entry) takes two
-launches: partial sums of blocks, then one program adding them up.
+pass, and — because nothing needs to be re-checked — no host synchronisation inside the hook.
+The layer input's (n, mean, M2) over its finite entries (shifted by its first entry) is read in
+the *same launch* (:func:`level1`: the grid's first programs reduce Z, the others blocks of the
+input); the blocks' sums are added up once per batch for every call together (:func:`combine`), so
+a hook call costs one launch. :func:`moments` does the input alone, in two launches.
 
 Used for float32/float16/bfloat16 tensors on CUDA when Triton imports (it ships with PyTorch's
 CUDA wheels); ``SKEW_EAGER`` (any non-empty value) or anything else keeps the eager torch forms.
 Each kernel is compiled by Triton on its first use per shape class (cached on disk by Triton).
-Under ``TRITON_INTERPRET=1`` the same kernels run on CPU tensors (how the tests check them).
+Under ``TRITON_INTERPRET=1`` the same kernels run on CPU tensors (how the tests check them); the
+tests also compile every kernel ahead of time for sm_90. Should a kernel fail to build or launch
+on some GPU or Triton version, :func:`disable` warns once and the eager forms take over.
 
 Example (CUDA only; elsewhere :func:`available` is False):
     >>> import torch
@@ -72,9 +76,9 @@ def disable(err: BaseException) -> None:
 
 def available(device: torch.device) -> bool:
     """Whether level 1 on ``device`` uses these kernels: CUDA, Triton importable, ``SKEW_EAGER`` unset."""
-    if os.environ.get("SKEW_EAGER"):
+    if device.type != "cuda" and not os.environ.get("TRITON_INTERPRET"):  # one lookup on the CPU hot path
         return False
-    if device.type != "cuda" and not os.environ.get("TRITON_INTERPRET"):
+    if os.environ.get("SKEW_EAGER"):
         return False
     return _kernels() is not None
 

@@ -6,8 +6,10 @@ positions per sample (conv: every spatial position; Linear on (B, T, F): every t
 kept: a forward hook reduces it at once, in two levels.
 
 *Level 1* (inside the hook, on Z's device, no host synchronisation): per (sample b, neuron c) row,
-the row's mean, its M2 = Σ_p (Z − mean)² and its number of positive values. On CUDA (and other
-accelerators) this is ``torch.var_mean`` (Welford, one read of Z) plus one comparison; on CPU,
+the row's mean, its M2 = Σ_p (Z − mean)² and its number of positive values. On CUDA with Triton
+(float32/16/bf16) one kernel launch per call reads Z once and returns the *careful* summaries
+directly (finite values only: :mod:`skew._triton`), reading the layer input in the same launch;
+otherwise on accelerators this is ``torch.var_mean`` (Welford, one read of Z) plus one comparison; on CPU,
 where that kernel is slow, the row is shifted by its own first value c_bc and summed:
 s1 = Σ_p (Z − c_bc), s2 = Σ_p (Z − c_bc)², mean = c_bc + s1/P, M2 = s2 − s1²/P. Both make a
 constant row exact (M2 = 0), which is how degenerate neurons are recognised, and avoid the

@@ -27,7 +27,9 @@ moments (and p_pred, λ) are NaN.
 Non-finite values are detected inside the hook from the row summaries it computed; that call is
 then reduced again, from the same Z, in the careful mode of :mod:`skew.accumulators`
 (non-finite values counted per neuron and excluded), so every batch runs one forward pass. On CPU
-the check is free; on accelerators it reads one flag per hook call. Bounded samples kept per
+the check is free. On CUDA the one-read Triton kernels (:mod:`skew._triton`) count non-finite
+values out as they read, so there is nothing to check and no hook synchronises with the host;
+the eager accelerator forms read one flag per hook call. Bounded samples kept per
 layer: the sign raster (the first 250 input samples × up to 250 evenly spaced neurons; for conv
 and token outputs, each sample's value at the true centre position (H//2, W//2, ...) or the
 middle token, recorded in ``Report.sign_positions``) and, for the pairwise OUI
@@ -1087,8 +1089,10 @@ def report(
 
     **Non-finite values** are found inside the hook, from the row summaries it computed anyway;
     that call is then reduced again from the same Z in the careful mode, so the forward runs once
-    per batch (user hooks and side effects run once). On CPU the check costs nothing; on an
-    accelerator it reads one flag per hook call (a host synchronisation per measured layer).
+    per batch (user hooks and side effects run once). On CPU the check costs nothing. On CUDA
+    (float32/16/bf16 outputs, Triton present) each call is reduced in one read that leaves
+    non-finite values out as it goes, so there is no check and no host synchronisation inside a
+    hook; the eager accelerator forms (``SKEW_EAGER=1``, other dtypes) read one flag per call.
 
     Under ``torch.distributed`` every rank must call ``report`` (same model, its own data); each
     rank then returns the Report of the union of all ranks' data (ranks in order).

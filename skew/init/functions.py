@@ -216,7 +216,9 @@ def sinusoidal_(
     The values are computed in float64 (angles reduced exactly with integer arithmetic, the few
     sines on the CPU, the rest by angle addition with exactly rounded products and sums on the
     tensor's device) and cast to the tensor's dtype, so the result is identical, bit for bit, on
-    every call and on every device (CPU and CUDA).
+    every call and on every device (CPU and CUDA). A contiguous float32/float64 CUDA tensor is
+    filled by one Triton kernel (:func:`skew._triton.sinusoidal`: the same operations, launched
+    without fused multiply-adds) from sine tables cached per shape and device.
 
     Args:
         tensor: an n-dimensional ``torch.Tensor`` with n >= 2.
