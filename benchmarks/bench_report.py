@@ -48,11 +48,11 @@ Peak memory stays flat: report at 10 → 100 batches 88 → 89 MiB (ResNet-18) a
 above the start, allocator noise (the bare forward alone moves by 10-40 MiB between such runs).
 
 GPU (one H200, torch 2.11 + Triton 3.6, 10 batches of 64, median of 5; ``--extra eager modules``):
-ResNet-50 224² went from 4.69x (before: var_mean, a comparison and a flag read with a host
+ResNet-50 224² went from 4.47x (before: var_mean, a comparison and a flag read with a host
 synchronisation per hook call; weight statistics copied to the host block by block) to 2.95x
-(set-up 0.12 s, each further batch 1.77x; 2.29x over 50 batches), ViT-B/16 from 2.34x to 1.68x
+(set-up 0.12 s, each further batch 1.77x; 2.29x over 50 batches), ViT-B/16 from 2.30x to 1.68x
 (each further batch 1.36x; 1.33x on module layers only, without the q/k/v recomputation); the
-eager forms give 3.90x and 1.95x, the hand-written minimal hook 2.10x and 1.14x. Those numbers
+eager forms now give 3.90x and 1.95x, the hand-written minimal hook 2.10x and 1.14x. Those numbers
 are for three Triton launches per hook call; the one launch per call of this release was not
 timed on a GPU (no device time was left). Peak CUDA memory: the same at 10 and 30 batches.
 

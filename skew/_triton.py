@@ -36,6 +36,7 @@ Example (CUDA only; elsewhere :func:`available` is False):
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import warnings
 
@@ -54,7 +55,7 @@ def _kernels():
     if "k" in _state:
         return _state["k"]
     try:
-        from skew import _triton_kernels as kern
+        kern = importlib.import_module("skew._triton_kernels")
     except Exception:  # noqa: BLE001 - no Triton, or a broken install: keep the eager form
         _state["k"] = None
         return None
