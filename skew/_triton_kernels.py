@@ -22,6 +22,21 @@ def _shift(c):
 
 
 @triton.jit
+def _add(x, live, c, ak, a1, a2, ap):
+    # one tile into the float32 lane sums: k, y = x - c, y² and x > 0 over the finite values
+    fin = _finite(x, live)
+    y = tl.where(fin, x - c, 0.0)
+    return ak + fin.to(tl.float32), a1 + y, a2 + y * y, ap + (fin & (x > 0)).to(tl.float32)
+
+
+@triton.jit
+def _fold(K, S1, S2, POS, ak, a1, a2, ap, AXIS: tl.constexpr):
+    # the lane sums, reduced along the positions' axis, into the float64 totals
+    return (K + tl.sum(ak, AXIS).to(tl.float64), S1 + tl.sum(a1, AXIS).to(tl.float64),
+            S2 + tl.sum(a2, AXIS).to(tl.float64), POS + tl.sum(ap, AXIS).to(tl.float64))
+
+
+@triton.jit
 def _store(k_out, mean_out, m2_out, pos_out, at, live, c, K, S1, S2, POS):
     # mean = c + S1/K, M2 = S2 - S1²/K (float64); rows with no finite value give 0, 0, 0
     kk = tl.maximum(K, 1.0)
@@ -54,16 +69,8 @@ def _rows(z, k_out, mean_out, m2_out, pos_out, RC, C, P, s_r, s_c, s_p, pid,
             p = p0 + tl.arange(0, BLOCK)
             live = live_r[:, None] & (p < P)[None, :]
             x = tl.load(z + base[:, None] + p[None, :].to(tl.int64) * s_p, mask=live, other=0.0).to(tl.float32)
-            fin = _finite(x, live)
-            y = tl.where(fin, x - c[:, None], 0.0)
-            ak += fin.to(tl.float32)
-            a1 += y
-            a2 += y * y
-            ap += (fin & (x > 0)).to(tl.float32)
-        K += tl.sum(ak, 1).to(tl.float64)
-        S1 += tl.sum(a1, 1).to(tl.float64)
-        S2 += tl.sum(a2, 1).to(tl.float64)
-        POS += tl.sum(ap, 1).to(tl.float64)
+            ak, a1, a2, ap = _add(x, live, c[:, None], ak, a1, a2, ap)
+        K, S1, S2, POS = _fold(K, S1, S2, POS, ak, a1, a2, ap, 1)
     _store(k_out, mean_out, m2_out, pos_out, row, live_r, c, K, S1, S2, POS)
 
 
@@ -88,16 +95,8 @@ def _cols(z, k_out, mean_out, m2_out, pos_out, C, P, s_r, s_p, s_c, r, cb,
             p = p0 + tl.arange(0, BLOCK_P)
             live = (p < P)[:, None] & live_c[None, :]
             x = tl.load(z + base[None, :] + p[:, None].to(tl.int64) * s_p, mask=live, other=0.0).to(tl.float32)
-            fin = _finite(x, live)
-            y = tl.where(fin, x - c[None, :], 0.0)
-            ak += fin.to(tl.float32)
-            a1 += y
-            a2 += y * y
-            ap += (fin & (x > 0)).to(tl.float32)
-        K += tl.sum(ak, 0).to(tl.float64)
-        S1 += tl.sum(a1, 0).to(tl.float64)
-        S2 += tl.sum(a2, 0).to(tl.float64)
-        POS += tl.sum(ap, 0).to(tl.float64)
+            ak, a1, a2, ap = _add(x, live, c[None, :], ak, a1, a2, ap)
+        K, S1, S2, POS = _fold(K, S1, S2, POS, ak, a1, a2, ap, 0)
     _store(k_out, mean_out, m2_out, pos_out, r.to(tl.int64) * C + col, live_c, c, K, S1, S2, POS)
 
 

@@ -279,65 +279,6 @@ def test_cuda_report_through_the_kernels_matches_the_eager_forms(monkeypatch):
 
 
 @needs_cuda
-def test_cuda_hooks_never_synchronise(monkeypatch):
-    import skew.analyzer as analyzer
-
-    observe = analyzer._Run.observe
-
-    def strict(self, *args):
-        torch.cuda.set_sync_debug_mode("error")
-        try:
-            return observe(self, *args)
-        finally:
-            torch.cuda.set_sync_debug_mode("default")
-
-    monkeypatch.setattr(analyzer._Run, "observe", strict)
-    torch.manual_seed(3)
-    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 8 * 8, 5)).cuda()
-    data = [torch.randn(16, 3, 10, 10, device="cuda") for _ in range(2)]
-    data[1][0, 0, 0, 0] = float("nan")
-    rep = skew.report(model, data, progress=False)
-    assert rep.meta["careful_calls"] == 0
-    assert int(rep.neurons["nonfinite"].sum()) > 0
-    assert np.isfinite(rep.neurons["mean"]).all()
-
-
-@needs_triton
-def test_interpreted_sinusoidal_fill_is_bit_identical_to_the_torch_form():
-    result = _interpreted("""
-        import os
-        from skew import _triton
-        from skew.init import sinusoidal_
-        calls = []
-        launch = _triton.sinusoidal
-        _triton.sinusoidal = lambda *a: (calls.append(1), launch(*a))
-        result = []
-        for shape in [(64, 200), (100, 100), (32, 16, 3, 3), (7, 5), (300, 2048), (3, 1), (1000, 37)]:
-            for dtype in (torch.float32, torch.float64):
-                for kw in ({}, {"mode": "fan_in", "gain": 2 ** 0.5}, {"fans": "torch"}):
-                    w = torch.empty(shape, dtype=dtype)
-                    before = w._version
-                    a = sinusoidal_(w, **kw)
-                    if a._version == before:
-                        result.append(f"{shape}: the write is not counted in the tensor's version")
-                    os.environ["SKEW_EAGER"] = "1"
-                    b = sinusoidal_(torch.empty(shape, dtype=dtype), **kw)
-                    del os.environ["SKEW_EAGER"]
-                    if not torch.equal(a, b):
-                        result.append(f"{shape} {dtype} {kw}: max difference {(a - b).abs().max().item()}")
-        if len(calls) != 7 * 2 * 3:
-            result.append(f"the kernel ran {len(calls)} times")
-        # other dtypes and non-contiguous tensors keep the torch form
-        w = torch.empty(8, 6, dtype=torch.bfloat16)
-        sinusoidal_(w)
-        sinusoidal_(torch.empty(6, 8).t())
-        if len(calls) != 7 * 2 * 3:
-            result.append("bfloat16 / strided went through the kernel")
-    """)
-    assert result == []
-
-
-@needs_cuda
 def test_cuda_to_host_packs_every_dtype_into_one_copy():
     from skew.accumulators import to_host
 
