@@ -44,7 +44,6 @@ import torch
 
 __all__ = ["InputBlocks", "available", "combine", "disable", "level1", "moments", "rows", "sinusoidal"]
 
-_KINDS = (torch.float32, torch.float16, torch.bfloat16)
 _state: dict = {}
 _MAX_BLOCKS = 4096  # partial sums of a layer input added up by the second launch
 _XBLOCK = 1024  # entries per tile of a layer input
