@@ -42,9 +42,11 @@ import warnings
 
 import torch
 
-__all__ = ["InputBlocks", "available", "combine", "disable", "level1", "moments", "rows", "sinusoidal"]
+__all__ = ["INPUT_DTYPES", "InputBlocks", "available", "combine", "disable", "guarded", "level1", "moments", "rows", "sinusoidal"]
 
 _state: dict = {}
+#: Layer-input dtypes the kernels read (float64 inputs keep their exact eager forms).
+INPUT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 _MAX_BLOCKS = 4096  # partial sums of a layer input added up by the second launch
 _XBLOCK = 1024  # entries per tile of a layer input
 
@@ -72,6 +74,18 @@ def disable(err: BaseException) -> None:
         )
     _state["k"] = None
     _state["error"] = f"{type(err).__name__}: {err}"
+
+
+def guarded(fn, *args):
+    """``fn(*args)``, or None after :func:`disable` when it raises (a kernel that does not build or
+    run here); running out of memory is not the kernels' fault and propagates."""
+    try:
+        return fn(*args)
+    except torch.OutOfMemoryError:
+        raise
+    except Exception as err:  # noqa: BLE001 - any build or launch failure: the eager forms from now on
+        disable(err)
+        return None
 
 
 def available(device: torch.device) -> bool:

@@ -212,13 +212,10 @@ def level1(
     P = int(z3.shape[pd])
     if careful:
         return _level1_careful(z3, pd, P)
-    if z3.dtype != torch.float64 and _triton.available(z3.device):
-        try:
-            return _level1_triton(z3, pd, P, head, x)
-        except torch.OutOfMemoryError:
-            raise
-        except Exception as err:  # noqa: BLE001 - kernels that do not build or run here: eager from now on
-            _triton.disable(err)
+    if z3.dtype in _triton.INPUT_DTYPES and _triton.available(z3.device):
+        part = _triton.guarded(_level1_triton, z3, pd, P, head, x)
+        if part is not None:
+            return part
     if z3.dtype not in (torch.float32, torch.float64):
         z3 = z3.float()
     if z3.dtype == torch.float32 and not _welford(z3.device):
@@ -241,7 +238,7 @@ def _level1_triton(z3: torch.Tensor, pd: int, P: int, head: int, x: torch.Tensor
     """Careful-mode row summaries (finite values only, ``k`` per row) in one read on CUDA
     (:mod:`skew._triton`), with the layer input's block sums from the same launch; P = 1 collapses
     the B rows into one row of B values as the fast form does."""
-    if x is not None and (x.dtype not in _triton_inputs or x.device != z3.device):
+    if x is not None and (x.dtype not in _triton.INPUT_DTYPES or x.device != z3.device):
         x = None  # float64 or elsewhere: input_partial's own forms
     if P == 1:
         zz = z3.squeeze(pd)  # (B, C)
@@ -252,8 +249,6 @@ def _level1_triton(z3: torch.Tensor, pd: int, P: int, head: int, x: torch.Tensor
     k, mean, m2, pos, blocks = _triton.level1(z3, pd, x)
     return Partial(mean, m2, pos, P, k=k, inputs=blocks)
 
-
-_triton_inputs = (torch.float32, torch.float16, torch.bfloat16)
 
 
 def _moments(z3: torch.Tensor, pd: int, P: int, scratch: Scratch | None = None) -> Partial:
@@ -449,14 +444,8 @@ def input_partial(x: torch.Tensor | None, careful: bool = False):
         mean = xc.sum() / n.clamp_min(1)
         d = torch.where(fin, xf - mean, 0.0)
         return (n, mean, (d * d).sum())
-    if x.dtype != torch.float64 and _triton.available(x.device):
-        try:
-            found = _triton.moments(x)  # finite entries only, one read, counts as a 0-d tensor
-        except torch.OutOfMemoryError:
-            raise
-        except Exception as err:  # noqa: BLE001 - kernels that do not build or run here: eager from now on
-            _triton.disable(err)
-            found = None
+    if x.dtype in _triton.INPUT_DTYPES and _triton.available(x.device):
+        found = _triton.guarded(_triton.moments, x)  # finite entries only, one read, a 0-d tensor count
         if found is not None:
             return found
     if x.dtype not in (torch.float32, torch.float64):

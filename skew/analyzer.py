@@ -348,7 +348,7 @@ class _Run:
         else:
             fresh = self._fresh_input(xin)  # an input not read yet: the CUDA kernels read it with Z
             part = level1(z3, pd_, head=OUI_SAMPLES - have, scratch=self.scratch, signs=self._sign_request(site, z3),
-                          x=fresh if fresh is not None and fresh.is_floating_point() else None)
+                          x=fresh)
             if part.inputs is not None:
                 self._remember_input(xin, part.inputs)
         if part.inputs is not None:
@@ -388,7 +388,7 @@ class _Run:
         """input_partial(x), read once for an input that feeds several measured layers in a row (a
         ResNet block's first conv and its downsample): the same tensor object, not modified since
         (same version counter), gives the same moments. Only a weak reference is kept."""
-        if self._fresh_input(x) is None and x is not None and self.last_input is not None:
+        if x is not None and self._fresh_input(x) is None:  # the input read last, unchanged
             return self.last_input[2]
         ip = input_partial(x)
         self._remember_input(x, ip)

@@ -132,9 +132,10 @@ def _row_stats(rows: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     widened to float64 exactly and summed in float64 lanes, one read). Rows on an accelerator are
     reduced there, in float64, and only the two (m,) results are copied to the host (one copy per
     layer, where a block-by-block copy cost one transfer and one synchronisation per block).
-    Otherwise, and without a C compiler, the rows are converted to float64 on the CPU a block of rows at a time, into one
-    reused buffer; each row's reductions are those of the whole float64 matrix (bit-identical),
-    without a full float64 copy. Both agree to float64 rounding (~n·2⁻⁵³ relative).
+    Otherwise, and without a C compiler, the rows are converted to float64 on the CPU a block of
+    rows at a time, into one reused buffer; each row's reductions are those of the whole float64
+    matrix (bit-identical), without a full float64 copy. All agree to float64 rounding
+    (~n·2⁻⁵³ relative).
 
     Example:
         >>> s, q = _row_stats(torch.tensor([[1.0, 2.0, 2.0], [0.0, -3.0, 4.0]]))

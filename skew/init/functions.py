@@ -79,8 +79,9 @@ def _turns_sincos(q: torch.Tensor, period: int) -> tuple[torch.Tensor, torch.Ten
 
 
 @functools.lru_cache(maxsize=64)
-def _device_tables(m: int, n: int, device: torch.device) -> tuple[torch.Tensor, ...]:
-    """sin and cos of 2πr/n (r < n) and of the row phases 2π(i mod m)/m (i = 1..m), float64 on ``device``."""
+def _angle_tables(m: int, n: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """sin and cos of 2πr/n (r < n) and of the row phases 2π(i mod m)/m (i = 1..m), float64 on
+    ``device`` (computed on the CPU with exact angle reduction, one transfer; kept per shape, read only)."""
     tables = torch.cat(
         [*_turns_sincos(torch.arange(n, dtype=torch.int64), n), *_turns_sincos(torch.arange(1, m + 1) % m, m)]
     ).to(device)
@@ -249,21 +250,14 @@ def sinusoidal_(
     # (no fused multiply-add), so every device that computes in float64 gives the same bits.
     block = max(1, math.isqrt(n))
     if tensor.dtype in (torch.float32, torch.float64) and tensor.is_contiguous() and _triton.available(tensor.device):
-        try:
-            with torch.no_grad():  # one launch (CUDA, Triton), from angle tables cached per shape and device
-                _triton.sinusoidal(tensor.view(m, n), _device_tables(m, n, tensor.device),
+        with torch.no_grad():  # one launch (CUDA, Triton); None if the kernel cannot run here
+            done = _triton.guarded(_triton.sinusoidal, tensor.view(m, n), _angle_tables(m, n, tensor.device),
                                    _device_scalar(amplitude, tensor.device), block)
+        if done is not None:
             _bump_version(tensor)
             return tensor
-        except torch.OutOfMemoryError:
-            raise
-        except Exception as err:  # noqa: BLE001 - a kernel that does not build or run here: the torch form
-            _triton.disable(err)
     device = tensor.device if tensor.device.type in ("cpu", "cuda") else torch.device("cpu")
-    tables = torch.cat(
-        [*_turns_sincos(torch.arange(n, dtype=torch.int64), n), *_turns_sincos(torch.arange(1, m + 1) % m, m)]
-    ).to(device)  # one transfer
-    sin_t, cos_t, sin_p, cos_p = tables.split([n, n, m, m])
+    sin_t, cos_t, sin_p, cos_p = _angle_tables(m, n, device)
     blocks = -(-n // block)
     i = torch.arange(1, m + 1, dtype=torch.int64, device=device)
     idx_a = torch.outer(i, torch.arange(block, dtype=torch.int64, device=device)) % n
