@@ -78,7 +78,12 @@ def disable(err: BaseException) -> None:
 
 def guarded(fn, *args):
     """``fn(*args)``, or None after :func:`disable` when it raises (a kernel that does not build or
-    run here); running out of memory is not the kernels' fault and propagates."""
+    run here); running out of memory is not the kernels' fault and propagates.
+
+    Example:
+        >>> guarded(lambda a, b: a + b, 1, 2)
+        3
+    """
     try:
         return fn(*args)
     except torch.OutOfMemoryError:
@@ -197,6 +202,11 @@ def combine(blocks: list[InputBlocks]) -> tuple[torch.Tensor, torch.Tensor, torc
 
     .. math:: n = \\sum k,\\quad \\text{mean} = c + \\frac{\\sum \\Sigma y}{n},\\quad
         M_2 = \\sum \\Sigma y^2 - \\frac{(\\sum \\Sigma y)^2}{n}
+
+    Example (one input of 5 finite entries in two blocks, shifted by its first entry c = 1):
+        >>> blocks = InputBlocks(torch.tensor([[3.0, 2.0], [3.0, 5.0], [5.0, 13.0], [1.0, 1.0]], dtype=torch.float64))
+        >>> [round(float(v[0]), 6) for v in combine([blocks])]     # values 1, 2, 3, 3, 4 (y = 0, 1, 2, 2, 3)
+        [5.0, 2.6, 5.2]
     """
     parts = [b.part for b in blocks]
     device = parts[0].device
