@@ -51,6 +51,7 @@ __all__ = ["available", "kernel", "neurons", "row_stats", "sums"]
 
 _SOURCE = r"""
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #define LANES 8  /* 256-bit vectors */
 #define BLOCK 32 /* values per float32 lane before the partial sums go to float64 */
@@ -186,14 +187,19 @@ void skew_neurons_inner(const float *z, int64_t R, int64_t C, int64_t P, int64_t
 /* Neurons contiguous (sc == 1): the rows of positions are read in memory order, TILE neurons at a
    time (the tile's float32 partial sums f1, f2, fp stay in L1; each read is a TILE-long run that
    the prefetchers follow), over blocks of BLOCK positions, then added in float64 to w1, w2, wp;
-   each row (r, c) is then merged as in skew_neurons_inner. Work arrays: C entries each. */
+   each row (r, c) is then merged as in skew_neurons_inner. Its work arrays (C entries each) are its
+   own; returns -1 (nothing written) where they cannot be allocated, else 0. */
 #define TILE 1024
-void skew_neurons_outer(const float *z, int64_t R, int64_t C, int64_t P, int64_t sr, int64_t sp, int64_t c0,
-                        int64_t c1, double *mean, double *m2, double *pos, double *act, uint8_t *bits,
-                        int64_t nhead, const int64_t *sgn, const int32_t *smap, uint8_t *sout, double *w1,
-                        double *w2, double *wp, float *f1, float *f2, float *fp, double *check) {
+int skew_neurons_outer(const float *z, int64_t R, int64_t C, int64_t P, int64_t sr, int64_t sp, int64_t c0,
+                       int64_t c1, double *mean, double *m2, double *pos, double *act, uint8_t *bits,
+                       int64_t nhead, const int64_t *sgn, const int32_t *smap, uint8_t *sout, double *check) {
     const int64_t srows = sgn[0], smid = sgn[1], sld = sgn[2];
     double chk = 0;
+    double *work = malloc((size_t)C * 3 * sizeof(double));
+    float *fwork = malloc((size_t)C * 3 * sizeof(float));
+    if (!work || !fwork) { free(work); free(fwork); return -1; }
+    double *w1 = work, *w2 = work + C, *wp = work + 2 * C;
+    float *f1 = fwork, *f2 = fwork + C, *fp = fwork + 2 * C;
     for (int64_t c = c0; c < c1; c++) { mean[c] = 0; m2[c] = 0; pos[c] = 0; act[c] = 0; }
     for (int64_t r = 0; r < R; r++) {
         const float *base = z + r * sr;
@@ -226,7 +232,9 @@ void skew_neurons_outer(const float *z, int64_t R, int64_t C, int64_t P, int64_t
             for (int64_t c = c0; c < c1; c++)
                 if (smap[c] >= 0) sout[r * sld + smap[c]] = base[smid * sp + c] > 0;
     }
+    free(work); free(fwork);
     check[0] = chk;
+    return 0;
 }
 
 /* out = (sum x, sum x^2) of n contiguous floats, one pass, every value widened to float64 (exact)
@@ -235,6 +243,7 @@ void skew_sums(const float *x, int64_t n, double *out) {
     vd a = {0}, b = {0}, a2 = {0}, b2 = {0};
     int64_t i = 0;
     for (; i + 2 * LANES <= n; i += 2 * LANES) {
+        __builtin_prefetch(x + i + 1024); /* 4 KiB ahead: the stream is usually cold (just written) */
         vd v = widen(load(x + i)), u = widen(load(x + i + LANES));
         a += v; b += u;
         a2 += v * v; b2 += u * u;
@@ -259,16 +268,44 @@ void skew_row_stats(const float *w, int64_t m, int64_t n, int64_t ld, double *su
         sums[i] = out[0]; sq[i] = out[1];
     }
 }
+
+/* Level 2 of one collapsed call (see DeviceStats.fold): Chan-merge the call's per-neuron (nb, mean, M2)
+   into the running (n, mean, M2) of C neurons, add its positives, and (B >= 2) its OUI term
+   min(s, B - s) / (B / 2) with s the active samples. The same float64 operations in the same order
+   as the numpy form, uncontracted (no FMA), so both give the same bits. */
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+void skew_fold(int64_t C, int64_t *n, double *mean, double *m2, int64_t *pos, double *oui, const double *mb,
+               const double *m2b, const double *posb, const double *act, int64_t nb, int64_t B) {
+    for (int64_t c = 0; c < C; c++) {
+        const int64_t na = n[c], nn = na + nb;
+        const double w = (double)nb / (double)(nn > 1 ? nn : 1), delta = mb[c] - mean[c];
+        mean[c] = mean[c] + delta * w;
+        m2[c] = (m2[c] + m2b[c]) + ((delta * delta) * (double)na) * w;
+        n[c] = nn;
+        pos[c] += (int64_t)__builtin_nearbyint(posb[c]);
+    }
+    if (B >= 2) {
+        const double half = (double)(B / 2), b = (double)B;
+        for (int64_t c = 0; c < C; c++) {
+            const double s = act[c], t = b - s;
+            oui[c] += (t < s ? t : s) / half;
+        }
+    }
+}
+#pragma GCC pop_options
 """
 
 _P = ctypes.c_void_p
 _I = ctypes.c_int64
 _SIGNATURES = {
     "skew_neurons_inner": [_P, _I, _I, _I, _I, _I, _I, _I, _P, _P, _P, _P, _P, _I, _P, _P, _P, _P],
-    "skew_neurons_outer": [_P, _I, _I, _I, _I, _I, _I, _I, _P, _P, _P, _P, _P, _I] + [_P] * 10,
+    "skew_neurons_outer": [_P, _I, _I, _I, _I, _I, _I, _I, _P, _P, _P, _P, _P, _I, _P, _P, _P, _P],
     "skew_sums": [_P, _I, _P],
     "skew_row_stats": [_P, _I, _I, _I, _P, _P],
+    "skew_fold": [_I, _P, _P, _P, _P, _P, _P, _P, _P, _P, _I, _I],
 }
+_RETURNS_INT = {"skew_neurons_outer"}  # 0, or -1 where its work arrays could not be allocated
 _NO_SIGNS = (ctypes.c_int64 * 3)(0, 0, 0)
 #: Below this many values a call runs on one thread (a thread hand-off costs more than the work).
 PARALLEL_MIN = 1 << 18
@@ -344,7 +381,7 @@ def _load():
     for name, args in _SIGNATURES.items():
         fn = getattr(lib, name)
         fn.argtypes = args
-        fn.restype = None
+        fn.restype = ctypes.c_int if name in _RETURNS_INT else None
     return lib
 
 
@@ -425,16 +462,22 @@ def neurons(z3: torch.Tensor, pd: int, head: int = 0, lib=None, signs: tuple | N
     check = (ctypes.c_double * threads)()
     where = ctypes.addressof(check)
     if sp == 1 or (P == 1 and sc != 1):  # one row along memory at a time, lanes over positions
-        fn = lib.skew_neurons_inner
-        _split(threads, C, 16, lambda i, a, b: fn(ptr, R, C, P, sr, sc, a, b, *ptrs, where + 8 * i))
-    elif sc == 1:  # lanes over the neurons
-        fn = lib.skew_neurons_outer
-        work = torch.empty(3 * C, dtype=torch.float64)  # w1, w2, wp: a row's partial sums (kept alive)
-        fwork = torch.empty(3 * C, dtype=torch.float32)  # f1, f2, fp: one block's float32 partial sums
-        w0, f0 = work.data_ptr(), fwork.data_ptr()
-        wptr = (w0, w0 + 8 * C, w0 + 16 * C, f0, f0 + 4 * C, f0 + 8 * C)
-        _split(threads, C, 16, lambda i, a, b: fn(ptr, R, C, P, sr, sp, a, b, *ptrs, *wptr, where + 8 * i))
+        fn, step = lib.skew_neurons_inner, sc
+    elif sc == 1:  # lanes over the neurons (the kernel allocates its C-long work arrays)
+        fn, step = lib.skew_neurons_outer, sp
     else:
+        return None
+    if threads == 1:  # the common case, without the split's closure
+        failed = fn(ptr, R, C, P, sr, step, 0, C, *ptrs, where)
+    else:
+        codes = [0] * threads
+
+        def piece(i: int, a: int, b: int) -> None:
+            codes[i] = fn(ptr, R, C, P, sr, step, a, b, *ptrs, where + 8 * i)
+
+        _split(threads, C, 16, piece)
+        failed = any(codes)
+    if failed:  # out of memory for the work arrays: the eager form
         return None
     mean, m2, pos, act = out[0], out[1], out[2], out[3]
     if single:  # each sample's pattern bit is the sign of its one value
@@ -462,6 +505,9 @@ def sums(x: torch.Tensor, lib=None):
     n = x.numel()
     threads = _threads(n)
     out = (ctypes.c_double * (2 * threads))()
+    if threads == 1:
+        lib.skew_sums(x.data_ptr(), n, out)
+        return out[0], out[1]
     ptr, size, where = x.data_ptr(), x.element_size(), ctypes.addressof(out)
     _split(threads, n, 1, lambda i, a, b: lib.skew_sums(ptr + a * size, b - a, where + 16 * i))
     return sum(out[0::2]), sum(out[1::2])

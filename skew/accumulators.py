@@ -675,36 +675,35 @@ class DeviceStats:
 
     # -- host fast path -----------------------------------------------------------------------
     def fold(self, entries: list[tuple[int, Partial, tuple | None]]) -> None:
-        """Level 2 and commit of one batch: ``commit(reduce(entries))``, computed on the host in numpy,
-        one call at a time, when every call was reduced by the compiled CPU kernel (one collapsed row
-        per neuron, every value finite); otherwise the vectorised torch path.
+        """Level 2 and commit of one batch: ``commit(reduce(entries))``, computed on the host by the
+        compiled kernel's ``skew_fold`` (:mod:`skew._fused`), one call at a time, when every call was
+        reduced by the compiled CPU kernel (one collapsed row per neuron, every value finite);
+        otherwise the vectorised torch path.
 
-        The arithmetic is the same elementwise float64 operations in the same order (Chan's merge
-        per call, in call order), so both paths give the same bits; numpy's per-operation cost on
-        these short vectors is a fraction of torch's, which matters once per call per batch.
+        Per call and neuron, with the call's n_b = B·P values, mean_b, M2_b, positives and active
+        samples s: Chan's merge n = n_a + n_b, w = n_b/n, δ = mean_b − mean_a, mean = mean_a + δw,
+        M2 = (M2_a + M2_b) + δ²·n_a·w; pos += round(pos_b); OUI sum += min(s, B − s)/⌊B/2⌋ (B ≥ 2).
+        These are the torch path's float64 operations in the same order, uncontracted, so both give
+        the same bits; one compiled loop per call costs a fraction of the ~20 small array operations
+        it replaces, which matters once per call per batch.
         """
-        if not (self.device.type == "cpu" and entries and all(_host_ready(p, ip) for _, p, ip in entries)):
+        lib = _fused.kernel() if self.device.type == "cpu" else None
+        if lib is None or not entries or not all(_host_ready(p, ip) for _, p, ip in entries):
             self.commit(self.reduce(entries))
             return
-        acc = {k: getattr(self, k).numpy() for k in ("n", "mean", "m2", "pos", "oui_sum", "in_n", "in_mean",
-                                                      "in_m2")}
+        ptr = {k: getattr(self, k).data_ptr() for k in ("n", "mean", "m2", "pos", "oui_sum")}
+        in_n, in_mean, in_m2 = self.in_n.numpy(), self.in_mean.numpy(), self.in_m2.numpy()
         for li, part, ip in entries:
-            a, b = int(self.offsets[li]), int(self.offsets[li + 1])
-            merged = chan_merge(acc["n"][a:b], acc["mean"][a:b], acc["m2"][a:b],
-                                np.int64(part.P), part.mean[0].numpy(), part.m2[0].numpy())  # B·P finite values
-            for key, value in zip(("n", "mean", "m2"), merged):
-                acc[key][a:b] = value
-            acc["pos"][a:b] += np.round(part.pos[0].numpy()).astype(np.int64)
-            B = part.B
+            a, size, B = int(self.offsets[li]), self.sizes[li], part.B
+            act = part.act if part.act is not None else part.pos
+            lib.skew_fold(size, ptr["n"] + 8 * a, ptr["mean"] + 8 * a, ptr["m2"] + 8 * a, ptr["pos"] + 8 * a,
+                          ptr["oui_sum"] + 8 * a, part.mean.data_ptr(), part.m2.data_ptr(), part.pos.data_ptr(),
+                          act.data_ptr(), part.P, B)  # B·P finite values per neuron
             if B >= 2:
-                s = (part.act if part.act is not None else part.pos)[0].numpy()
-                acc["oui_sum"][a:b] += np.minimum(s, B - s) / (B // 2)
                 self.oui_batches[li] += 1
             if ip is not None:
-                merged = chan_merge(acc["in_n"][li], acc["in_mean"][li], acc["in_m2"][li], np.int64(ip[0]),
-                                    np.float64(ip[1]), np.float64(ip[2]))
-                for key, value in zip(("in_n", "in_mean", "in_m2"), merged):
-                    acc[key][li] = value
+                in_n[li], in_mean[li], in_m2[li] = chan_merge(
+                    in_n[li], in_mean[li], in_m2[li], np.int64(ip[0]), np.float64(ip[1]), np.float64(ip[2]))
             if self.pattern_count[li] < OUI_SAMPLES and part.head is not None:
                 self._add_patterns(li, part.head)
 

@@ -478,6 +478,42 @@ def test_compiled_level1_matches_brute_force_per_neuron_in_every_layout(dtype, s
         assert _fused.neurons(z3.to(torch.float64), pd) is None  # float64 stays eager (exact sums)
 
 
+@pytest.mark.parametrize("threads", [1, 3])
+def test_compiled_kernel_that_cannot_allocate_its_work_arrays_falls_back_to_eager(threads, monkeypatch):
+    """skew_neurons_outer returns -1 when its work arrays cannot be allocated: neurons() then gives
+    None and level 1 takes the eager form, with the same statistics (injected fault)."""
+    from skew import _fused
+
+    _force_cpu_form("compiled", monkeypatch)
+    monkeypatch.setattr(_fused, "PARALLEL_MIN", 1)
+    real = _fused.kernel()
+    calls = []
+
+    class OutOfMemory:  # the real library, but the work allocation of the outer kernel fails
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def skew_neurons_outer(self, *args):
+            calls.append(args)
+            return -1
+
+    zt = torch.randn(5, 11, 40) + 0.2  # (B, P, C): neurons contiguous, the outer kernel's layout
+    with_threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        assert _fused.neurons(zt, 1, 2, lib=OutOfMemory()) is None and calls
+        assert _fused.neurons(zt, 1, 2) is not None  # the real kernel serves the same call
+        monkeypatch.setattr(_fused, "_state", {"lib": OutOfMemory()})
+        part = level1(zt, pd=1, head=2)
+    finally:
+        torch.set_num_threads(with_threads)
+    assert part.finite is None  # the eager form, checked on the device
+    zb = zt.double()
+    mean = part.mean.mean(0) if part.rows > 1 else part.mean[0]
+    assert torch.allclose(mean, zb.mean((0, 1)), atol=1e-6)
+    assert torch.equal(part.pos.sum(0), (zb > 0).sum((0, 1)).double())
+
+
 def test_compiled_kernel_threads_split_the_neurons_identically(monkeypatch):
     """Many threads give the same bits as one for the per-neuron sums (the work is split over the
     neurons, each summed alike); the input sums agree to float32 rounding."""
