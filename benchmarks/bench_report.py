@@ -183,14 +183,16 @@ def timing(case: str, device: torch.device, n_batches: int, repeats: int, quick:
         sync(device)
     wall: dict[str, list[float]] = {k: [] for k in runs}
     cpu: dict[str, list[float]] = {k: [] for k in runs}
+    faults: dict[str, list[int]] = {k: [] for k in runs}
     for _ in range(repeats):
         for key, fn in runs.items():
             sync(device)
-            t0, c0 = time.perf_counter(), time.process_time()
+            t0, c0, f0 = time.perf_counter(), time.process_time(), _minor_faults()
             fn()
             sync(device)
             wall[key].append(time.perf_counter() - t0)
             cpu[key].append(time.process_time() - c0)
+            faults[key].append(_minor_faults() - f0)
     med = {k: statistics.median(v) for k, v in wall.items()}
     cmed = {k: statistics.median(v) for k, v in cpu.items()}
     stream = (med["report"] - med["report1"]) / max(med["bare"] - med["bare1"], 1e-12)
@@ -201,7 +203,19 @@ def timing(case: str, device: torch.device, n_batches: int, repeats: int, quick:
         "minimal_x": med["minimal"] / med["bare"], "report_x": med["report"] / med["bare"],
         "cpu_minimal_x": cmed["minimal"] / cmed["bare"], "cpu_report_x": cmed["report"] / cmed["bare"],
         "setup_s": med["report1"] - med["bare1"], "per_batch_x": stream, "wall": wall, "cpu": cpu,
+        "faults": faults, "faults_bare": statistics.median(faults["bare"]) / n_batches,
+        "faults_report": statistics.median(faults["report"]) / n_batches,
     }
+
+
+def _minor_faults() -> int:
+    """Minor page faults of this process so far (fresh pages the allocator maps in; each costs
+    microseconds on a VM, so the heap layout left by earlier allocations moves the timings)."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return 0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def memory_child(case: str, device: str, n_batches: int, what: str, quick: bool) -> None:
@@ -301,7 +315,7 @@ def main(argv=None) -> int:
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
         print(f"\n{name}: median of {args.repeats} interleaved runs over {args.batches} batches; x = time / bare time")
         print(f"{'model':<10} {'batch':<16} {'bare s':>8} {'minimal':>8} {'report':>8} {'cpu:min':>8}"
-              f" {'cpu:rep':>8} {'set-up s':>9} {'per-batch':>10}")
+              f" {'cpu:rep':>8} {'set-up s':>9} {'per-batch':>10} {'faults/batch':>13}")
         for case in cases:
             r = timing(case, device, args.batches, args.repeats, args.quick)
             r["device"] = name
@@ -309,9 +323,11 @@ def main(argv=None) -> int:
             print(f"{case:<10} {'x'.join(map(str, r['batch'])):<16} {r['bare_s']:>8.3f} {r['minimal_x']:>7.3f}x"
                   f" {r['report_x']:>7.3f}x {r['cpu_minimal_x']:>7.3f}x {r['cpu_report_x']:>7.3f}x"
                   f" {r['setup_s']:>9.3f} {r['per_batch_x']:>9.3f}x"
+                  f" {r['faults_bare']:>6.0f}/{r['faults_report']:<6.0f}"
                   + "".join(f"  {k[:-2]} {v:.3f}x" for k, v in r.items() if k in ("eager_x", "modules_x")))
     print("minimal = hand-written hook (count Z > 0, sum Z, sum Z^2 per neuron); cpu: = process CPU time ratios;"
-          " set-up = report(1 batch) - bare(1 batch); per-batch = each further batch, set-up excluded")
+          " set-up = report(1 batch) - bare(1 batch); per-batch = each further batch, set-up excluded;"
+          " faults/batch = minor page faults per batch, bare/report (median run)")
     if args.memory_batches:
         device = torch.device(args.device)
         unit = "MiB above the start " + ("(cuda max allocated)" if device.type == "cuda" else "(peak RSS)")

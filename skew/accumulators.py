@@ -75,6 +75,7 @@ __all__ = [
     "inputs_finite",
     "level1",
     "level1_masked",
+    "reads_input",
     "merge_states",
     "pack_units",
     "packbits",
@@ -212,7 +213,7 @@ def level1(
     P = int(z3.shape[pd])
     if careful:
         return _level1_careful(z3, pd, P)
-    if z3.dtype in _triton.INPUT_DTYPES and _triton.available(z3.device):
+    if reads_input(z3):
         part = _triton.guarded(_level1_triton, z3, pd, P, head, x)
         if part is not None:
             return part
@@ -232,6 +233,17 @@ def level1(
         part.head = zz[:head] > 0 if head > 0 else None
         return part
     return _moments(z3, pd, P, scratch)
+
+
+def reads_input(z3: torch.Tensor) -> bool:
+    """Whether :func:`level1` reads the layer input in the same pass as Z (the one-launch CUDA
+    kernels of :mod:`skew._triton`); elsewhere the caller reads it with :func:`input_partial`.
+
+    Example:
+        >>> reads_input(torch.zeros(2, 3, 4))   # a CPU tensor
+        False
+    """
+    return z3.dtype in _triton.INPUT_DTYPES and _triton.available(z3.device)
 
 
 def _level1_triton(z3: torch.Tensor, pd: int, P: int, head: int, x: torch.Tensor | None) -> Partial:

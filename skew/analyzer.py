@@ -77,6 +77,7 @@ from skew.accumulators import (
     LayerState,
     Scratch,
     all_finite,
+    reads_input,
     input_partial,
     input_partial_masked,
     inputs_finite,
@@ -259,6 +260,9 @@ class _Site:
         return x
 
 
+_UNREAD = object()  # observe(): the layer input's moments are not read yet
+
+
 def _version(x: torch.Tensor | None) -> int | None:
     """x's in-place modification counter, or None (no tensor; inference tensors keep none)."""
     if x is None:
@@ -343,16 +347,22 @@ class _Run:
         stats = self.stats.get(site.group)
         have = stats.pattern_count[site.index] if stats is not None else 0
         xin = x if isinstance(x, torch.Tensor) else None
+        early = _UNREAD
         if valid is not None:
             part = level1_masked(z3, valid)  # careful already: no check needed
         else:
-            fresh = self._fresh_input(xin)  # an input not read yet: the CUDA kernels read it with Z
+            with_z = reads_input(z3)
+            if not with_z:  # the input first: Z, read last, is still in cache for the layer's consumer
+                early = self._input_moments(xin)
+            fresh = self._fresh_input(xin) if with_z else None  # an input not read yet: read with Z
             part = level1(z3, pd_, head=OUI_SAMPLES - have, scratch=self.scratch, signs=self._sign_request(site, z3),
                           x=fresh)
             if part.inputs is not None:
                 self._remember_input(xin, part.inputs)
         if part.inputs is not None:
             ip = part.inputs
+        elif early is not _UNREAD:
+            ip = early
         elif xin is not None and valid is not None:
             x3 = site.canon_input(xin)
             if x3.dim() == 3 and tuple(x3.shape[:2]) == tuple(valid.shape):
