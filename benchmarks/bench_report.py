@@ -38,14 +38,24 @@ What changed, by size of effect: each activation is read once by a compiled kern
 every row's shifted sums, positives, pattern bit and raster sign and merges the rows per neuron
 (eager torch needed about six passes and an activation-sized temporary); layer inputs and weight
 rows are summed in one float64 read each (also more exact: the eager float32 norm was off by
-~3e-5 relative); level 2 for kernel-reduced calls runs in numpy on the host, bit-identical to the
-torch path; an input shared by two layers (a ResNet block's first conv and its downsample) is read
+~3e-5 relative); level 2 for kernel-reduced calls runs on the host (in numpy then, one compiled
+loop per call since), bit-identical to the torch path; an input shared by two layers (a ResNet block's first conv and its downsample) is read
 once; the Report and the weight table are built from per-layer arrays in one pass
 (``benchmarks/bench_report_setup.py``). The ≤ 1.10x target was met in 5 of 8 ResNet-18 runs and 1
 of 6 MLP runs: the remaining cost is the one read of every activation and every layer input on a
 memory-bound machine, the Python of 4-21 hook calls per batch, and the weight read at set-up.
 Peak memory stays flat: report at 10 → 100 batches 88 → 89 MiB (ResNet-18) and 40 → 27 MiB (MLP)
 above the start, allocator noise (the bare forward alone moves by 10-40 MiB between such runs).
+
+A later session (same VM, 10 batches, median of 5, four interleaved invocations of each tree)
+moved level 2 of kernel-reduced calls into one compiled loop per call, let the outer kernel own
+its work arrays, and reads each layer input before Z, so that Z is still in cache for the layer's
+consumer. Python and level 2 per hook call on a 4×Linear(16) MLP went from 204–222 µs to 141–153
+µs, and level 2 of the wide MLP from 10.3 to 6.5 ms per 10 batches. The 10-batch ratios did not move
+beyond the noise: ResNet-18 1.04–1.14x (before 1.12–1.15x), MLP 1.14–1.30x (before 1.11–1.21x).
+The minor page faults column shows why single runs disagree: in some processes the heap left by
+earlier allocations makes every batch map fresh pages (11,000 per batch for one bare ResNet-18
+run, about 2.7 µs each here), in others none.
 
 GPU (one H200, torch 2.11 + Triton 3.6, 10 batches of 64, median of 5; ``--extra eager modules``):
 ResNet-50 224² went from 4.47x (before: var_mean, a comparison and a flag read with a host

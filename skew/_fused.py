@@ -12,7 +12,9 @@ neurons are recognised). Eager torch needs one pass over Z per quantity plus an 
 temporary; this kernel computes all three in **one read**: float32 vector lanes over blocks of at
 most 32 values per lane, carried in float64 between blocks. :func:`sums` (a layer input's Σx and
 Σx²) and :func:`row_stats` (weight row sums and norms) widen every value to float64 (exact) and
-sum in float64 lanes, one read each.
+sum in float64 lanes, one read each. ``skew_fold`` is level 2 of such a call: the Chan merge of its
+per-neuron summary into the running accumulators (:meth:`skew.accumulators.DeviceStats.fold`),
+compiled without FMA contraction so that it gives the torch path's bits.
 
 The C source below is compiled once per machine and compiler with the system C compiler (well
 under a second) into a per-user cache (``$XDG_CACHE_HOME/skew`` or ``~/.cache/skew``) and called
