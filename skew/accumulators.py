@@ -189,7 +189,7 @@ class Scratch:
 
 def level1(
     z3: torch.Tensor, pd: int, careful: bool = False, head: int = 0, scratch: Scratch | None = None,
-    signs: tuple | None = None, x: torch.Tensor | None = None,
+    signs: tuple | None = None, x: torch.Tensor | None = None, reads: bool | None = None,
 ) -> Partial:
     """Reduce a (B, C, P) (``pd=2``) or (B, P, C) (``pd=1``) view of Z to per-row summaries.
 
@@ -203,7 +203,8 @@ def level1(
     ``signs`` (see :func:`skew._fused.neurons`) it also records the sign raster as it reads Z
     (``Partial.signed``; P > 1 only). Given the layer input ``x``, the one-read CUDA kernels also
     sum it in the same launch (``Partial.inputs``, a :class:`skew._triton.InputBlocks`, added up
-    in level 2); the other forms ignore ``x``.
+    in level 2); the other forms ignore ``x``. ``reads`` is :func:`reads_input` (z3) when the
+    caller already knows it (None: ask).
 
     Example:
         >>> part = level1(torch.tensor([[[1.0, 2.0, 3.0]]]), pd=2)
@@ -213,7 +214,7 @@ def level1(
     P = int(z3.shape[pd])
     if careful:
         return _level1_careful(z3, pd, P)
-    if reads_input(z3):
+    if reads_input(z3) if reads is None else reads:
         part = _triton.guarded(_level1_triton, z3, pd, P, head, x)
         if part is not None:
             return part

@@ -188,6 +188,8 @@ class _Site:
         self.mask_calls = [0, 0, 0]  # applied, per-sample output, unmatched
         self.pos_shape: tuple[int, ...] = ()  # positions per sample of the last canon() output
         self.base = name  # activation sites: the module's qualified name
+        self._reads: tuple | None = None  # (dtype, device, reads_input) of the last output
+        self._view: tuple | None = None  # canon()'s last view: (shape, stride, dims, view shape, positions, pd)
         self.neurons = 0
         if neurons is not None:
             self.allocate(neurons)
@@ -228,28 +230,56 @@ class _Site:
             return z.dim() >= 4 or (z.dim() == 3 and not self.tokens3d)
         return False
 
+    def reads_input(self, z3: torch.Tensor) -> bool:
+        """:func:`skew.accumulators.reads_input`, asked once per output dtype and device of this site
+        (the answer only changes with them: a kernel disabled since is caught by level 1's fallback)."""
+        last = self._reads
+        if last is None or last[0] != z3.dtype or last[1] != z3.device:
+            last = self._reads = (z3.dtype, z3.device, reads_input(z3))
+        return last[2]
+
     def canon(self, z: torch.Tensor) -> tuple[torch.Tensor, int]:
-        """View Z as (B, C, P) (returns pd=2) or (B, P, C) (pd=1) without copying when possible."""
+        """View Z as (B, C, P) (returns pd=2) or (B, P, C) (pd=1) without copying when possible.
+
+        An output of the same shape and strides as the last one takes the same view (one cached
+        ``view``: the steady state of every batch after the first)."""
+        last = self._view
+        if last is not None and z.shape == last[0] and z.stride() == last[1]:
+            self.pos_shape = last[4]
+            zz = z if last[2] is None else z.permute(last[2])
+            return zz.view(last[3]), last[5]
+        z3, pd_, dims = self._canon(z)
+        if dims is not False:
+            self._view = (z.shape, z.stride(), dims, tuple(z3.shape), self.pos_shape, pd_)
+        return z3, pd_
+
+    def _canon(self, z: torch.Tensor) -> tuple[torch.Tensor, int, tuple | None | bool]:
+        """canon() worked out: also the permutation before its final ``view`` (None: none), or
+        False where the result is not such a view of z (a copy, a transpose, an unsqueeze first)."""
         if self.channels_layout(z):
-            if self.spatial is not None and z.dim() == self.spatial + 1:
+            unbatched = self.spatial is not None and z.dim() == self.spatial + 1
+            if unbatched:
                 z = z.unsqueeze(0)
             b, c = z.shape[0], z.shape[1]
             self.pos_shape = tuple(z.shape[2:])
             if z.is_contiguous():
-                return z.view(b, c, -1), 2
+                return z.view(b, c, -1), 2, None
             perm = (0, *range(2, z.dim()), 1)
             zt = z.permute(perm)
             if zt.is_contiguous():  # channels_last
-                return zt.view(b, -1, c), 1
-            return z.reshape(b, c, -1), 2
+                return zt.view(b, -1, c), 1, False if unbatched else perm
+            return z.reshape(b, c, -1), 2, False
         if self.seq and z.dim() == 2:  # an unbatched (T, F) call of a transformer block: one sample
             z = z.unsqueeze(0)
         elif self.batch_dim == 1 and z.dim() >= 3:
-            z = z.transpose(0, 1)
+            return self._tokens(z.transpose(0, 1)), 1, False
         if z.dim() == 1:
             z = z.unsqueeze(0)
+        return self._tokens(z), 1, None if z.is_contiguous() else False
+
+    def _tokens(self, z: torch.Tensor) -> torch.Tensor:
         self.pos_shape = tuple(z.shape[1:-1])
-        return z.reshape(z.shape[0], -1, z.shape[-1]), 1
+        return z.reshape(z.shape[0], -1, z.shape[-1])
 
     def canon_input(self, x: torch.Tensor) -> torch.Tensor:
         """The layer input in the same sample order as :meth:`canon` gives Z (token layouts only)."""
@@ -351,12 +381,12 @@ class _Run:
         if valid is not None:
             part = level1_masked(z3, valid)  # careful already: no check needed
         else:
-            with_z = reads_input(z3)
+            with_z = site.reads_input(z3)
             if not with_z:  # the input first: Z, read last, is still in cache for the layer's consumer
                 early = self._input_moments(xin)
             fresh = self._fresh_input(xin) if with_z else None  # an input not read yet: read with Z
             part = level1(z3, pd_, head=OUI_SAMPLES - have, scratch=self.scratch, signs=self._sign_request(site, z3),
-                          x=fresh)
+                          x=fresh, reads=with_z)
             if part.inputs is not None:
                 self._remember_input(xin, part.inputs)
         if part.inputs is not None:
