@@ -131,32 +131,21 @@ def rows(z3: torch.Tensor, pd: int) -> tuple[torch.Tensor, torch.Tensor, torch.T
 def level1(z3: torch.Tensor, pd: int, x: torch.Tensor | None):
     """:func:`rows` of Z and, in the same launch, the block sums of the layer input ``x`` (a
     contiguous float tensor, or None): returns (k, mean, m2, pos, :class:`InputBlocks` or None)."""
-    R = int(z3.shape[0])
-    C = int(z3.shape[1 if pd == 2 else 2])
-    P = int(z3.shape[pd])
+    if pd == 2:
+        R, C, P = z3.shape
+    else:
+        R, P, C = z3.shape
+    N = x.numel() if x is not None and x.is_contiguous() else 0
+    tile_a, tile_b, cb, z_programs, iters, G = _plan(R, C, P, pd, N)
     out = torch.empty(4, R, C, dtype=torch.float64, device=z3.device)
     k, mean, m2, pos = out.unbind(0)
-    if pd == 2:
-        tile_b = min(512, _pow2(P))
-        tile_a = max(1, 1024 // tile_b)
-        cb, z_programs = 1, _cdiv(R * C, tile_a)
-    else:
-        tile_b = min(64, _pow2(C))
-        tile_a = max(1, min(_pow2(P), 1024 // tile_b))
-        cb = _cdiv(C, tile_b)
-        z_programs = R * cb
-    if P == 0 or R * C == 0:  # nothing to read: k = 0 everywhere
+    if z_programs == 0:  # nothing to read: k = 0 everywhere
         out.zero_()
-        z_programs = 0
     blocks = None
-    if x is not None and x.numel() > 0 and x.is_contiguous():
-        N = x.numel()
-        iters = max(1, _cdiv(N, _XBLOCK * _MAX_BLOCKS))
-        G = _cdiv(N, _XBLOCK * iters)
+    if G:
         blocks = InputBlocks(torch.empty(4, G, dtype=torch.float64, device=x.device))
         xs, part = x, blocks.part
     else:
-        N = iters = G = 0
         xs, part = z3, out
     if z_programs + G == 0:
         return k, mean, m2, pos, blocks
@@ -165,6 +154,35 @@ def level1(z3: torch.Tensor, pd: int, x: torch.Tensor | None):
         kernel[(z_programs + G,)](z3, k, mean, m2, pos, R * C, C, P, *z3.stride(), cb, z_programs, xs, part, N,
                                   iters, PD=pd, TILE_A=tile_a, TILE_B=tile_b, XBLOCK=_XBLOCK)
     return k, mean, m2, pos, blocks
+
+
+_PLANS: dict = {}
+
+
+def _plan(R: int, C: int, P: int, pd: int, N: int) -> tuple[int, int, int, int, int, int]:
+    """:func:`level1`'s launch geometry for an (R, C, P) output and an N-entry input (0: none):
+    (TILE_A, TILE_B, neuron blocks, programs on Z, tiles per input program, input programs);
+    computed once per shape (the steady state of every batch after the first)."""
+    key = (R, C, P, pd, N)
+    plan = _PLANS.get(key)
+    if plan is None:
+        if pd == 2:
+            tile_b = min(512, _pow2(P))
+            tile_a = max(1, 1024 // tile_b)
+            cb, z_programs = 1, _cdiv(R * C, tile_a)
+        else:
+            tile_b = min(64, _pow2(C))
+            tile_a = max(1, min(_pow2(P), 1024 // tile_b))
+            cb = _cdiv(C, tile_b)
+            z_programs = R * cb
+        if P == 0 or R * C == 0:
+            z_programs = 0
+        iters = max(1, _cdiv(N, _XBLOCK * _MAX_BLOCKS)) if N else 0
+        G = _cdiv(N, _XBLOCK * iters) if N else 0
+        if len(_PLANS) > 1024:
+            _PLANS.clear()
+        plan = _PLANS[key] = (tile_a, tile_b, cb, z_programs, iters, G)
+    return plan
 
 
 def _on(device: torch.device):

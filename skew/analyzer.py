@@ -189,7 +189,6 @@ class _Site:
         self.pos_shape: tuple[int, ...] = ()  # positions per sample of the last canon() output
         self.base = name  # activation sites: the module's qualified name
         self._reads: tuple | None = None  # (dtype, device, reads_input) of the last output
-        self._view: tuple | None = None  # canon()'s last view: (shape, stride, dims, view shape, positions, pd)
         self.neurons = 0
         if neurons is not None:
             self.allocate(neurons)
@@ -239,47 +238,27 @@ class _Site:
         return last[2]
 
     def canon(self, z: torch.Tensor) -> tuple[torch.Tensor, int]:
-        """View Z as (B, C, P) (returns pd=2) or (B, P, C) (pd=1) without copying when possible.
-
-        An output of the same shape and strides as the last one takes the same view (one cached
-        ``view``: the steady state of every batch after the first)."""
-        last = self._view
-        if last is not None and z.shape == last[0] and z.stride() == last[1]:
-            self.pos_shape = last[4]
-            zz = z if last[2] is None else z.permute(last[2])
-            return zz.view(last[3]), last[5]
-        z3, pd_, dims = self._canon(z)
-        if dims is not False:
-            self._view = (z.shape, z.stride(), dims, tuple(z3.shape), self.pos_shape, pd_)
-        return z3, pd_
-
-    def _canon(self, z: torch.Tensor) -> tuple[torch.Tensor, int, tuple | None | bool]:
-        """canon() worked out: also the permutation before its final ``view`` (None: none), or
-        False where the result is not such a view of z (a copy, a transpose, an unsqueeze first)."""
+        """View Z as (B, C, P) (returns pd=2) or (B, P, C) (pd=1) without copying when possible."""
         if self.channels_layout(z):
-            unbatched = self.spatial is not None and z.dim() == self.spatial + 1
-            if unbatched:
+            if self.spatial is not None and z.dim() == self.spatial + 1:
                 z = z.unsqueeze(0)
             b, c = z.shape[0], z.shape[1]
             self.pos_shape = tuple(z.shape[2:])
             if z.is_contiguous():
-                return z.view(b, c, -1), 2, None
+                return z.view(b, c, -1), 2
             perm = (0, *range(2, z.dim()), 1)
             zt = z.permute(perm)
             if zt.is_contiguous():  # channels_last
-                return zt.view(b, -1, c), 1, False if unbatched else perm
-            return z.reshape(b, c, -1), 2, False
+                return zt.view(b, -1, c), 1
+            return z.reshape(b, c, -1), 2
         if self.seq and z.dim() == 2:  # an unbatched (T, F) call of a transformer block: one sample
             z = z.unsqueeze(0)
         elif self.batch_dim == 1 and z.dim() >= 3:
-            return self._tokens(z.transpose(0, 1)), 1, False
+            z = z.transpose(0, 1)
         if z.dim() == 1:
             z = z.unsqueeze(0)
-        return self._tokens(z), 1, None if z.is_contiguous() else False
-
-    def _tokens(self, z: torch.Tensor) -> torch.Tensor:
         self.pos_shape = tuple(z.shape[1:-1])
-        return z.reshape(z.shape[0], -1, z.shape[-1])
+        return z.reshape(z.shape[0], -1, z.shape[-1]), 1
 
     def canon_input(self, x: torch.Tensor) -> torch.Tensor:
         """The layer input in the same sample order as :meth:`canon` gives Z (token layouts only)."""

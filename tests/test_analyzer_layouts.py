@@ -159,38 +159,3 @@ def test_nonfinite_values_at_masked_positions_are_not_samples():
     np.testing.assert_array_equal(rep.neurons[pd_cols].to_numpy(), clean.neurons[pd_cols].to_numpy())
     np.testing.assert_array_equal(rep.layers["input_mean"], clean.layers["input_mean"])
 
-
-def _sites_for_canon():
-    from skew.analyzer import _Site
-
-    conv = _Site("c", "layer", nn.Conv2d(3, 4, 3), 4, torch.device("cpu"))
-    lin = _Site("l", "layer", nn.Linear(5, 4), 4, torch.device("cpu"))
-    seq = _Site("s", "mha_in", nn.Linear(5, 4), 4, torch.device("cpu"))
-    seq_first = _Site("t", "layer", nn.Linear(5, 4), 4, torch.device("cpu"))
-    seq_first.batch_dim = 1
-    return conv, lin, seq, seq_first
-
-
-def test_canon_reuses_its_last_view_only_for_the_same_layout():
-    """A site's canon() caches the view of its last output; outputs that alternate between layouts
-    (contiguous, channels_last, unbatched, strided, sequence-first) get exactly what a site without
-    the cache gives: the same values, shape, neuron axis and positions shape."""
-    gen = torch.Generator().manual_seed(3)
-
-    def r(*shape):
-        return torch.randn(*shape, generator=gen)
-
-    conv_outputs = [r(2, 4, 3, 5), r(2, 4, 3, 5).to(memory_format=torch.channels_last), r(4, 3, 5),
-                    r(4, 3, 5).permute(1, 2, 0).contiguous().permute(2, 0, 1),  # unbatched, channels last
-                    r(2, 4, 6, 5)[:, :, ::2], r(2, 4, 3, 5), r(1, 4, 3, 5).to(memory_format=torch.channels_last)]
-    token_outputs = [r(2, 3, 4), r(3, 4), r(4), r(2, 3, 4).transpose(0, 1).contiguous().transpose(0, 1),
-                     r(2, 3, 4), r(6, 4)[::2], r(2, 3, 4)]
-    cached = _sites_for_canon()
-    for kind, site in enumerate(cached):
-        outputs = conv_outputs if kind == 0 else token_outputs
-        for z in outputs * 2:  # every layout twice, after others
-            fresh = _sites_for_canon()[kind]
-            want, want_pd = fresh.canon(z)
-            got, got_pd = site.canon(z)
-            assert got_pd == want_pd and got.shape == want.shape and torch.equal(got, want), (kind, z.shape)
-            assert site.pos_shape == fresh.pos_shape
