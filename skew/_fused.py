@@ -188,7 +188,8 @@ void skew_neurons_inner(const float *z, int64_t R, int64_t C, int64_t P, int64_t
 
 /* Neurons contiguous (sc == 1): the rows of positions are read in memory order, TILE neurons at a
    time (the tile's float32 partial sums f1, f2, fp stay in L1; each read is a TILE-long run that
-   the prefetchers follow), over blocks of BLOCK positions, then added in float64 to w1, w2, wp;
+   the prefetchers follow), four positions per pass (their sum added to the partial sums at once),
+   over blocks of BLOCK positions, then added in float64 to w1, w2, wp;
    each row (r, c) is then merged as in skew_neurons_inner. Its work arrays (C entries each) are its
    own; returns -1 (nothing written) where they cannot be allocated, else 0. */
 #define TILE 1024
@@ -214,7 +215,20 @@ int skew_neurons_outer(const float *z, int64_t R, int64_t C, int64_t P, int64_t 
             for (int64_t p0 = 0; p0 < P; p0 += BLOCK) {
                 const int64_t p1 = p0 + BLOCK < P ? p0 + BLOCK : P;
                 for (int64_t c = t0; c < t1; c++) { g1[c] = 0; g2[c] = 0; gp[c] = 0; }
-                for (int64_t p = p0; p < p1; p++) {
+                int64_t p = p0;
+                for (; p + 4 <= p1; p += 4) { /* four rows per pass: a quarter of the partial sums' loads and stores */
+                    const float *restrict a0 = base + p * sp, *restrict a1 = a0 + sp, *restrict a2 = a1 + sp,
+                                *restrict a3 = a2 + sp;
+                    for (int64_t c = t0; c < t1; c++) {
+                        const float s = sh[c], v0 = a0[c], v1 = a1[c], v2 = a2[c], v3 = a3[c];
+                        const float y0 = v0 - s, y1 = v1 - s, y2 = v2 - s, y3 = v3 - s;
+                        g1[c] += (y0 + y1) + (y2 + y3);
+                        g2[c] += (y0 * y0 + y1 * y1) + (y2 * y2 + y3 * y3);
+                        gp[c] += ((v0 > 0 ? 1.0f : 0.0f) + (v1 > 0 ? 1.0f : 0.0f))
+                                 + ((v2 > 0 ? 1.0f : 0.0f) + (v3 > 0 ? 1.0f : 0.0f));
+                    }
+                }
+                for (; p < p1; p++) {
                     const float *restrict row = base + p * sp;
                     for (int64_t c = t0; c < t1; c++) {
                         float v = row[c], y = v - sh[c];
