@@ -270,6 +270,10 @@ class _Site:
 
 
 _UNREAD = object()  # observe(): the layer input's moments are not read yet
+#: An output at most this large is read after the layer input, so that it is still in the core's
+#: cache when the next layer reads it; a larger one is read first, while the part the layer wrote
+#: last is still cached (its consumer reads it from memory either way).
+_IN_CACHE = 2 << 20
 
 
 def _version(x: torch.Tensor | None) -> int | None:
@@ -361,8 +365,8 @@ class _Run:
             part = level1_masked(z3, valid)  # careful already: no check needed
         else:
             with_z = site.reads_input(z3)
-            if not with_z:  # the input first: Z, read last, is still in cache for the layer's consumer
-                early = self._input_moments(xin)
+            if not with_z and z3.numel() * z3.element_size() <= _IN_CACHE:
+                early = self._input_moments(xin)  # the input first: Z, read last, stays in cache for its consumer
             fresh = self._fresh_input(xin) if with_z else None  # an input not read yet: read with Z
             part = level1(z3, pd_, head=OUI_SAMPLES - have, scratch=self.scratch, signs=self._sign_request(site, z3),
                           x=fresh, reads=with_z)

@@ -637,8 +637,14 @@ class _SharedInput(nn.Module):
         return a.sum() + b.sum() + self.l3(h).sum()
 
 
-def test_an_input_shared_by_two_layers_is_read_once_and_in_place_changes_are_seen(cpu_form, monkeypatch):
+@pytest.mark.parametrize("input_first", [True, False])
+def test_an_input_shared_by_two_layers_is_read_once_and_in_place_changes_are_seen(cpu_form, input_first,
+                                                                                   monkeypatch):
+    """Also with each layer input read after Z (outputs larger than analyzer._IN_CACHE) as before it."""
     import skew.analyzer as analyzer
+
+    if not input_first:
+        monkeypatch.setattr(analyzer, "_IN_CACHE", 0)
 
     reads = []
     real = analyzer.input_partial
