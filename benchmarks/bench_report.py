@@ -47,15 +47,18 @@ memory-bound machine, the Python of 4-21 hook calls per batch, and the weight re
 Peak memory stays flat: report at 10 → 100 batches 88 → 89 MiB (ResNet-18) and 40 → 27 MiB (MLP)
 above the start, allocator noise (the bare forward alone moves by 10-40 MiB between such runs).
 
-A later session (same VM, 10 batches, median of 5, four interleaved invocations of each tree)
-moved level 2 of kernel-reduced calls into one compiled loop per call, let the outer kernel own
-its work arrays, and reads each layer input before Z, so that Z is still in cache for the layer's
-consumer. Python and level 2 per hook call on a 4×Linear(16) MLP went from 204–222 µs to 141–153
-µs, and level 2 of the wide MLP from 10.3 to 6.5 ms per 10 batches. The 10-batch ratios did not move
-beyond the noise: ResNet-18 1.04–1.14x (before 1.12–1.15x), MLP 1.14–1.30x (before 1.11–1.21x).
-The minor page faults column shows why single runs disagree: in some processes the heap left by
-earlier allocations makes every batch map fresh pages (11,000 per batch for one bare ResNet-18
-run, about 2.7 µs each here), in others none.
+A later session (same VM, 10 batches, median of 5) moved level 2 of kernel-reduced calls into one
+compiled loop per call (``skew_fold``), let the outer kernel own its work arrays and add four
+positions per pass (a just-written 256×2048 Linear output: 0.38 → 0.24 ms), prefetches the input
+sums, and reads a layer input before Z where Z fits a core's cache (≤ 2 MiB), so that Z is still
+cached for its consumer. Host time per hook call (``bench_hook_host.py``): Python and level 2 on a
+4×Linear(16) MLP 222–248 → 151–153 µs; on the CUDA path with its kernels stubbed out (16 convs, on
+the CPU, in place) the hook body 80–90 → 65–75 µs. The 10-batch ratios of the final tree, 4
+invocations each: ResNet-18 1.07–1.21x, MLP 1.11–1.15x (per-batch 1.04–1.20x and 1.07–1.11x); the
+previous tree, interleaved with the versions of that session: 1.03–1.15x and 1.11–1.24x. The minor
+page faults column shows why single runs disagree: in some processes the heap left by earlier
+allocations makes every batch map fresh pages (about 11,000 per batch in some ResNet-18 runs, bare
+forward included, each about 2.7 µs here), in others none.
 
 GPU (one H200, torch 2.11 + Triton 3.6, 10 batches of 64, median of 5; ``--extra eager modules``):
 ResNet-50 224² went from 4.47x (before: var_mean, a comparison and a flag read with a host
