@@ -189,9 +189,9 @@ void skew_neurons_inner(const float *z, int64_t R, int64_t C, int64_t P, int64_t
 /* Neurons contiguous (sc == 1): the rows of positions are read in memory order, TILE neurons at a
    time (the tile's float32 partial sums f1, f2, fp stay in L1; each read is a TILE-long run that
    the prefetchers follow), four positions per pass (their sum added to the partial sums at once),
-   over blocks of BLOCK positions, then added in float64 to w1, w2, wp;
-   each row (r, c) is then merged as in skew_neurons_inner. Its work arrays (C entries each) are its
-   own; returns -1 (nothing written) where they cannot be allocated, else 0. */
+   over blocks of BLOCK positions, then added in float64 to w1, w2, wp; each row (r, c) is then
+   merged as in skew_neurons_inner. Its work arrays (C entries each) are its own: returns -1
+   (nothing written) where they cannot be allocated, else 0. */
 #define TILE 1024
 int skew_neurons_outer(const float *z, int64_t R, int64_t C, int64_t P, int64_t sr, int64_t sp, int64_t c0,
                        int64_t c1, double *mean, double *m2, double *pos, double *act, uint8_t *bits,
@@ -288,7 +288,7 @@ void skew_row_stats(const float *w, int64_t m, int64_t n, int64_t ld, double *su
 /* Level 2 of one collapsed call (see DeviceStats.fold): Chan-merge the call's per-neuron (nb, mean, M2)
    into the running (n, mean, M2) of C neurons, add its positives, and (B >= 2) its OUI term
    min(s, B - s) / (B / 2) with s the active samples. The same float64 operations in the same order
-   as the numpy form, uncontracted (no FMA), so both give the same bits. */
+   as the torch path (DeviceStats.commit), uncontracted (no FMA), so both give the same bits. */
 #pragma GCC push_options
 #pragma GCC optimize("fp-contract=off")
 void skew_fold(int64_t C, int64_t *n, double *mean, double *m2, int64_t *pos, double *oui, const double *mb,
