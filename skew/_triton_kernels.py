@@ -22,6 +22,20 @@ def _shift(c):
 
 
 @triton.jit
+def _totals(N: tl.constexpr):
+    # float64 K, S1, S2, POS of N rows (or neurons), zero
+    return (tl.zeros([N], tl.float64), tl.zeros([N], tl.float64), tl.zeros([N], tl.float64),
+            tl.zeros([N], tl.float64))
+
+
+@triton.jit
+def _lanes(A: tl.constexpr, B: tl.constexpr):
+    # float32 lane sums ak, a1, a2, ap of an (A, B) tile, zero
+    return (tl.zeros([A, B], tl.float32), tl.zeros([A, B], tl.float32), tl.zeros([A, B], tl.float32),
+            tl.zeros([A, B], tl.float32))
+
+
+@triton.jit
 def _add(x, live, c, ak, a1, a2, ap):
     # one tile into the float32 lane sums: k, y = x - c, y² and x > 0 over the finite values
     fin = _finite(x, live)
@@ -56,15 +70,9 @@ def _rows(z, k_out, mean_out, m2_out, pos_out, RC, C, P, s_r, s_c, s_p, pid,
     live_r = row < RC
     base = (row // C).to(tl.int64) * s_r + (row % C).to(tl.int64) * s_c
     c = _shift(tl.load(z + base, mask=live_r, other=0.0).to(tl.float32))
-    K = tl.zeros([ROWS], tl.float64)
-    S1 = tl.zeros([ROWS], tl.float64)
-    S2 = tl.zeros([ROWS], tl.float64)
-    POS = tl.zeros([ROWS], tl.float64)
+    K, S1, S2, POS = _totals(ROWS)
     for q0 in range(0, P, BLOCK * FOLD):
-        ak = tl.zeros([ROWS, BLOCK], tl.float32)
-        a1 = tl.zeros([ROWS, BLOCK], tl.float32)
-        a2 = tl.zeros([ROWS, BLOCK], tl.float32)
-        ap = tl.zeros([ROWS, BLOCK], tl.float32)
+        ak, a1, a2, ap = _lanes(ROWS, BLOCK)
         for p0 in range(q0, tl.minimum(q0 + BLOCK * FOLD, P), BLOCK):
             p = p0 + tl.arange(0, BLOCK)
             live = live_r[:, None] & (p < P)[None, :]
@@ -82,15 +90,9 @@ def _cols(z, k_out, mean_out, m2_out, pos_out, C, P, s_r, s_p, s_c, r, cb,
     live_c = col < C
     base = r.to(tl.int64) * s_r + col.to(tl.int64) * s_c
     c = _shift(tl.load(z + base, mask=live_c, other=0.0).to(tl.float32))
-    K = tl.zeros([BLOCK_C], tl.float64)
-    S1 = tl.zeros([BLOCK_C], tl.float64)
-    S2 = tl.zeros([BLOCK_C], tl.float64)
-    POS = tl.zeros([BLOCK_C], tl.float64)
+    K, S1, S2, POS = _totals(BLOCK_C)
     for q0 in range(0, P, BLOCK_P * FOLD):
-        ak = tl.zeros([BLOCK_P, BLOCK_C], tl.float32)
-        a1 = tl.zeros([BLOCK_P, BLOCK_C], tl.float32)
-        a2 = tl.zeros([BLOCK_P, BLOCK_C], tl.float32)
-        ap = tl.zeros([BLOCK_P, BLOCK_C], tl.float32)
+        ak, a1, a2, ap = _lanes(BLOCK_P, BLOCK_C)
         for p0 in range(q0, tl.minimum(q0 + BLOCK_P * FOLD, P), BLOCK_P):
             p = p0 + tl.arange(0, BLOCK_P)
             live = (p < P)[:, None] & live_c[None, :]
