@@ -247,12 +247,13 @@ def combine(blocks: list[InputBlocks]) -> tuple[torch.Tensor, torch.Tensor, torc
     return n, mean, m2
 
 
-def sinusoidal(out: torch.Tensor, tables: tuple, amplitude: torch.Tensor, block: int) -> None:
+def sinusoidal(out: torch.Tensor, tables: tuple, amplitude: torch.Tensor, block: int) -> bool:
     """Write :func:`skew.init.sinusoidal_`'s (m, n) pattern into the contiguous float32/float64 matrix
     ``out`` in one launch, from its angle ``tables`` (sin and cos of 2πr/n and of the row phases,
     float64 on out's device) and the float64 ``amplitude`` (a 1-element tensor: a Python float
     would reach the kernel as float32). Every product and sum is rounded separately, as in the
-    torch form, so the bits are the same.
+    torch form, so the bits are the same. Returns True once launched (:func:`guarded` gives None
+    when the kernel cannot run here: the caller then takes the torch form).
     """
     kernel = _kernels()[3]
     m, n = out.shape
@@ -263,6 +264,7 @@ def sinusoidal(out: torch.Tensor, tables: tuple, amplitude: torch.Tensor, block:
         kernel[(_cdiv(m, rows_), _cdiv(n, width))](out, sin_t, cos_t, sin_p, cos_p, amplitude, m, n, block,
                                                    ROWS=rows_, BLOCK=width, WIDE=m * n >= 2**31,
                                                    enable_fp_fusion=False)
+    return True
 
 
 def _cdiv(a: int, b: int) -> int:

@@ -290,6 +290,33 @@ def test_cuda_to_host_packs_every_dtype_into_one_copy():
         np.testing.assert_array_equal(g, t.numpy())
 
 
+SINUSOIDAL_SHAPES = [((12, 20), "float32"), ((7, 3), "float64"), ((64, 128), "float32"), ((8, 3, 3, 3), "float64")]
+
+
+@needs_triton
+def test_interpreted_sinusoidal_kernel_fills_the_tensor_alone_with_the_torch_forms_bits():
+    """Where the kernel runs, it is the whole fill: the torch form must not run after it (that
+    once happened silently, costing 12× the time on a GPU), and its bits are the torch form's."""
+    from skew.init import sinusoidal_
+
+    got = _interpreted(f"""
+        import torch
+        from skew.init import sinusoidal_
+
+        def torch_form(*args, **kwargs):
+            raise AssertionError("the torch form ran after the kernel")
+
+        torch.outer = torch_form  # only the torch form calls it
+        result = []
+        for shape, dtype in {SINUSOIDAL_SHAPES!r}:
+            w = sinusoidal_(torch.empty(shape, dtype=getattr(torch, dtype)), gain=1.5)
+            result.append(w.double().reshape(-1).tolist())
+    """)
+    for (shape, dtype), values in zip(SINUSOIDAL_SHAPES, got):
+        ref = sinusoidal_(torch.empty(shape, dtype=getattr(torch, dtype)), gain=1.5)
+        np.testing.assert_array_equal(np.asarray(values), ref.double().reshape(-1).numpy())
+
+
 def test_kernels_that_fail_here_fall_back_to_the_eager_forms_with_one_warning(monkeypatch):
     """A Triton that cannot build or launch the kernels (another version, another GPU) must not
     break report() or sinusoidal_: the first failure warns, disables them, and the call goes on eagerly."""
