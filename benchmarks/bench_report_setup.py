@@ -36,14 +36,21 @@ and a norm over every weight: about 13 ms for ResNet-18's 11.7 M weights, 18 ms 
 16.8 M), ``_Site.allocate`` inside ``_sites`` and about 0.4 ms per layer of per-layer statistics
 (Spearman, OUI, λ) in the Report.
 
+On a GPU (``--device cuda``, also ``resnet50`` and ``vit_b_16``) each part ends with a device
+synchronisation, so that work it queued is billed to it; ``_preserved`` is the model's state kept
+and restored (flags, buffers), ``observe`` the hook bodies (host time only), ``finish_batch``
+level 2 and ``states`` the per-layer results.
+
 Usage:
     python benchmarks/bench_report_setup.py                  # both models
+    python benchmarks/bench_report_setup.py resnet50 --device cuda --profile
     python benchmarks/bench_report_setup.py mlp --profile
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import gc
 import os
@@ -61,42 +68,63 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from skew import analyzer, result  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import bench_report  # noqa: E402
+
 PARTS = ("_weight_table", "_sites", "_info", "_activation_table", "_skipped")
+RUN_PARTS = ("observe", "finish_batch", "states")  # observe: the hook bodies (not synchronised)
 
 
-def build(case: str) -> tuple[nn.Module, torch.Tensor]:
-    torch.manual_seed(0)
-    if case == "resnet18":
-        import torchvision
-
-        return torchvision.models.resnet18(weights=None).eval(), torch.randn(64, 3, 64, 64)
-    layers: list[nn.Module] = []
-    for _ in range(4):
-        layers += [nn.Linear(2048, 2048), nn.ReLU()]
-    return nn.Sequential(*layers).eval(), torch.randn(256, 2048)
+def build(case: str, device: torch.device) -> tuple[nn.Module, torch.Tensor]:
+    """``bench_report``'s models and batch shapes (resnet18, mlp, resnet50, vit_b_16)."""
+    model, shape = bench_report.build(case, False)
+    return model.to(device).eval(), torch.randn(*shape, device=device)
 
 
-def instrument(times: dict[str, float]) -> None:
-    """Wrap each set-up part (and Report.__init__) to add its wall time to ``times``."""
+def instrument(times: dict[str, float], device: torch.device) -> None:
+    """Wrap each set-up part (and Report.__init__, the model's state kept and restored, level 2)
+    to add its wall time to ``times``; on a GPU each part but the hook bodies ends with a sync."""
 
-    def timed(key, f):
+    def timed(key, f, sync=True):
         def g(*args, **kwargs):
             t = time.perf_counter()
             try:
                 return f(*args, **kwargs)
             finally:
+                if sync:
+                    bench_report.sync(device)
                 times[key] = times.get(key, 0.0) + time.perf_counter() - t
 
         return g
 
     for name in PARTS:
         setattr(analyzer, name, timed(name, getattr(analyzer, name)))
+    for name in RUN_PARTS:
+        setattr(analyzer._Run, name, timed(name, getattr(analyzer._Run, name), sync=name != "observe"))
     result.Report.__init__ = timed("Report", result.Report.__init__)
+    preserved = analyzer._preserved
+
+    @contextlib.contextmanager
+    def kept(model, mode):
+        t = time.perf_counter()
+        with preserved(model, mode):
+            bench_report.sync(device)
+            times["_preserved"] = times.get("_preserved", 0.0) + time.perf_counter() - t
+            try:
+                yield
+            finally:
+                t = time.perf_counter()
+        bench_report.sync(device)
+        times["_preserved"] += time.perf_counter() - t
+
+    analyzer._preserved = kept
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("cases", nargs="*", help="resnet18 and/or mlp (default: both)")
+    parser.add_argument("cases", nargs="*", help="resnet18, mlp, resnet50, vit_b_16 (default: resnet18 mlp)")
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-gc", action="store_true")
     parser.add_argument("--profile", action="store_true")
@@ -105,29 +133,31 @@ def main() -> None:
     if args.no_gc:
         gc.disable()
     times: dict[str, float] = {}
-    instrument(times)
+    device = torch.device(args.device)
+    instrument(times, device)
     for case in args.cases or ["resnet18", "mlp"]:
-        if case not in ("resnet18", "mlp"):
-            raise SystemExit(f"unknown case {case!r}; use resnet18 or mlp")
-        model, x = build(case)
+        model, x = build(case, device)
         with torch.no_grad():
             model(x)
         analyzer.report(model, [x], progress=False)
         fixed, parts = [], {}
         for _ in range(args.repeats):
+            bench_report.sync(device)
             with torch.no_grad():
                 t = time.perf_counter()
                 model(x)
+                bench_report.sync(device)
                 bare = time.perf_counter() - t
             times.clear()
             t = time.perf_counter()
             analyzer.report(model, [x], progress=False)
+            bench_report.sync(device)
             fixed.append(time.perf_counter() - t - bare)
             for k, v in times.items():
                 parts.setdefault(k, []).append(v)
         shown = "  ".join(f"{k} {1e3 * statistics.median(v):.1f}" for k, v in parts.items())
-        print(f"{case}: report(1) - bare(1) {1e3 * statistics.median(fixed):.1f} ms;  {shown}  (ms, median of "
-              f"{args.repeats}, {torch.get_num_threads()} thread)")
+        print(f"{case} on {device}: report(1) - bare(1) {1e3 * statistics.median(fixed):.1f} ms;  {shown}  (ms, "
+              f"median of {args.repeats}, {torch.get_num_threads()} thread)")
         if args.profile:
             prof = cProfile.Profile()
             prof.enable()

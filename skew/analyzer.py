@@ -467,10 +467,16 @@ class _Run:
             rows, mid = rows[:take], mid[rows[:take]]
             vals = z3[rows, mid][:, site.sign_idx]
             site.sign_pos = (-1,)
-        else:
+        else:  # written in place: one launch where every neuron is a raster column, else two
             take = min(SIGN_ROWS - start, z3.shape[0])
             _, mid = site.centre()
-            vals = z3[:take, :, mid][:, site.sign_idx] if pd_ == 2 else z3[:take, mid, :][:, site.sign_idx]
+            vals = z3[:take, :, mid] if pd_ == 2 else z3[:take, mid, :]
+            if len(site.sign_cols) != site.neurons:
+                vals = vals.index_select(1, site.sign_idx)
+            if take > 0:
+                torch.gt(vals, 0, out=site.signs[start : start + take])
+                site.sign_filled = start + take
+            return
         if take <= 0:
             return
         site.signs[start : start + take] = vals > 0

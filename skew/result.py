@@ -370,12 +370,32 @@ def _unit_oui(st: LayerState) -> float:
     same = counts.min() == counts.max()  # the usual case: every sample has the same number of units
     for units in (d[:1] if same else np.unique(d)):
         sel = slice(None) if same else d == units
-        nbytes = (int(units) + 7) // 8
-        x = packed[i[sel], :nbytes] ^ packed[j[sel], :nbytes]
-        if units % 8:
-            x[:, -1] &= np.uint8((0xFF << (8 - int(units) % 8)) & 0xFF)
-        hamming[sel] = np.bitwise_count(x).sum(axis=1, dtype=np.int64)
+        hamming[sel] = _hamming(packed, i[sel], j[sel], int(units))
     return float(np.mean(np.minimum(hamming[ok], halves[ok]) / halves[ok]))
+
+
+def _hamming(packed: np.ndarray, i: np.ndarray, j: np.ndarray, units: int) -> np.ndarray:
+    """Hamming distance of rows i[k] and j[k] of bit-packed patterns over their first ``units``
+    bits: popcount(packed_i XOR packed_j), read 64 bits at a time (the rows copied once into
+    8-byte words, the bits past ``units`` cleared).
+
+    Example:
+        >>> _hamming(np.array([[0b10110000], [0b00010001]], dtype=np.uint8), np.array([0]), np.array([1]), 7).tolist()
+        [2]
+    """
+    nbytes = (units + 7) // 8
+    words = np.zeros((packed.shape[0], -(-nbytes // 8) * 8), dtype=np.uint8)
+    words[:, :nbytes] = packed[:, :nbytes]
+    if units % 8:
+        words[:, nbytes - 1] &= np.uint8((0xFF << (8 - units % 8)) & 0xFF)
+    w = words.view(np.uint64)
+    x = np.empty(w.shape[1], dtype=np.uint64)
+    c = np.empty(w.shape[1], dtype=np.uint8)
+    out = np.empty(len(i), dtype=np.int64)
+    for k, (a, b) in enumerate(zip(i.tolist(), j.tolist())):  # one pair at a time: x and c stay in cache
+        np.bitwise_xor(w[a], w[b], out=x)
+        out[k] = np.add.reduce(np.bitwise_count(x, out=c), dtype=np.int64)
+    return out
 
 
 _PAIR_CACHE: dict[int, tuple[np.ndarray, np.ndarray]] = {}

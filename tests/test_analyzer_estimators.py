@@ -119,6 +119,9 @@ CASES = {
     "conv3d": (lambda: nn.Sequential(nn.Conv3d(2, 3, 2)), "0", (3, 2, 4, 5, 3), True),
     # 3x3 outputs (P = 9): the compiled kernel's short-row path, 8 neurons per step and a ragged rest
     "conv2d_small": (lambda: nn.Sequential(nn.Conv2d(3, 12, 3, stride=2)), "0", (6, 3, 7, 7), True),
+    # more neurons than raster columns (250): the raster takes evenly spaced ones
+    "wide_linear": (lambda: nn.Sequential(nn.Linear(12, 300), nn.ReLU(), nn.Linear(300, 260)), "2", (16, 12), False),
+    "wide_conv": (lambda: nn.Sequential(nn.Conv2d(3, 270, 3)), "0", (4, 3, 6, 6), True),
 }
 
 
