@@ -21,25 +21,117 @@ import contextlib
 import torch
 from torch import nn
 
-__all__ = ["kept_buffers"]
+__all__ = ["Snapshot", "kept_buffers"]
+
+
+def _bytes(t: torch.Tensor) -> torch.Tensor | None:
+    """t's bits as a flat uint8 tensor (a view where t is contiguous, else a copy), or None where
+    there is no such view (quantized, sparse or meta tensors: they are kept as clones)."""
+    if t.layout != torch.strided or t.is_quantized or t.device.type == "meta":
+        return None
+    try:
+        return t.detach().reshape(-1).view(torch.uint8)
+    except (RuntimeError, TypeError):  # noqa: PERF203 - a dtype without a byte view
+        return None
+
+
+class Snapshot:
+    """The bits of some tensors, kept in one flat byte copy per device; :meth:`restore` writes back
+    only the tensors whose bits changed.
+
+    Checking them all costs one concatenation and one comparison per device (one host
+    synchronisation on a GPU, not one per tensor), and a tensor left unchanged is not written:
+    its version counter stays as it was (a graph that saved it still runs backward). Bits, not
+    values, are compared: a NaN stays the same NaN, −0.0 is not +0.0. A tensor resized in place
+    gets its original shape and storage back (``set_``), one whose dtype was changed through
+    ``.data`` its original dtype (``.data``).
+
+    Example:
+        >>> t = torch.tensor([1.0, float("nan")])
+        >>> snap = Snapshot([t])
+        >>> _ = t.add_(1.0)
+        >>> v = t._version
+        >>> snap.restore()
+        [0]
+        >>> t.tolist()[0], t._version > v
+        (1.0, True)
+        >>> snap.restore()                                  # unchanged now: nothing written
+        []
+    """
+
+    def __init__(self, tensors):
+        self.tensors = list(tensors)
+        self._meta = [(t.shape, t.dtype) for t in self.tensors]
+        self._clones: dict[int, torch.Tensor] = {}
+        groups: dict[torch.device, list[tuple[int, torch.Tensor]]] = {}
+        for i, t in enumerate(self.tensors):
+            raw = _bytes(t)
+            if raw is None:
+                if t.device.type != "meta":  # a meta tensor has no values to keep
+                    self._clones[i] = t.detach().clone()
+            else:
+                groups.setdefault(t.device, []).append((i, raw))
+        self._flat: list[tuple[list[int], list[int], torch.Tensor]] = []
+        for items in groups.values():
+            raws = [r for _, r in items]
+            flat = torch.cat(raws) if len(raws) > 1 else raws[0].clone()
+            self._flat.append(([i for i, _ in items], [r.numel() for r in raws], flat))
+
+    def _original(self, i: int, raw: torch.Tensor) -> torch.Tensor:
+        shape, dtype = self._meta[i]
+        return raw.clone().view(dtype).view(shape)  # a fresh storage: any offset views as any dtype
+
+    def restore(self) -> list[int]:
+        """Write back the tensors whose bits changed; returns their indices (in the given order)."""
+        written: list[int] = []
+        with torch.no_grad():
+            for idx, sizes, flat in self._flat:
+                now = [_bytes(self.tensors[i]) for i in idx]
+                if all(r is not None and r.numel() == n for r, n in zip(now, sizes)):
+                    current = torch.cat(now) if len(now) > 1 else now[0]
+                    if torch.equal(current, flat):  # the usual case: one comparison for the device
+                        continue
+                start = 0
+                for i, n, raw in zip(idx, sizes, now):
+                    saved = flat[start : start + n]
+                    start += n
+                    if raw is None or raw.numel() != n or not torch.equal(raw, saved):
+                        self._put(i, self._original(i, saved))
+                        written.append(i)
+            for i, saved in self._clones.items():
+                t = self.tensors[i]
+                if t.shape != saved.shape or t.dtype != saved.dtype or not torch.equal(t, saved):
+                    self._put(i, saved.clone())
+                    written.append(i)
+        return sorted(written)
+
+    def _put(self, i: int, original: torch.Tensor) -> None:
+        t = self.tensors[i]
+        if t.dtype != original.dtype:
+            t.data = original
+        elif t.shape != original.shape:
+            t.set_(original)  # resized in place: the original shape and values in a storage of its own
+        else:
+            t.copy_(original)
 
 
 @contextlib.contextmanager
 def kept_buffers(model: nn.Module):
-    """Restore every buffer of ``model`` (object and bits) when the block ends, also on error."""
-    saved = []
+    """Restore every buffer of ``model`` (object and bits) when the block ends, also on error.
+
+    A buffer re-bound to another tensor gets its own tensor back; one changed in place (also
+    through ``.data``, which no version counter sees) its original bits (:class:`Snapshot`).
+    """
+    owners = []
     for module in model.modules() if isinstance(model, nn.Module) else ():
         for local, buf in list(module._buffers.items()):
             if buf is not None:
-                saved.append((module, local, buf, buf.detach().clone()))
+                owners.append((module, local, buf))
+    snap = Snapshot([buf for _, _, buf in owners])
     try:
         yield
     finally:
-        with torch.no_grad():
-            for module, local, buf, copy in saved:
-                if module._buffers.get(local) is not buf:
-                    module._buffers[local] = buf
-                if buf.shape != copy.shape:
-                    buf.set_(copy)  # resized in place: take the saved storage back
-                elif not torch.equal(buf, copy) or buf.dtype != copy.dtype:
-                    buf.copy_(copy)
+        for module, local, buf in owners:
+            if module._buffers.get(local) is not buf:
+                module._buffers[local] = buf
+        snap.restore()

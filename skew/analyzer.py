@@ -68,6 +68,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from skew._state import Snapshot
 from skew.accumulators import (
     OUI_MAX_UNITS,
     OUI_SAMPLES,
@@ -948,9 +949,9 @@ def _preserved(model: nn.Module, mode: str):
     buffers = []
     for m in model.modules():
         table = dict(m._buffers)
-        saved = {k: b.detach().clone() for k, b in table.items() if isinstance(b, torch.Tensor)}  # by name
         plain = {k: v for k, v in vars(m).items() if isinstance(v, torch.Tensor)}  # e.g. old spectral_norm's weight
-        buffers.append((m, table, saved, set(m._non_persistent_buffers_set), plain))
+        buffers.append((m, table, set(m._non_persistent_buffers_set), plain))
+    snap = Snapshot([b for _, table, _, _ in buffers for b in table.values() if isinstance(b, torch.Tensor)])
     rng = contextlib.nullcontext()
     if mode == "train":
         cuda = sorted({b.device.index or 0 for b in model.parameters() if b.device.type == "cuda"})
@@ -963,17 +964,15 @@ def _preserved(model: nn.Module, mode: str):
         for m, flag in flags:
             m.training = flag
         with torch.no_grad():
-            for m, table, saved, non_persistent, plain in buffers:
+            for m, table, non_persistent, plain in buffers:
                 m._buffers.clear()  # same names, same order, same tensor objects, same values
                 m._buffers.update(table)
-                for k, b in table.items():
-                    if k in saved:
-                        b.copy_(saved[k])
                 m._non_persistent_buffers_set.clear()
                 m._non_persistent_buffers_set.update(non_persistent)
                 for k, v in plain.items():
                     if vars(m).get(k) is not v:
                         object.__setattr__(m, k, v)
+            snap.restore()  # the values: only buffers whose bits changed are written
 
 
 def _progress_bar(loader, max_batches, progress):

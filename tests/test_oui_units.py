@@ -52,3 +52,14 @@ def test_huge_patterns_are_read_at_a_bounded_number_of_units():
     side = int(np.ceil(np.sqrt(OUI_MAX_UNITS))) + 1
     rep = report(net, [torch.randn(2, 1, side, side)])
     assert rep._states["0"].unit_counts.tolist() == [OUI_MAX_UNITS] * 2
+
+
+@pytest.mark.parametrize("shape", [(1,), (9,), (16,), (3, 13), (8, 64), (2, 0), (5, 1001)])
+def test_packbits_numpy_and_torch_forms_give_the_same_bytes(shape):
+    from skew.accumulators import _packbits_torch, packbits
+
+    bits = torch.rand(shape, generator=torch.Generator().manual_seed(sum(shape))) < 0.4
+    want = np.packbits(bits.numpy(), axis=-1)  # first unit in the high bit, zero padding
+    assert np.array_equal(packbits(bits).numpy(), want)
+    assert np.array_equal(_packbits_torch(bits).numpy(), want)
+    assert np.array_equal(packbits(bits.to(torch.uint8)).numpy(), want)
