@@ -310,6 +310,19 @@ void skew_fold(int64_t C, int64_t *n, double *mean, double *m2, int64_t *pos, do
     }
 }
 #pragma GCC pop_options
+
+/* Hamming distances of bit-packed patterns (rows of `words` 64-bit words): out[k] =
+   popcount(w[i[k]] XOR w[j[k]]) over whole rows (the caller clears the bits past a row's units). */
+void skew_hamming(const uint64_t *w, int64_t words, const int64_t *i, const int64_t *j, int64_t pairs,
+                  int64_t *out) {
+    for (int64_t k = 0; k < pairs; k++) {
+        const uint64_t *a = w + i[k] * words, *b = w + j[k] * words;
+        int64_t s = 0;
+        for (int64_t t = 0; t < words; t++)
+            s += __builtin_popcountll(a[t] ^ b[t]);
+        out[k] = s;
+    }
+}
 """
 
 _P = ctypes.c_void_p
@@ -320,6 +333,7 @@ _SIGNATURES = {
     "skew_sums": [_P, _I, _P],
     "skew_row_stats": [_P, _I, _I, _I, _P, _P],
     "skew_fold": [_I, _P, _P, _P, _P, _P, _P, _P, _P, _P, _I, _I],
+    "skew_hamming": [_P, _I, _P, _P, _I, _P],
 }
 _RETURNS_INT = {"skew_neurons_outer"}  # 0, or -1 where its work arrays could not be allocated
 _NO_SIGNS = (ctypes.c_int64 * 3)(0, 0, 0)
@@ -420,6 +434,29 @@ def _build(cc: str, flags: list[str], folder: str, name: str) -> str | None:
             return None
         os.replace(out, path)  # atomic: concurrent builders (test workers) agree
     return path
+
+
+def hamming(words: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray | None:
+    """popcount(words[i[k]] XOR words[j[k]]) for every pair k, from a C-contiguous (rows, n) uint64
+    array, in one compiled pass; None where the library is not loaded in this process (it is not
+    built for this: the caller's numpy form runs instead).
+
+    Example:
+        >>> w = np.array([[0b1011], [0b0001]], dtype=np.uint64)
+        >>> got = hamming(w, np.array([0]), np.array([1]))
+        >>> got is None or got.tolist() == [2]
+        True
+    """
+    lib = _state.get("lib")
+    if lib is None or words.dtype != np.uint64 or words.ndim != 2 or not words.flags.c_contiguous:
+        return None
+    i = np.ascontiguousarray(i, dtype=np.int64)
+    j = np.ascontiguousarray(j, dtype=np.int64)
+    if len(i) != len(j) or (len(i) and (min(i.min(), j.min()) < 0 or max(i.max(), j.max()) >= len(words))):
+        return None
+    out = np.empty(len(i), dtype=np.int64)
+    lib.skew_hamming(words.ctypes.data, words.shape[1], i.ctypes.data, j.ctypes.data, len(i), out.ctypes.data)
+    return out
 
 
 def _usable(t: torch.Tensor) -> bool:

@@ -115,12 +115,21 @@ def test_layer_indices_equal_pandas_groupby_indices():
     assert layer_indices([]) == {}
 
 
-@pytest.mark.parametrize("seed", range(14))
-def test_unit_oui_from_packed_bits_equals_the_unpacked_definition(seed):
+@pytest.mark.parametrize("form", ["numpy", "compiled"])
+@pytest.mark.parametrize("seed", range(16))
+def test_unit_oui_from_packed_bits_equals_the_unpacked_definition(seed, form, monkeypatch):
+    import skew._fused as fused
+
+    if form == "numpy":
+        monkeypatch.setattr(fused, "_state", {"lib": None})
+    elif fused.kernel() is None:
+        pytest.skip("the compiled library is not available here (no C compiler)")
     rng = np.random.default_rng(seed)
     samples = int(rng.integers(2, 9))
     ragged = seed % 2 == 1
     width = int(rng.integers(1, 70 if seed < 8 else 3000))  # one word and less, or many 64-bit words
+    if seed >= 14:
+        width = 64 * int(rng.integers(1, 40))  # whole words: read in place
     rows = [rng.random(int(rng.integers(0, width + 1)) if ragged else width) < rng.random() for _ in range(samples)]
     packed, counts = pack_units(rows)
     if seed == 4:  # stray bits past a sample's count must not be counted
