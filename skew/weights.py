@@ -41,6 +41,7 @@ from torch import nn
 
 from skew import _fused, theory
 from skew._state import kept_buffers
+from skew.accumulators import to_host
 from skew.errors import SkewError
 from skew.layers import LayerSpec, neuron_rows, select_units
 
@@ -62,7 +63,7 @@ class _Block:
     type: str
     weight: torch.Tensor  # the parameter (or view) in torch's layout
     rows: torch.Tensor  # (m, n) neuron rows, float64, cpu (as64=False: the weight's dtype and device)
-    bias: torch.Tensor | None  # (m,), float64, cpu
+    bias: torch.Tensor | None  # (m,), float64, cpu (as64=False: its own dtype and device)
     shape: tuple[int, ...]  # the rows as torch.nn.init should read fans (NeuronView.shape)
     packed_default: tuple[int, ...] | None = None  # MHA: shape PyTorch's default init drew from
 
@@ -77,10 +78,11 @@ def _blocks(model: nn.Module, layers: LayerSpec, tied: str = "once", as64: bool 
     """Every selected layer and MHA projection, in registration order, as float64 neuron rows.
 
     ``tied="once"`` yields a weight Parameter shared by several layers only for the first of them.
-    ``as64=False`` leaves the rows in the weight's own dtype and device (detached, a view where one
-    exists): for callers that convert them a few rows at a time.
+    ``as64=False`` leaves the rows and the bias in their own dtype and device (detached, a view where
+    one exists): for callers that convert them a few rows at a time, or copy many at once.
     """
     rows_of = _as64 if as64 else _rows_view
+    bias_of = _as64 if as64 else _rows_view
     if tied not in _TIED:
         raise SkewError(f"tied={tied!r} is not understood; pass 'once' (a shared weight reported once) or 'each'")
     found = False
@@ -91,7 +93,7 @@ def _blocks(model: nn.Module, layers: LayerSpec, tied: str = "once", as64: bool 
             if tied == "once" and id(u.weight) in seen:
                 continue
             seen.add(id(u.weight))
-        bias = None if u.bias is None else _as64(u.bias)
+        bias = None if u.bias is None else bias_of(u.bias)
         view = u.view
         if u.block is None:
             yield _Block(u.name, type(u.module).__name__, u.weight, rows_of(view.matrix()), bias, tuple(view.shape))
@@ -142,19 +144,28 @@ def _row_stats(rows: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         >>> s.tolist(), q.tolist()
         ([5.0, 1.0], [3.0, 5.0])
     """
+    stats = _row_stats_lazy(rows)
+    if isinstance(stats, torch.Tensor):
+        host = stats.cpu().numpy()
+        return host[0], host[1]
+    return stats
+
+
+def _row_stats_lazy(rows: torch.Tensor) -> tuple[np.ndarray, np.ndarray] | torch.Tensor:
+    """:func:`_row_stats`, but rows on an accelerator give their (2, m) float64 sums and norms as a
+    tensor there (no copy, no synchronisation: the caller copies many layers' at once)."""
     fused = _fused.row_stats(rows)  # float32 on the CPU: one read, float64 sums (compiled)
     if fused is not None:
         return fused
     m, n = rows.shape
-    if rows.device.type not in ("cpu", "meta"):  # on the device, in float64; one copy to the host
+    if rows.device.type not in ("cpu", "meta"):  # on the device, in float64
         step = max(1, _DEVICE_VALUES // max(n, 1))
         both = torch.empty(2, m, dtype=torch.float64, device=rows.device)
         for src, s_out, q_out in zip(rows.split(step), both[0].split(step), both[1].split(step)):
             block = src.to(torch.float64)
             torch.sum(block, dim=1, out=s_out)
             torch.linalg.vector_norm(block, dim=1, out=q_out)
-        host = both.cpu().numpy()
-        return host[0], host[1]
+        return both
     sums = torch.empty(m, dtype=torch.float64)
     norms = torch.empty(m, dtype=torch.float64)
     step = max(1, _CHUNK_VALUES // max(n, 1))
@@ -168,17 +179,21 @@ def _row_stats(rows: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
 
 
 
-def _neuron_columns(b: _Block) -> dict[str, np.ndarray]:
-    """One layer's :func:`neuron_table` columns (all but ``layer``) as arrays."""
+def _neuron_columns(b: _Block, stats: tuple[np.ndarray, np.ndarray] | None = None,
+                    bias: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """One layer's :func:`neuron_table` columns (all but ``layer``) as arrays (``stats``: its row
+    sums and norms, ``bias``: its bias on the host, where the caller already has them)."""
     m, n = b.rows.shape
-    s, norms = _row_stats(b.rows)
+    s, norms = _row_stats(b.rows) if stats is None else stats
+    if bias is None and b.bias is not None:
+        bias = b.bias.numpy()
     return {
         "neuron": np.arange(m, dtype=np.int64),
         "fan_in": np.full(m, n, dtype=np.int64),
         "row_sum": s,
         "row_sum_scaled": s / math.sqrt(n),
         "row_norm": norms,
-        "bias": np.full(m, np.nan) if b.bias is None else b.bias.numpy().astype(np.float64),
+        "bias": np.full(m, np.nan) if b.bias is None else bias.astype(np.float64),
     }
 
 
@@ -212,8 +227,20 @@ def neuron_table(model: nn.Module, layers: LayerSpec = None, *, tied: str = "onc
         [[5.0, 3.0], [1.0, 5.0]]
     """
     with kept_buffers(model), torch.no_grad():
-        blocks = [(b.name, _neuron_columns(b)) for b in _blocks(model, layers, tied, as64=False)]
-    return _neuron_frame(blocks)
+        blocks = list(_blocks(model, layers, tied, as64=False))
+        stats = [_row_stats_lazy(b.rows) for b in blocks]
+        biases = [None if b.bias is None else b.bias.to(torch.float64) for b in blocks]
+        # what lives on an accelerator (row statistics, biases) comes back in one copy per device
+        remote = [t for pair in zip(stats, biases) for t in pair if isinstance(t, torch.Tensor) and t.device.type != "cpu"]
+        host = dict(zip(map(id, remote), to_host(remote))) if remote else {}
+        columns = []
+        for b, st, bias in zip(blocks, stats, biases):
+            if isinstance(st, torch.Tensor):
+                st = (host[id(st)][0], host[id(st)][1])
+            if bias is not None:
+                bias = host[id(bias)] if id(bias) in host else bias.numpy()
+            columns.append((b.name, _neuron_columns(b, st, bias)))
+    return _neuron_frame(columns)
 
 
 def _screen(p: torch.Tensor, chunk: int) -> Iterator[tuple[float, torch.Tensor, torch.Tensor]]:
