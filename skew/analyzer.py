@@ -162,6 +162,22 @@ def _sequence_first(module: nn.Module) -> bool | None:
     return None if first is None else not first.self_attn.batch_first
 
 
+_COLUMNS: dict = {}
+
+
+def _raster_columns(neurons: int, device: torch.device) -> tuple[np.ndarray, torch.Tensor]:
+    """The raster's neuron columns: min(neurons, SIGN_NEURONS) evenly spaced indices, as an array
+    and a tensor on ``device``; made once per (width, device), shared by every site (never written:
+    each report gets its own copy of the array)."""
+    key = (neurons, device)
+    if key not in _COLUMNS:
+        if len(_COLUMNS) > 256:
+            _COLUMNS.clear()
+        cols = np.unique(np.linspace(0, neurons - 1, min(neurons, SIGN_NEURONS)).round().astype(np.int64))
+        _COLUMNS[key] = (cols, torch.as_tensor(cols, device=device))
+    return _COLUMNS[key]
+
+
 class _Site:
     """One measured site: a module whose output hook fires, an attention projection, or the input
     of a nonlinearity at one call position (``kind="act"``, created at its first call)."""
@@ -196,9 +212,7 @@ class _Site:
 
     def allocate(self, neurons: int) -> None:
         self.neurons = neurons
-        k = min(neurons, SIGN_NEURONS)
-        self.sign_cols = np.unique(np.linspace(0, neurons - 1, k).round().astype(np.int64))
-        self.sign_idx = torch.as_tensor(self.sign_cols, device=self.device)
+        self.sign_cols, self.sign_idx = _raster_columns(neurons, self.device)
         self.signs = torch.zeros(SIGN_ROWS, len(self.sign_cols), dtype=torch.bool, device=self.device)
         self.sign_map: torch.Tensor | None = None  # neuron -> raster column (or -1), for the CPU kernel
         self.sign_mid: tuple | None = None  # (positions shape, its centre, the centre's flat index)
@@ -605,7 +619,7 @@ class _Run:
             units = [u for s in group for u in s.units]
             host = to_host([s.signs[: s.sign_filled] for s in group] + units)  # one transfer per device
             signs, packed = host[: len(group)], iter(host[len(group) :])
-            cols = [s.sign_cols for s in group]
+            cols = [s.sign_cols.copy() for s in group]
             for s, state in zip(group, st.layer_states(signs, cols)):
                 state.unit_patterns, state.unit_counts = stack_packed([next(packed) for _ in s.units], s.unit_counts)
                 state.sign_position = np.asarray(s.sign_pos or (), dtype=np.int64)
