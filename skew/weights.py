@@ -230,16 +230,14 @@ def neuron_table(model: nn.Module, layers: LayerSpec = None, *, tied: str = "onc
         blocks = list(_blocks(model, layers, tied, as64=False))
         stats = [_row_stats_lazy(b.rows) for b in blocks]
         biases = [None if b.bias is None else b.bias.to(torch.float64) for b in blocks]
-        # what lives on an accelerator (row statistics, biases) comes back in one copy per device
-        remote = [t for pair in zip(stats, biases) for t in pair if isinstance(t, torch.Tensor) and t.device.type != "cpu"]
-        host = dict(zip(map(id, remote), to_host(remote))) if remote else {}
+        # row statistics left on an accelerator, and the biases, come back in one copy per device
+        tensors = [t for pair in zip(stats, biases) for t in pair if isinstance(t, torch.Tensor)]
+        host = dict(zip(map(id, tensors), to_host(tensors)))
         columns = []
         for b, st, bias in zip(blocks, stats, biases):
             if isinstance(st, torch.Tensor):
                 st = (host[id(st)][0], host[id(st)][1])
-            if bias is not None:
-                bias = host[id(bias)] if id(bias) in host else bias.numpy()
-            columns.append((b.name, _neuron_columns(b, st, bias)))
+            columns.append((b.name, _neuron_columns(b, st, None if bias is None else host[id(bias)])))
     return _neuron_frame(columns)
 
 

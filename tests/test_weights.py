@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -487,3 +488,22 @@ def test_cuda_row_stats_reduce_on_the_device_and_match_the_cpu(values, monkeypat
     np.testing.assert_allclose(q_gpu, q_cpu, rtol=1e-12)
     exact = np.array([math.fsum(r) for r in w.double().tolist()])
     np.testing.assert_allclose(s_gpu, exact, rtol=1e-12, atol=1e-10)
+
+
+def test_row_statistics_left_on_the_device_are_gathered_per_layer(monkeypatch):
+    """neuron_table copies every layer's device-side statistics back at once: each must land in its
+    own layer (checked on the CPU by making every layer's statistics a tensor, as a GPU's are)."""
+    import skew.weights as weights
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 3, bias=False), nn.Conv1d(3, 6, 2),
+                        nn.Linear(2, 7))
+    want = neuron_table(net)
+    real = weights._row_stats_lazy
+
+    def as_tensor(rows):
+        s, q = real(rows)
+        return torch.stack([torch.as_tensor(s), torch.as_tensor(q)])
+
+    monkeypatch.setattr(weights, "_row_stats_lazy", as_tensor)
+    pd.testing.assert_frame_equal(neuron_table(net), want, check_exact=True)
