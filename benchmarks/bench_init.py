@@ -19,6 +19,10 @@ On one H200 (torch 2.11, 2026-11-29) a 4096 x 4096 CUDA tensor took 1.29 ms befo
 kernel (26x xavier_uniform_'s 0.05 ms) and 0.19-0.24 ms with it (3.9-5.2x); ResNet-50's weights in
 a loop 42.8 ms -> 2.7 ms (3.1x the xavier loop). The rest is host time around the one launch.
 
+A later run of the same (H200, torch 2.11 + Triton 3.6) showed 0.57 ms (12.4x) and 18.7 ms (29x)
+again: the kernel's wrapper returned None, which ``sinusoidal_`` read as "could not launch", so the
+torch form ran again after every launch. With that fixed: 0.14 ms (2.7x) and 2.4 ms (3.3x).
+
 Usage:
     .venv/bin/python benchmarks/bench_init.py [--repeats 7] [--threads 1] [--size 4096] [--device cpu]
 """

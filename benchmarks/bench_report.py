@@ -69,6 +69,14 @@ eager forms now give 3.90x and 1.95x, the hand-written minimal hook 2.10x and 1.
 are for three Triton launches per hook call; the one launch per call of this release was not
 timed on a GPU (no device time was left). Peak CUDA memory: the same at 10 and 30 batches.
 
+The one launch per call, timed later (same GPU and versions): ResNet-50 2.74x (set-up 0.12 s, each
+further batch 1.57x; 1.93x over 50 batches), ViT-B/16 1.81x (set-up 0.24 s, each further batch
+1.41x; 1.38x on module layers only); eager 4.02x and 2.07x, minimal hook 2.11x and 1.15x. The
+set-up then went part by part (``bench_report_setup.py --device cuda``); its fixes were not timed
+on a GPU. On the CPU, this release against the previous one, interleaved, 3 invocations each:
+ResNet-18 1.05-1.12x (previous 1.03-1.09x), MLP 1.11-1.18x (previous 1.10-1.14x); the per-batch
+work on the CPU did not change (the minor faults column moved with the spread).
+
 Usage:
     python benchmarks/bench_report.py                 # CPU, full sizes, 1 thread
     python benchmarks/bench_report.py --threads 2 --memory-batches

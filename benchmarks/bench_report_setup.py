@@ -36,6 +36,30 @@ and a norm over every weight: about 13 ms for ResNet-18's 11.7 M weights, 18 ms 
 16.8 M), ``_Site.allocate`` inside ``_sites`` and about 0.4 ms per layer of per-layer statistics
 (Spearman, OUI, λ) in the Report.
 
+On one H200 (torch 2.11, batch 64, 224², median of 5; the parts synchronise, so they add up to more
+than the unsynchronised set-up of ``bench_report.py``), before this release's set-up work, ms:
+
+    =======================  ==========  ========
+    part                     ResNet-50   ViT-B/16
+    =======================  ==========  ========
+    Report                   84.9        112.6
+    observe (first batch)    29.5        65.6
+    _weight_table            26.8        24.8
+    states                   18.1        36.1
+    _sites                   9.8         11.8
+    _preserved               8.9         2.0
+    finish_batch             8.1         7.0
+    _info, _skipped          6.8         8.9
+    report(1) - bare(1)      207.1       228.6
+    =======================  ==========  ========
+
+Report was mostly the pairwise OUI (40 ms of ResNet-50's 85: the Hamming distances of 8 samples'
+full patterns, now one compiled pass, 32 -> 2.5 ms on the CPU), _weight_table a synchronising
+``torch.equal`` per buffer (159) and two synchronising copies per layer (now one comparison and
+one copy per device). Not re-timed on a GPU. On the CPU (ResNet-50, batch 8, 224²) report(1) −
+bare(1) went 560 -> 390 ms and Report 60 -> 30 ms (numpy's packbits for the first batch's
+patterns did most of the rest).
+
 On a GPU (``--device cuda``, also ``resnet50`` and ``vit_b_16``) each part ends with a device
 synchronisation, so that work it queued is billed to it; ``_preserved`` is the model's state kept
 and restored (flags, buffers), ``observe`` the hook bodies (host time only), ``finish_batch``
