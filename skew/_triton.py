@@ -42,7 +42,7 @@ import warnings
 
 import torch
 
-__all__ = ["INPUT_DTYPES", "InputBlocks", "available", "combine", "disable", "guarded", "level1", "moments", "rows", "sinusoidal"]
+__all__ = ["INPUT_DTYPES", "Buffers", "InputBlocks", "available", "combine", "disable", "guarded", "level1", "moments", "rows", "sinusoidal"]
 
 _state: dict = {}
 #: Layer-input dtypes the kernels read (float64 inputs keep their exact eager forms).
@@ -118,6 +118,39 @@ class InputBlocks:
         self.part = part
 
 
+class Buffers:
+    """The output buffers of one call site's :func:`level1` launches, reused batch after batch.
+
+    A hook call's outputs live until level 2 reads them at the end of the batch; the next batch's
+    call at the same site (and call position) can then write into the same memory instead of
+    allocating it again. ``take`` returns the (4, R, C) float64 rows buffer, its four views
+    (k, mean, M2, positives) and the input's :class:`InputBlocks` for G blocks (or None), made
+    anew only when the shape or device changes. Peak memory is unchanged: within a batch every
+    call's outputs existed at once anyway.
+
+    Example:
+        >>> buf = Buffers()
+        >>> out, k, mean, m2, pos, blocks = buf.take(2, 3, 0, torch.device("cpu"))
+        >>> out.shape, k.shape, blocks is None, buf.take(2, 3, 0, torch.device("cpu"))[0] is out
+        (torch.Size([4, 2, 3]), torch.Size([2, 3]), True, True)
+    """
+
+    __slots__ = ("key", "views")
+
+    def __init__(self):
+        self.key: tuple | None = None
+        self.views: tuple = ()
+
+    def take(self, R: int, C: int, G: int, device: torch.device) -> tuple:
+        key = (R, C, G, device)
+        if key != self.key:
+            out = torch.empty(4, R, C, dtype=torch.float64, device=device)
+            blocks = InputBlocks(torch.empty(4, G, dtype=torch.float64, device=device)) if G else None
+            self.views = (out, *out.unbind(0), blocks)
+            self.key = key
+        return self.views
+
+
 def rows(z3: torch.Tensor, pd: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-(row, neuron) finite count k, mean, M2 and positives of a (R, C, P) (``pd=2``) or
     (R, P, C) (``pd=1``) view of Z, each an (R, C) float64 tensor on Z's device, in one read.
@@ -128,22 +161,21 @@ def rows(z3: torch.Tensor, pd: int) -> tuple[torch.Tensor, torch.Tensor, torch.T
     return k, mean, m2, pos
 
 
-def level1(z3: torch.Tensor, pd: int, x: torch.Tensor | None):
+def level1(z3: torch.Tensor, pd: int, x: torch.Tensor | None, buffers: Buffers | None = None):
     """:func:`rows` of Z and, in the same launch, the block sums of the layer input ``x`` (a
-    contiguous float tensor, or None): returns (k, mean, m2, pos, :class:`InputBlocks` or None)."""
+    contiguous float tensor, or None): returns (k, mean, m2, pos, :class:`InputBlocks` or None);
+    the first four are the views of one (4, R, C) float64 tensor, ``k._base``. With ``buffers`` the
+    outputs are written into that call site's buffers of the previous batch (see :class:`Buffers`)."""
     if pd == 2:
         R, C, P = z3.shape
     else:
         R, P, C = z3.shape
     N = x.numel() if x is not None and x.is_contiguous() else 0
     tile_a, tile_b, cb, z_programs, iters, G = _plan(R, C, P, pd, N)
-    out = torch.empty(4, R, C, dtype=torch.float64, device=z3.device)
-    k, mean, m2, pos = out.unbind(0)
+    out, k, mean, m2, pos, blocks = (buffers or Buffers()).take(R, C, G, z3.device)
     if z_programs == 0:  # nothing to read: k = 0 everywhere
         out.zero_()
-    blocks = None
     if G:
-        blocks = InputBlocks(torch.empty(4, G, dtype=torch.float64, device=x.device))
         xs, part = x, blocks.part
     else:
         xs, part = z3, out

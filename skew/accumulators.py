@@ -151,6 +151,7 @@ class Partial:
     act: torch.Tensor | None = None  # collapsed rows: samples whose row mean is > 0 (default: pos)
     signed: bool = False  # the compiled kernel wrote the sign raster requested by ``signs``
     inputs: object | None = None  # the layer input's block sums, read in the same launch (CUDA kernels)
+    stacked: torch.Tensor | None = None  # (4, rows, C) float64: k, mean, m2, pos in one tensor (CUDA kernels)
 
     @property
     def B(self) -> int:
@@ -190,6 +191,7 @@ class Scratch:
 def level1(
     z3: torch.Tensor, pd: int, careful: bool = False, head: int = 0, scratch: Scratch | None = None,
     signs: tuple | None = None, x: torch.Tensor | None = None, reads: bool | None = None,
+    buffers: _triton.Buffers | None = None,
 ) -> Partial:
     """Reduce a (B, C, P) (``pd=2``) or (B, P, C) (``pd=1``) view of Z to per-row summaries.
 
@@ -204,7 +206,9 @@ def level1(
     (``Partial.signed``; P > 1 only). Given the layer input ``x``, the one-read CUDA kernels also
     sum it in the same launch (``Partial.inputs``, a :class:`skew._triton.InputBlocks`, added up
     in level 2); the other forms ignore ``x``. ``reads`` is :func:`reads_input` (z3) when the
-    caller already knows it (None: ask).
+    caller already knows it (None: ask). ``buffers`` (:class:`skew._triton.Buffers`, one per call
+    site and call position) lets the CUDA kernels write into the memory of that site's previous
+    batch; the caller must have finished level 2 of that batch.
 
     Example:
         >>> part = level1(torch.tensor([[[1.0, 2.0, 3.0]]]), pd=2)
@@ -215,7 +219,7 @@ def level1(
     if careful:
         return _level1_careful(z3, pd, P)
     if reads_input(z3) if reads is None else reads:
-        part = _triton.guarded(_level1_triton, z3, pd, P, head, x)
+        part = _triton.guarded(_level1_triton, z3, pd, P, head, x, buffers)
         if part is not None:
             return part
     if z3.dtype not in (torch.float32, torch.float64):
@@ -247,7 +251,8 @@ def reads_input(z3: torch.Tensor) -> bool:
     return z3.dtype in _triton.INPUT_DTYPES and _triton.available(z3.device)
 
 
-def _level1_triton(z3: torch.Tensor, pd: int, P: int, head: int, x: torch.Tensor | None) -> Partial:
+def _level1_triton(z3: torch.Tensor, pd: int, P: int, head: int, x: torch.Tensor | None,
+                   buffers: _triton.Buffers | None = None) -> Partial:
     """Careful-mode row summaries (finite values only, ``k`` per row) in one read on CUDA
     (:mod:`skew._triton`), with the layer input's block sums from the same launch; P = 1 collapses
     the B rows into one row of B values as the fast form does."""
@@ -255,12 +260,12 @@ def _level1_triton(z3: torch.Tensor, pd: int, P: int, head: int, x: torch.Tensor
         x = None  # float64 or elsewhere: input_partial's own forms
     if P == 1:
         zz = z3.squeeze(pd)  # (B, C)
-        k, mean, m2, pos, blocks = _triton.level1(zz.unsqueeze(0), 1, x)
+        k, mean, m2, pos, blocks = _triton.level1(zz.unsqueeze(0), 1, x, buffers)
         B = int(zz.shape[0])
         return Partial(mean, m2, pos, B, k=k, samples=B, head=zz[:head] > 0 if head > 0 else None, act=pos,
-                       inputs=blocks)
-    k, mean, m2, pos, blocks = _triton.level1(z3, pd, x)
-    return Partial(mean, m2, pos, P, k=k, inputs=blocks)
+                       inputs=blocks, stacked=k._base)
+    k, mean, m2, pos, blocks = _triton.level1(z3, pd, x, buffers)
+    return Partial(mean, m2, pos, P, k=k, inputs=blocks, stacked=k._base)
 
 
 
@@ -620,15 +625,20 @@ class DeviceStats:
         B, R = parts[0].B, parts[0].rows
         careful = parts[0].k is not None
         f64 = torch.float64
-        mean_bc = _cat([p.mean for p in parts])
-        pos_bc = _cat([p.pos for p in parts])
         m2_bc = None
-        if any(p.m2 is not None for p in parts):
+        if all(p.stacked is not None and p.m2 is not None for p in parts):  # CUDA kernels: one concatenation
+            k_bc, mean_bc, m2_bc, pos_bc = (parts[0].stacked if len(parts) == 1 else
+                                            torch.cat([p.stacked for p in parts], 2)).unbind(0)
+        else:
+            k_bc = _cat([p.k for p in parts]) if careful else None
+            mean_bc = _cat([p.mean for p in parts])
+            pos_bc = _cat([p.pos for p in parts])
+        if m2_bc is None and any(p.m2 is not None for p in parts):
             m2_bc = _cat([p.m2 if p.m2 is not None else p.mean.new_zeros(()).expand_as(p.mean) for p in parts])
             if any(p.m2_is_var for p in parts):
                 m2_bc = m2_bc * self._scales(layers, tuple(p.P if p.m2_is_var else 1 for p in parts))
         if careful:
-            k = _cat([p.k for p in parts])
+            k = k_bc
             n = k.sum(0)
             mean = (k * mean_bc).sum(0) / n.clamp_min(1)
             dev = torch.where(k > 0, mean_bc - mean, 0.0)

@@ -68,6 +68,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from skew import _triton
 from skew._state import Snapshot
 from skew.accumulators import (
     OUI_MAX_UNITS,
@@ -206,6 +207,8 @@ class _Site:
         self.pos_shape: tuple[int, ...] = ()  # positions per sample of the last canon() output
         self.base = name  # activation sites: the module's qualified name
         self._reads: tuple | None = None  # (dtype, device, reads_input) of the last output
+        self._buffers: list[_triton.Buffers] = []  # the CUDA kernels' outputs, one per call position
+        self._buffers_at = (-1, 0)  # (batch, calls so far in it)
         self.neurons = 0
         if neurons is not None:
             self.allocate(neurons)
@@ -251,6 +254,16 @@ class _Site:
         if last is None or last[0] != z3.dtype or last[1] != z3.device:
             last = self._reads = (z3.dtype, z3.device, reads_input(z3))
         return last[2]
+
+    def buffers(self, batch: int) -> _triton.Buffers:
+        """The output buffers of this site's next call in ``batch``: the k-th call of a batch reuses
+        the k-th call's buffers of the batches before (level 2 has read them by then)."""
+        at, k = self._buffers_at
+        k = k if at == batch else 0
+        self._buffers_at = (batch, k + 1)
+        if k == len(self._buffers):
+            self._buffers.append(_triton.Buffers())
+        return self._buffers[k]
 
     def canon(self, z: torch.Tensor) -> tuple[torch.Tensor, int]:
         """View Z as (B, C, P) (returns pd=2) or (B, P, C) (pd=1) without copying when possible."""
@@ -339,6 +352,7 @@ class _Run:
         self.first_rows: int | None = None  # samples seen by the first site call of the batch
         self.careful_calls = 0
         self.last_input: tuple | None = None  # (weakref, version, moments) of the last layer input read
+        self.batch = 0  # batches begun
 
     def _add_groups(self, sites: list[_Site], generation: int) -> None:
         by_device: dict[torch.device, list[_Site]] = {}
@@ -384,7 +398,7 @@ class _Run:
                 early = self._input_moments(xin)  # the input first: Z, read last, stays in cache for its consumer
             fresh = self._fresh_input(xin) if with_z else None  # an input not read yet: read with Z
             part = level1(z3, pd_, head=OUI_SAMPLES - have, scratch=self.scratch, signs=self._sign_request(site, z3),
-                          x=fresh, reads=with_z)
+                          x=fresh, reads=with_z, buffers=site.buffers(self.batch) if with_z else None)
             if part.inputs is not None:
                 self._remember_input(xin, part.inputs)
         if part.inputs is not None:
@@ -584,6 +598,7 @@ class _Run:
 
     # -- per batch ----------------------------------------------------------------------------
     def reset_batch(self, mask: _Mask | None) -> None:
+        self.batch += 1
         self.entries = []
         self.calls = []
         self.act_calls = {}

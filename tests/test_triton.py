@@ -166,6 +166,14 @@ class Tokens(nn.Module):
     def forward(self, x):                      # (B, T, 4) -> (B, T, 6)
         return self.fc(torch.relu(self.emb(x)))
 
+class Twice(nn.Module):                        # one conv called twice per forward (two call positions)
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+        self.fc = nn.Linear(3, 4)
+    def forward(self, x):
+        return self.fc(self.conv(torch.relu(self.conv(x))).mean((2, 3)))
+
 class Shared(nn.Module):
     # two convs read the same input (read once), a Linear reads a non-contiguous one (eager moments)
     def __init__(self):
@@ -191,8 +199,12 @@ def frames(device="cpu"):
     shared = Shared()
     images = [torch.randn(4, 3, 6, 6) for _ in range(2)]
     images[1][0, 2, 1, 1] = float("nan")
+    twice = Twice()
+    sized = [torch.randn(b, 3, 5, 5) for b in (6, 3, 6)]
+    sized[1][2, 1, 2, 2] = float("nan")
     out = {}
-    for name, model, data in (("conv", conv, batches), ("tokens", tokens, seqs), ("shared", shared, images)):
+    for name, model, data in (("conv", conv, batches), ("tokens", tokens, seqs), ("shared", shared, images),
+                              ("twice", twice, sized)):
         rep = skew.report(model.to(device), [d.to(device) for d in data], progress=False)
         out[name] = {"neurons": rep.neurons.to_json(orient="split", double_precision=15),
                      "layers": rep.layers.to_json(orient="split", double_precision=15),
