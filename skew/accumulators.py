@@ -687,7 +687,8 @@ class DeviceStats:
             if len(blocks) == len(items):
                 key = ("blocks", tuple(li for li, _ in items))
                 if key not in self._cache:
-                    self._cache[key] = torch.as_tensor([li for li, _ in items], device=self.device)
+                    every = key[1] == tuple(range(len(self.sizes)))
+                    self._cache[key] = slice(None) if every else torch.as_tensor(key[1], device=self.device)
                 return self._cache[key], mean, m2, n.to(torch.int64)
             done = iter(zip(n, mean, m2))
             items = [(li, next(done) if isinstance(ip, _triton.InputBlocks) else ip) for li, ip in items]
@@ -743,24 +744,17 @@ class DeviceStats:
         """Chan-merge a batch's level-2 results into the running accumulators."""
         for r in results:
             cols = r.cols
-            n_a, mean_a, m2_a = self.n[cols], self.mean[cols], self.m2[cols]
-            n, mean, m2 = chan_merge(n_a, mean_a, m2_a, r.n, r.mean, r.m2)
-            self.n[cols] = n
-            self.mean[cols] = mean
-            self.m2[cols] = m2
-            self.pos[cols] += r.pos
+            self._merge(("n", "mean", "m2"), cols, r.n, r.mean, r.m2)
+            self._add("pos", cols, r.pos)
             if r.nonfinite is not None:
-                self.nonfinite[cols] += r.nonfinite
+                self._add("nonfinite", cols, r.nonfinite)
             if r.oui is not None:
-                self.oui_sum[cols] += r.oui
+                self._add("oui_sum", cols, r.oui)
                 for li in r.layers:
                     self.oui_batches[li] += 1
             if r.inputs is not None:
                 idx, mean_b, m2_b, n_b = r.inputs
-                n, mean, m2 = chan_merge(self.in_n[idx], self.in_mean[idx], self.in_m2[idx], n_b, mean_b, m2_b)
-                self.in_n[idx] = n
-                self.in_mean[idx] = mean
-                self.in_m2[idx] = m2
+                self._merge(("in_n", "in_mean", "in_m2"), idx, n_b, mean_b, m2_b)
             start = 0
             for j, li in enumerate(r.layers):
                 size = self.sizes[li]
@@ -770,6 +764,26 @@ class DeviceStats:
                     elif r.heads[j] is not None:
                         self._add_patterns(li, r.heads[j])
                 start += size
+
+    def _merge(self, names: tuple[str, str, str], at, n_b, mean_b, m2_b) -> None:
+        """Chan-merge (n_b, mean_b, M2_b) into the accumulators ``names`` at ``at`` (a slice or an
+        index tensor). Where ``at`` is every entry, the merged tensors replace the accumulators
+        (no gather, no scatter: three fewer copies per call on an accelerator)."""
+        old = [getattr(self, k) for k in names]
+        whole = isinstance(at, slice) and at == slice(None)
+        merged = chan_merge(*(old if whole else [t[at] for t in old]), n_b, mean_b, m2_b)
+        for k, t, new in zip(names, old, merged):
+            if whole and new.shape == t.shape and new.dtype == t.dtype:
+                setattr(self, k, new)
+            else:
+                t[at] = new
+
+    def _add(self, name: str, at, values: torch.Tensor) -> None:
+        t = getattr(self, name)
+        if isinstance(at, slice) and at == slice(None):
+            t += values
+        else:
+            t[at] += values
 
     def _add_patterns(self, li: int, active: torch.Tensor) -> None:
         have = self.pattern_count[li]
