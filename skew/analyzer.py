@@ -199,7 +199,8 @@ class _Site:
         self.zdtype: torch.dtype | None = None
         self.bad_output: str | None = None
         self.first_shape: tuple[int, ...] | None = None
-        self.units: list[torch.Tensor] = []  # packed full activation patterns of the first OUI_SAMPLES samples
+        self.units: list[torch.Tensor] = []  # packed full activation patterns of the first OUI_SAMPLES samples,
+        # as (samples, bytes) blocks (one per hook call)
         self.unit_counts: list[int] = []
         self.unit_idx: dict[int, torch.Tensor] = {}
         self.sign_pos: tuple[int, ...] | None = None
@@ -513,7 +514,7 @@ class _Run:
 
     def _units(self, site: _Site, z3: torch.Tensor, pd_: int, valid, chan: bool) -> None:
         """Keep the full activation patterns (every unit) of the first OUI_SAMPLES samples."""
-        need = OUI_SAMPLES - len(site.units)
+        need = OUI_SAMPLES - len(site.unit_counts)
         if need <= 0:
             return
         if valid is not None:
@@ -527,14 +528,14 @@ class _Run:
             d = flat.shape[1]
             if d > OUI_MAX_UNITS:
                 flat = flat[:, site.unit_index(d, flat.device)]
-            site.units.extend(packbits(flat).unbind(0))
+            site.units.append(packbits(flat))
             site.unit_counts.extend([int(flat.shape[1])] * flat.shape[0])
             return
         for p in pats:
             d = p.numel()
             if d > OUI_MAX_UNITS:
                 p = p[site.unit_index(d, p.device)]
-            site.units.append(packbits(p))
+            site.units.append(packbits(p)[None])
             site.unit_counts.append(int(p.numel()))
 
     def layer_hook(self, site: _Site):
@@ -636,7 +637,8 @@ class _Run:
             signs, packed = host[: len(group)], iter(host[len(group) :])
             cols = [s.sign_cols.copy() for s in group]
             for s, state in zip(group, st.layer_states(signs, cols)):
-                state.unit_patterns, state.unit_counts = stack_packed([next(packed) for _ in s.units], s.unit_counts)
+                rows = [row for _ in s.units for row in next(packed)]  # each block's samples
+                state.unit_patterns, state.unit_counts = stack_packed(rows, s.unit_counts)
                 state.sign_position = np.asarray(s.sign_pos or (), dtype=np.int64)
                 state.mask_calls = np.asarray(s.mask_calls, dtype=np.int64)
                 out[s.name] = state
