@@ -73,7 +73,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     if args.path == "cuda-stub":
-        stub = (_Launch(),) * 4
+        stub = (_Launch(),) * 5
         _triton._state["k"] = stub
         _triton._kernels = lambda: stub
     layers: list[nn.Module] = []

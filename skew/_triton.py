@@ -42,7 +42,7 @@ import warnings
 
 import torch
 
-__all__ = ["INPUT_DTYPES", "Buffers", "InputBlocks", "available", "combine", "disable", "guarded", "level1", "moments", "rows", "sinusoidal"]
+__all__ = ["INPUT_DTYPES", "Buffers", "InputBlocks", "available", "combine", "disable", "guarded", "level1", "level2", "moments", "rows", "sinusoidal"]
 
 _state: dict = {}
 #: Layer-input dtypes the kernels read (float64 inputs keep their exact eager forms).
@@ -60,7 +60,8 @@ def _kernels():
     except Exception:  # noqa: BLE001 - no Triton, or a broken install: keep the eager form
         _state["k"] = None
         return None
-    _state["k"] = (kern.blocks_kernel, kern.final_kernel, kern.level1_kernel, kern.sinusoidal_kernel)
+    _state["k"] = (kern.blocks_kernel, kern.final_kernel, kern.level1_kernel, kern.sinusoidal_kernel,
+                   kern.level2_kernel)
     return _state["k"]
 
 
@@ -232,7 +233,7 @@ def moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] 
     """
     if not x.is_contiguous() or x.numel() == 0:
         return None
-    blocks_kernel, final_kernel, _, _ = _kernels()
+    blocks_kernel, final_kernel = _kernels()[:2]
     N = x.numel()
     iters = max(1, _cdiv(N, _XBLOCK * _MAX_BLOCKS))
     G = _cdiv(N, _XBLOCK * iters)
@@ -277,6 +278,33 @@ def combine(blocks: list[InputBlocks]) -> tuple[torch.Tensor, torch.Tensor, torc
     mean = torch.where(n > 0, allp[3, first] + s1 / kk, 0.0)
     m2 = (s2 - s1 * s1 / kk).clamp_min_(0)
     return n, mean, m2
+
+
+_L2_BLOCK = 128  # columns per program of level2_kernel
+
+
+def level2(stacked: torch.Tensor, scale: torch.Tensor, cols: torch.Tensor | None, acc: tuple, B: int) -> bool:
+    """Level 2 and commit of one group of a batch's calls in one launch, from their row summaries
+    ``stacked`` (a contiguous (4, R, C) float64 tensor: k, mean, M2 and positives per sample and
+    column, R = B samples): per column, over the samples,
+
+    .. math:: n = \\sum_r k_r,\\quad \\bar z = \\frac{\\sum_r k_r \\bar z_r}{n},\\quad
+        M_2 = \\sum_r k_r (\\bar z_r - \\bar z)^2 + \\sum_r M_{2,r},\\quad s = \\#\\{r: \\bar z_r > 0, k_r > 0\\}
+
+    Chan-merged into the accumulators ``acc`` = (n, mean, M2, pos, nonfinite, oui_sum) at the
+    columns ``cols`` (an int64 index tensor; None: every column, in order), with the positives,
+    the non-finite values ``scale``·R − n (``scale``: float64 values per row, per column) and
+    min(s, B − s)/⌊B/2⌋ (B ≥ 2) added: the torch path's (:meth:`skew.accumulators.DeviceStats.commit`
+    of :meth:`~skew.accumulators.DeviceStats.reduce`) float64 operations, without FMA contraction.
+    Returns True once launched (:func:`guarded` gives None when the kernel cannot run here).
+    """
+    _, R, CT = stacked.shape
+    kernel = _kernels()[4]
+    whole = cols is None
+    with _on(stacked.device):
+        kernel[(_cdiv(CT, _L2_BLOCK),)](stacked, R, CT, scale, scale if whole else cols, *acc, B,
+                                          WHOLE=whole, OUI=B >= 2, BLOCK=_L2_BLOCK, enable_fp_fusion=False)
+    return True
 
 
 def sinusoidal(out: torch.Tensor, tables: tuple, amplitude: torch.Tensor, block: int) -> bool:

@@ -199,3 +199,63 @@ def sinusoidal_kernel(out, sin_t, cos_t, sin_p, cos_p, amp, m, n, B, ROWS: tl.co
     cb = (cg * cp - sg * sp) * a
     w = sb * ca + cb * sa
     tl.store(out + r[:, None].to(tl.int64) * n + j[None, :], w.to(out.dtype.element_ty), mask=live)
+
+
+@triton.jit
+def level2_kernel(stk, R, CT, scale, cols, n_acc, mean_acc, m2_acc, pos_acc, nf_acc, oui_acc, B,
+                  WHOLE: tl.constexpr, OUI: tl.constexpr, BLOCK: tl.constexpr):
+    # level 2 and commit of one batch's calls, from their row summaries stk = (4, R, CT) float64
+    # (k, mean, M2, positives of each sample r and column c): per column, over the R samples,
+    # n = Σk, mean = Σ k·mean_r / n, M2 = Σ k·(mean_r − mean)² + Σ M2_r, the positives, the
+    # non-finite count P·R − n and the active samples s = #{mean_r > 0, k > 0}; then Chan's merge
+    # into the accumulators at column cols[c] (c itself when WHOLE), the OUI term min(s, B − s) /
+    # ⌊B/2⌋ added (OUI). The torch path's float64 operations, launched without FMA contraction.
+    c = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    live = c < CT
+    c64 = c.to(tl.int64)
+    plane = (tl.zeros([BLOCK], tl.int64) + CT) * R  # offsets in 64 bits
+    n = tl.zeros([BLOCK], tl.float64)
+    sk = tl.zeros([BLOCK], tl.float64)
+    m2b = tl.zeros([BLOCK], tl.float64)
+    pos = tl.zeros([BLOCK], tl.float64)
+    s = tl.zeros([BLOCK], tl.float64)
+    o = c64
+    for _r in range(0, R):
+        k = tl.load(stk + o, mask=live, other=0.0)
+        mu = tl.load(stk + plane + o, mask=live, other=0.0)
+        n += k
+        sk += k * mu
+        m2b += tl.load(stk + 2 * plane + o, mask=live, other=0.0)
+        pos += tl.load(stk + 3 * plane + o, mask=live, other=0.0)
+        s += ((mu > 0) & (k > 0)).to(tl.float64)
+        o += CT
+    mean = sk / tl.maximum(n, 1.0)
+    m2 = tl.zeros([BLOCK], tl.float64)
+    o = c64
+    for _r in range(0, R):
+        k = tl.load(stk + o, mask=live, other=0.0)
+        mu = tl.load(stk + plane + o, mask=live, other=0.0)
+        dev = tl.where(k > 0, mu - mean, 0.0)
+        m2 += k * dev * dev
+        o += CT
+    m2 = m2 + m2b
+    nb = n.to(tl.int64)
+    nonfinite = (tl.load(scale + c, mask=live, other=0.0) * R - n).to(tl.int64)
+    if WHOLE:
+        at = c64
+    else:
+        at = tl.load(cols + c, mask=live, other=0)
+    na = tl.load(n_acc + at, mask=live, other=0)
+    mean_a = tl.load(mean_acc + at, mask=live, other=0.0)
+    m2_a = tl.load(m2_acc + at, mask=live, other=0.0)
+    nn = na + nb
+    w = nb.to(tl.float64) / tl.maximum(nn, 1).to(tl.float64)
+    delta = mean - mean_a
+    tl.store(n_acc + at, nn, mask=live)
+    tl.store(mean_acc + at, mean_a + delta * w, mask=live)
+    tl.store(m2_acc + at, m2_a + m2 + delta * delta * na.to(tl.float64) * w, mask=live)
+    tl.store(pos_acc + at, tl.load(pos_acc + at, mask=live, other=0) + tl.floor(pos + 0.5).to(tl.int64), mask=live)
+    tl.store(nf_acc + at, tl.load(nf_acc + at, mask=live, other=0) + nonfinite, mask=live)
+    if OUI:
+        half = tl.zeros([BLOCK], tl.float64) + B // 2
+        tl.store(oui_acc + at, tl.load(oui_acc + at, mask=live, other=0.0) + tl.minimum(s, B - s) / half, mask=live)

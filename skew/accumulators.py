@@ -604,6 +604,11 @@ class DeviceStats:
         Calls are grouped so that each group holds at most one call per layer and a single
         batch size; each group is one vectorised float64 computation over its layers' neurons.
         """
+        return [self._reduce_group(g) for g in self._groups(entries)]
+
+    @staticmethod
+    def _groups(entries: list[tuple[int, Partial, tuple | None]]) -> list[list]:
+        """The calls of a batch in groups: at most one call per layer, one kind of summary each."""
         groups: list[list] = []
         seen: list[set] = []
         for entry in entries:
@@ -617,7 +622,34 @@ class DeviceStats:
             else:
                 groups.append([entry])
                 seen.append({li})
-        return [self._reduce_group(g) for g in groups]
+        return groups
+
+    def _fold_group(self, group: list) -> bool:
+        """Level 2 and commit of one group in one launch of :func:`skew._triton.level2`, where every
+        call was reduced by the CUDA kernels into per-sample rows and every layer's OUI patterns are
+        complete (the usual batch after the first); False where it does not apply (the torch path)."""
+        parts = [p for _, p, _ in group]
+        if not all(p.stacked is not None and p.samples is None and p.nonfinite is None and p.m2 is not None
+                   and not p.m2_is_var for p in parts):
+            return False
+        layers = tuple(li for li, _, _ in group)
+        if any(self.pattern_count[li] < OUI_SAMPLES for li in layers) or not _triton.available(self.device):
+            return False
+        stacked = parts[0].stacked if len(parts) == 1 else torch.cat([p.stacked for p in parts], 2)
+        cols = self._columns(layers)
+        B = parts[0].B
+        acc = (self.n, self.mean, self.m2, self.pos, self.nonfinite, self.oui_sum)
+        scale = self._scales(layers, tuple(p.P for p in parts))
+        if _triton.guarded(_triton.level2, stacked, scale, None if isinstance(cols, slice) else cols, acc, B) is None:
+            return False
+        if B >= 2:
+            for li in layers:
+                self.oui_batches[li] += 1
+        inputs = self._reduce_inputs(group)
+        if inputs is not None:
+            idx, mean_b, m2_b, n_b = inputs
+            self._merge(("in_n", "in_mean", "in_m2"), idx, n_b, mean_b, m2_b)
+        return True
 
     def _reduce_group(self, group) -> BatchResult:
         layers = tuple(li for li, _, _ in group)
@@ -721,7 +753,9 @@ class DeviceStats:
         """
         lib = _fused.kernel() if self.device.type == "cpu" else None
         if lib is None or not entries or not all(_host_ready(p, ip) for _, p, ip in entries):
-            self.commit(self.reduce(entries))
+            for group in self._groups(entries):  # in order: a group the CUDA kernel takes, or torch's
+                if not self._fold_group(group):
+                    self.commit([self._reduce_group(group)])
             return
         ptr = {k: getattr(self, k).data_ptr() for k in ("n", "mean", "m2", "pos", "oui_sum")}
         in_n, in_mean, in_m2 = self.in_n.numpy(), self.in_mean.numpy(), self.in_m2.numpy()

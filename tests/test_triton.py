@@ -302,6 +302,54 @@ def test_cuda_to_host_packs_every_dtype_into_one_copy():
         np.testing.assert_array_equal(g, t.numpy())
 
 
+@needs_triton
+def test_interpreted_level2_kernel_equals_the_torch_path():
+    """The one-launch level 2 (and commit) gives the torch path's accumulators: every column of a
+    group (whole) or some (a layer called twice: its second call's group has only that layer),
+    batches of one sample (no OUI term), non-finite values, and the first batch (patterns still
+    being collected) left to torch."""
+    got = _interpreted(REPORT_CASE + """
+import pandas as pd
+from skew import _triton, accumulators
+
+launches = []
+real = _triton.level2
+
+def spy(*args, **kwargs):
+    launches.append([int(v) for v in args[0].shape] + [args[2] is None])
+    return real(*args, **kwargs)
+
+torch.manual_seed(3)
+plain = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 5, 3))  # every layer once: whole columns
+data = [torch.randn(b, 3, 7, 7) for b in (9, 4, 1, 6, 5)]
+data[3][0, 1, 2, 2] = float("nan")
+data[4][2, 0, 1, 1] = float("inf")
+fold = accumulators.DeviceStats._fold_group
+diff = {}
+for name, model in (("twice", Twice()), ("plain", plain)):
+    _triton.level2, accumulators.DeviceStats._fold_group = spy, fold
+    fast = skew.report(model, data, progress=False)
+    _triton.level2, accumulators.DeviceStats._fold_group = real, lambda self, group: False
+    slow = skew.report(model, data, progress=False)
+    for what in ("neurons", "layers"):
+        a, b = getattr(fast, what), getattr(slow, what)
+        assert list(a.columns) == list(b.columns)
+        for col in a.columns:
+            if a[col].dtype.kind == "f":
+                d = (a[col] - b[col]).abs().max()
+                diff[name + "." + what + "." + col] = 0.0 if d != d else float(d)
+            else:
+                diff[name + "." + what + "." + col] = 0.0 if a[col].equals(b[col]) else 1.0
+result = {"launches": launches, "diff": diff, "error": _triton._state.get("error")}
+""")
+    assert got["error"] is None
+    launches = got["launches"]
+    assert launches and any(whole for *_, whole in launches) and any(not whole for *_, whole in launches)
+    assert any(rows == 1 for _, rows, _, _ in launches)  # a one-sample batch
+    bad = {k: v for k, v in got["diff"].items() if v > 1e-12}
+    assert not bad, bad
+
+
 SINUSOIDAL_SHAPES = [((12, 20), "float32"), ((7, 3), "float64"), ((64, 128), "float32"), ((8, 3, 3, 3), "float64")]
 
 
@@ -390,6 +438,13 @@ def test_kernels_compile_for_hopper_ahead_of_time():
     build(K.blocks_kernel, {"x": "*fp32", "part": "*fp64", "N": "i32", "ITERS": "i32", "BLOCK": "constexpr"},
           {"BLOCK": 1024})
     build(K.final_kernel, {"part": "*fp64", "out": "*fp64", "G": "i32", "BLOCK": "constexpr"}, {"BLOCK": 1024})
+    sig = {"stk": "*fp64", "R": "i32", "CT": "i32", "scale": "*fp64", "cols": "*i64", "n_acc": "*i64",
+           "mean_acc": "*fp64", "m2_acc": "*fp64", "pos_acc": "*i64", "nf_acc": "*i64", "oui_acc": "*fp64",
+           "B": "i32", "WHOLE": "constexpr", "OUI": "constexpr", "BLOCK": "constexpr"}
+    for whole in (True, False):
+        for oui in (True, False):
+            l2 = build(K.level2_kernel, sig, {"WHOLE": whole, "OUI": oui, "BLOCK": 128}, enable_fp_fusion=False)
+            assert "fma.rn.f64" not in l2.asm["ptx"]  # separately rounded, as the torch path
     sig = {"out": "*fp32", "sin_t": "*fp64", "cos_t": "*fp64", "sin_p": "*fp64", "cos_p": "*fp64", "amp": "*fp64",
            "m": "i32", "n": "i32", "B": "i32", "ROWS": "constexpr", "BLOCK": "constexpr", "WIDE": "constexpr"}
     for wide in (False, True):
