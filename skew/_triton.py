@@ -73,8 +73,10 @@ def disable(err: BaseException) -> None:
             "torch forms (same statistics, slower). Set SKEW_EAGER=1 to skip them from the start.",
             RuntimeWarning, stacklevel=3,
         )
+    # keep the first cause: a hook that already chose the kernels may still try them once after
+    if _state.get("k") is not None or "error" not in _state:
+        _state["error"] = f"{type(err).__name__}: {err}"
     _state["k"] = None
-    _state["error"] = f"{type(err).__name__}: {err}"
 
 
 def guarded(fn, *args):
@@ -283,7 +285,8 @@ def combine(blocks: list[InputBlocks]) -> tuple[torch.Tensor, torch.Tensor, torc
 _L2_BLOCK = 128  # columns per program of level2_kernel
 
 
-def level2(stacked: torch.Tensor, scale: torch.Tensor, cols: torch.Tensor | None, acc: tuple, B: int) -> bool:
+def level2(stacked: torch.Tensor, scale: torch.Tensor, cols: torch.Tensor | None, acc: tuple, B: int,
+           inputs: tuple | None = None) -> bool:
     """Level 2 and commit of one group of a batch's calls in one launch, from their row summaries
     ``stacked`` (a contiguous (4, R, C) float64 tensor: k, mean, M2 and positives per sample and
     column, R = B samples): per column, over the samples,
@@ -296,14 +299,26 @@ def level2(stacked: torch.Tensor, scale: torch.Tensor, cols: torch.Tensor | None
     the non-finite values ``scale``·R − n (``scale``: float64 values per row, per column) and
     min(s, B − s)/⌊B/2⌋ (B ≥ 2) added: the torch path's (:meth:`skew.accumulators.DeviceStats.commit`
     of :meth:`~skew.accumulators.DeviceStats.reduce`) float64 operations, without FMA contraction.
-    Returns True once launched (:func:`guarded` gives None when the kernel cannot run here).
+    ``inputs`` = (allp, first, counts, idx, most, (in_n, in_mean, in_m2)) also folds the group's
+    layer inputs in the same launch: input i's ``counts[i]`` blocks from column ``first[i]`` of
+    ``allp`` (the :class:`InputBlocks` parts side by side, (4, G) float64) added up as
+    :func:`combine` does and Chan-merged into the input accumulators at ``idx[i]`` (int64
+    tensors; ``most`` = max counts). Returns True once launched (:func:`guarded` gives None when
+    the kernel cannot run here).
     """
     _, R, CT = stacked.shape
     kernel = _kernels()[4]
     whole = cols is None
+    grid = _cdiv(CT, _L2_BLOCK)
+    if inputs is None:
+        ins = (scale, 0, scale, scale, scale, 0, 0, scale, scale, scale)
+    else:
+        allp, first, counts, idx, most, (in_n, in_mean, in_m2) = inputs
+        ins = (allp, allp.shape[1], first, counts, idx, len(first), most, in_n, in_mean, in_m2)
+        grid += _cdiv(len(first), _L2_BLOCK)
     with _on(stacked.device):
-        kernel[(_cdiv(CT, _L2_BLOCK),)](stacked, R, CT, scale, scale if whole else cols, *acc, B,
-                                          WHOLE=whole, OUI=B >= 2, BLOCK=_L2_BLOCK, enable_fp_fusion=False)
+        kernel[(grid,)](stacked, R, CT, scale, scale if whole else cols, *acc, B, *ins, WHOLE=whole, OUI=B >= 2,
+                        INPUTS=inputs is not None, BLOCK=_L2_BLOCK, enable_fp_fusion=False)
     return True
 
 

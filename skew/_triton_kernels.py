@@ -202,15 +202,15 @@ def sinusoidal_kernel(out, sin_t, cos_t, sin_p, cos_p, amp, m, n, B, ROWS: tl.co
 
 
 @triton.jit
-def level2_kernel(stk, R, CT, scale, cols, n_acc, mean_acc, m2_acc, pos_acc, nf_acc, oui_acc, B,
-                  WHOLE: tl.constexpr, OUI: tl.constexpr, BLOCK: tl.constexpr):
+def _l2_columns(stk, R, CT, scale, cols, n_acc, mean_acc, m2_acc, pos_acc, nf_acc, oui_acc, B, pid,
+                WHOLE: tl.constexpr, OUI: tl.constexpr, BLOCK: tl.constexpr):
     # level 2 and commit of one batch's calls, from their row summaries stk = (4, R, CT) float64
     # (k, mean, M2, positives of each sample r and column c): per column, over the R samples,
     # n = Σk, mean = Σ k·mean_r / n, M2 = Σ k·(mean_r − mean)² + Σ M2_r, the positives, the
     # non-finite count P·R − n and the active samples s = #{mean_r > 0, k > 0}; then Chan's merge
     # into the accumulators at column cols[c] (c itself when WHOLE), the OUI term min(s, B − s) /
     # ⌊B/2⌋ added (OUI). The torch path's float64 operations, launched without FMA contraction.
-    c = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    c = pid * BLOCK + tl.arange(0, BLOCK)
     live = c < CT
     c64 = c.to(tl.int64)
     plane = (tl.zeros([BLOCK], tl.int64) + CT) * R  # offsets in 64 bits
@@ -259,3 +259,53 @@ def level2_kernel(stk, R, CT, scale, cols, n_acc, mean_acc, m2_acc, pos_acc, nf_
     if OUI:
         half = tl.zeros([BLOCK], tl.float64) + B // 2
         tl.store(oui_acc + at, tl.load(oui_acc + at, mask=live, other=0.0) + tl.minimum(s, B - s) / half, mask=live)
+
+
+@triton.jit
+def _l2_inputs(allp, GP, first, cnt, idx, L, GMAX, in_n, in_mean, in_m2, j, BLOCK: tl.constexpr):
+    # the layer inputs j·BLOCK.. of the group: input i's G_i blocks (k, Σy, Σy², c) at columns
+    # first[i].. of allp = (4, GP) float64 added up (n = Σk, mean = c + ΣΣy/n, M2 = ΣΣy² − (ΣΣy)²/n,
+    # as skew._triton.combine), then Chan-merged into in_n/in_mean/in_m2 at idx[i]
+    i = j * BLOCK + tl.arange(0, BLOCK)
+    live = i < L
+    start = tl.load(first + i, mask=live, other=0)
+    count = tl.load(cnt + i, mask=live, other=0)
+    n = tl.zeros([BLOCK], tl.float64)
+    s1 = tl.zeros([BLOCK], tl.float64)
+    s2 = tl.zeros([BLOCK], tl.float64)
+    for b in range(0, GMAX):
+        on = live & (b < count)
+        o = start + b
+        n += tl.load(allp + o, mask=on, other=0.0)
+        s1 += tl.load(allp + GP + o, mask=on, other=0.0)
+        s2 += tl.load(allp + 2 * GP + o, mask=on, other=0.0)
+    kk = tl.maximum(n, 1.0)
+    mean_b = tl.where(n > 0, tl.load(allp + 3 * GP + start, mask=live, other=0.0) + s1 / kk, 0.0)
+    m2_b = tl.maximum(s2 - s1 * s1 / kk, 0.0)
+    nb = n.to(tl.int64)
+    at = tl.load(idx + i, mask=live, other=0)
+    na = tl.load(in_n + at, mask=live, other=0)
+    mean_a = tl.load(in_mean + at, mask=live, other=0.0)
+    m2_a = tl.load(in_m2 + at, mask=live, other=0.0)
+    nn = na + nb
+    w = nb.to(tl.float64) / tl.maximum(nn, 1).to(tl.float64)
+    delta = mean_b - mean_a
+    tl.store(in_n + at, nn, mask=live)
+    tl.store(in_mean + at, mean_a + delta * w, mask=live)
+    tl.store(in_m2 + at, m2_a + m2_b + delta * delta * na.to(tl.float64) * w, mask=live)
+
+
+@triton.jit
+def level2_kernel(stk, R, CT, scale, cols, n_acc, mean_acc, m2_acc, pos_acc, nf_acc, oui_acc, B,
+                  allp, GP, first, cnt, idx, L, GMAX, in_n, in_mean, in_m2,
+                  WHOLE: tl.constexpr, OUI: tl.constexpr, INPUTS: tl.constexpr, BLOCK: tl.constexpr):
+    # one launch for a group's level 2 and commit: programs [0, ⌈CT/BLOCK⌉) take the neurons'
+    # columns (_l2_columns), the others (INPUTS) the layer inputs' block sums (_l2_inputs)
+    pid = tl.program_id(0)
+    ncol = tl.cdiv(CT, BLOCK)
+    if pid < ncol:
+        _l2_columns(stk, R, CT, scale, cols, n_acc, mean_acc, m2_acc, pos_acc, nf_acc, oui_acc, B, pid,
+                    WHOLE, OUI, BLOCK)
+    else:
+        if INPUTS:
+            _l2_inputs(allp, GP, first, cnt, idx, L, GMAX, in_n, in_mean, in_m2, pid - ncol, BLOCK)

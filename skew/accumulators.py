@@ -640,16 +640,35 @@ class DeviceStats:
         B = parts[0].B
         acc = (self.n, self.mean, self.m2, self.pos, self.nonfinite, self.oui_sum)
         scale = self._scales(layers, tuple(p.P for p in parts))
-        if _triton.guarded(_triton.level2, stacked, scale, None if isinstance(cols, slice) else cols, acc, B) is None:
+        items = [(li, ip) for li, _, ip in group if ip is not None]
+        blocks = bool(items) and all(isinstance(ip, _triton.InputBlocks) for _, ip in items)
+        fused = self._input_blocks(items) if blocks else None  # the inputs in the same launch
+        if _triton.guarded(_triton.level2, stacked, scale, None if isinstance(cols, slice) else cols, acc, B,
+                           fused) is None:
             return False
         if B >= 2:
             for li in layers:
                 self.oui_batches[li] += 1
-        inputs = self._reduce_inputs(group)
+        inputs = None if blocks else self._reduce_inputs(group)
         if inputs is not None:
             idx, mean_b, m2_b, n_b = inputs
             self._merge(("in_n", "in_mean", "in_m2"), idx, n_b, mean_b, m2_b)
         return True
+
+    def _input_blocks(self, items: list) -> tuple:
+        """:func:`skew._triton.level2`'s ``inputs`` for (layer, InputBlocks) items: the blocks side
+        by side, each input's first block and count and its layer (index tensors kept per layout)."""
+        parts = [ip.part for _, ip in items]
+        sizes = tuple(int(p.shape[1]) for p in parts)
+        key = ("l2in", tuple(li for li, _ in items), sizes)
+        if key not in self._cache:
+            counts = np.asarray(sizes, dtype=np.int64)
+            host = np.stack([np.cumsum(counts) - counts, counts, np.asarray(key[1], dtype=np.int64)])
+            first, cnt, idx = torch.as_tensor(host, device=self.device).unbind(0)
+            self._cache[key] = (first, cnt, idx, int(counts.max()))
+        first, cnt, idx, most = self._cache[key]
+        allp = parts[0] if len(parts) == 1 else torch.cat(parts, 1)
+        return allp, first, cnt, idx, most, (self.in_n, self.in_mean, self.in_m2)
 
     def _reduce_group(self, group) -> BatchResult:
         layers = tuple(li for li, _, _ in group)
