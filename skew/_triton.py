@@ -223,11 +223,14 @@ def _plan(R: int, C: int, P: int, pd: int, N: int) -> tuple[int, int, int, int, 
     return plan
 
 
+_HERE = contextlib.nullcontext()  # reusable: entering it does nothing
+
+
 def _on(device: torch.device):
     """Triton launches on the current CUDA device: make it ``device`` when it is another one."""
     if device.type == "cuda" and device.index is not None and device.index != torch.cuda.current_device():
         return torch.cuda.device(device)
-    return contextlib.nullcontext()
+    return _HERE
 
 
 def moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:

@@ -266,9 +266,10 @@ class _Site:
             self._buffers.append(_triton.Buffers())
         return self._buffers[k]
 
-    def canon(self, z: torch.Tensor) -> tuple[torch.Tensor, int]:
-        """View Z as (B, C, P) (returns pd=2) or (B, P, C) (pd=1) without copying when possible."""
-        if self.channels_layout(z):
+    def canon(self, z: torch.Tensor, chan: bool | None = None) -> tuple[torch.Tensor, int]:
+        """View Z as (B, C, P) (returns pd=2) or (B, P, C) (pd=1) without copying when possible
+        (``chan``: :meth:`channels_layout` of z, when the caller has it)."""
+        if self.channels_layout(z) if chan is None else chan:
             if self.spatial is not None and z.dim() == self.spatial + 1:
                 z = z.unsqueeze(0)
             b, c = z.shape[0], z.shape[1]
@@ -373,7 +374,7 @@ class _Run:
         if z.numel() == 0 or (site.kind == "act" and z.dim() == 0):
             return
         chan = site.channels_layout(z)
-        z3, pd_ = site.canon(z)  # under no_grad: nothing to detach
+        z3, pd_ = site.canon(z, chan)  # under no_grad: nothing to detach
         c = z3.shape[-1 if pd_ == 1 else 1]
         if site.kind == "act" and not site.neurons:
             site.allocate(int(c))
@@ -431,11 +432,14 @@ class _Run:
                 ip = input_partial(xin, careful=True)
         self.entries.append((site, part, ip))
         self.calls.append((site, self.mask.tokens if valid is not None else part.rows * part.P))
-        if part.signed:  # the compiled kernel recorded them while it read Z
+        if site.sign_filled >= SIGN_ROWS:  # the raster is full (every batch after the first few)
+            pass
+        elif part.signed:  # the compiled kernel recorded them while it read Z
             site.sign_filled += min(SIGN_ROWS - site.sign_filled, int(z3.shape[0]))
         else:
             self._signs(site, z3, pd_, valid)
-        self._units(site, z3, pd_, valid, chan)
+        if len(site.unit_counts) < OUI_SAMPLES:
+            self._units(site, z3, pd_, valid, chan)
 
     def _input_moments(self, x: torch.Tensor | None):
         """input_partial(x), read once for an input that feeds several measured layers in a row (a
