@@ -28,8 +28,8 @@ Measured on the shared 2-core Xeon VM, torch 2.14.1 CPU, 1 thread, the previous 
 geometry cached per shape and the kernels' availability asked once per site.)
 
 The release after (77b97ba → this tree, interleaved, 2 invocations each): cuda-stub all in
-166–195 → 94–102 µs per hook call, observe 70–72 → 53 µs, level 2 950–999 → 238–239 µs per
-batch. The kernels write into their call site's buffers of the previous batch (no allocation or
+137–139 → 79–84 µs per hook call, observe 57–58 → 42–45 µs, level 2 766–809 → 187–199 µs per
+batch (an earlier pair while the machine was busier: 166–195 → 94–102 µs all in). The kernels write into their call site's buffers of the previous batch (no allocation or
 unbind per call), and level 2 of the usual batch is one launch of ``_triton.level2`` (stubbed
 here like the others; the torch path took about a hundred small operations). cpu: unchanged
 (150 → 154 µs, within the spread).
