@@ -35,11 +35,30 @@ def _bytes(t: torch.Tensor) -> torch.Tensor | None:
         return None
 
 
+#: Bytes compared at once (the current bits are concatenated per chunk, a transient copy of that
+#: size); a larger tensor is a chunk of its own, compared in place.
+_CHUNK_BYTES = 64 << 20
+
+
+def _chunks(items: list[tuple[int, torch.Tensor]]) -> list[list[tuple[int, torch.Tensor]]]:
+    """``items`` (index, bytes) in order, cut into runs of at most _CHUNK_BYTES (or one larger item)."""
+    out: list[list] = []
+    size = _CHUNK_BYTES
+    for item in items:
+        n = item[1].numel()
+        if not out or size + n > _CHUNK_BYTES:
+            out.append([])
+            size = 0
+        out[-1].append(item)
+        size += n
+    return out
+
+
 class Snapshot:
     """The bits of some tensors, kept in one flat byte copy per device; :meth:`restore` writes back
     only the tensors whose bits changed.
 
-    Checking them all costs one concatenation and one comparison per device (one host
+    Checking them all costs one concatenation and one comparison per device and 64 MiB (one host
     synchronisation on a GPU, not one per tensor), and a tensor left unchanged is not written:
     its version counter stays as it was (a graph that saved it still runs backward). Bits, not
     values, are compared: a NaN stays the same NaN, −0.0 is not +0.0. A tensor resized in place
@@ -73,9 +92,10 @@ class Snapshot:
                 groups.setdefault(t.device, []).append((i, raw))
         self._flat: list[tuple[list[int], list[int], torch.Tensor]] = []
         for items in groups.values():
-            raws = [r for _, r in items]
-            flat = torch.cat(raws) if len(raws) > 1 else raws[0].clone()
-            self._flat.append(([i for i, _ in items], [r.numel() for r in raws], flat))
+            for chunk in _chunks(items):
+                raws = [r for _, r in chunk]
+                flat = torch.cat(raws) if len(raws) > 1 else raws[0].clone()
+                self._flat.append(([i for i, _ in chunk], [r.numel() for r in raws], flat))
 
     def _original(self, i: int, raw: torch.Tensor) -> torch.Tensor:
         shape, dtype = self._meta[i]

@@ -109,3 +109,18 @@ def test_a_graph_that_saved_a_buffer_still_runs_backward_after_report():
     neuron_table(net)
     out.sum().backward()  # "modified by an inplace operation" if a saved buffer was written
     assert x.grad is not None
+
+
+def test_large_buffers_are_compared_in_chunks_without_a_copy_of_everything(monkeypatch):
+    import skew._state as state
+
+    monkeypatch.setattr(state, "_CHUNK_BYTES", 64)  # bytes: every few tensors a chunk of their own
+    tensors = [torch.arange(n, dtype=torch.float32) for n in (3, 40, 5, 5, 2, 17)]  # 12, 160, 20, 20, 8, 68 B
+    assert [len(c) for c in state._chunks([(i, state._bytes(t)) for i, t in enumerate(tensors)])] == [1, 1, 3, 1]
+    before = [t.clone() for t in tensors]
+    snap = Snapshot(tensors)
+    with torch.no_grad():
+        tensors[1][7] = -1.0
+        tensors[4][0] = 9.0
+    assert snap.restore() == [1, 4]
+    assert all(torch.equal(t, b) for t, b in zip(tensors, before))
