@@ -202,6 +202,22 @@ def sinusoidal_kernel(out, sin_t, cos_t, sin_p, cos_p, amp, m, n, B, ROWS: tl.co
 
 
 @triton.jit
+def _chan(n_acc, mean_acc, m2_acc, at, live, nb, mean_b, m2_b):
+    # Chan's merge of (nb, mean_b, M2_b) into the running (n, mean, M2) at ``at``, as
+    # skew.accumulators.chan_merge: w = nb/n, δ = mean_b − mean_a, mean = mean_a + δw,
+    # M2 = M2_a + M2_b + δ²·n_a·w
+    na = tl.load(n_acc + at, mask=live, other=0)
+    mean_a = tl.load(mean_acc + at, mask=live, other=0.0)
+    m2_a = tl.load(m2_acc + at, mask=live, other=0.0)
+    nn = na + nb
+    w = nb.to(tl.float64) / tl.maximum(nn, 1).to(tl.float64)
+    delta = mean_b - mean_a
+    tl.store(n_acc + at, nn, mask=live)
+    tl.store(mean_acc + at, mean_a + delta * w, mask=live)
+    tl.store(m2_acc + at, m2_a + m2_b + delta * delta * na.to(tl.float64) * w, mask=live)
+
+
+@triton.jit
 def _l2_columns(stk, R, CT, scale, cols, n_acc, mean_acc, m2_acc, pos_acc, nf_acc, oui_acc, B, pid,
                 WHOLE: tl.constexpr, OUI: tl.constexpr, BLOCK: tl.constexpr):
     # level 2 and commit of one batch's calls, from their row summaries stk = (4, R, CT) float64
@@ -245,15 +261,7 @@ def _l2_columns(stk, R, CT, scale, cols, n_acc, mean_acc, m2_acc, pos_acc, nf_ac
         at = c64
     else:
         at = tl.load(cols + c, mask=live, other=0)
-    na = tl.load(n_acc + at, mask=live, other=0)
-    mean_a = tl.load(mean_acc + at, mask=live, other=0.0)
-    m2_a = tl.load(m2_acc + at, mask=live, other=0.0)
-    nn = na + nb
-    w = nb.to(tl.float64) / tl.maximum(nn, 1).to(tl.float64)
-    delta = mean - mean_a
-    tl.store(n_acc + at, nn, mask=live)
-    tl.store(mean_acc + at, mean_a + delta * w, mask=live)
-    tl.store(m2_acc + at, m2_a + m2 + delta * delta * na.to(tl.float64) * w, mask=live)
+    _chan(n_acc, mean_acc, m2_acc, at, live, nb, mean, m2)
     tl.store(pos_acc + at, tl.load(pos_acc + at, mask=live, other=0) + tl.floor(pos + 0.5).to(tl.int64), mask=live)
     tl.store(nf_acc + at, tl.load(nf_acc + at, mask=live, other=0) + nonfinite, mask=live)
     if OUI:
@@ -283,16 +291,7 @@ def _l2_inputs(allp, GP, first, cnt, idx, L, GMAX, in_n, in_mean, in_m2, j, BLOC
     mean_b = tl.where(n > 0, tl.load(allp + 3 * GP + start, mask=live, other=0.0) + s1 / kk, 0.0)
     m2_b = tl.maximum(s2 - s1 * s1 / kk, 0.0)
     nb = n.to(tl.int64)
-    at = tl.load(idx + i, mask=live, other=0)
-    na = tl.load(in_n + at, mask=live, other=0)
-    mean_a = tl.load(in_mean + at, mask=live, other=0.0)
-    m2_a = tl.load(in_m2 + at, mask=live, other=0.0)
-    nn = na + nb
-    w = nb.to(tl.float64) / tl.maximum(nn, 1).to(tl.float64)
-    delta = mean_b - mean_a
-    tl.store(in_n + at, nn, mask=live)
-    tl.store(in_mean + at, mean_a + delta * w, mask=live)
-    tl.store(in_m2 + at, m2_a + m2_b + delta * delta * na.to(tl.float64) * w, mask=live)
+    _chan(in_n, in_mean, in_m2, tl.load(idx + i, mask=live, other=0), live, nb, mean_b, m2_b)
 
 
 @triton.jit
