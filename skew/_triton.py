@@ -45,7 +45,7 @@ import warnings
 
 import torch
 
-__all__ = ["INPUT_DTYPES", "Buffers", "InputBlocks", "available", "combine", "disable", "guarded", "level1", "level2", "moments", "rows", "sinusoidal"]
+__all__ = ["INPUT_DTYPES", "Buffers", "InputBlocks", "available", "combine", "disable", "guarded", "guarded_level2", "level1", "level2", "level2_usable", "moments", "rows", "sinusoidal"]
 
 _state: dict = {}
 #: Layer-input dtypes the kernels read (float64 inputs keep their exact eager forms).
@@ -96,6 +96,31 @@ def guarded(fn, *args):
         raise
     except Exception as err:  # noqa: BLE001 - any build or launch failure: the eager forms from now on
         disable(err)
+        return None
+
+
+def level2_usable() -> bool:
+    """Whether :func:`level2` is still in use (it is left off alone after it failed here)."""
+    return "level2" not in _state.get("off", ())
+
+
+def guarded_level2(*args):
+    """``level2(*args)``, or None when it raises: the level-2 kernel alone is then left off (warned
+    once, the cause kept in ``_state["level2_error"]``); level 1's kernels go on, and level 2 runs
+    as torch operations. Running out of memory propagates."""
+    try:
+        return level2(*args)
+    except torch.OutOfMemoryError:
+        raise
+    except Exception as err:  # noqa: BLE001 - a build or launch failure of this kernel alone
+        off = _state.setdefault("off", set())
+        if "level2" not in off:
+            warnings.warn(
+                f"skew: the Triton level-2 kernel failed here ({type(err).__name__}: {err}); level 2 runs as "
+                "torch operations (same statistics, slower).", RuntimeWarning, stacklevel=2,
+            )
+            _state["level2_error"] = f"{type(err).__name__}: {err}"
+        off.add("level2")
         return None
 
 

@@ -633,7 +633,8 @@ class DeviceStats:
                    and not p.m2_is_var for p in parts):
             return False
         layers = tuple(li for li, _, _ in group)
-        if any(self.pattern_count[li] < OUI_SAMPLES for li in layers) or not _triton.available(self.device):
+        if (any(self.pattern_count[li] < OUI_SAMPLES for li in layers) or not _triton.available(self.device)
+                or not _triton.level2_usable()):
             return False
         stacked = parts[0].stacked if len(parts) == 1 else torch.cat([p.stacked for p in parts], 2)
         cols = self._columns(layers)
@@ -643,8 +644,7 @@ class DeviceStats:
         items = [(li, ip) for li, _, ip in group if ip is not None]
         blocks = bool(items) and all(isinstance(ip, _triton.InputBlocks) for _, ip in items)
         fused = self._input_blocks(items) if blocks else None  # the inputs in the same launch
-        if _triton.guarded(_triton.level2, stacked, scale, None if isinstance(cols, slice) else cols, acc, B,
-                           fused) is None:
+        if _triton.guarded_level2(stacked, scale, None if isinstance(cols, slice) else cols, acc, B, fused) is None:
             return False
         if B >= 2:
             for li in layers:
