@@ -418,8 +418,9 @@ def _packbits_torch(active: torch.Tensor) -> torch.Tensor:
         _BIT_WEIGHTS[active.device] = torch.bitwise_left_shift(
             torch.ones(8, dtype=torch.uint8, device=active.device),
             torch.arange(7, -1, -1, dtype=torch.uint8, device=active.device))
-    bytes8 = torch.nn.functional.pad(active.to(torch.uint8), (0, pad))
-    bytes8 = bytes8.view(*active.shape[:-1], -1, 8)
+    bits = active if active.dtype == torch.bool else active != 0  # bool × uint8 weights gives uint8
+    bytes8 = torch.nn.functional.pad(bits, (0, pad)) if pad else bits
+    bytes8 = bytes8.reshape(*active.shape[:-1], -1, 8)  # a view where it can be (any layout)
     return (bytes8 * _BIT_WEIGHTS[active.device]).sum(-1, dtype=torch.uint8)
 
 

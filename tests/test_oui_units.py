@@ -63,3 +63,7 @@ def test_packbits_numpy_and_torch_forms_give_the_same_bytes(shape):
     assert np.array_equal(packbits(bits).numpy(), want)
     assert np.array_equal(_packbits_torch(bits).numpy(), want)
     assert np.array_equal(packbits(bits.to(torch.uint8)).numpy(), want)
+    if bits.dim() == 2:  # a transposed (non-contiguous) view packs as its contiguous copy
+        t = bits.t().contiguous().t()
+        assert not t.is_contiguous() or t.shape[0] == 1 or t.shape[1] <= 1
+        assert np.array_equal(_packbits_torch(t).numpy(), want)
