@@ -124,3 +124,19 @@ def test_large_buffers_are_compared_in_chunks_without_a_copy_of_everything(monke
         tensors[4][0] = 9.0
     assert snap.restore() == [1, 4]
     assert all(torch.equal(t, b) for t, b in zip(tensors, before))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_buffers_on_two_devices_are_restored_and_untouched_ones_not_written():
+    gpu = [torch.arange(6.0, device="cuda"), torch.tensor([True, False], device="cuda"), torch.zeros((), device="cuda")]
+    cpu = [torch.arange(3, dtype=torch.int64)]
+    tensors = gpu + cpu
+    before = [t.clone() for t in tensors]
+    snap = Snapshot(tensors)
+    with torch.no_grad():
+        tensors[0][2] = -1.0
+        tensors[3][0] = 7
+    versions = [t._version for t in tensors]
+    assert snap.restore() == [0, 3]
+    assert all(torch.equal(t, b) for t, b in zip(tensors, before))
+    assert [t._version > v for t, v in zip(tensors, versions)] == [True, False, False, True]

@@ -507,3 +507,12 @@ def test_row_statistics_left_on_the_device_are_gathered_per_layer(monkeypatch):
 
     monkeypatch.setattr(weights, "_row_stats_lazy", as_tensor)
     pd.testing.assert_frame_equal(neuron_table(net), want, check_exact=True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_neuron_table_equals_the_cpu_one():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Linear(8, 5, bias=False), nn.Linear(5, 4))
+    want = neuron_table(net)
+    got = neuron_table(net.cuda())
+    pd.testing.assert_frame_equal(got, want, rtol=1e-12, atol=1e-12)
