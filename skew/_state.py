@@ -31,7 +31,7 @@ def _bytes(t: torch.Tensor) -> torch.Tensor | None:
         return None
     try:
         return t.detach().reshape(-1).view(torch.uint8)
-    except (RuntimeError, TypeError):  # noqa: PERF203 - a dtype without a byte view
+    except (RuntimeError, TypeError):  # a dtype without a byte view
         return None
 
 

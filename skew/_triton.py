@@ -188,14 +188,14 @@ def rows(z3: torch.Tensor, pd: int) -> tuple[torch.Tensor, torch.Tensor, torch.T
 
     Non-finite values are left out of all four (the careful mode's definition): k ≤ P.
     """
-    k, mean, m2, pos, _ = level1(z3, pd, None)
+    _, k, mean, m2, pos, _ = level1(z3, pd, None)
     return k, mean, m2, pos
 
 
 def level1(z3: torch.Tensor, pd: int, x: torch.Tensor | None, buffers: Buffers | None = None):
     """:func:`rows` of Z and, in the same launch, the block sums of the layer input ``x`` (a
-    contiguous float tensor, or None): returns (k, mean, m2, pos, :class:`InputBlocks` or None);
-    the first four are the views of one (4, R, C) float64 tensor, ``k._base``. With ``buffers`` the
+    contiguous float tensor, or None): returns (out, k, mean, m2, pos, :class:`InputBlocks` or None),
+    k, mean, m2 and pos the four views of the (4, R, C) float64 tensor ``out``. With ``buffers`` the
     outputs are written into that call site's buffers of the previous batch (see :class:`Buffers`)."""
     if pd == 2:
         R, C, P = z3.shape
@@ -211,12 +211,12 @@ def level1(z3: torch.Tensor, pd: int, x: torch.Tensor | None, buffers: Buffers |
     else:
         xs, part = z3, out
     if z_programs + G == 0:
-        return k, mean, m2, pos, blocks
+        return out, k, mean, m2, pos, blocks
     kernel = _kernels()[2]
     with _on(z3.device):
         kernel[(z_programs + G,)](z3, k, mean, m2, pos, R * C, C, P, *z3.stride(), cb, z_programs, xs, part, N,
                                   iters, PD=pd, TILE_A=tile_a, TILE_B=tile_b, XBLOCK=_XBLOCK)
-    return k, mean, m2, pos, blocks
+    return out, k, mean, m2, pos, blocks
 
 
 _PLANS: dict = {}

@@ -260,12 +260,12 @@ def _level1_triton(z3: torch.Tensor, pd: int, P: int, head: int, x: torch.Tensor
         x = None  # float64 or elsewhere: input_partial's own forms
     if P == 1:
         zz = z3.squeeze(pd)  # (B, C)
-        k, mean, m2, pos, blocks = _triton.level1(zz.unsqueeze(0), 1, x, buffers)
+        out, k, mean, m2, pos, blocks = _triton.level1(zz.unsqueeze(0), 1, x, buffers)
         B = int(zz.shape[0])
         return Partial(mean, m2, pos, B, k=k, samples=B, head=zz[:head] > 0 if head > 0 else None, act=pos,
-                       inputs=blocks, stacked=k._base)
-    k, mean, m2, pos, blocks = _triton.level1(z3, pd, x, buffers)
-    return Partial(mean, m2, pos, P, k=k, inputs=blocks, stacked=k._base)
+                       inputs=blocks, stacked=out)
+    out, k, mean, m2, pos, blocks = _triton.level1(z3, pd, x, buffers)
+    return Partial(mean, m2, pos, P, k=k, inputs=blocks, stacked=out)
 
 
 
@@ -440,6 +440,16 @@ def unpack_units(packed: np.ndarray, counts: np.ndarray) -> np.ndarray:
     if packed.shape[0] == 0:
         return np.zeros((0, width), dtype=bool)
     return np.unpackbits(np.asarray(packed, dtype=np.uint8), axis=1, count=width).astype(bool)
+
+
+def _every(at) -> bool:
+    """Whether an accumulator index (a slice or an index tensor) is every entry, in order."""
+    return isinstance(at, slice) and at == slice(None)
+
+
+def _stacked(parts: list[Partial]) -> torch.Tensor:
+    """The CUDA kernels' (4, R, C_i) row summaries of a group's calls side by side: (4, R, ΣC_i)."""
+    return parts[0].stacked if len(parts) == 1 else torch.cat([p.stacked for p in parts], 2)
 
 
 def _cat(parts: list[torch.Tensor]) -> torch.Tensor:
@@ -637,7 +647,7 @@ class DeviceStats:
         if (any(self.pattern_count[li] < OUI_SAMPLES for li in layers) or not _triton.available(self.device)
                 or not _triton.level2_usable()):
             return False
-        stacked = parts[0].stacked if len(parts) == 1 else torch.cat([p.stacked for p in parts], 2)
+        stacked = _stacked(parts)
         cols = self._columns(layers)
         B = parts[0].B
         acc = (self.n, self.mean, self.m2, self.pos, self.nonfinite, self.oui_sum)
@@ -679,8 +689,7 @@ class DeviceStats:
         f64 = torch.float64
         m2_bc = None
         if all(p.stacked is not None and p.m2 is not None for p in parts):  # CUDA kernels: one concatenation
-            k_bc, mean_bc, m2_bc, pos_bc = (parts[0].stacked if len(parts) == 1 else
-                                            torch.cat([p.stacked for p in parts], 2)).unbind(0)
+            k_bc, mean_bc, m2_bc, pos_bc = _stacked(parts).unbind(0)
         else:
             k_bc = _cat([p.k for p in parts]) if careful else None
             mean_bc = _cat([p.mean for p in parts])
@@ -824,7 +833,7 @@ class DeviceStats:
         index tensor). Where ``at`` is every entry, the merged tensors replace the accumulators
         (no gather, no scatter: three fewer copies per call on an accelerator)."""
         old = [getattr(self, k) for k in names]
-        whole = isinstance(at, slice) and at == slice(None)
+        whole = _every(at)
         merged = chan_merge(*(old if whole else [t[at] for t in old]), n_b, mean_b, m2_b)
         for k, t, new in zip(names, old, merged):
             if whole and new.shape == t.shape and new.dtype == t.dtype:
@@ -834,7 +843,7 @@ class DeviceStats:
 
     def _add(self, name: str, at, values: torch.Tensor) -> None:
         t = getattr(self, name)
-        if isinstance(at, slice) and at == slice(None):
+        if _every(at):
             t += values
         else:
             t[at] += values

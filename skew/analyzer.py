@@ -432,12 +432,11 @@ class _Run:
                 ip = input_partial(xin, careful=True)
         self.entries.append((site, part, ip))
         self.calls.append((site, self.mask.tokens if valid is not None else part.rows * part.P))
-        if site.sign_filled >= SIGN_ROWS:  # the raster is full (every batch after the first few)
-            pass
-        elif part.signed:  # the compiled kernel recorded them while it read Z
-            site.sign_filled += min(SIGN_ROWS - site.sign_filled, int(z3.shape[0]))
-        else:
-            self._signs(site, z3, pd_, valid)
+        if site.sign_filled < SIGN_ROWS:  # the raster fills in the first few batches
+            if part.signed:  # the compiled kernel recorded them while it read Z
+                site.sign_filled += min(SIGN_ROWS - site.sign_filled, int(z3.shape[0]))
+            else:
+                self._signs(site, z3, pd_, valid)
         if len(site.unit_counts) < OUI_SAMPLES:
             self._units(site, z3, pd_, valid, chan)
 
@@ -499,21 +498,17 @@ class _Run:
             _, rows, mid = self.mask.on(z3.device)
             take = min(SIGN_ROWS - start, int(self.mask.rows.numel()))
             rows, mid = rows[:take], mid[rows[:take]]
-            vals = z3[rows, mid][:, site.sign_idx]
+            vals = z3[rows, mid]
             site.sign_pos = (-1,)
-        else:  # written in place: one launch where every neuron is a raster column, else two
+        else:
             take = min(SIGN_ROWS - start, z3.shape[0])
             _, mid = site.centre()
             vals = z3[:take, :, mid] if pd_ == 2 else z3[:take, mid, :]
-            if len(site.sign_cols) != site.neurons:
-                vals = vals.index_select(1, site.sign_idx)
-            if take > 0:
-                torch.gt(vals, 0, out=site.signs[start : start + take])
-                site.sign_filled = start + take
-            return
         if take <= 0:
             return
-        site.signs[start : start + take] = vals > 0
+        if len(site.sign_cols) != site.neurons:
+            vals = vals.index_select(1, site.sign_idx)
+        torch.gt(vals, 0, out=site.signs[start : start + take])  # in place: one launch, two with a subset
         site.sign_filled = start + take
 
     def _units(self, site: _Site, z3: torch.Tensor, pd_: int, valid, chan: bool) -> None:

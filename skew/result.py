@@ -395,17 +395,12 @@ def _hamming(packed: np.ndarray, i: np.ndarray, j: np.ndarray, units: int) -> np
     done = _fused.hamming(w, i, j)  # one compiled pass where the library is loaded
     if done is not None:
         return done
-    x = np.empty(w.shape, dtype=np.uint64)
-    c = np.empty(w.shape, dtype=np.uint8)
+    x = np.empty(w.shape[1], dtype=np.uint64)
+    c = np.empty(w.shape[1], dtype=np.uint8)
     out = np.empty(len(i), dtype=np.int64)
-    k, ii, jj = 0, i.tolist(), j.tolist()
-    while k < len(ii):  # a run of pairs (a, b), (a, b + 1), ... at once: rows b.. are a slice, no copy
-        a, b, run = ii[k], jj[k], 1
-        while k + run < len(ii) and ii[k + run] == a and jj[k + run] == b + run:
-            run += 1
-        np.bitwise_xor(w[b : b + run], w[a], out=x[:run])
-        out[k : k + run] = np.add.reduce(np.bitwise_count(x[:run], out=c[:run]), axis=1, dtype=np.int64)
-        k += run
+    for k, (a, b) in enumerate(zip(i.tolist(), j.tolist())):  # one pair at a time: x and c stay in cache
+        np.bitwise_xor(w[a], w[b], out=x)
+        out[k] = np.add.reduce(np.bitwise_count(x, out=c), dtype=np.int64)
     return out
 
 

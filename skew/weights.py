@@ -81,8 +81,7 @@ def _blocks(model: nn.Module, layers: LayerSpec, tied: str = "once", as64: bool 
     ``as64=False`` leaves the rows and the bias in their own dtype and device (detached, a view where
     one exists): for callers that convert them a few rows at a time, or copy many at once.
     """
-    rows_of = _as64 if as64 else _rows_view
-    bias_of = _as64 if as64 else _rows_view
+    rows_of = _as64 if as64 else _rows_view  # the bias too
     if tied not in _TIED:
         raise SkewError(f"tied={tied!r} is not understood; pass 'once' (a shared weight reported once) or 'each'")
     found = False
@@ -93,7 +92,7 @@ def _blocks(model: nn.Module, layers: LayerSpec, tied: str = "once", as64: bool 
             if tied == "once" and id(u.weight) in seen:
                 continue
             seen.add(id(u.weight))
-        bias = None if u.bias is None else bias_of(u.bias)
+        bias = None if u.bias is None else rows_of(u.bias)
         view = u.view
         if u.block is None:
             yield _Block(u.name, type(u.module).__name__, u.weight, rows_of(view.matrix()), bias, tuple(view.shape))
