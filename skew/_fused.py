@@ -569,7 +569,8 @@ def sums(x: torch.Tensor, lib=None):
 def row_stats(rows: torch.Tensor, lib=None):
     """(Σ_j w_ij, √Σ_j w_ij²) per row of a float32 CPU (m, n) matrix whose rows run along memory, as
     float64 numpy arrays, in one read (each value widened to float64 exactly, summed in float64
-    lanes); None to use eager torch (other dtypes, devices or layouts).
+    lanes, rows split over ``torch.get_num_threads()`` threads for large matrices); None to use
+    eager torch (other dtypes, devices or layouts).
 
     Example:
         >>> out = row_stats(torch.tensor([[1.0, 2.0, 2.0], [0.0, -3.0, 4.0]]))
@@ -582,10 +583,13 @@ def row_stats(rows: torch.Tensor, lib=None):
     m, n = rows.shape
     if n > 1 and rows.stride(1) != 1:
         return None
-    sums = torch.empty(m, dtype=torch.float64)
-    sq = torch.empty(m, dtype=torch.float64)
-    lib.skew_row_stats(rows.data_ptr(), m, n, rows.stride(0), sums.data_ptr(), sq.data_ptr())
-    return sums.numpy(), np.sqrt(sq.numpy())
+    sums = np.empty(m, dtype=np.float64)
+    sq = np.empty(m, dtype=np.float64)
+    ptr, ld, s_at, q_at = rows.data_ptr(), rows.stride(0), sums.ctypes.data, sq.ctypes.data
+    # rows split over the threads (each row's sums do not depend on the split)
+    _split(_threads(m * n), m, 1, lambda i, a, b: lib.skew_row_stats(
+        ptr + 4 * a * ld, b - a, n, ld, s_at + 8 * a, q_at + 8 * a))
+    return sums, np.sqrt(sq, out=sq)
 
 
 def _dense(x: torch.Tensor) -> bool:

@@ -527,16 +527,21 @@ def test_compiled_kernel_threads_split_the_neurons_identically(monkeypatch):
     z = torch.randn(6, 37, 50)
     zt = z.transpose(1, 2).contiguous()  # (B, P, C): lanes over the neurons
     x = torch.randn(1000)
+    w = torch.randn(23, 41)[:, 3:37]  # weight rows with a row stride: split over the rows
     with_threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        one = [_fused.neurons(z, 2, 4), _fused.neurons(zt, 1, 4), _fused.sums(x)]
+        one = [_fused.neurons(z, 2, 4), _fused.neurons(zt, 1, 4), _fused.sums(x), _fused.row_stats(w)]
         torch.set_num_threads(3)
-        many = [_fused.neurons(z, 2, 4), _fused.neurons(zt, 1, 4), _fused.sums(x)]
+        many = [_fused.neurons(z, 2, 4), _fused.neurons(zt, 1, 4), _fused.sums(x), _fused.row_stats(w)]
     finally:
         torch.set_num_threads(with_threads)
     for a, b in zip(one[:2], many[:2]):
         assert all(torch.equal(u, v) for u, v in zip(a[:5], b[:5])) and a[5] == b[5]
+    assert all(np.array_equal(u, v) for u, v in zip(one[3], many[3]))
+    wd = w.double()
+    assert np.allclose(many[3][0], wd.sum(1).numpy(), rtol=1e-12, atol=1e-12)
+    assert np.allclose(many[3][1], wd.norm(dim=1).numpy(), rtol=1e-12)
     assert one[2] == pytest.approx(many[2], rel=1e-6)  # Σx: other pieces, other float32 lane blocks
     xd = x.double()
     assert many[2] == pytest.approx((float(xd.sum()), float((xd * xd).sum())), rel=1e-6)
