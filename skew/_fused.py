@@ -15,6 +15,9 @@ most 32 values per lane, carried in float64 between blocks. :func:`sums` (a laye
 sum in float64 lanes, one read each. ``skew_fold`` is level 2 of such a call: the Chan merge of its
 per-neuron summary into the running accumulators (:meth:`skew.accumulators.DeviceStats.fold`),
 compiled without FMA contraction so that it gives the torch path's bits.
+Each kernel asks for the memory it reads next ahead of time (``__builtin_prefetch``: 8 KiB ahead
+along a row, or the next four rows): on the 2-core development VM, a just-written activation read
+without it went at a third of the speed of the same read with it (16 MiB: 2.5 → 1.7 ms).
 
 The C source below is compiled once per machine and compiler with the system C compiler (well
 under a second) into a per-user cache (``$XDG_CACHE_HOME/skew`` or ``~/.cache/skew``) and called
@@ -57,6 +60,7 @@ _SOURCE = r"""
 #include <string.h>
 #define LANES 8  /* 256-bit vectors */
 #define BLOCK 32 /* values per float32 lane before the partial sums go to float64 */
+#define AHEAD 2048 /* floats (8 KiB) read ahead: the hardware alone leaves a just-written Z's reads waiting */
 typedef float vf __attribute__((vector_size(LANES * 4)));
 typedef int32_t vi __attribute__((vector_size(LANES * 4)));
 
@@ -94,6 +98,7 @@ static inline void short_rows(const float *b0, int64_t P, double invP, double n0
     vf sh, a1 = {0}, a2 = {0};
     vi ap = {0};
     for (int j = 0; j < LANES; j++) sh[j] = b0[j * P];
+    for (int64_t q = 0; q < LANES * P; q += 16) __builtin_prefetch(b0 + AHEAD + q);
     for (int64_t p = 0; p < P; p++) {
         vf v;
         for (int j = 0; j < LANES; j++) v[j] = b0[j * P + p];
@@ -157,6 +162,7 @@ void skew_neurons_inner(const float *z, int64_t R, int64_t C, int64_t P, int64_t
                     vf a1 = {0}, a2 = {0}, b1 = {0}, b2 = {0};
                     vi ap = {0}, bp = {0};
                     for (; p + 2 * LANES <= stop; p += 2 * LANES) { /* two chains hide the add latency */
+                        __builtin_prefetch(row + p + AHEAD);
                         vf v = load(row + p), u = load(row + p + LANES);
                         vf y = v - shv, x = u - shv;
                         a1 += y; b1 += x;
@@ -219,13 +225,20 @@ int skew_neurons_outer(const float *z, int64_t R, int64_t C, int64_t P, int64_t 
                 for (; p + 4 <= p1; p += 4) { /* four rows per pass: a quarter of the partial sums' loads and stores */
                     const float *restrict a0 = base + p * sp, *restrict a1 = a0 + sp, *restrict a2 = a1 + sp,
                                 *restrict a3 = a2 + sp;
-                    for (int64_t c = t0; c < t1; c++) {
+                    for (int64_t cc = t0; cc < t1; cc += 16) { /* a cache line at a time: the next pass's lines asked for */
+                      if (p + 8 <= P) {
+                        __builtin_prefetch(a0 + 4 * sp + cc); __builtin_prefetch(a1 + 4 * sp + cc);
+                        __builtin_prefetch(a2 + 4 * sp + cc); __builtin_prefetch(a3 + 4 * sp + cc);
+                      }
+                      const int64_t ce = cc + 16 < t1 ? cc + 16 : t1;
+                      for (int64_t c = cc; c < ce; c++) {
                         const float s = sh[c], v0 = a0[c], v1 = a1[c], v2 = a2[c], v3 = a3[c];
                         const float y0 = v0 - s, y1 = v1 - s, y2 = v2 - s, y3 = v3 - s;
                         g1[c] += (y0 + y1) + (y2 + y3);
                         g2[c] += (y0 * y0 + y1 * y1) + (y2 * y2 + y3 * y3);
                         gp[c] += ((v0 > 0 ? 1.0f : 0.0f) + (v1 > 0 ? 1.0f : 0.0f))
                                  + ((v2 > 0 ? 1.0f : 0.0f) + (v3 > 0 ? 1.0f : 0.0f));
+                    }
                     }
                 }
                 for (; p < p1; p++) {
