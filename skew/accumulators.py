@@ -150,7 +150,8 @@ class Partial:
     finite: bool | None = None  # known on the host (compiled CPU kernel): every value of Z was finite
     act: torch.Tensor | None = None  # collapsed rows: samples whose row mean is > 0 (default: pos)
     signed: bool = False  # the compiled kernel wrote the sign raster requested by ``signs``
-    inputs: object | None = None  # the layer input's block sums, read in the same launch (CUDA kernels)
+    inputs: object | None = None  # the layer input, read in the same pass: its block sums (CUDA kernels) or
+    # its input_partial tuple (the compiled CPU kernel)
     stacked: torch.Tensor | None = None  # (4, rows, C) float64: k, mean, m2, pos in one tensor (CUDA kernels)
 
     @property
@@ -205,7 +206,9 @@ def level1(
     ``signs`` (see :func:`skew._fused.neurons`) it also records the sign raster as it reads Z
     (``Partial.signed``; P > 1 only). Given the layer input ``x``, the one-read CUDA kernels also
     sum it in the same launch (``Partial.inputs``, a :class:`skew._triton.InputBlocks`, added up
-    in level 2); the other forms ignore ``x``. ``reads`` is :func:`reads_input` (z3) when the
+    in level 2), and the compiled CPU kernel in the same pass (``Partial.inputs`` is then
+    :func:`input_partial` (x), bit for bit, where x is a dense float32 CPU tensor and the work is
+    not split over threads); the other forms ignore ``x`` (``Partial.inputs`` None). ``reads`` is :func:`reads_input` (z3) when the
     caller already knows it (None: ask). ``buffers`` (:class:`skew._triton.Buffers`, one per call
     site and call position) lets the CUDA kernels write into the memory of that site's previous
     batch; the caller must have finished level 2 of that batch.
@@ -225,12 +228,13 @@ def level1(
     if z3.dtype not in (torch.float32, torch.float64):
         z3 = z3.float()
     if z3.dtype == torch.float32 and not _welford(z3.device):
-        fused = _fused.neurons(z3, pd, head, signs=signs)  # one read of Z, rows merged per neuron (compiled)
+        fused = _fused.neurons(z3, pd, head, signs=signs, x=x)  # one read of Z (and x), rows merged per neuron
         if fused is not None:
-            mean, m2, pos, act, bits, finite = fused
+            mean, m2, pos, act, bits, finite, xsums = fused
             B = int(z3.shape[0])
             return Partial(mean[None], m2[None], pos[None], B * P, samples=B, head=bits, finite=finite,
-                           act=act[None], signed=signs is not None and P > 1)
+                           act=act[None], signed=signs is not None and P > 1,
+                           inputs=_from_sums(x.numel(), xsums) if xsums is not None else None)
     if P == 1:
         zz = z3.squeeze(pd)  # (B, C): collapse the B samples into one row of B values
         part = _moments(zz.unsqueeze(0), 1, zz.shape[0], scratch)
@@ -493,12 +497,17 @@ def input_partial(x: torch.Tensor | None, careful: bool = False):
         return (n, mean, var * n)
     both = _fused.sums(x)  # CPU float32: Σx and Σx² in one read, as host floats
     if both is not None:
-        mean = both[0] / n
-        return (n, mean, max(both[1] - both[0] * mean, 0.0))
+        return _from_sums(n, both)
     s = x.sum(dtype=torch.float64) if x.dtype == torch.float64 else x.sum().to(torch.float64)
     ss = torch.linalg.vector_norm(x).to(torch.float64).square_()
     mean = s / n
     return (n, mean, (ss - s * mean).clamp_min_(0))
+
+
+def _from_sums(n: int, both: tuple[float, float]) -> tuple[int, float, float]:
+    """(count, mean, M2) from the float64 sums (Σx, Σx²) of n values: mean = Σx/n, M2 = Σx² − Σx·mean."""
+    mean = both[0] / n
+    return (n, mean, max(both[1] - both[0] * mean, 0.0))
 
 
 def input_partial_masked(x3: torch.Tensor, valid: torch.Tensor):

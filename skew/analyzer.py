@@ -299,11 +299,6 @@ class _Site:
         return x
 
 
-_UNREAD = object()  # observe(): the layer input's moments are not read yet
-#: An output at most this large is read after the layer input, so that it is still in the core's
-#: cache when the next layer reads it; a larger one is read first, while the part the layer wrote
-#: last is still cached (its consumer reads it from memory either way).
-_IN_CACHE = 2 << 20
 
 
 def _version(x: torch.Tensor | None) -> int | None:
@@ -391,22 +386,17 @@ class _Run:
         stats = self.stats.get(site.group)
         have = stats.pattern_count[site.index] if stats is not None else 0
         xin = x if isinstance(x, torch.Tensor) else None
-        early = _UNREAD
         if valid is not None:
             part = level1_masked(z3, valid)  # careful already: no check needed
         else:
             with_z = site.reads_input(z3)
-            if not with_z and z3.numel() * z3.element_size() <= _IN_CACHE:
-                early = self._input_moments(xin)  # the input first: Z, read last, stays in cache for its consumer
-            fresh = self._fresh_input(xin) if with_z else None  # an input not read yet: read with Z
+            fresh = self._fresh_input(xin)  # an input not read yet: read in the same pass as Z where a kernel can
             part = level1(z3, pd_, head=OUI_SAMPLES - have, scratch=self.scratch, signs=self._sign_request(site, z3),
                           x=fresh, reads=with_z, buffers=site.buffers(self.batch) if with_z else None)
             if part.inputs is not None:
                 self._remember_input(xin, part.inputs)
         if part.inputs is not None:
             ip = part.inputs
-        elif early is not _UNREAD:
-            ip = early
         elif xin is not None and valid is not None:
             x3 = site.canon_input(xin)
             if x3.dim() == 3 and tuple(x3.shape[:2]) == tuple(valid.shape):

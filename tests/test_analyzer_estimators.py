@@ -547,6 +547,43 @@ def test_compiled_kernel_threads_split_the_neurons_identically(monkeypatch):
     assert many[2] == pytest.approx((float(xd.sum()), float((xd * xd).sum())), rel=1e-6)
 
 
+def test_compiled_kernel_reads_the_layer_input_in_the_same_pass_bit_for_bit(monkeypatch):
+    """Given the layer input x, both compiled kernels (positions contiguous, short rows, neurons
+    contiguous, collapsed Linear rows) return sums(x) exactly, with Z's summaries unchanged, and
+    level 1's Partial.inputs is input_partial(x) exactly; where x does not serve (float64, not
+    dense, the work split over threads) x is left to the caller; a non-finite x still shows."""
+    from skew import _fused
+    from skew.accumulators import all_finite, input_partial
+
+    _force_cpu_form("compiled", monkeypatch)
+    gen = torch.Generator().manual_seed(11)
+    cases = [((4, 6, 37), 2), ((5, 9, 8), 2), ((64, 3, 1), 2), ((3, 50, 21), 1), ((300, 1, 70), 1), ((2, 3, 4), 2)]
+    for (shape, pd), n in zip(cases, (1000, 77, 16, 4099, 31, 3)):
+        z = torch.randn(*shape, generator=gen) + 0.1
+        x = torch.randn(n, generator=gen) * 2 + 0.5
+        alone, both = _fused.neurons(z, pd, 2), _fused.neurons(z, pd, 2, x=x)
+        assert both[6] == _fused.sums(x) and alone[6] is None, shape
+        assert all(torch.equal(a, b) for a, b in zip(alone[:5], both[:5])) and alone[5] == both[5] is True
+        part = level1(z, pd, head=2, x=x)
+        assert part.inputs == input_partial(x)
+        assert level1(z, pd, head=2).inputs is None
+        for other in (x.double(), torch.randn(8, 2 * n, generator=gen)[:, ::2]):  # float64; strided
+            assert _fused.neurons(z, pd, 2, x=other)[6] is None and level1(z, pd, x=other).inputs is None
+        xb = x.clone()
+        xb[n // 2] = float("nan")
+        part = level1(z, pd, x=xb)
+        assert part.inputs is not None and not bool(all_finite(part, part.inputs))
+    monkeypatch.setattr(_fused, "PARALLEL_MIN", 1)
+    with_threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        z, x = torch.randn(4, 6, 37), torch.randn(100)
+        split = _fused.neurons(z, 2, 0, x=x)
+    finally:
+        torch.set_num_threads(with_threads)
+    assert split[6] is None and all(torch.equal(a, b) for a, b in zip(split[:4], _fused.neurons(z, 2, 0)[:4]))
+
+
 def test_compiled_kernel_falls_back_to_eager_without_a_compiler(monkeypatch, tmp_path):
     """No compiler (or SKEW_EAGER set): kernel() is None and report() gives the eager numbers."""
     from skew import _fused
@@ -645,24 +682,35 @@ class _SharedInput(nn.Module):
         return a.sum() + b.sum() + self.l3(h).sum()
 
 
-@pytest.mark.parametrize("input_first", [True, False])
-def test_an_input_shared_by_two_layers_is_read_once_and_in_place_changes_are_seen(cpu_form, input_first,
-                                                                                   monkeypatch):
-    """Also with each layer input read after Z (outputs larger than analyzer._IN_CACHE) as before it."""
+@pytest.mark.parametrize("split", [False, True])
+def test_an_input_shared_by_two_layers_is_read_once_and_in_place_changes_are_seen(cpu_form, split, monkeypatch):
+    """Read in the compiled kernel's pass over Z, or on its own (the eager form, or the work split
+    over threads: ``split``), each distinct input once."""
     import skew.analyzer as analyzer
+    from skew import _fused
 
-    if not input_first:
-        monkeypatch.setattr(analyzer, "_IN_CACHE", 0)
+    if split:
+        monkeypatch.setattr(_fused, "PARALLEL_MIN", 1)
+        monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    reads, together = [], []
+    real, real_level1 = analyzer.input_partial, analyzer.level1
 
-    reads = []
-    real = analyzer.input_partial
+    def level1(*args, **kwargs):
+        part = real_level1(*args, **kwargs)
+        if part.inputs is not None:
+            together.append(1)
+            reads.append(1)
+        return part
+
     monkeypatch.setattr(analyzer, "input_partial", lambda x, *a, **k: reads.append(1) or real(x, *a, **k))
+    monkeypatch.setattr(analyzer, "level1", level1)
     torch.manual_seed(5)
     model = _SharedInput()
     gen = torch.Generator().manual_seed(6)
     batches = [torch.randn(16, 6, generator=gen) for _ in range(3)]
     rep = report(model, batches)
     assert len(reads) == 3 * len(batches)  # l0, the shared h once for l1 and l2, l3's changed h
+    assert len(together) == (len(reads) if cpu_form == "compiled" and not split else 0)
     for name in ("l1", "l2", "l3"):
         outs, ins = record(model, name, batches)
         check(rep, name, brute(outs, ins, False))
