@@ -391,7 +391,7 @@ class _Run:
         else:
             with_z = site.reads_input(z3)
             fresh = self._fresh_input(xin)  # an input not read yet: read in the same pass as Z where a kernel can
-            part = level1(z3, pd_, head=OUI_SAMPLES - have, scratch=self.scratch, signs=self._sign_request(site, z3),
+            part = level1(z3, pd_, head=OUI_SAMPLES - have, scratch=self.scratch, signs=self._sign_request(site, z3, pd_),
                           x=fresh, reads=with_z, buffers=site.buffers(self.batch) if with_z else None)
             if part.inputs is not None:
                 self._remember_input(xin, part.inputs)
@@ -468,10 +468,11 @@ class _Run:
             site.mask_calls[2] += 1
         return None
 
-    def _sign_request(self, site: _Site, z3: torch.Tensor) -> tuple | None:
-        """(rows, centre position, column map, raster rows) for the CPU kernel to fill as it reads Z."""
+    def _sign_request(self, site: _Site, z3: torch.Tensor, pd_: int) -> tuple | None:
+        """(rows, centre position, column map, raster rows) for the CPU kernel to fill as it reads Z;
+        None where it would not (raster full, not on the CPU, one position: _signs reads them)."""
         start = site.sign_filled
-        if start >= SIGN_ROWS or z3.device.type != "cpu":
+        if start >= SIGN_ROWS or z3.device.type != "cpu" or z3.shape[pd_] == 1:
             return None
         _, mid = site.centre()
         take = min(SIGN_ROWS - start, int(z3.shape[0]))
