@@ -8,7 +8,10 @@ warm-up; every run goes over the same pre-built batches):
   counts Z > 0 and sums Z and Z² per neuron (eager torch, no shift, no input moments, no OUI);
 - ``report``: ``skew.report(model, batches)``, including its fixed set-up (weight statistics,
   result frames); ``set-up`` = report(1 batch) − bare(1 batch) and ``per-batch`` the overhead of
-  each further batch are shown beside it.
+  each further batch are shown beside it;
+- ``in hooks``: the time spent inside skew's hooks and level 2 during ``report`` (the hook bodies
+  and ``finish_batch``, wrapped), over the bare time: steadier than the whole-run ratio when the
+  machine is shared, so the column to watch when changing skew's own work.
 
 Models: torchvision ResNet-18 (weights=None, batch 64, 3×64×64) and a wide bias-carrying ReLU
 MLP (4 × Linear(2048 → 2048), batch 256); with CUDA also ResNet-50 (batch 64, 224²) and ViT-B/16
@@ -113,6 +116,30 @@ from skew.analyzer import report  # noqa: E402
 
 SIZES = {"batch": None, "image": None}
 EXTRA: set[str] = set()
+HOOKS = {"s": 0.0}  # wall time inside skew's hooks and level 2 so far (see count_hook_time)
+
+
+def count_hook_time() -> None:
+    """Add the wall time of skew's hook bodies and level 2 (``_Run.observe``, ``_Run.finish_batch``)
+    to ``HOOKS`` (wrapped once per process). Less noisy than whole-run ratios on a shared machine,
+    it shows the effect of a change to skew's own work; on a GPU it is host time (launches)."""
+    from skew import analyzer
+
+    if getattr(analyzer._Run, "_bench_timed", False):
+        return
+    def timed(f):
+        def run(self, *args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return f(self, *args, **kwargs)
+            finally:
+                HOOKS["s"] += time.perf_counter() - t0
+
+        return run
+
+    for name in ("observe", "finish_batch"):
+        setattr(analyzer._Run, name, timed(getattr(analyzer._Run, name)))
+    analyzer._Run._bench_timed = True
 
 
 def eager(fn):
@@ -209,21 +236,24 @@ def timing(case: str, device: torch.device, n_batches: int, repeats: int, quick:
         runs["eager"] = lambda: eager(lambda: report(model, batches, progress=False))
     if "modules" in EXTRA:  # module layers only: no q/k/v projections recomputed from attention inputs
         runs["modules"] = lambda: report(model, batches, progress=False, layers=(nn.Linear, nn.Conv2d))
+    count_hook_time()
     for fn in runs.values():  # warm-up: allocator, kernels, lazy imports, skew's compiled kernel
         fn()
         sync(device)
     wall: dict[str, list[float]] = {k: [] for k in runs}
     cpu: dict[str, list[float]] = {k: [] for k in runs}
     faults: dict[str, list[int]] = {k: [] for k in runs}
+    hooks: dict[str, list[float]] = {k: [] for k in runs}
     for _ in range(repeats):
         for key, fn in runs.items():
             sync(device)
-            t0, c0, f0 = time.perf_counter(), time.process_time(), _minor_faults()
+            t0, c0, f0, h0 = time.perf_counter(), time.process_time(), _minor_faults(), HOOKS["s"]
             fn()
             sync(device)
             wall[key].append(time.perf_counter() - t0)
             cpu[key].append(time.process_time() - c0)
             faults[key].append(_minor_faults() - f0)
+            hooks[key].append(HOOKS["s"] - h0)
     med = {k: statistics.median(v) for k, v in wall.items()}
     cmed = {k: statistics.median(v) for k, v in cpu.items()}
     stream = (med["report"] - med["report1"]) / max(med["bare"] - med["bare1"], 1e-12)
@@ -234,6 +264,7 @@ def timing(case: str, device: torch.device, n_batches: int, repeats: int, quick:
         "minimal_x": med["minimal"] / med["bare"], "report_x": med["report"] / med["bare"],
         "cpu_minimal_x": cmed["minimal"] / cmed["bare"], "cpu_report_x": cmed["report"] / cmed["bare"],
         "setup_s": med["report1"] - med["bare1"], "per_batch_x": stream, "wall": wall, "cpu": cpu,
+        "hooks_x": statistics.median(hooks["report"]) / med["bare"], "hooks": hooks,
         "faults": faults, "faults_bare": statistics.median(faults["bare"]) / n_batches,
         "faults_report": statistics.median(faults["report"]) / n_batches,
     }
@@ -346,18 +377,19 @@ def main(argv=None) -> int:
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
         print(f"\n{name}: median of {args.repeats} interleaved runs over {args.batches} batches; x = time / bare time")
         print(f"{'model':<10} {'batch':<16} {'bare s':>8} {'minimal':>8} {'report':>8} {'cpu:min':>8}"
-              f" {'cpu:rep':>8} {'set-up s':>9} {'per-batch':>10} {'faults/batch':>13}")
+              f" {'cpu:rep':>8} {'set-up s':>9} {'per-batch':>10} {'in hooks':>9} {'faults/batch':>13}")
         for case in cases:
             r = timing(case, device, args.batches, args.repeats, args.quick)
             r["device"] = name
             results.append(r)
             print(f"{case:<10} {'x'.join(map(str, r['batch'])):<16} {r['bare_s']:>8.3f} {r['minimal_x']:>7.3f}x"
                   f" {r['report_x']:>7.3f}x {r['cpu_minimal_x']:>7.3f}x {r['cpu_report_x']:>7.3f}x"
-                  f" {r['setup_s']:>9.3f} {r['per_batch_x']:>9.3f}x"
+                  f" {r['setup_s']:>9.3f} {r['per_batch_x']:>9.3f}x {r['hooks_x']:>8.3f}x"
                   f" {r['faults_bare']:>6.0f}/{r['faults_report']:<6.0f}"
                   + "".join(f"  {k[:-2]} {v:.3f}x" for k, v in r.items() if k in ("eager_x", "modules_x")))
     print("minimal = hand-written hook (count Z > 0, sum Z, sum Z^2 per neuron); cpu: = process CPU time ratios;"
           " set-up = report(1 batch) - bare(1 batch); per-batch = each further batch, set-up excluded;"
+          " in hooks = time inside skew's hooks and level 2 during report() (host time on a GPU);"
           " faults/batch = minor page faults per batch, bare/report (median run)")
     if args.memory_batches:
         device = torch.device(args.device)
