@@ -208,8 +208,8 @@ def level1(
     sum it in the same launch (``Partial.inputs``, a :class:`skew._triton.InputBlocks`, added up
     in level 2), and the compiled CPU kernel in the same pass (``Partial.inputs`` is then
     :func:`input_partial` (x), bit for bit, where x is a dense float32 CPU tensor and the work is
-    not split over threads); the other forms ignore ``x`` (``Partial.inputs`` None). ``reads`` is :func:`reads_input` (z3) when the
-    caller already knows it (None: ask). ``buffers`` (:class:`skew._triton.Buffers`, one per call
+    not split over threads); the other forms ignore ``x`` (``Partial.inputs`` None). ``reads``
+    is :func:`reads_input` (z3) when the caller already knows it (None: ask). ``buffers`` (:class:`skew._triton.Buffers`, one per call
     site and call position) lets the CUDA kernels write into the memory of that site's previous
     batch; the caller must have finished level 2 of that batch.
 

@@ -299,8 +299,6 @@ class _Site:
         return x
 
 
-
-
 def _version(x: torch.Tensor | None) -> int | None:
     """x's in-place modification counter, or None (no tensor; inference tensors keep none)."""
     if x is None:
