@@ -527,12 +527,12 @@ def neurons(z3: torch.Tensor, pd: int, head: int = 0, lib=None, signs: tuple | N
     """Per-neuron level-1 sums of a float32 CPU (R, C, P) (``pd=2``) / (R, P, C) (``pd=1``) view of Z,
     in one read; None where the kernel or the layout does not serve (then use eager torch).
 
-    Returns (mean, M2, pos, act, bits, finite, xsums): the neuron's mean and M2 = Σ (z − mean)² over its
-    R·P values, its positives #{z > 0}, its active rows #{r : row mean > 0} (C-vectors, float64),
-    the rows' pattern bits (row mean > 0) for the first ``head`` rows ((head, C) bool, or None)
-    and whether every value read was finite. Each row (r, c) is summed with its own shift, its
-    first value z₀: s1 = Σ (z − z₀), s2 = Σ (z − z₀)², row mean z₀ + s1/P and row M2 = s2 − s1²/P
-    (a constant row gives exactly 0); the rows are merged into the neuron with Chan's formula in
+    Returns (mean, M2, pos, act, bits, finite, xsums): the neuron's mean and M2 = Σ (z − mean)² over
+    its R·P values, its positives #{z > 0}, its active rows #{r : row mean > 0} (C-vectors,
+    float64), the rows' pattern bits (row mean > 0) for the first ``head`` rows ((head, C) bool, or
+    None) and whether every value read was finite. Each row (r, c) is summed with its own shift, its
+    first value z₀: s1 = Σ (z − z₀), s2 = Σ (z − z₀)², row mean z₀ + s1/P and row M2 = s2 − s1²/P (a
+    constant row gives exactly 0); the rows are merged into the neuron with Chan's formula in
     float64. ``finite`` tests Σ (s1 + s2) over all rows.
 
     ``signs`` = (rows, position, columns, out) also records the sign raster while Z is read:
@@ -542,8 +542,8 @@ def neurons(z3: torch.Tensor, pd: int, head: int = 0, lib=None, signs: tuple | N
 
     Given the layer input ``x``, the same pass also reads it, a share of x after each share of Z
     (both streams in flight at once: about 30 % less time than :func:`sums` then this alone on a
-    just-written 256 × 2048 Linear output and its input), and ``xsums`` is :func:`sums` (x), bit for bit;
-    else, or where x does not serve (not float32, not dense, on another device, work split over
+    just-written 256 × 2048 Linear output and its input), and ``xsums`` is :func:`sums` (x), bit for
+    bit; else, or where x does not serve (not float32, not dense, on another device, work split over
     threads), ``xsums`` is None and the caller reads x itself.
 
     Example:
@@ -610,7 +610,7 @@ def neurons(z3: torch.Tensor, pd: int, head: int = 0, lib=None, signs: tuple | N
         act = pos
         if nhead:
             torch.gt(z[:nhead, :, 0], 0, out=bits)
-    return mean, m2, pos, act, bits, math.isfinite(sum(check)), (xsums[0], xsums[1]) if xsums else None
+    return mean, m2, pos, act, bits, math.isfinite(sum(check)), (xsums[0], xsums[1]) if xsums is not None else None
 
 
 def sums(x: torch.Tensor, lib=None):
