@@ -396,8 +396,13 @@ _SIGNATURES = {
 }
 _RETURNS_INT = {"skew_neurons_outer"}  # 0, or -1 where its work arrays could not be allocated
 _NO_SIGNS = (ctypes.c_int64 * 3)(0, 0, 0)
-#: Below this many values a call runs on one thread (a thread hand-off costs more than the work).
-PARALLEL_MIN = 1 << 18
+#: Below this many values (8 MiB of float32) a call runs on one thread. Inside a forward pass, the
+#: other cores are still held by torch's OpenMP workers, which spin for a while after each parallel
+#: layer: on the 2-core development VM with 2 torch threads, splitting the reads of 1-2 MiB outputs
+#: made the hooks about 30% slower (MLP 4×2048: 30-31 → 18-23 ms per 10 batches unsplit; ResNet-18:
+#: 150-156 → 103-115 ms), and splitting ResNet-18's 16 MiB first conv output gained nothing there.
+#: Larger reads still go over the threads, where many cores pay for the hand-off.
+PARALLEL_MIN = 1 << 21
 _lock = threading.Lock()
 _state: dict = {}
 
