@@ -89,6 +89,10 @@ previous tree → this one, interleaved: ResNet-18 141-144 → 121 ms, ViT-B/16 
 ratios cannot resolve a change of that size here: 3 interleaved invocations each gave ResNet-18
 1.035-1.074x (start of the release 1.043-1.079x) and MLP 1.094-1.139x (1.043-1.104x); each further
 batch 1.017-1.057x and 1.064-1.108x; set-up 0.035-0.045 s and 0.020-0.025 s.
+With ``--threads 2`` (torch's default on that VM) the compiled kernels used to split any read
+over 256K values over the threads; inside a forward pass that made the hooks about 30% slower
+(``in hooks`` 0.146x → 0.114-0.117x on ResNet-18 and 0.101x → 0.076-0.079x on the MLP once reads
+under 8 MiB stay on one thread; whole run 1.169x → 1.131-1.134x and 1.195x → 1.143-1.153x).
 
 Usage:
     python benchmarks/bench_report.py                 # CPU, full sizes, 1 thread
