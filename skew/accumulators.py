@@ -209,9 +209,10 @@ def level1(
     in level 2), and the compiled CPU kernel in the same pass (``Partial.inputs`` is then
     :func:`input_partial` (x), bit for bit, where x is a dense float32 CPU tensor and the work is
     not split over threads); the other forms ignore ``x`` (``Partial.inputs`` None). ``reads``
-    is :func:`reads_input` (z3) when the caller already knows it (None: ask). ``buffers`` (:class:`skew._triton.Buffers`, one per call
-    site and call position) lets the CUDA kernels write into the memory of that site's previous
-    batch; the caller must have finished level 2 of that batch.
+    is :func:`reads_input` (z3) when the caller already knows it (None: ask). ``buffers``
+    (:class:`skew._triton.Buffers`, one per call site and call position) lets the CUDA kernels and
+    the compiled CPU kernel write into the memory of that site's previous batch; the caller must
+    have finished level 2 of that batch.
 
     Example:
         >>> part = level1(torch.tensor([[[1.0, 2.0, 3.0]]]), pd=2)
@@ -228,7 +229,10 @@ def level1(
     if z3.dtype not in (torch.float32, torch.float64):
         z3 = z3.float()
     if z3.dtype == torch.float32 and not _welford(z3.device):
-        fused = _fused.neurons(z3, pd, head, signs=signs, x=x)  # one read of Z (and x), rows merged per neuron
+        out = None
+        if buffers is not None:  # the (4, C) float64 results in this call site's buffer of the batch before
+            out = buffers.take(1, int(z3.shape[1 if pd == 2 else 2]), 0, z3.device)[0].view(4, -1)
+        fused = _fused.neurons(z3, pd, head, signs=signs, x=x, out=out)  # one read of Z (and x), rows merged
         if fused is not None:
             mean, m2, pos, act, bits, finite, xsums = fused
             B = int(z3.shape[0])

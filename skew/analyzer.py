@@ -390,7 +390,7 @@ class _Run:
             with_z = site.reads_input(z3)
             fresh = self._fresh_input(xin)  # an input not read yet: read in the same pass as Z where a kernel can
             part = level1(z3, pd_, head=OUI_SAMPLES - have, scratch=self.scratch, signs=self._sign_request(site, z3, pd_),
-                          x=fresh, reads=with_z, buffers=site.buffers(self.batch) if with_z else None)
+                          x=fresh, reads=with_z, buffers=site.buffers(self.batch))
             if part.inputs is not None:
                 self._remember_input(xin, part.inputs)
         if part.inputs is not None:

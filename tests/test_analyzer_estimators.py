@@ -584,6 +584,51 @@ def test_compiled_kernel_reads_the_layer_input_in_the_same_pass_bit_for_bit(monk
     assert split[6] is None and all(torch.equal(a, b) for a, b in zip(split[:4], _fused.neurons(z, 2, 0)[:4]))
 
 
+class _Twice(nn.Module):
+    """One Linear called twice per forward (two call positions of one site), then another."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(5, 5), nn.Linear(5, 3)
+
+    def forward(self, x):
+        return self.b(torch.relu(self.a(torch.relu(self.a(x)))))
+
+
+def test_compiled_kernel_writes_each_call_into_its_call_sites_buffer_batch_after_batch(monkeypatch):
+    """Every call of the compiled CPU kernel writes its summaries into the buffer of its call site
+    and call position, the same memory in every batch (no allocation per hook call); the report is
+    bit-identical to one that allocates afresh in every call."""
+    from skew import _fused
+    from skew.accumulators import _triton
+
+    _force_cpu_form("compiled", monkeypatch)
+    gen = torch.Generator().manual_seed(9)
+    batches = [torch.randn(6, 5, generator=gen) for _ in range(4)]
+    torch.manual_seed(3)
+    model = _Twice()
+    seen = []
+    real = _fused.neurons
+
+    def spy(*args, **kwargs):
+        got = real(*args, **kwargs)
+        seen.append((kwargs.get("out").data_ptr(), got[0].data_ptr()))
+        return got
+
+    monkeypatch.setattr(_fused, "neurons", spy)
+    reused = report(model, batches)
+    per_batch = len(seen) // len(batches)
+    assert per_batch == 3 and all(out == mean for out, mean in seen)  # the results are the buffer's rows
+    first = [out for out, _ in seen[:per_batch]]
+    assert len(set(first)) == 3  # a.#0, a.#1 and b: one buffer each
+    assert all([out for out, _ in seen[k * per_batch:(k + 1) * per_batch]] == first for k in range(len(batches)))
+    monkeypatch.setattr(_triton.Buffers, "take", lambda self, R, C, G, device: (  # a fresh buffer every call
+        torch.empty(4, R, C, dtype=torch.float64, device=device),))
+    fresh = report(model, batches)
+    for a, b in ((reused.neurons, fresh.neurons), (reused.layers, fresh.layers)):
+        assert a.equals(b)
+
+
 def test_compiled_kernel_falls_back_to_eager_without_a_compiler(monkeypatch, tmp_path):
     """No compiler (or SKEW_EAGER set): kernel() is None and report() gives the eager numbers."""
     from skew import _fused
