@@ -93,6 +93,14 @@ With ``--threads 2`` (torch's default on that VM) the compiled kernels used to s
 over 256K values over the threads; inside a forward pass that made the hooks about 30% slower
 (``in hooks`` 0.146x → 0.114-0.117x on ResNet-18 and 0.101x → 0.076-0.079x on the MLP once reads
 under 8 MiB stay on one thread; whole run 1.169x → 1.131-1.134x and 1.195x → 1.143-1.153x).
+Then the compiled kernel wrote into a buffer per call site (``_triton.Buffers``, as on CUDA)
+instead of allocating its (4, C) float64 results in every hook call: those few KiB per call made
+glibc return memory and the next layer's outputs fault their pages in again (MLP: about 15,600 →
+0-4,000 minor faults per 10 batches, its ReLUs 22 → 11 ms). Final tree, 1 thread, 6 runs (3 of
+them interleaved with the release's starting tree, which gave 1.084-1.116x and 1.085-1.118x):
+ResNet-18 1.029-1.095x, MLP 1.063-1.096x (each further batch 1.00-1.08x and 1.03-1.06x; in hooks
+0.065-0.069x and 0.046-0.053x; set-up 0.034-0.054 s and 0.019-0.023 s). 2 threads, 4 runs:
+1.10-1.19x and 1.13-1.18x.
 
 Usage:
     python benchmarks/bench_report.py                 # CPU, full sizes, 1 thread
