@@ -576,7 +576,8 @@ def neurons(z3: torch.Tensor, pd: int, head: int = 0, lib=None, signs: tuple | N
     single = P == 1 and R > 1  # one value per sample: the R samples are one row of R values
     if single:
         R, P, sp, sr = 1, R, sr, 0
-    if out is None or out.shape != (4, C) or out.dtype != torch.float64 or not out.is_cpu or not out.is_contiguous():
+    fits = out is not None and out.shape == (4, C) and out.dtype == torch.float64 and out.is_cpu
+    if not (fits and out.is_contiguous()):
         out = torch.empty(4, C, dtype=torch.float64)  # mean, M2, pos, act
     base = out.data_ptr()
     bits = torch.empty(nhead, C, dtype=torch.bool) if nhead else None
@@ -592,12 +593,10 @@ def neurons(z3: torch.Tensor, pd: int, head: int = 0, lib=None, signs: tuple | N
     threads = _threads(R * C * P)
     check = (ctypes.c_double * threads)()
     where = ctypes.addressof(check)
-    xsums = None
+    xsums, xargs = None, (None, 0, None)  # the layer input read in the same pass: one thread only
     if x is not None and threads == 1 and _threads(x.numel()) == 1 and _usable(x) and x.numel() and _dense(x):
         xsums = (ctypes.c_double * 2)()
-        ptrs = (*ptrs, where, x.data_ptr(), x.numel(), xsums)
-    else:
-        ptrs = (*ptrs, where, None, 0, None)
+        xargs = (x.data_ptr(), x.numel(), xsums)
     if sp == 1 or (P == 1 and sc != 1):  # one row along memory at a time, lanes over positions
         fn, step = lib.skew_neurons_inner, sc
     elif sc == 1:  # lanes over the neurons (the kernel allocates its C-long work arrays)
@@ -605,10 +604,9 @@ def neurons(z3: torch.Tensor, pd: int, head: int = 0, lib=None, signs: tuple | N
     else:
         return None
     if threads == 1:  # the common case, without the split's closure
-        failed = fn(ptr, R, C, P, sr, step, 0, C, *ptrs)
+        failed = fn(ptr, R, C, P, sr, step, 0, C, *ptrs, where, *xargs)
     else:
         codes = [0] * threads
-        ptrs = ptrs[:-4]
 
         def piece(i: int, a: int, b: int) -> None:
             codes[i] = fn(ptr, R, C, P, sr, step, a, b, *ptrs, where + 8 * i, None, 0, None)

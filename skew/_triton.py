@@ -154,7 +154,9 @@ class Buffers:
 
     A hook call's outputs live until level 2 reads them at the end of the batch; the next batch's
     call at the same site (and call position) can then write into the same memory instead of
-    allocating it again. ``take`` returns the (4, R, C) float64 rows buffer, its four views
+    allocating it again. The compiled CPU kernel (:func:`skew._fused.neurons`) takes its (4, C)
+    results from ``take(1, C, 0, cpu)`` the same way: a few KiB allocated per hook call made the C
+    allocator hand memory back and the next layer's outputs fault their pages in again. ``take`` returns the (4, R, C) float64 rows buffer, its four views
     (k, mean, M2, positives) and the input's :class:`InputBlocks` for G blocks (or None), made
     anew only when the shape or device changes. Peak memory is unchanged: within a batch every
     call's outputs existed at once anyway.
