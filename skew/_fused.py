@@ -27,7 +27,10 @@ or load, a mismatch in the self-test against a float64 reference — makes :func
 None and level 1 keeps its eager form; so does the environment variable ``SKEW_EAGER`` (set to
 anything non-empty). Only float32 CPU tensors whose positions or neurons are contiguous go through
 it; everything else (float64, accelerators, other layouts) stays eager. Work is split over
-``torch.get_num_threads()`` threads for large outputs.
+``torch.get_num_threads()`` threads for large outputs: where torch runs its threads on GNU OpenMP
+(its Linux wheels), the library is built with ``-fopenmp`` and binds to torch's own libgomp, so
+the pieces run in torch's intra-op pool, on workers still spinning from the layer before; else on
+Python threads. Both splits cut the same pieces and give the same bits.
 
 Example:
     >>> import torch
@@ -370,6 +373,53 @@ void skew_fold(int64_t C, int64_t *n, double *mean, double *m2, int64_t *pos, do
 }
 #pragma GCC pop_options
 
+/* The threaded forms: pieces [i * step, min(n, (i + 1) * step)) of a range of n (neurons, values or
+   rows), one per thread of the OpenMP team of the calling thread. Built with OpenMP (skew_openmp()
+   is 1), that team is torch's own intra-op pool, whose workers are still spinning after the layer
+   that just ran, so the hand-off costs microseconds and no thread competes with them; built
+   without, the pieces run one after another. Each piece is the single-threaded call on its range:
+   the same bits as the Python-thread split over the same pieces. */
+#ifdef _OPENMP
+int skew_openmp(void) { return 1; }
+#else
+int skew_openmp(void) { return 0; }
+#endif
+
+int skew_neurons_split(int64_t outer, int64_t pieces, int64_t step, const float *z, int64_t R, int64_t C,
+                       int64_t P, int64_t sr, int64_t st, double *mean, double *m2, double *pos, double *act,
+                       uint8_t *bits, int64_t nhead, const int64_t *sgn, const int32_t *smap, uint8_t *sout,
+                       double *check) {
+    int failed = 0;
+#pragma omp parallel for num_threads((int)pieces) schedule(static, 1) reduction(| : failed)
+    for (int64_t i = 0; i < pieces; i++) {
+        const int64_t a = i * step, b = a + step < C ? a + step : C;
+        if (outer)
+            failed |= skew_neurons_outer(z, R, C, P, sr, st, a, b, mean, m2, pos, act, bits, nhead, sgn, smap,
+                                         sout, check + i, NULL, 0, NULL) != 0;
+        else
+            skew_neurons_inner(z, R, C, P, sr, st, a, b, mean, m2, pos, act, bits, nhead, sgn, smap, sout,
+                               check + i, NULL, 0, NULL);
+    }
+    return failed;
+}
+
+void skew_sums_split(const float *x, int64_t pieces, int64_t step, int64_t n, double *out) {
+#pragma omp parallel for num_threads((int)pieces) schedule(static, 1)
+    for (int64_t i = 0; i < pieces; i++) {
+        const int64_t a = i * step, b = a + step < n ? a + step : n;
+        skew_sums(x + a, b - a, out + 2 * i);
+    }
+}
+
+void skew_row_stats_split(const float *w, int64_t pieces, int64_t step, int64_t m, int64_t n, int64_t ld,
+                          double *sums, double *sq) {
+#pragma omp parallel for num_threads((int)pieces) schedule(static, 1)
+    for (int64_t i = 0; i < pieces; i++) {
+        const int64_t a = i * step, b = a + step < m ? a + step : m;
+        skew_row_stats(w + a * ld, b - a, n, ld, sums + a, sq + a);
+    }
+}
+
 /* Hamming distances of bit-packed patterns (rows of `words` 64-bit words): out[k] =
    popcount(w[i[k]] XOR w[j[k]]) over whole rows (the caller clears the bits past a row's units). */
 void skew_hamming(const uint64_t *w, int64_t words, const int64_t *i, const int64_t *j, int64_t pairs,
@@ -393,8 +443,14 @@ _SIGNATURES = {
     "skew_row_stats": [_P, _I, _I, _I, _P, _P],
     "skew_fold": [_I, _P, _P, _P, _P, _P, _P, _P, _P, _P, _I, _I],
     "skew_hamming": [_P, _I, _P, _P, _I, _P],
+    "skew_openmp": [],
+    "skew_neurons_split": [_I, _I, _I, _P, _I, _I, _I, _I, _I, _P, _P, _P, _P, _P, _I, _P, _P, _P, _P],
+    "skew_sums_split": [_P, _I, _I, _I, _P],
+    "skew_row_stats_split": [_P, _I, _I, _I, _I, _I, _P, _P],
 }
-_RETURNS_INT = {"skew_neurons_outer"}  # 0, or -1 where its work arrays could not be allocated
+# skew_neurons_outer: 0, or -1 where its work arrays could not be allocated (the split: nonzero if any piece's
+# were not); skew_openmp: 1 where built with OpenMP
+_RETURNS_INT = {"skew_neurons_outer", "skew_neurons_split", "skew_openmp"}
 _NO_SIGNS = (ctypes.c_int64 * 3)(0, 0, 0)
 #: Below this many values (8 MiB of float32) a call runs on one thread. Inside a forward pass, the
 #: other cores are still held by torch's OpenMP workers, which spin for a while after each parallel
@@ -459,31 +515,53 @@ def _load():
         return None
     flags = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-shared", "-fPIC"]
     key = hashlib.sha256("\0".join([_SOURCE, cc, *flags, _cpu_tag()]).encode()).hexdigest()[:16]
-    name = f"fused-{key}.so"
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     folders = [os.path.join(base, "skew"), os.path.join(tempfile.gettempdir(), f"skew-{os.getuid()}")]
-    path = None
-    for folder in folders:  # the user cache, else a private temporary folder (read-only home)
+    # With OpenMP where torch runs its own threads on it (its libgomp, already loaded, is the one the
+    # library binds to), else without: a compiler without OpenMP, or a library that will not load.
+    variants = [("-omp", ["-fopenmp"])] if _torch_openmp() else []
+    for suffix, extra in [*variants, ("", [])]:
+        for folder in folders:  # the user cache, else a private temporary folder (read-only home)
+            try:
+                path = _build(cc, flags + extra, folder, f"fused-{key}{suffix}.so", remember=bool(extra))
+                break
+            except OSError:
+                continue
+        else:
+            continue
+        if path is None:
+            continue
         try:
-            path = _build(cc, flags, folder, name)
-            break
+            lib = ctypes.CDLL(path)
         except OSError:
             continue
-    if path is None:
-        return None
-    lib = ctypes.CDLL(path)
-    for name, args in _SIGNATURES.items():
-        fn = getattr(lib, name)
-        fn.argtypes = args
-        fn.restype = ctypes.c_int if name in _RETURNS_INT else None
-    return lib
+        for name, args in _SIGNATURES.items():
+            fn = getattr(lib, name)
+            fn.argtypes = args
+            fn.restype = ctypes.c_int if name in _RETURNS_INT else None
+        return lib
+    return None
 
 
-def _build(cc: str, flags: list[str], folder: str, name: str) -> str | None:
-    """The compiled library's path in ``folder``, compiling it there first if needed (OSError: unwritable)."""
+def _torch_openmp() -> bool:
+    """Whether torch's intra-op threads are GNU OpenMP's (its Linux wheels): the pool the split reads join."""
+    try:
+        info = torch.__config__.parallel_info()
+    except Exception:
+        return False
+    return sys.platform.startswith("linux") and "parallel backend: OpenMP" in info
+
+
+def _build(cc: str, flags: list[str], folder: str, name: str, remember: bool = False) -> str | None:
+    """The compiled library's path in ``folder``, compiling it there first if needed (OSError: unwritable).
+
+    None where it does not compile; with ``remember``, a failure is recorded beside it and not tried
+    again (an optional variant, such as OpenMP where the compiler lacks it)."""
     path = os.path.join(folder, name)
     if os.path.exists(path):
         return path
+    if remember and os.path.exists(path + ".failed"):  # not tried again in every process
+        return None
     os.makedirs(folder, mode=0o700, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         src = os.path.join(tmp, "fused.c")
@@ -495,6 +573,9 @@ def _build(cc: str, flags: list[str], folder: str, name: str) -> str | None:
             if done.returncode == 0:
                 break
         else:
+            if remember:
+                with open(path + ".failed", "wb"):
+                    pass
             return None
         os.replace(out, path)  # atomic: concurrent builders (test workers) agree
     return path
@@ -598,13 +679,17 @@ def neurons(z3: torch.Tensor, pd: int, head: int = 0, lib=None, signs: tuple | N
         xsums = (ctypes.c_double * 2)()
         xargs = (x.data_ptr(), x.numel(), xsums)
     if sp == 1 or (P == 1 and sc != 1):  # one row along memory at a time, lanes over positions
-        fn, step = lib.skew_neurons_inner, sc
+        fn, step, outer = lib.skew_neurons_inner, sc, False
     elif sc == 1:  # lanes over the neurons (the kernel allocates its C-long work arrays)
-        fn, step = lib.skew_neurons_outer, sp
+        fn, step, outer = lib.skew_neurons_outer, sp, True
     else:
         return None
     if threads == 1:  # the common case, without the split's closure
         failed = fn(ptr, R, C, P, sr, step, 0, C, *ptrs, where, *xargs)
+    elif _openmp(lib):  # in torch's own thread pool
+        pieces, size = _pieces(threads, C, 16)
+        failed = lib.skew_neurons_split(outer, pieces, size, ptr, R, C, P, sr, step, *ptrs,
+                                        where)
     else:
         codes = [0] * threads
 
@@ -645,7 +730,10 @@ def sums(x: torch.Tensor, lib=None):
         lib.skew_sums(x.data_ptr(), n, out)
         return out[0], out[1]
     ptr, size, where = x.data_ptr(), x.element_size(), ctypes.addressof(out)
-    _split(threads, n, 1, lambda i, a, b: lib.skew_sums(ptr + a * size, b - a, where + 16 * i))
+    if _openmp(lib):
+        lib.skew_sums_split(ptr, *_pieces(threads, n, 1), n, out)
+    else:
+        _split(threads, n, 1, lambda i, a, b: lib.skew_sums(ptr + a * size, b - a, where + 16 * i))
     return sum(out[0::2]), sum(out[1::2])
 
 
@@ -670,8 +758,12 @@ def row_stats(rows: torch.Tensor, lib=None):
     sq = np.empty(m, dtype=np.float64)
     ptr, ld, s_at, q_at = rows.data_ptr(), rows.stride(0), sums.ctypes.data, sq.ctypes.data
     # rows split over the threads (each row's sums do not depend on the split)
-    _split(_threads(m * n), m, 1, lambda i, a, b: lib.skew_row_stats(
-        ptr + 4 * a * ld, b - a, n, ld, s_at + 8 * a, q_at + 8 * a))
+    threads = _threads(m * n)
+    if threads > 1 and _openmp(lib):
+        lib.skew_row_stats_split(ptr, *_pieces(threads, m, 1), m, n, ld, s_at, q_at)
+    else:
+        _split(threads, m, 1, lambda i, a, b: lib.skew_row_stats(
+            ptr + 4 * a * ld, b - a, n, ld, s_at + 8 * a, q_at + 8 * a))
     return sums, np.sqrt(sq, out=sq)
 
 
@@ -693,14 +785,36 @@ def _threads(work: int) -> int:
     return 1 if work < PARALLEL_MIN else max(1, torch.get_num_threads())
 
 
-def _split(threads: int, n: int, align: int, run) -> None:
-    """Run ``run(i, a, b)`` over pieces i of [0, n), at most ``threads`` of them, each a multiple
-    of ``align`` long but the last (ctypes drops the GIL in each)."""
+def _pieces(threads: int, n: int, align: int) -> tuple[int, int]:
+    """(pieces, step): [0, n) cut into at most ``threads`` pieces [i·step, min(n, (i+1)·step)), each a
+    multiple of ``align`` long but the last; one piece where n < 2·align.
+
+    Example:
+        >>> _pieces(2, 100, 16), _pieces(3, 10, 1), _pieces(2, 20, 16)
+        ((2, 64), (3, 4), (1, 20))
+    """
     if threads <= 1 or n < 2 * align:
-        run(0, 0, n)
-        return
+        return 1, n
     step = -(-n // threads)
     step = -(-step // align) * align
+    return -(-n // step), step
+
+
+def _openmp(lib) -> bool:
+    """Whether ``lib`` was built with OpenMP, so that its split calls run in torch's thread pool."""
+    flag = getattr(lib, "_skew_openmp", None)
+    if flag is None:
+        flag = lib._skew_openmp = bool(lib.skew_openmp())
+    return flag
+
+
+def _split(threads: int, n: int, align: int, run) -> None:
+    """Run ``run(i, a, b)`` over pieces i of [0, n) (:func:`_pieces`), on Python threads (ctypes
+    drops the GIL in each): the form for a library built without OpenMP."""
+    pieces, step = _pieces(threads, n, align)
+    if pieces == 1:
+        run(0, 0, n)
+        return
     bounds = [(a, min(n, a + step)) for a in range(0, n, step)]
     pool = _pool(len(bounds) - 1)
     futures = [pool.submit(run, i, a, b) for i, (a, b) in enumerate(bounds) if i > 0]

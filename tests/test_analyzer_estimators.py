@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import numpy as np
 import pytest
@@ -500,6 +501,10 @@ def test_compiled_kernel_that_cannot_allocate_its_work_arrays_falls_back_to_eage
             calls.append(args)
             return -1
 
+        def skew_neurons_split(self, outer, *args):  # the threaded form (OpenMP): its pieces fail alike
+            calls.append(args)
+            return 1 if outer else real.skew_neurons_split(outer, *args)
+
     zt = torch.randn(5, 11, 40) + 0.2  # (B, P, C): neurons contiguous, the outer kernel's layout
     with_threads = torch.get_num_threads()
     try:
@@ -545,6 +550,50 @@ def test_compiled_kernel_threads_split_the_neurons_identically(monkeypatch):
     assert one[2] == pytest.approx(many[2], rel=1e-6)  # Σx: other pieces, other float32 lane blocks
     xd = x.double()
     assert many[2] == pytest.approx((float(xd.sum()), float((xd * xd).sum())), rel=1e-6)
+
+
+def test_compiled_kernel_split_in_torchs_openmp_pool_gives_the_python_threads_bits(monkeypatch):
+    """Where the library is built with OpenMP, a split call runs its pieces in torch's own thread
+    pool (``skew_*_split``); the pieces are those of the Python-thread split, so every output (the
+    neurons' sums, pattern bits and raster signs in both layouts, Σx, the weight rows) is the same
+    bit for bit. And where torch runs on OpenMP and the compiler has it, that is the build in use."""
+    import subprocess
+
+    from skew import _fused
+
+    _force_cpu_form("compiled", monkeypatch)
+    monkeypatch.setattr(_fused, "PARALLEL_MIN", 1)
+    lib = _fused.kernel()
+    if not _fused._openmp(lib):
+        probe = subprocess.run(["cc", "-fopenmp", "-x", "c", "-", "-o", os.devnull], input=b"int main(){return 0;}",
+                               capture_output=True)
+        assert not (_fused._torch_openmp() and probe.returncode == 0), "OpenMP available but not used"
+        pytest.skip("the library is built without OpenMP here")
+    gen = torch.Generator().manual_seed(3)
+    z = torch.randn(6, 53, 40, generator=gen) + 0.1
+    zt = torch.randn(5, 11, 70, generator=gen) - 0.1  # (B, P, C): the outer kernel's layout
+    smap = torch.arange(53, dtype=torch.int32)
+    x = torch.randn(100_003, generator=gen)
+    w = torch.randn(29, 41, generator=gen)[:, 3:37]
+
+    def run(threads):
+        torch.set_num_threads(threads)
+        sout = torch.zeros(4, 53, dtype=torch.bool)
+        a = _fused.neurons(z, 2, 3, signs=(4, 7, smap, sout))
+        return [a, sout.clone(), _fused.neurons(zt, 1, 5), _fused.sums(x), _fused.row_stats(w)]
+
+    with_threads = torch.get_num_threads()
+    try:
+        pool = run(3)
+        monkeypatch.setattr(_fused, "_openmp", lambda lib: False)
+        python = run(3)
+    finally:
+        torch.set_num_threads(with_threads)
+    for a, b in ((pool[0], python[0]), (pool[2], python[2])):
+        assert all(torch.equal(u, v) for u, v in zip(a[:5], b[:5])) and a[5] == b[5] is True
+    assert torch.equal(pool[1], python[1]) and pool[1].any()
+    assert pool[3] == python[3]
+    assert all(np.array_equal(u, v) for u, v in zip(pool[4], python[4]))
 
 
 def test_compiled_kernel_reads_the_layer_input_in_the_same_pass_bit_for_bit(monkeypatch):
