@@ -830,6 +830,45 @@ def test_compiled_kernel_builds_in_a_private_temporary_folder_when_the_cache_is_
     assert len(built) == 1 and blocker.is_file()
 
 
+def test_compiled_kernel_without_openmp_in_the_compiler_builds_without_it_once(monkeypatch, tmp_path):
+    """A compiler that rejects -fopenmp (injected: a wrapper that fails on it) gives the library
+    without OpenMP, whose split runs on Python threads with the same results; the failed variant
+    is remembered beside it and not compiled again in the next process."""
+    import shutil
+    import stat
+
+    from skew import _fused
+
+    _force_cpu_form("compiled", monkeypatch)  # (skips where no compiler built it)
+    real = shutil.which("cc") or shutil.which("gcc")
+    log = tmp_path / "calls.txt"
+    cc = tmp_path / "cc-no-openmp"
+    cc.write_text(f'#!/bin/sh\necho "$@" >> {log}\ncase " $* " in *" -fopenmp "*) exit 1;; esac\nexec {real} "$@"\n')
+    cc.chmod(cc.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("CC", str(cc))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(_fused, "_torch_openmp", lambda: True)
+    monkeypatch.setattr(_fused, "_state", {})
+    lib = _fused.kernel()
+    assert lib is not None and not _fused._openmp(lib)
+    attempts = log.read_text().splitlines()
+    assert any("-fopenmp" in a for a in attempts) and not all("-fopenmp" in a for a in attempts)
+    assert len(list((tmp_path / "cache" / "skew").glob("fused-*-omp.so.failed"))) == 1
+    monkeypatch.setattr(_fused, "PARALLEL_MIN", 1)
+    z = torch.randn(4, 40, 33)
+    with_threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        split = _fused.neurons(z, 2, 2, lib=lib)
+    finally:
+        torch.set_num_threads(with_threads)
+    one = _fused.neurons(z, 2, 2, lib=lib)
+    assert all(torch.equal(a, b) for a, b in zip(split[:5], one[:5]))
+    log.write_text("")
+    monkeypatch.setattr(_fused, "_state", {})
+    assert _fused.kernel() is not None and log.read_text() == ""  # both outcomes cached: no compiler run
+
+
 def test_host_fold_equals_the_torch_level2_bit_for_bit(monkeypatch):
     """DeviceStats.fold (numpy, per call) and commit(reduce(...)) (torch, vectorised over layers)
     leave identical accumulators: several batches, a layer called twice per batch, B = 1 (no OUI),
