@@ -329,3 +329,57 @@ def test_tracker_checks_its_arguments_when_built(kwargs, words):
     kwargs = {"probe": _x(), **kwargs}
     with untouched(model):
         _raises(lambda: skew.Tracker(model, kwargs.pop("probe"), **kwargs), *words)
+
+
+# ---- models, data, seeding, oui -------------------------------------------------------------------------
+@pytest.mark.parametrize("builder,kwargs", [
+    (skew.models.mlp, {"bias": "no"}), (skew.models.mlp, {"pre_activation": "x"}), (skew.models.mlp, {"bias": 2}),
+    (skew.models.cnn, {"bias": "no"}),
+], ids=["mlp-bias-word", "mlp-pre-activation-word", "mlp-bias-2", "cnn-bias-word"])
+def test_model_flags_that_are_no_bool_are_refused(builder, kwargs):
+    _raises(lambda: builder(**kwargs), "must be True or False")  # bool('no') is True: biases were built
+
+
+def test_model_flags_spelled_on_the_command_line_are_read():
+    assert skew.models.mlp(depth=1, width=2, bias="false").fc1.bias is None
+    assert skew.models.mlp(depth=1, width=2, bias="True").fc1.bias is not None
+    assert skew.models.mlp(depth=1, width=2, bias=None).fc1.bias is None
+
+
+def test_cli_bias_false_builds_no_bias(capsys, tmp_path):
+    code, out, err = _cli(["inspect", "--model", "mlp", "-o", "depth=1", "-o", "width=4", "-o", "bias=false"], capsys)
+    assert code == 0, err
+    code, _, err = _cli(["inspect", "--model", "mlp", "-o", "depth=1", "-o", "bias=no"], capsys)
+    cli_clear_error(code, err, 1)
+    assert "True or False" in err
+
+
+@pytest.mark.parametrize("dropout", ["x", None, True])
+def test_transformer_dropout_that_is_no_number(dropout):
+    _raises(lambda: skew.models.transformer(dropout=dropout), "dropout=")
+
+
+@pytest.mark.parametrize("shape", [(4.5,), (True,), (3, 2.5)])
+def test_data_shapes_must_be_whole_numbers(shape):
+    _raises(lambda: skew.data.build_data("gaussian", shape=shape), "per-sample shape")
+
+
+def test_seeding_generator_on_a_device_that_is_none():
+    _raises(lambda: skew.seeding.generator(0, "data", device="gpu"), "device='gpu'")
+
+
+@pytest.mark.parametrize("call,words", [
+    (lambda: skew.oui.default_pairs("a"), ("integer",)),
+    (lambda: skew.oui.batch_oui(np.random.default_rng(0).random((4, 3))), ("boolean",)),
+    (lambda: skew.oui.pairwise_oui(np.full((4, 3), np.nan)), ("boolean",)),
+    (lambda: skew.oui.batch_oui("abc"), ("boolean array",)),
+    (lambda: skew.oui.oui_from_p(np.array([1.5, -0.2])), ("[0, 1]",)),
+    (lambda: skew.oui.oui_from_p("a"), ("probabilities",)),
+], ids=["pairs-word", "batch-floats", "pairwise-nan", "batch-word", "p-out-of-range", "p-word"])
+def test_oui_inputs_that_are_no_patterns_or_probabilities(call, words):
+    _raises(call, *words)
+
+
+def test_oui_accepts_0_1_ints_and_nan_p():
+    assert skew.oui.batch_oui(np.array([[1, 1], [0, 1]])) == 0.5
+    assert skew.oui.oui_from_p(np.array([np.nan, 0.5])) == 1.0
