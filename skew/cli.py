@@ -125,6 +125,13 @@ class _ModelOptions(argparse.Action):
         setattr(namespace, self.dest, items)
 
 
+def _layer_name(text: str) -> str:
+    """argparse type for plot's --layer: one non-empty qualified name (an empty one silently meant the first layer)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} names no layer; pass a qualified name such as fc1 or layer1.0.conv1")
+    return text.strip()
+
+
 def _float_list(text: str) -> tuple[float, ...]:
     try:
         values = tuple(float(v) for v in text.split(",") if v.strip())
@@ -628,6 +635,9 @@ def _cmd_compare(args, parser) -> int:
     inits = [s.strip() for s in args.inits.split(",") if s.strip()]
     if not inits:
         parser.error("argument --inits: give at least one scheme, e.g. --inits xavier_uniform,sinusoidal")
+    if len(set(inits)) != len(inits):
+        parser.error(f"argument --inits: {args.inits!r} repeats a scheme; list each once, e.g. --inits "
+                     "xavier_uniform,sinusoidal")
     for scheme in inits:
         try:
             _scheme_or_as_built(scheme)
@@ -780,7 +790,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shape", type=_positive_int, nargs=2, metavar=("M", "N"), default=None,
                    help="matrix shape: M output neurons, N inputs (default: 101 101)")
     p.add_argument("--model", help="take the weight from this model (built-in name or pkg.module:factory)")
-    p.add_argument("--layer", help="qualified name of the layer in --model (default: its first layer)")
+    p.add_argument("--layer", type=_layer_name, help="qualified name of the layer in --model (default: its first layer)")
     p.add_argument("-o", "--model-option", type=_model_option, action=_ModelOptions, metavar="KEY=VALUE",
                    help="option passed to the model builder, repeatable")
     p.add_argument("--input-shape", type=_positive_int, nargs="+", metavar="D",

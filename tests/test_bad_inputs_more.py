@@ -383,3 +383,16 @@ def test_oui_inputs_that_are_no_patterns_or_probabilities(call, words):
 def test_oui_accepts_0_1_ints_and_nan_p():
     assert skew.oui.batch_oui(np.array([[1, 1], [0, 1]])) == 0.5
     assert skew.oui.oui_from_p(np.array([np.nan, 0.5])) == 1.0
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["plot", "--init", "sinusoidal", "--model", "mlp", "-o", "depth=2", "-o", "width=8", "--layer", "", "--out", "p.png"],
+     ("names no layer",)),
+    (["compare", *MLP, *DATA, "--inits", "sinusoidal,sinusoidal"], ("repeats a scheme",)),
+], ids=["plot-layer-empty", "compare-inits-repeated"])
+def test_cli_more_bad_arguments_exit_2(argv, words, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _cli(argv, capsys)
+    cli_clear_error(code, err, 2)
+    assert all(w in err for w in words), err
+    assert list(tmp_path.iterdir()) == []
