@@ -396,3 +396,10 @@ def test_cli_more_bad_arguments_exit_2(argv, words, capsys, tmp_path, monkeypatc
     cli_clear_error(code, err, 2)
     assert all(w in err for w in words), err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_layer_whose_weight_is_none_is_named_as_such():
+    model = nn.Sequential(nn.Linear(4, 3))
+    model[0].weight = None
+    for call in (lambda: skew.report(model, [_x()], progress=False), lambda: skew.weights.layer_table(model)):
+        _raises(call, "'0' (Linear)", "no weight tensor")  # was: "has no Linear, Conv ... layers"
