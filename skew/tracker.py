@@ -73,7 +73,10 @@ def _check_once(model: nn.Module, probe, layers, input_fn, device, at: str) -> N
         except (RuntimeError, TypeError):
             raise SkewError(f"device={device!r} is not a torch device; pass e.g. 'cpu' or 'cuda'") from None
     if at == "layers":
-        select_units(model, layers)  # unknown names and predicates of the wrong arity, named now
+        from skew._state import kept_buffers
+
+        with kept_buffers(model), torch.no_grad():  # reading a spectral-normed weight in train mode moves _u/_v
+            select_units(model, layers)  # unknown names and predicates of the wrong arity, named now
     if input_fn is None:
         t = _first_tensor(probe)
         if t is not None and t.dim() > 0 and t.numel() == 0:
