@@ -363,6 +363,8 @@ class Comparison:
             layer
             1                 0.0          0.712        0.0          0.215
         """
+        if not isinstance(percent, (bool, np.bool_)):  # percent="no" is truthy: it would scale by 100
+            raise SkewError(f"percent={percent!r} must be True or False")
         scale = 100.0 if percent else 1.0
         parts = {}
         for alpha in self.thresholds:

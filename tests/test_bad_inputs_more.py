@@ -403,3 +403,8 @@ def test_a_layer_whose_weight_is_none_is_named_as_such():
     model[0].weight = None
     for call in (lambda: skew.report(model, [_x()], progress=False), lambda: skew.weights.layer_table(model)):
         _raises(call, "'0' (Linear)", "no weight tensor")  # was: "has no Linear, Conv ... layers"
+
+
+def test_comparison_summary_percent_must_be_a_bool(cmp):
+    _raises(lambda: cmp.summary(percent="no"), "True or False")
+    assert cmp.summary(percent=True).to_numpy().max() <= 100.0
