@@ -408,3 +408,16 @@ def test_a_layer_whose_weight_is_none_is_named_as_such():
 def test_comparison_summary_percent_must_be_a_bool(cmp):
     _raises(lambda: cmp.summary(percent="no"), "True or False")
     assert cmp.summary(percent=True).to_numpy().max() <= 100.0
+
+
+@pytest.mark.parametrize("fn", ["sinusoidal_", "idinit_", "idiz_", "arcsine_"])
+@pytest.mark.parametrize("dtype", [torch.int64, torch.bool, torch.complex64])
+def test_in_place_inits_refuse_weights_that_cannot_hold_real_values(fn, dtype):
+    weight = torch.ones(3, 4, dtype=dtype)
+    _raises(lambda: getattr(skew.init, fn)(weight), "floating-point", "weight.float()")
+    assert torch.equal(weight, torch.ones(3, 4, dtype=dtype))  # sinusoidal_ wrote all zeros into an int64 weight
+
+
+def test_sinusoidal_amplitude_reads_only_the_shape():
+    assert skew.init.sinusoidal_amplitude(torch.zeros(3, 4, dtype=torch.int64)) == skew.init.sinusoidal_amplitude(
+        torch.zeros(3, 4))
