@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["float_list", "names", "seed", "seed_list"]
+__all__ = ["float_list", "names", "out_path", "seed", "seed_list"]
 
 
 def names(text: str) -> list[str]:
@@ -52,3 +52,10 @@ def float_list(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a comma-separated list of numbers, e.g. 0,1e-4,1e-3,1e-2"
         ) from None
+
+
+def out_path(text: str) -> str:
+    """argparse type for ``--out``: a non-empty path (an empty one would silently write nothing, or into '.')."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is an empty path; pass a directory or file name, e.g. --out out")
+    return text

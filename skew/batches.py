@@ -132,6 +132,11 @@ def to_device(obj: Any, device: torch.device | None) -> Any:
     if device is None:
         return obj
     if isinstance(obj, torch.Tensor):
+        if obj.is_meta and torch.device(device).type != "meta":
+            raise SkewError(
+                f"the batch holds a {describe(obj)} tensor: meta tensors have a shape but no values, so they "
+                f"cannot be moved to {device}; yield real data (e.g. torch.randn(...) of that shape)"
+            )
         return obj.to(device)
     if isinstance(obj, Mapping):
         moved = {k: to_device(v, device) for k, v in obj.items()}

@@ -31,6 +31,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
+from skew._argtypes import out_path as _out_arg
 from skew._argtypes import seed as _seed_arg
 from skew._argtypes import seed_list as _int_list
 from skew._io import write_csv
@@ -104,11 +105,31 @@ def _model_option(text: str) -> tuple[str, object]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE (e.g. depth=3, activation=relu, bias=False)")
     key, value = text.split("=", 1)
+    if not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} has no KEY before '='; write KEY=VALUE, e.g. depth=3")
     try:
         parsed = ast.literal_eval(value)
     except (ValueError, SyntaxError):
         parsed = value
     return key.strip(), parsed
+
+
+class _ModelOptions(argparse.Action):
+    """``-o KEY=VALUE``, repeatable; a KEY given twice is an error (never "last wins", as for init options)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        items = list(getattr(namespace, self.dest, None) or [])
+        if any(key == values[0] for key, _ in items):
+            raise argparse.ArgumentError(self, f"option {values[0]!r} is given twice; pass each KEY once")
+        items.append(values)
+        setattr(namespace, self.dest, items)
+
+
+def _layer_name(text: str) -> str:
+    """argparse type for plot's --layer: one non-empty qualified name (an empty one silently meant the first layer)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} names no layer; pass a qualified name such as fc1 or layer1.0.conv1")
+    return text.strip()
 
 
 def _float_list(text: str) -> tuple[float, ...]:
@@ -333,6 +354,8 @@ def _user_code(what: str, fn, *args, **kwargs):
     except SkewError:
         raise
     except Exception as err:  # noqa: BLE001 - user code may raise anything
+        if _out_of_memory(err):
+            raise SkewError(f"{what}: {_OOM}") from err
         raise SkewError(f"{what} raised {type(err).__name__}: {_one_line(err)}{_where(err)}; fix it (run with "
                         "--debug for the traceback)") from err
 
@@ -582,6 +605,7 @@ def _cmd_report(args, parser) -> int:
     print(f"skew report: {args.model} ({what}), data {args.data}: {args.data_note}; "
           "skewed = fraction of non-degenerate neurons with |p - 1/2| > α (count estimator)")
     _print_frame(rep.layers, _layers_columns(rep.thresholds))
+    _note_nonfinite(rep.layers)
     if len(rep.skipped):
         counts = rep.skipped.groupby(["type", "reason"], sort=False).size().reset_index(name="modules")
         print(f"\nnot measured: {len(rep.skipped)} module(s)" + (" (listed in skipped.csv)" if args.out else ""))
@@ -593,12 +617,27 @@ def _cmd_report(args, parser) -> int:
     return 0
 
 
+def _note_nonfinite(layers) -> None:
+    """Say on stderr when layers saw NaN/Inf outputs: the table then shows NaN or counts on fewer samples."""
+    if "nonfinite" not in layers.columns:
+        return
+    hit = layers[layers["nonfinite"].fillna(0) > 0]
+    if len(hit):
+        names = ", ".join(map(str, hit["layer"].head(5))) + (", ..." if len(hit) > 5 else "")
+        print(f"skew: note: {len(hit)} layer(s) ({names}) produced {int(hit['nonfinite'].sum())} non-finite "
+              "values (NaN/Inf), left out of p; a neuron with no finite value has p = NaN. Check --data and "
+              "--weights for NaN/Inf", file=sys.stderr)
+
+
 def _cmd_compare(args, parser) -> int:
     _check_model_name(parser, args.model)
     _check_data_name(parser, args.data)
     inits = [s.strip() for s in args.inits.split(",") if s.strip()]
     if not inits:
         parser.error("argument --inits: give at least one scheme, e.g. --inits xavier_uniform,sinusoidal")
+    if len(set(inits)) != len(inits):
+        parser.error(f"argument --inits: {args.inits!r} repeats a scheme; list each once, e.g. --inits "
+                     "xavier_uniform,sinusoidal")
     for scheme in inits:
         try:
             _scheme_or_as_built(scheme)
@@ -719,7 +758,7 @@ def build_parser() -> argparse.ArgumentParser:
                             help="built-in model name (mlp, cnn, resnet18, ..., transformer; hf:gpt2, hf:bert, "
                             "hf:llama, hf:vit; see skew.models.model_names), timm:NAME (any timm architecture, "
                             "random weights) or pkg.module:factory")
-    model_opts.add_argument("-o", "--model-option", type=_model_option, action="append", metavar="KEY=VALUE",
+    model_opts.add_argument("-o", "--model-option", type=_model_option, action=_ModelOptions, metavar="KEY=VALUE",
                             help="option passed to the model builder, repeatable (e.g. -o depth=3 -o width=256)")
     model_opts.add_argument("--layers", type=_layers_arg, help="which layers: a glob or comma-separated names (default: all)")
     model_opts.add_argument("--input-shape", type=_positive_int, nargs="+", metavar="D",
@@ -751,12 +790,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shape", type=_positive_int, nargs=2, metavar=("M", "N"), default=None,
                    help="matrix shape: M output neurons, N inputs (default: 101 101)")
     p.add_argument("--model", help="take the weight from this model (built-in name or pkg.module:factory)")
-    p.add_argument("--layer", help="qualified name of the layer in --model (default: its first layer)")
-    p.add_argument("-o", "--model-option", type=_model_option, action="append", metavar="KEY=VALUE",
+    p.add_argument("--layer", type=_layer_name, help="qualified name of the layer in --model (default: its first layer)")
+    p.add_argument("-o", "--model-option", type=_model_option, action=_ModelOptions, metavar="KEY=VALUE",
                    help="option passed to the model builder, repeatable")
     p.add_argument("--input-shape", type=_positive_int, nargs="+", metavar="D",
                    help="per-sample input shape for lsuv on a factory model")
-    p.add_argument("--out", help="output file (default: <init>_weights.<format>)")
+    p.add_argument("--out", type=_out_arg, help="output file (default: <init>_weights.<format>)")
     p.add_argument("--format", choices=FORMATS, default=None, help="figure format (default: from --out, else png)")
     p.set_defaults(func=_cmd_plot, command_parser=p)
 
@@ -768,7 +807,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", type=_scheme_or_as_built, metavar="SCHEME",
                    help=f"initialize the model with this scheme first: {', '.join(schemes)}; or as_built (the "
                    "model's own constructor init, no scheme applied: the default)")
-    p.add_argument("--out", help="output directory")
+    p.add_argument("--out", type=_out_arg, help="output directory")
     p.add_argument("--at", choices=("layers", "activations"), default="layers",
                    help="where to measure: layer outputs Z = Wx + b (default) or the inputs of the nonlinearities")
     p.set_defaults(func=_cmd_report, command_parser=p)
@@ -783,7 +822,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=_int_list, default=[0],
                    help="comma-separated init seeds, one run per scheme and seed (default: 0); the data come "
                    "from --seed, each on its own stream (skew.seeding)")
-    p.add_argument("--out", help="output directory")
+    p.add_argument("--out", type=_out_arg, help="output directory")
     p.add_argument("--at", choices=("layers", "activations"), default="layers",
                    help="where to measure: layer outputs Z = Wx + b (default) or the inputs of the nonlinearities")
     p.set_defaults(func=_cmd_compare, command_parser=p)
@@ -795,7 +834,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", type=_scheme_arg, metavar="SCHEME",
                    help=f"initialize the model with this scheme first: {', '.join(schemes)}")
     p.add_argument("--weights", help="checkpoint (a state dict saved with torch.save) to load into the model")
-    p.add_argument("--out", help="output directory")
+    p.add_argument("--out", type=_out_arg, help="output directory")
     p.set_defaults(func=_cmd_inspect, command_parser=p)
 
     p = sub.add_parser("figures", parents=[common], help="regenerate every reference figure and table",
@@ -803,7 +842,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "and Markdown); byte-identical on a second run on the same machine. With --check, "
                        "regenerate into a temporary directory and compare the tables with those in --out "
                        "within stated tolerances (PNGs: existence only); exit 1 on a mismatch.")
-    p.add_argument("--out", default="figures",
+    p.add_argument("--out", type=_out_arg, default="figures",
                    help="output directory; with --check, the committed catalogue to compare with (default: figures)")
     p.add_argument("--quick", action="store_true", help="small sizes (about a minute), for tests")
     p.add_argument("--check", action="store_true",
@@ -849,6 +888,18 @@ def _check_train(args, parser: argparse.ArgumentParser) -> None:
         _check_out(args.out)
 
 
+_OOM = ("out of memory; use fewer or smaller batches (--batches, --batch-size), a smaller --shape or a smaller "
+        "model")
+
+
+def _out_of_memory(err: BaseException) -> bool:
+    """A failed allocation: MemoryError, or torch's RuntimeError from its CPU/CUDA allocators."""
+    if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":
+        return True
+    text = str(err)
+    return isinstance(err, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text.lower())
+
+
 def _describe(err: BaseException) -> str:
     """One line naming the cause of an error that is not a SkewError, and what to do about it."""
     if isinstance(err, SyntaxError):
@@ -860,8 +911,8 @@ def _describe(err: BaseException) -> str:
         where = f" {str(err.filename)!r}" if err.filename else ""
         return (f"cannot access{where}: {err.strerror or _one_line(err)}; check that the path exists and that you "
                 "may read or write it")
-    if isinstance(err, MemoryError):
-        return "out of memory; use fewer or smaller batches (--batches, --batch-size) or a smaller model"
+    if _out_of_memory(err):
+        return _OOM
     where = _where(err)
     fix = ("fix it (run with --debug for the traceback)" if where else
            "run with --debug for the traceback; if the inputs are valid, please report it as a skew bug")

@@ -122,7 +122,11 @@ def _make_builder(model: nn.Module | Callable[[], nn.Module]) -> Callable[[], nn
 def _schemes_list(schemes: str | Iterable[str]) -> list[str]:
     if isinstance(schemes, str):
         schemes = [s.strip() for s in schemes.split(",") if s.strip()]
-    schemes = list(schemes)
+    try:
+        schemes = list(schemes)
+    except TypeError:
+        raise SkewError(f"schemes={schemes!r} is not a list of scheme names; pass e.g. ['xavier_uniform', "
+                        "'sinusoidal'] or 'xavier_uniform,sinusoidal'") from None
     if not schemes:
         raise SkewError("schemes is empty; pass at least one scheme name, e.g. ['xavier_uniform', 'sinusoidal']")
     if len(set(schemes)) != len(schemes):
@@ -273,6 +277,11 @@ class Comparison:
         self.reports = dict(reports)
         self.schemes = list(schemes) if schemes is not None else list(dict.fromkeys(k[0] for k in reports))
         self.seeds = list(seeds) if seeds is not None else list(dict.fromkeys(k[1] for k in reports))
+        for what, listed, held in (("schemes", self.schemes, {k[0] for k in self.reports}),
+                                   ("seeds", self.seeds, {k[1] for k in self.reports})):
+            if set(listed) != held:  # else summary() and the plots would silently leave reports out
+                raise SkewError(f"{what}={listed!r} does not match the reports, which hold {sorted(held, key=str)!r}; "
+                                f"pass {what}=None to take them from the reports")
         self.thresholds = tuple(float(a) for a in thresholds)
         self.neurons = self._stack("neurons")
         self.layers = self._stack("layers")
@@ -354,6 +363,8 @@ class Comparison:
             layer
             1                 0.0          0.712        0.0          0.215
         """
+        if not isinstance(percent, (bool, np.bool_)):  # percent="no" is truthy: it would scale by 100
+            raise SkewError(f"percent={percent!r} must be True or False")
         scale = 100.0 if percent else 1.0
         parts = {}
         for alpha in self.thresholds:
@@ -470,7 +481,17 @@ class Comparison:
         Example:
             >>> cmp.save("out/compare")  # doctest: +SKIP
         """
-        directory = Path(directory)
+        directory = _directory(directory, "Comparison.save")
+        if directory.exists() and not directory.is_dir():
+            raise SkewError(f"cannot save the comparison to {str(directory)!r}: it is a file, not a directory; "
+                            "pass a directory path (created if missing)")
+        try:
+            return self._save(directory)
+        except OSError as err:
+            raise SkewError(f"cannot write the comparison to {str(directory)!r} ({err.strerror or err}); pass a "
+                            "directory you may write to") from err
+
+    def _save(self, directory: Path) -> list[Path]:
         written = []
         for name, frame in (("neurons", self.neurons), ("layers", self.layers), ("tests", self.tests),
                             ("summary", self._flat_summary())):
@@ -498,8 +519,11 @@ class Comparison:
         """
         from skew.result import Report
 
-        directory = Path(directory)
+        directory = _directory(directory, "Comparison.load")
         manifest = directory / "comparison.json"
+        if directory.is_file():
+            raise SkewError(f"{str(directory)!r} is a file; pass the directory written by Comparison.save() or "
+                            "`skew compare --out`")
         if not manifest.is_file():
             raise SkewError(f"no comparison.json in {str(directory)!r}; pass a directory written by "
                             "Comparison.save() or `skew compare --out`")
@@ -510,6 +534,7 @@ class Comparison:
         if not isinstance(meta, dict) or meta.get("format") != _MANIFEST_FORMAT or "reports" not in meta:
             raise SkewError(f"{str(manifest)!r} has no list of reports (written by an older skew?); run the "
                             "comparison again and save it with Comparison.save()")
+        _check_manifest(meta, manifest)
         reports = {}
         for entry in meta["reports"]:
             path = directory / entry["file"]
@@ -517,4 +542,46 @@ class Comparison:
                 raise SkewError(f"the report of init {entry['init']!r}, seed {entry['seed']} is missing "
                                 f"({str(path)!r}); copy the whole directory written by Comparison.save()")
             reports[(entry["init"], int(entry["seed"]))] = Report.load(path)
-        return cls(reports, schemes=meta["schemes"], seeds=meta["seeds"], thresholds=meta["thresholds"])
+        try:
+            return cls(reports, schemes=meta["schemes"], seeds=meta["seeds"], thresholds=meta["thresholds"])
+        except SkewError as err:
+            raise SkewError(f"{str(manifest)!r} does not match its reports ({err}); save the comparison again") from None
+
+
+def _directory(path, what: str) -> Path:
+    """``path`` as a Path, or a SkewError when it is not a directory path."""
+    if isinstance(path, (str, os.PathLike)) and not isinstance(path, bytes):
+        text = os.fspath(path)
+        if isinstance(text, str) and text.strip():
+            return Path(text)
+    got = repr(path) if isinstance(path, str) else type(path).__name__
+    raise SkewError(f"{what} needs a directory path (a str or pathlib.Path), got {got}; pass e.g. 'out/compare'")
+
+
+def _check_manifest(meta: dict, manifest: Path) -> None:
+    """Raise SkewError when comparison.json's entries are not what Comparison.save() writes."""
+
+    def bad(problem: str) -> SkewError:
+        return SkewError(f"{str(manifest)!r} is damaged: {problem}; save the comparison again with "
+                         "Comparison.save()")
+
+    entries = meta["reports"]
+    if not isinstance(entries, list) or not entries:
+        raise bad("'reports' is not a non-empty list")
+    seen = set()
+    for entry in entries:
+        if not isinstance(entry, dict) or not {"init", "seed", "file"} <= set(entry):
+            raise bad(f"a report entry {entry!r:.80} lacks init, seed or file")
+        init, seed, file = entry["init"], entry["seed"], entry["file"]
+        if not isinstance(init, str) or isinstance(seed, bool) or not isinstance(seed, int):
+            raise bad(f"a report entry has init {init!r:.40} and seed {seed!r:.40} (want a name and an integer)")
+        rel = Path(file) if isinstance(file, str) else None
+        if rel is None or rel.is_absolute() or ".." in rel.parts or not rel.parts:
+            raise bad(f"report file {file!r:.80} is not a path inside the directory")
+        if (init, seed) in seen:
+            raise bad(f"init {init!r}, seed {seed} is listed twice")
+        seen.add((init, seed))
+    for key, kind in (("schemes", str), ("seeds", int), ("thresholds", (int, float))):
+        value = meta.get(key)
+        if not isinstance(value, list) or not all(isinstance(v, kind) and not isinstance(v, bool) for v in value):
+            raise bad(f"{key!r} is not a list of {'names' if kind is str else 'numbers'}")

@@ -67,8 +67,11 @@ def _check_shape(shape) -> tuple[int, ...]:
     if isinstance(shape, int) and not isinstance(shape, bool):
         shape = (shape,)
     try:
-        out = tuple(int(s) for s in shape)
-    except (TypeError, ValueError):
+        dims = tuple(shape)
+        if any(isinstance(s, bool) or not float(s).is_integer() for s in dims):  # (4.5,) is no shape
+            raise ValueError
+        out = tuple(int(s) for s in dims)
+    except (TypeError, ValueError, OverflowError):
         raise SkewError(f"shape must be a per-sample shape such as (784,) or (3, 32, 32), got {shape!r}") from None
     if not out or any(s < 1 for s in out):
         raise SkewError(f"shape {out} must be non-empty with positive sizes, e.g. (784,) or (3, 32, 32)")

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import inspect
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -323,6 +324,27 @@ def _is_types(spec) -> bool:
     )
 
 
+def _check_predicate(layers) -> None:
+    """Raise :class:`SkewError` when a ``layers`` predicate cannot be called as ``f(name, module)``.
+
+    Checked once, from the signature, before any module is visited (a predicate written for one
+    argument, ``lambda name: ...``, would otherwise fail with a bare TypeError deep inside).
+    """
+    if not callable(layers) or isinstance(layers, type):
+        return
+    try:
+        signature = inspect.signature(layers)
+    except (TypeError, ValueError):  # a builtin without a signature: trust it
+        return
+    try:
+        signature.bind("name", nn.Identity())
+    except TypeError as err:
+        raise SkewError(
+            f"layers={getattr(layers, '__name__', type(layers).__name__)} must be a predicate called as "
+            f"f(name, module) -> bool, but {err}; write it as lambda name, module: ..."
+        ) from None
+
+
 def _all_units(model: nn.Module) -> list[WeightUnit]:
     units = []
     for name, mod in model.named_modules():
@@ -363,6 +385,7 @@ def select_units(model: nn.Module, layers: LayerSpec = None) -> list[WeightUnit]
     if layers is None:
         return units
     if callable(layers) and not isinstance(layers, type):
+        _check_predicate(layers)
         return [u for u in units if layers(u.name, u.module)]
     if isinstance(layers, str) or _is_types(layers):
         specs = [layers]

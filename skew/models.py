@@ -34,6 +34,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -76,6 +77,20 @@ def _positive_int(name: str, value) -> int:
     return value
 
 
+def _flag(name: str, value) -> bool:
+    """A yes/no option: True/False (or 1/0; 'true'/'false' as typed on the command line, ``-o bias=false``).
+
+    Anything else is refused: ``bool('no')`` is True, so ``bias='no'`` would silently build biases.
+    """
+    if value is None or isinstance(value, (bool, np.bool_)):  # None: no (as bool(None) always read)
+        return bool(value)
+    if isinstance(value, (int, np.integer)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise SkewError(f"{name}={value!r} must be True or False; pass e.g. {name}=False")
+
+
 def mlp(
     depth: int = 3,
     width: int = 1000,
@@ -108,6 +123,7 @@ def mlp(
     in_features = width if in_features is None else _positive_int("in_features", in_features)
     out_features = width if out_features is None else _positive_int("out_features", out_features)
     _activation(activation)
+    bias, pre_activation = _flag("bias", bias), _flag("pre_activation", pre_activation)
     sizes = [in_features] + [width] * (depth - 1) + [out_features]
     parts: list[tuple[str, nn.Module]] = []
     for k in range(1, depth + 1):
@@ -145,6 +161,7 @@ def cnn(
     if image_size is not None and _positive_int("image_size", image_size) < 2:
         raise SkewError(f"image_size={image_size} is too small for the 2×2 pooling; pass image_size >= 2")
     _activation(activation)
+    bias = _flag("bias", bias)
     return nn.Sequential(OrderedDict([
         ("conv1", nn.Conv2d(in_channels, w, 3, padding=1, bias=bias)),
         ("act1", _activation(activation)),
@@ -217,7 +234,11 @@ def transformer(
         raise SkewError(f"transformer activation must be one of relu, gelu; got {activation!r}")
     _positive_int("seq_len", seq_len)
     in_features = d_model if in_features is None else _positive_int("in_features", in_features)
-    if not 0.0 <= float(dropout) < 1.0:
+    try:
+        rate = float(dropout)
+    except (TypeError, ValueError):
+        rate = math.nan
+    if isinstance(dropout, bool) or not 0.0 <= rate < 1.0:
         raise SkewError(f"dropout={dropout!r} must lie in [0, 1); pass e.g. dropout=0.0")
     return TokenTransformer(in_features, d_model, nhead, _positive_int("num_layers", num_layers),
                             _positive_int("dim_feedforward", dim_feedforward),

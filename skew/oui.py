@@ -45,6 +45,26 @@ from skew.errors import SkewError
 __all__ = ["batch_oui", "default_pairs", "oui_from_p", "pairwise_oui"]
 
 
+def _patterns(patterns) -> np.ndarray:
+    """``patterns`` as a 2-D bool array; values other than 0/1 (a float Z, NaN) are refused, not read as True."""
+    try:
+        raw = np.asarray(patterns)
+        if raw.dtype != bool:
+            values = raw.astype(np.float64)
+            if not np.isin(values, (0.0, 1.0)).all():
+                bad = values[~np.isin(values, (0.0, 1.0))].ravel()[:3].tolist()
+                raise SkewError(f"patterns must be boolean (or 0/1) activation states, got values such as {bad}; "
+                                "pass z > 0 for outputs z")
+        pats = raw.astype(bool)
+    except (TypeError, ValueError) as err:
+        if isinstance(err, SkewError):
+            raise
+        raise SkewError(f"patterns must be a (samples, units) boolean array, got {type(patterns).__name__}") from None
+    if pats.ndim != 2:
+        raise SkewError(f"patterns must be a (samples, units) array, got shape {pats.shape}")
+    return pats
+
+
 def default_pairs(samples: int = 8) -> list[tuple[int, int]]:
     """All pairs (i, j), i < j, of the first ``samples`` samples: 28 pairs for 8 samples.
 
@@ -52,8 +72,8 @@ def default_pairs(samples: int = 8) -> list[tuple[int, int]]:
         >>> len(default_pairs(8)), default_pairs(3)
         (28, [(0, 1), (0, 2), (1, 2)])
     """
-    if samples < 0:
-        raise SkewError(f"samples must be >= 0, got {samples}; pass the number of samples to pair")
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 0:
+        raise SkewError(f"samples must be an integer >= 0, got {samples!r}; pass the number of samples to pair")
     return list(combinations(range(samples), 2))
 
 
@@ -76,9 +96,7 @@ def pairwise_oui(
         >>> pairwise_oui(np.array([[1, 0, 1, 1], [0, 1, 0, 0]], dtype=bool), units=np.array([4, 2]))
         1.0
     """
-    pats = np.asarray(patterns, dtype=bool)
-    if pats.ndim != 2:
-        raise SkewError(f"patterns must be a (samples, units) array, got shape {pats.shape}")
+    pats = _patterns(patterns)
     if pairs is None:
         pairs = default_pairs(pats.shape[0])
     half = pats.shape[1] // 2
@@ -116,9 +134,7 @@ def batch_oui(patterns: np.ndarray) -> float:
         >>> batch_oui(np.array([[1, 1], [0, 1]], dtype=bool))
         0.5
     """
-    pats = np.asarray(patterns, dtype=bool)
-    if pats.ndim != 2:
-        raise SkewError(f"patterns must be a (samples, units) array, got shape {pats.shape}")
+    pats = _patterns(patterns)
     b = pats.shape[0]
     if b < 2 or pats.shape[1] == 0:
         return float("nan")
@@ -136,5 +152,10 @@ def oui_from_p(p: np.ndarray) -> float:
         >>> oui_from_p(np.array([0.5, 0.5])), oui_from_p(np.array([0.0, 1.0]))
         (1.0, 0.0)
     """
-    p = np.asarray(p, dtype=float)
+    try:
+        p = np.asarray(p, dtype=float)
+    except (TypeError, ValueError):
+        raise SkewError(f"p must be an array of probabilities in [0, 1], got {type(p).__name__}") from None
+    if (p < 0.0).any() or (p > 1.0).any():  # NaN (a neuron without p) passes and is left out
+        raise SkewError(f"p must hold probabilities in [0, 1], got {p[(p < 0) | (p > 1)].ravel()[:3].tolist()}")
     return float(1.0 - 4.0 * np.nanmean((p - 0.5) ** 2))

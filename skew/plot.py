@@ -50,11 +50,42 @@ _DEFAULT_THRESHOLDS = (0.1, 0.3)
 
 # ---- helpers ---------------------------------------------------------------------------------------
 def _axes(ax, figsize=(6.4, 4.2)):
+    from matplotlib.axes import Axes
+
+    if ax is not None and not isinstance(ax, Axes):
+        raise SkewError(f"ax must be a matplotlib Axes or None (a new figure), got {type(ax).__name__}; "
+                        "pass e.g. ax=plt.subplots()[1]")
     if ax is None:
         import matplotlib.pyplot as plt
 
         _, ax = plt.subplots(figsize=figsize, layout="constrained")
     return ax
+
+
+#: rowsum_hist refuses a binwidth that would make more bins than this (memory grows with the count).
+MAX_BINS = 100_000
+
+
+def _count(name: str, value, example: int) -> int:
+    """``value`` as a positive int (bins, samples); anything else raises :class:`SkewError`."""
+    import numbers
+
+    whole = isinstance(value, numbers.Integral) or (isinstance(value, numbers.Real) and float(value).is_integer())
+    if isinstance(value, bool) or not whole or value < 1:
+        raise SkewError(f"{name}={value!r} must be a positive integer; use e.g. {name}={example}")
+    return int(value)
+
+
+def _check_cmap(cmap) -> None:
+    import matplotlib
+
+    if isinstance(cmap, matplotlib.colors.Colormap):
+        return
+    if not isinstance(cmap, str) or cmap not in matplotlib.colormaps:
+        close = __import__("difflib").get_close_matches(str(cmap), list(matplotlib.colormaps), n=3)
+        hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+        raise SkewError(f"cmap={cmap!r} is not a matplotlib colormap{hint}; use e.g. cmap='RdBu_r' "
+                        "(list: matplotlib.colormaps)")
 
 
 def _check_estimator(estimator: str) -> str:
@@ -213,8 +244,17 @@ def _moments(sub: pd.DataFrame, layers: pd.DataFrame | None) -> tuple[float, flo
 
 
 def _thresholds(thresholds, layers: pd.DataFrame | None) -> tuple[float, ...]:
-    if thresholds:
-        return tuple(float(a) for a in thresholds)
+    if thresholds is not None and not isinstance(thresholds, (str, bytes)) and not np.ndim(thresholds):
+        thresholds = [thresholds]
+    if thresholds is not None and len(thresholds):
+        try:
+            values = tuple(float(a) for a in thresholds) if not isinstance(thresholds, (str, bytes)) else ()
+        except (TypeError, ValueError):
+            values = ()
+        if not values or not all(0.0 < a < 0.5 for a in values):
+            raise SkewError(f"thresholds={thresholds!r} must be numbers strictly between 0 and 0.5; use e.g. "
+                            "thresholds=(0.1, 0.3)")
+        return values
     if layers is not None:
         found = []
         for col in layers.columns:
@@ -263,11 +303,22 @@ def _weight_array(weight) -> np.ndarray:
         else:
             weight = weight.weight
     if isinstance(weight, torch.Tensor):
+        if weight.is_meta:
+            raise SkewError("the weight is on the meta device and has no values; materialize the model first "
+                            "(model.to_empty(device='cpu') and an init)")
+        if weight.is_complex():
+            raise SkewError(f"the weight is complex ({weight.dtype}); pass a real-valued weight")
         weight = weight.detach().to("cpu", torch.float64)
         if weight.dim() > 2:
             weight = weight_matrix(weight)
         return weight.numpy()
-    arr = np.asarray(weight, dtype=np.float64)
+    try:
+        if weight is None or isinstance(weight, (str, bytes)) or np.iscomplexobj(weight):
+            raise TypeError
+        arr = np.asarray(weight, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise SkewError(f"cannot read a weight from a {type(weight).__name__}; pass a weight tensor, a numeric "
+                        "array or a layer (e.g. model.fc1)") from None
     if arr.ndim > 2:
         arr = arr.reshape(arr.shape[0], -1)
     return arr
@@ -304,6 +355,8 @@ def weight_hist(weight, *, ax=None, bins: int = 30, arcsine: bool | None = None,
         >>> ax.get_xlabel()
         'weight value'
     """
+    if bins is None or isinstance(bins, (int, float, np.number)):  # else a numpy bin rule ("auto") or edges
+        bins = _count("bins", bins, 30)
     w = _weight_array(weight)
     if w.size == 0:
         raise SkewError("the weight is empty; pass a weight with at least one entry")
@@ -340,7 +393,10 @@ def weight_heatmap(weight, *, ax=None, cmap: str = "RdBu_r", scheme: str | None 
         >>> ax.get_xlabel(), ax.get_ylabel()
         ('input', 'output neuron')
     """
+    _check_cmap(cmap)
     w = _weight_array(weight)
+    if w.ndim == 0:
+        raise SkewError(f"the weight is a single number ({float(w):g}); pass a matrix (a 1-D weight is shown as one row)")
     if w.ndim == 1:
         w = w[None, :]
     if w.size == 0:
@@ -398,8 +454,13 @@ def rowsum_hist(data, *, layer=None, alpha: float = 0.3, binwidth: float = 0.2,
     """
     alpha = _check_alpha(alpha)
     col = _skew_col(estimator)
-    if not binwidth > 0:
-        raise SkewError(f"binwidth={binwidth!r} must be positive; use e.g. binwidth=0.2")
+    try:
+        width = float(binwidth)
+    except (TypeError, ValueError):
+        width = math.nan
+    if isinstance(binwidth, bool) or not 0 < width < math.inf:
+        raise SkewError(f"binwidth={binwidth!r} must be a positive number; use e.g. binwidth=0.2")
+    binwidth = width
     neurons, layers, _, _ = _parts(data)
     neurons = _need(neurons, ("layer", "row_sum", col), "rowsum_hist")
     sub, label = _select(neurons, layer, allow_all=False, layers=layers)
@@ -415,6 +476,10 @@ def rowsum_hist(data, *, layer=None, alpha: float = 0.3, binwidth: float = 0.2,
     lo = min(lo, float(s.min()) - binwidth, -lam - binwidth if lam is not None else lo)
     hi = max(hi, float(s.max()) + binwidth, lam + binwidth if lam is not None else hi)
     start, stop = math.floor(float(s.min()) / binwidth), math.ceil(float(s.max()) / binwidth)
+    if stop - start + 1 > MAX_BINS:
+        raise SkewError(f"binwidth={binwidth:g} gives {stop - start + 1} bins over the row sums "
+                        f"[{float(s.min()):.3g}, {float(s.max()):.3g}]; at most {MAX_BINS} are drawn: use "
+                        f"binwidth={(float(s.max()) - float(s.min())) / 100:.3g} or larger")
     edges = binwidth * np.arange(start, max(stop, start + 1) + 1)
     ax = _axes(ax)
     ax.hist([s[~skewed], s[skewed]], bins=edges, stacked=True, density=True, color=["C0", "C3"],
@@ -445,6 +510,7 @@ def skew_hist(data, *, layer=None, hue: str | None = None, estimator: str = "cou
         >>> ax = skew_hist(comparison, layer="all", hue="init")   # doctest: +SKIP
     """
     col = _skew_col(estimator)
+    bins = _count("bins", bins, 25)
     neurons, layers, _, report_thresholds = _parts(data)
     neurons = _need(neurons, ("layer", col), "skew_hist")
     sub, label = _select(neurons, layer, layers=layers)
@@ -547,6 +613,8 @@ def activation_states(data, *, layer=None, max_samples: int = 250, max_neurons: 
         >>> ax.get_xlabel()
         'neuron'
     """
+    max_samples = _count("max_samples", max_samples, 250)
+    max_neurons = _count("max_neurons", max_neurons, 250)
     if isinstance(data, torch.Tensor):
         data = data.detach().cpu().numpy()
     if isinstance(data, np.ndarray):
@@ -607,7 +675,10 @@ def skew_fraction_vs_alpha(data=None, *, layer=None, alphas: Sequence[float] | N
         >>> ax.get_xlabel()
         'threshold α'
     """
-    grid = np.linspace(0.01, 0.49, 49) if alphas is None else np.asarray(alphas, dtype=float).ravel()
+    try:
+        grid = np.linspace(0.01, 0.49, 49) if alphas is None else np.asarray(alphas, dtype=float).ravel()
+    except (TypeError, ValueError):
+        grid = np.array([])
     if grid.size == 0 or not ((grid > 0) & (grid < 0.5)).all():
         raise SkewError("alphas must be a non-empty list of values strictly between 0 and 0.5, e.g. [0.1, 0.3]")
     if laws is None:

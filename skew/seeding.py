@@ -86,8 +86,13 @@ def generator(seed: int, stream: str, device=None) -> torch.Generator:
         >>> torch.equal(x, torch.randn(2, generator=generator(0, "data")))
         True
     """
-    gen = torch.Generator() if device is None else torch.Generator(device=device)
-    return gen.manual_seed(child_seed(seed, stream))
+    seed = child_seed(seed, stream)
+    try:
+        gen = torch.Generator() if device is None else torch.Generator(device=device)
+    except (RuntimeError, TypeError) as err:
+        raise SkewError(f"device={device!r} is not a device a torch.Generator can live on ({' '.join(str(err).split())[:120]}); "
+                        "pass e.g. 'cpu' or 'cuda'") from None
+    return gen.manual_seed(seed)
 
 
 def generators(seed: int) -> dict[str, torch.Generator]:

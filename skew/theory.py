@@ -52,8 +52,33 @@ def _out(x):
     return float(x) if x.ndim == 0 else x
 
 
+def _floats(name: str, value) -> np.ndarray:
+    """``value`` as a float64 array; a value that is no real number (a word, a complex, a ragged list,
+    a dict) raises :class:`SkewError` naming the argument."""
+    try:
+        if np.iscomplexobj(value):
+            raise TypeError("complex")
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise SkewError(
+            f"{name} must be a real number or an array of them, got {value!r:.80}; pass e.g. {name}=0.3 or a list of floats"
+        ) from None
+
+
+def _broadcast(**arrays: np.ndarray) -> None:
+    """Raise :class:`SkewError` when array arguments have shapes numpy cannot broadcast together."""
+    try:
+        np.broadcast_shapes(*(np.shape(a) for a in arrays.values()))
+    except ValueError:
+        shapes = ", ".join(f"{k} {np.shape(v)}" for k, v in arrays.items() if np.ndim(v))
+        raise SkewError(
+            f"the array arguments have shapes that do not broadcast together ({shapes}); pass arrays of one "
+            "length (one value per neuron) or scalars"
+        ) from None
+
+
 def _check_alpha(alpha) -> np.ndarray:
-    a = np.asarray(alpha, dtype=np.float64)
+    a = _floats("alpha", alpha)
     bad = ~((a > 0.0) & (a < 0.5))
     if np.any(bad):
         raise SkewError(
@@ -64,7 +89,7 @@ def _check_alpha(alpha) -> np.ndarray:
 
 
 def _check_mean(input_mean) -> np.ndarray:
-    mu = np.asarray(input_mean, dtype=np.float64)
+    mu = _floats("input_mean", input_mean)
     if np.any(~np.isfinite(mu)) or np.any(mu == 0.0):
         raise SkewError(
             "Theorem 1 needs a finite, non-zero input mean mu: with mu = 0 the row sum S does not "
@@ -75,7 +100,7 @@ def _check_mean(input_mean) -> np.ndarray:
 
 
 def _check_nonneg(name: str, value) -> np.ndarray:
-    v = np.asarray(value, dtype=np.float64)
+    v = _floats(name, value)
     if np.any(~(v >= 0.0)):
         raise SkewError(f"{name} must be a non-negative number, got {v.ravel()[:5].tolist()}; pass a std or norm")
     return v
@@ -104,6 +129,7 @@ def threshold(alpha, n, weight_std, input_mean, input_std):
     n = _check_nonneg("n", n)
     theta = _check_nonneg("weight_std", weight_std)
     sigma = _check_nonneg("input_std", input_std)
+    _broadcast(alpha=a, n=n, weight_std=theta, input_mean=mu, input_std=sigma)
     return _out(sigma * theta * np.sqrt(n) / np.abs(mu) * ndtri(0.5 + a))
 
 
@@ -122,14 +148,15 @@ def predicted_p(row_sum, row_norm, input_mean, input_std, bias=0.0):
         >>> predicted_p([0.0, 1.0], [0.0, 0.0], 0.4, 0.6, bias=[0.1, -1.0]).tolist()
         [1.0, 0.0]
     """
-    s = np.asarray(row_sum, dtype=np.float64)
-    norm = np.asarray(row_norm, dtype=np.float64)
-    sigma = np.asarray(input_std, dtype=np.float64)
+    s = _floats("row_sum", row_sum)
+    norm = _floats("row_norm", row_norm)
+    sigma = _floats("input_std", input_std)
     for label, v in (("row_norm", norm), ("input_std", sigma)):
         if np.any(v < 0.0):
             raise SkewError(f"{label} must be non-negative, got {v[v < 0.0].ravel()[:5].tolist()}; pass a norm/std")
-    mu = np.asarray(input_mean, dtype=np.float64)
-    b = np.asarray(bias, dtype=np.float64)
+    mu = _floats("input_mean", input_mean)
+    b = _floats("bias", bias)
+    _broadcast(row_sum=s, row_norm=norm, input_mean=mu, input_std=sigma, bias=b)
     num = mu * s + b
     den = sigma * norm
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -155,6 +182,7 @@ def expected_skewed_fraction(alpha, input_mean, input_std):
     a = _check_alpha(alpha)
     mu = _check_mean(input_mean)
     sigma = _check_nonneg("input_std", input_std)
+    _broadcast(alpha=a, input_mean=mu, input_std=sigma)
     return _out(2.0 * (1.0 - ndtr(sigma / np.abs(mu) * ndtri(0.5 + a))))
 
 
@@ -189,11 +217,18 @@ def skewed_fraction_curve(alphas=None, laws: Sequence[str] | None = None) -> pd.
         >>> skewed_fraction_curve([0.1, 0.3], ["relu-gaussian"]).fraction.round(3).tolist()
         [0.711, 0.218]
     """
-    alphas = np.linspace(0.01, 0.49, 49) if alphas is None else np.atleast_1d(np.asarray(alphas, float))
+    alphas = np.linspace(0.01, 0.49, 49) if alphas is None else np.atleast_1d(_floats("alphas", alphas)).ravel()
     if laws is None:
         laws = [name for name, (mu, _) in INPUT_LAWS.items() if mu != 0.0]
     if isinstance(laws, str):
         laws = [laws]
+    try:
+        laws = list(laws)
+    except TypeError:
+        raise SkewError(f"laws must be a list of input law names, got {laws!r}; valid laws are "
+                        f"{', '.join(INPUT_LAWS)}") from None
+    if not laws:
+        raise SkewError(f"laws is empty; pass None (every law with a non-zero mean) or names from {', '.join(INPUT_LAWS)}")
     frames = []
     for law in laws:
         mu, sigma = input_moments(law)
@@ -229,8 +264,11 @@ def _shape(shape) -> tuple[int, ...]:
     if isinstance(shape, torch.Tensor):
         shape = tuple(shape.shape)
     try:
-        shape = tuple(int(s) for s in shape)
-    except (TypeError, ValueError):
+        dims = tuple(shape)
+        if any(isinstance(s, bool) or not float(s).is_integer() for s in dims):
+            raise ValueError
+        shape = tuple(int(s) for s in dims)
+    except (TypeError, ValueError, OverflowError):
         raise SkewError(f"shape must be a tuple of ints such as (256, 784), got {shape!r}") from None
     if len(shape) < 2 or any(s <= 0 for s in shape):
         raise SkewError(

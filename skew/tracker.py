@@ -59,6 +59,31 @@ def _measuring(model: nn.Module, mode: str):
             module.training = flag
 
 
+def _check_once(model: nn.Module, probe, layers, input_fn, device, at: str) -> None:
+    """What can be checked when the Tracker is built, so that a bad argument fails before training starts
+    rather than at the first measured step (and input_fn=3 fails with a SkewError, not a TypeError)."""
+    from skew.batches import _first_tensor
+    from skew.layers import select_units
+
+    if input_fn is not None and not callable(input_fn):
+        raise SkewError(f"input_fn must be a function batch -> model arguments, got {type(input_fn).__name__}")
+    if device is not None:
+        try:
+            torch.device(device)
+        except (RuntimeError, TypeError):
+            raise SkewError(f"device={device!r} is not a torch device; pass e.g. 'cpu' or 'cuda'") from None
+    if at == "layers":
+        from skew._state import kept_buffers
+
+        with kept_buffers(model), torch.no_grad():  # reading a spectral-normed weight in train mode moves _u/_v
+            select_units(model, layers)  # unknown names and predicates of the wrong arity, named now
+    if input_fn is None:
+        t = _first_tensor(probe)
+        if t is not None and t.dim() > 0 and t.numel() == 0:
+            raise SkewError(f"the probe batch is empty (its first tensor has shape {tuple(t.shape)}); pass a "
+                            "batch with samples, e.g. next(iter(val_loader))")
+
+
 class Tracker:
     """Record per-layer skew fractions and OUI on a fixed probe batch every ``every`` steps.
 
@@ -161,6 +186,7 @@ class Tracker:
             raise SkewError(
                 "Tracker needs a probe batch; pass a fixed batch of inputs, e.g. next(iter(val_loader))"
             )
+        _check_once(model, probe, layers, input_fn, device, at)
         self.model = model
         self.probe = probe
         self.every = every

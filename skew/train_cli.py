@@ -16,6 +16,7 @@ import argparse
 
 from skew._argtypes import float_list as _float_list
 from skew._argtypes import names as _names
+from skew._argtypes import out_path as _out_arg
 from skew._argtypes import seed as _seed
 from skew._argtypes import seed_list as _int_list
 
@@ -62,7 +63,7 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
                    "each run's init, batch order and dropout come from its own --seeds value (default 0)")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                    help="show the full traceback on errors")
-    p.add_argument("--out", default=DEFAULT_OUT,
+    p.add_argument("--out", type=_out_arg, default=DEFAULT_OUT,
                    help=f"output directory (default {DEFAULT_OUT}; `skew figures` writes the figures/ copy)")
     wd = p.add_argument_group(
         "weight decay (OUI paper)",

@@ -103,6 +103,15 @@ def _blocks(model: nn.Module, layers: LayerSpec, tied: str = "once", as64: bool 
                 u.name, type(mha).__name__, u.weight, rows_of(view.matrix()), bias, tuple(view.shape), default_shape
             )
     if not found:
+        from skew.layers import LAYER_TYPES
+
+        hollow = [f"{n!r} ({type(m).__name__})" for n, m in model.named_modules()
+                  if isinstance(m, LAYER_TYPES) and not isinstance(getattr(m, "weight", None), torch.Tensor)]
+        if layers is None and hollow:
+            raise SkewError(
+                f"{type(model).__name__}'s layers {', '.join(hollow[:5])} have no weight tensor (weight is None or "
+                "was deleted); give them a weight (e.g. rebuild the layer) before analysing the model"
+            )
         what = "has no Linear, Conv or MultiheadAttention layers" if layers is None else (
             f"has no layer selected by layers={layers!r}"
         )

@@ -325,6 +325,30 @@ def _cannot_apply(label: str, unit: _Unit, err: Exception) -> SkewError:
     return SkewError(f"cannot apply scheme {label!r} to the weight of {unit.name!r} (shape {shape}): {err}")
 
 
+def _check_writable(label: str, unit: _Unit, part: str, tensor: torch.Tensor | None) -> None:
+    """Refuse, before any write, a weight or bias that cannot hold the scheme's values.
+
+    An integer or bool tensor would silently truncate them (sinusoidal values in (-1, 1) all become
+    0, a bias of 0.5 becomes 0) while the table said "set"; a complex one would get no imaginary
+    part; a meta tensor has no values at all, so nothing would be set.
+    """
+    if tensor is None:
+        return
+    where = unit.name or type(unit.module).__name__
+    if tensor.is_meta:
+        raise SkewError(
+            f"cannot apply scheme {label!r} to {where!r}: its {part} is on the meta device and has no values "
+            "to set; materialize the model first (model.to_empty(device='cpu')), then apply the scheme"
+        )
+    if not tensor.is_floating_point():
+        dtype = str(tensor.dtype).replace("torch.", "")
+        raise SkewError(
+            f"cannot apply scheme {label!r} to {where!r}: its {part} has dtype {dtype}, which cannot hold "
+            "the scheme's real values (they would be truncated or lose their imaginary part); convert the model "
+            "to a floating dtype first, e.g. model.float()"
+        )
+
+
 def _check_generator(generator) -> None:
     if generator is not None and not isinstance(generator, torch.Generator):
         raise SkewError(
@@ -491,6 +515,8 @@ def _apply(model, scheme, data, generator, bias, layers) -> pd.DataFrame:
         for store in (u.weight_store, u.bias_store):
             if store is not None and store.how == "refuse":
                 raise SkewError(f"cannot apply scheme {label!r} to {u.name!r}: {store.why}")
+        for part, tensor in (("weight", u.weight), ("bias", u.bias)):
+            _check_writable(label, u, part, tensor)
         if resolved.needs_data and u.weight_store.how != "param":
             raise SkewError(
                 f"cannot apply scheme {label!r} to {u.name!r}: its weight goes through {u.weight_store.what}, "

@@ -51,6 +51,17 @@ def _matrix_shape(tensor: torch.Tensor, fn: str) -> tuple[int, int]:
     return m, n
 
 
+def _filled_shape(tensor: torch.Tensor, fn: str) -> tuple[int, int]:
+    """:func:`_matrix_shape` of a weight about to be written: it must also hold real values."""
+    m, n = _matrix_shape(tensor, fn)
+    if not tensor.is_floating_point():  # an int/bool weight truncates the values (sinusoidal -> all 0)
+        raise SkewError(
+            f"{fn} needs a floating-point weight, got dtype {str(tensor.dtype).replace('torch.', '')}, which cannot "
+            "hold its real values; convert it first, e.g. weight.float()"
+        )
+    return m, n
+
+
 def _fans(tensor: torch.Tensor) -> tuple[int, int]:
     return torch.nn.init._calculate_fan_in_and_fan_out(tensor)
 
@@ -238,6 +249,7 @@ def sinusoidal_(
         2.0
         >>> _ = sinusoidal_(conv.weight, gain=math.sqrt(2), mode="fan_in")
     """
+    _filled_shape(tensor, "sinusoidal_")
     amplitude = sinusoidal_amplitude(tensor, gain, mode, fans)
     if tensor.numel() == 0:
         return tensor
@@ -308,7 +320,7 @@ def idinit_(tensor: torch.Tensor, tau: float = 1.0) -> torch.Tensor:
                 [0., 1.],
                 [1., 0.]])
     """
-    m, n = _matrix_shape(tensor, "idinit_")
+    m, n = _filled_shape(tensor, "idinit_")
     tau = _check_real(tau, "tau", "idinit_")
     if tensor.numel() == 0:
         return tensor
@@ -341,7 +353,7 @@ def idiz_(tensor: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
         tensor([[ 1., -1.,  0.],
                 [ 0.,  1., -1.]])
     """
-    m, n = _matrix_shape(tensor, "idiz_")
+    m, n = _filled_shape(tensor, "idiz_")
     eps = _check_real(eps, "eps", "idiz_")
     if tensor.numel() == 0:
         return tensor
@@ -381,7 +393,7 @@ def arcsine_(
         >>> bool(w.abs().max() <= math.sqrt(4 / 768))
         True
     """
-    m, n = _matrix_shape(tensor, "arcsine_")
+    m, n = _filled_shape(tensor, "arcsine_")
     gain = _check_real(gain, "gain", "arcsine_", positive=True)
     if tensor.numel() == 0:
         return tensor

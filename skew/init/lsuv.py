@@ -75,12 +75,25 @@ def first_batch(data):
     if data is None:
         raise SkewError(f"scheme 'lsuv' needs a batch of data to measure layer outputs; {_DATA_HELP}")
     if isinstance(data, (torch.Tensor, Mapping, tuple)):
-        return data
+        return _nonempty(data)
     if isinstance(data, (str, bytes)) or not isinstance(data, Iterable):
         raise SkewError(f"data={type(data).__name__} is not a batch LSUV can use; {_DATA_HELP}")
     for batch in data:
-        return batch
+        return _nonempty(batch)
     raise SkewError(f"data is empty: it yielded no batch; {_DATA_HELP}")
+
+
+def _nonempty(batch):
+    """``batch``, unless its first tensor holds no values (a (0, ...) batch has no output std to match)."""
+    from skew.batches import _first_tensor
+
+    t = _first_tensor(batch)
+    if t is not None and t.dim() > 0 and t.numel() == 0:
+        raise SkewError(
+            f"the data batch for 'lsuv' is empty (its first tensor has shape {tuple(t.shape)}), so no output std "
+            f"can be measured; {_DATA_HELP}"
+        )
+    return batch
 
 
 def _to(batch, device: torch.device):

@@ -61,6 +61,18 @@ class _Entry:
     fill: Callable[..., torch.Tensor] | None  # fill(tensor, generator, **options)
 
 
+def _orthogonal_(tensor: torch.Tensor, gain: float, generator: torch.Generator | None) -> torch.Tensor:
+    """``torch.nn.init.orthogonal_``, also for float16/bfloat16 weights: torch's QR has no half kernels
+    (``"geqrf_cpu" not implemented for 'Half'``), so those are computed in float32 and rounded once."""
+    if tensor.dtype not in (torch.float16, torch.bfloat16):
+        return tinit.orthogonal_(tensor, gain=gain, generator=generator)
+    full = torch.empty(tensor.shape, dtype=torch.float32, device=tensor.device)
+    tinit.orthogonal_(full, gain=gain, generator=generator)
+    with torch.no_grad():
+        tensor.copy_(full)
+    return tensor
+
+
 def _gain() -> dict[str, _Option]:
     return {"gain": _Option(1.0, float, positive=True)}
 
@@ -106,14 +118,14 @@ _ENTRIES: dict[str, _Entry] = {
     "orthogonal": _Entry(
         "(semi-)orthogonal rows or columns times gain",
         "Saxe et al., ICLR 2014 (torch.nn.init.orthogonal_)", True, _gain(), "gain",
-        lambda t, g, gain: tinit.orthogonal_(t, gain=gain, generator=g),
+        lambda t, g, gain: _orthogonal_(t, gain, g),
     ),
     "lsuv": _Entry(
         "orthogonal, zero bias, then each layer rescaled until its output std is 1 ± tol (needs data)",
         "Mishkin & Matas, 'All you need is a good init', ICLR 2016 (torch.nn.init.orthogonal_, "
         "then skew.init.lsuv_rescale)", True,
         {"tol": _Option(0.1, float, positive=True), "max_iter": _Option(10, int, positive=True)}, None,
-        lambda t, g, tol, max_iter: tinit.orthogonal_(t, gain=1.0, generator=g),
+        lambda t, g, tol, max_iter: _orthogonal_(t, 1.0, g),
     ),
     "sinusoidal": _Entry(
         "deterministic W[i,j] = a·sin(2πi·j/n + 2πi/m); a² = 2/(v(n+m)) (the authors' released code), "
