@@ -696,6 +696,11 @@ def _check_model(model: nn.Module) -> None:
         raise SkewError(f"expected a torch.nn.Module, got {type(model).__name__}; pass the model itself")
     for name, mod in model.named_modules():
         for t in (*mod.parameters(recurse=False), *mod.buffers(recurse=False)):
+            if isinstance(t, torch.Tensor) and t.is_meta:
+                raise SkewError(
+                    f"module {name or type(model).__name__!r} ({type(mod).__name__}) is on the meta device: its "
+                    "weights have no values; materialize the model first (model.to_empty(device='cpu') and an init)"
+                )
             if isinstance(t, (nn.parameter.UninitializedParameter, nn.parameter.UninitializedBuffer)):
                 raise SkewError(
                     f"module {name or type(model).__name__!r} ({type(mod).__name__}) is not initialised yet (a lazy "
@@ -737,9 +742,16 @@ def _select_activations(model: nn.Module, layers: LayerSpec) -> list[tuple[str, 
     if layers is None:
         return found
     if callable(layers) and not isinstance(layers, type):
+        from skew.layers import _check_predicate
+
+        _check_predicate(layers)  # lambda name: ... named, not a TypeError
         return [(n, m) for n, m in found if layers(n, m)]
-    specs = [layers] if isinstance(layers, (str, type)) or (
-        isinstance(layers, tuple) and all(isinstance(t, type) for t in layers)) else list(layers)
+    try:
+        specs = [layers] if isinstance(layers, (str, type)) or (
+            isinstance(layers, tuple) and all(isinstance(t, type) for t in layers)) else list(layers)
+    except TypeError:
+        raise SkewError(f"layers={layers!r} is not understood; pass None, a glob such as 'layer1.*', a list of "
+                        "names, a module type, or a predicate f(name, module) -> bool") from None
     names = {n for n, _ in found}
     specs = [s.split("#", 1)[0] if isinstance(s, str) else s for s in specs]
     for spec in specs:
@@ -999,7 +1011,7 @@ def _progress_bar(loader, max_batches, progress):
     total = None
     try:
         total = len(loader)
-    except TypeError:
+    except Exception:  # noqa: BLE001 - only the bar's total: a loader whose __len__ fails still iterates
         pass
     if isinstance(loader, torch.Tensor):
         total = 1
@@ -1047,7 +1059,7 @@ def _batch_mask(batch, mask_fn, index: int) -> _Mask | None:
             "measure every position)"
         )
     if mask.dtype != torch.bool:
-        if mask.is_floating_point() and not torch.isin(mask, torch.tensor([0.0, 1.0], dtype=mask.dtype)).all():
+        if mask.is_complex() or not torch.isin(mask, torch.tensor([0, 1], dtype=mask.dtype, device=mask.device)).all():
             raise SkewError(f"{source} of batch {index} holds values other than 0 and 1; pass a 0/1 or bool mask")
         mask = mask != 0
     return _Mask(mask)
@@ -1228,6 +1240,11 @@ def report(
             if s.name not in states or states[s.name].calls == 0:
                 never[s.name] = s.bad_output or "never executed (the forward pass did not call it)"
         measured = {k: v for k, v in states.items() if k not in never}
+        if not sites and not protos:  # every selected layer has zero output units (Linear(n, 0), Conv2d(c, 0, k))
+            raise SkewError(
+                f"the selected layers of {type(model).__name__} have no output units (zero out_features/channels); "
+                "select layers with at least one neuron with layers="
+            )
         if not measured:
             what = "nonlinearity modules" if at == "activations" else "layers"
             listed = ", ".join(list(never)[:5]) or ", ".join(p.name for p in protos[:5])

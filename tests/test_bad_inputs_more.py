@@ -421,3 +421,54 @@ def test_in_place_inits_refuse_weights_that_cannot_hold_real_values(fn, dtype):
 def test_sinusoidal_amplitude_reads_only_the_shape():
     assert skew.init.sinusoidal_amplitude(torch.zeros(3, 4, dtype=torch.int64)) == skew.init.sinusoidal_amplitude(
         torch.zeros(3, 4))
+
+
+# ---- report(): activation sites, loaders, meta models, empty layers, masks ------------------------------
+@pytest.mark.parametrize("layers", [3, lambda name: True], ids=["int", "one-arg-predicate"])
+def test_report_at_activations_names_a_layers_argument_it_cannot_read(layers):
+    model = _mlp()
+    with untouched(model):
+        _raises(lambda: skew.report(model, [_x()], at="activations", layers=layers, progress=False), "layers")
+
+
+class _BadLength:
+    """A loader that iterates fine but whose len() fails with something other than TypeError."""
+
+    def __iter__(self):
+        return iter([_x()])
+
+    def __len__(self):
+        raise ValueError("__len__() should return >= 0")
+
+
+def test_a_loader_whose_len_fails_is_still_read():
+    rep = skew.report(_mlp(), _BadLength(), progress=True)
+    assert rep.layers["samples"].tolist() == [16, 16]
+
+
+@pytest.mark.parametrize("at", ["layers", "activations"])
+def test_a_model_on_the_meta_device_is_named(at):
+    model = _mlp().to("meta")
+    _raises(lambda: skew.report(model, [_x()], at=at, progress=False), "meta device", "to_empty")
+
+
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")
+def test_layers_without_output_units_are_named():
+    model = nn.Sequential(nn.Linear(4, 0))
+    with untouched(model):
+        _raises(lambda: skew.report(model, [_x()], progress=False), "no output units")
+
+
+@pytest.mark.parametrize("mask", [torch.tensor([[1, 2]]), torch.tensor([[1.0, 0.5]]), torch.tensor([[-1, 0]])],
+                         ids=["int-2", "float-half", "int-minus-1"])
+def test_a_mask_with_values_other_than_0_and_1_is_refused_for_every_dtype(mask):
+    model, x = _mlp(), torch.randn(1, 2, 4)
+    with untouched(model):
+        _raises(lambda: skew.report(model, [x], mask_fn=lambda b: mask, progress=False), "other than 0 and 1")
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.uint8, torch.float32, torch.bool])
+def test_a_0_1_mask_of_any_dtype_counts_its_ones(dtype):
+    mask = torch.tensor([[1, 0, 1]]).to(dtype)
+    rep = skew.report(_mlp(), [torch.randn(1, 3, 4)], mask_fn=lambda b: mask, progress=False)
+    assert rep.layers["samples"].tolist() == [2, 2]
