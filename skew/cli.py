@@ -359,6 +359,46 @@ def _build_model(args):
     model = _user_code(f"model {args.model!r}", build_model, args.model, **dict(args.model_option or []))
     if getattr(args, "weights", None):
         load_weights(model, args.weights)
+    return _materialize(model, args)
+
+
+def _lazy_modules(model) -> list[str]:
+    """Qualified names of the modules whose parameters or buffers are still uninitialised (lazy)."""
+    from torch import nn
+
+    lazy = (nn.parameter.UninitializedParameter, nn.parameter.UninitializedBuffer)
+    return [name or type(model).__name__ for name, mod in model.named_modules()
+            if any(isinstance(t, lazy) for t in (*mod.parameters(recurse=False), *mod.buffers(recurse=False)))]
+
+
+def _materialize(model, args):
+    """Give a factory model's lazy modules (``nn.LazyLinear``, ...) their weights: one forward pass on a
+    batch of 2 zero samples of the input shape, in eval mode, without gradients. A Python user runs that
+    pass themselves; on the command line it needs the shape (``--input-shape`` or the factory's own)."""
+    lazy = _lazy_modules(model)
+    if not lazy:
+        return model
+    import torch
+
+    names = ", ".join(map(repr, lazy[:3])) + (f" and {len(lazy) - 3} more" if len(lazy) > 3 else "")
+    try:
+        shape = _input_shape(args)
+    except SkewError:
+        raise SkewError(f"model {args.model!r} has lazy modules ({names}) whose weights exist only after a "
+                        "forward pass; pass --input-shape (per-sample shape, e.g. --input-shape 3 64 64) so "
+                        "skew can run one on zeros, or run one in the factory before returning the model") from None
+    flags = [(m, m.training) for m in model.modules()]
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(2, *shape))
+    except Exception as err:  # noqa: BLE001 - the user's model may raise anything
+        raise SkewError(f"model {args.model!r} has lazy modules ({names}); creating their weights with one "
+                        f"forward pass on zeros of --input-shape {' '.join(map(str, shape))} raised "
+                        f"{type(err).__name__}: {_one_line(err)}; check --input-shape") from err
+    finally:
+        for mod, flag in flags:
+            mod.training = flag
     return model
 
 
@@ -612,9 +652,11 @@ def _cmd_compare(args, parser) -> int:
 
     options = dict(args.model_option or [])
     loader = _build_loader(args)
-    cmp = compare(lambda: _user_code(f"model {args.model!r}", build_model, args.model, **options), loader, inits,
-                  seeds=args.seeds, layers=_layers_spec(args.layers), thresholds=args.thresholds, device=args.device,
-                  mode=args.mode, at=args.at)
+    def factory():
+        return _materialize(_user_code(f"model {args.model!r}", build_model, args.model, **options), args)
+
+    cmp = compare(factory, loader, inits, seeds=args.seeds, layers=_layers_spec(args.layers), thresholds=args.thresholds,
+                  device=args.device, mode=args.mode, at=args.at)
     print(f"skew compare: {args.model}, data {args.data}: {args.data_note}; init seeds {args.seeds}; "
           "skewed_α = fraction of non-degenerate neurons with |p - 1/2| > α (count estimator), mean over seeds")
     print(cmp.summary().to_string(float_format=lambda v: f"{v:.3f}"))

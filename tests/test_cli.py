@@ -138,6 +138,37 @@ def test_report_with_a_factory_model_and_a_npy_file(tmp_path, capsys, monkeypatc
     assert "skew: error:" in capsys.readouterr().err
 
 
+def test_a_factory_with_lazy_modules_gets_its_weights_from_input_shape(tmp_path, capsys, monkeypatch):
+    # nn.LazyLinear is common in user code: on the command line there is no place to run the forward pass
+    # that creates its weights, so skew runs one on zeros of --input-shape (and says what to do without it)
+    (tmp_path / "clilazy.py").write_text(
+        "import torch.nn as nn\n"
+        "def make():\n"
+        "    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.LazyLinear(5))\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    model = ["--model", "clilazy:make"]
+    assert main(["report", *model, "--data", "gaussian", "--input-shape", "3", "8", "8", "--batches", "1",
+                 "--init", "sinusoidal", "--out", str(tmp_path / "rep")]) == 0
+    layers = pd.read_csv(tmp_path / "rep" / "layers.csv", dtype={"layer": str})
+    row = layers.set_index("layer").loc["3"]  # the lazy layer is measured with its real shape, 4·6·6 inputs
+    assert row["neurons"] == 5 and "144" in row["shape"]
+    assert main(["compare", *model, "--data", "gaussian", "--input-shape", "3", "8", "8", "--batches", "1",
+                 "--inits", "he,sinusoidal"]) == 0
+    assert main(["inspect", *model, "--input-shape", "3", "8", "8"]) == 0
+    capsys.readouterr()
+    # a .npy file gives no shape: the error names the lazy module and --input-shape
+    import numpy as np
+
+    np.save(tmp_path / "x.npy", np.zeros((4, 3, 8, 8), dtype=np.float32))
+    assert main(["report", *model, "--data", str(tmp_path / "x.npy")]) == 1
+    err = capsys.readouterr().err
+    assert "lazy modules ('3')" in err and "--input-shape" in err
+    # a wrong shape: the error says the forward pass on zeros failed and to check --input-shape
+    assert main(["inspect", *model, "--input-shape", "2", "8", "8"]) == 1
+    assert "check --input-shape" in capsys.readouterr().err
+
+
 # ---- checkpoints ---------------------------------------------------------------------------------
 def _net() -> nn.Module:
     return nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
