@@ -980,5 +980,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("skew: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `skew report ... | head`: the reader left; stop quietly, as other tools do
+        try:  # and keep Python's own flush of stdout at exit from failing on the closed pipe again
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):  # stdout is not a file descriptor (captured, redirected in-process)
+            pass
+        return 141  # 128 + SIGPIPE, the status a shell reports for a writer killed by a closed pipe
     except Exception as err:  # noqa: BLE001 - OSError, ImportError, SyntaxError, errors in user code: one line
         return _fail(err, debug, _describe(err))

@@ -225,6 +225,21 @@ def test_console_script_and_python_m():
     assert result.returncode == 2 and "invalid choice" in result.stderr
 
 
+def test_output_piped_into_a_reader_that_leaves_early_stops_quietly():
+    # `skew report ... | head -2`: the reader closes the pipe; skew used to print "skew: error: cannot access:
+    # Broken pipe; check that the path exists ...", which sends a new user looking for a missing file
+    import os
+
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before skew prints its first line
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    with os.fdopen(write, "wb") as pipe:
+        result = subprocess.run([sys.executable, "-m", "skew", "inspect", "--model", "mlp", "-o", "width=8"],
+                                stdout=pipe, stderr=subprocess.PIPE, text=True, timeout=120, env=env)
+    assert result.returncode == 141, result.stderr
+    assert result.stderr == ""
+
+
 # ---- start-up, argument checks before work --------------------------------------------------------
 _PROBE = """
 import runpy, sys
