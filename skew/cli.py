@@ -494,6 +494,17 @@ def _layers_columns(thresholds: Sequence[float]) -> list[str]:
     return cols + ["mean_skew", "spearman_s_p", "oui_pairwise", "degenerate", "dead", "always_on"]
 
 
+#: What each column of ``skew report``'s table means, printed under it (docs/definitions.md has the maths).
+_LEGEND = (
+    "columns: samples = values of Z per neuron (a conv's every position of every sample); "
+    "skewed_gauss_α = the same fraction with p = Φ(mean_Z/std_Z); lambda_α = Theorem 1's row-sum threshold "
+    "(|S| > λ predicts skewed; NaN without weights or input moments); agree_α = fraction of neurons where "
+    "|S| > λ and skewed agree; mean_skew = mean of |p - 1/2|; spearman_s_p = rank correlation of the row sum S "
+    "with p; oui_pairwise = OUI over the 28 pairs of the first 8 samples; degenerate, dead, always_on = neurons "
+    "with constant Z (left out of the fractions), p = 0, p = 1. Definitions: docs/definitions.md"
+)
+
+
 def _new_figure(width: float = 6.4, height: float = 4.0, ncols: int = 1):
     from matplotlib.figure import Figure
 
@@ -622,6 +633,7 @@ def _cmd_report(args, parser) -> int:
     print(f"skew report: {args.model} ({what}), data {args.data}: {args.data_note}; "
           "skewed = fraction of non-degenerate neurons with |p - 1/2| > α (count estimator)")
     _print_frame(rep.layers, _layers_columns(rep.thresholds))
+    print(_LEGEND)
     if len(rep.skipped):
         counts = rep.skipped.groupby(["type", "reason"], sort=False).size().reset_index(name="modules")
         print(f"\nnot measured: {len(rep.skipped)} module(s)" + (" (listed in skipped.csv)" if args.out else ""))

@@ -100,6 +100,18 @@ def test_report_prints_table_and_writes_files(tmp_path, capsys):
     }
 
 
+def test_report_explains_every_column_it_prints(capsys):
+    # a new user reads lambda_0.1, agree_0.3, spearman_s_p ... in the terminal: each is explained under the table
+    assert main(["report", *MLP, "--data", "relu-gaussian", "--batches", "1", "--thresholds", "0.2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if line.split()[:2] == ["layer", "type"]).split()
+    legend = next(line for line in lines if line.startswith("columns: "))
+    said_in_the_first_line = {"layer", "type", "shape", "neurons", "skewed_0.2"}  # and the header line
+    for column in set(header) - said_in_the_first_line:
+        generic = column.replace("_0.2", "_α")
+        assert f"{generic} = " in legend or f"{generic}, " in legend, column
+
+
 def test_compare_and_inspect_commands(tmp_path, capsys):
     out = tmp_path / "cmp"
     argv = ["compare", *MLP, "--data", "relu-gaussian", "--inits", "xavier_uniform,sinusoidal", "--seeds", "0,1",
