@@ -356,10 +356,11 @@ def _where(err: BaseException) -> str:
 def _build_model(args):
     from skew.models import build_model
 
-    model = _user_code(f"model {args.model!r}", build_model, args.model, **dict(args.model_option or []))
+    model = _materialize(_user_code(f"model {args.model!r}", build_model, args.model, **dict(args.model_option or [])),
+                         args)
     if getattr(args, "weights", None):
         load_weights(model, args.weights)
-    return _materialize(model, args)
+    return model
 
 
 def _lazy_modules(model) -> list[str]:

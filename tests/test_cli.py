@@ -157,6 +157,8 @@ def test_a_factory_with_lazy_modules_gets_its_weights_from_input_shape(tmp_path,
         "import torch.nn as nn\n"
         "def make():\n"
         "    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.LazyLinear(5))\n"
+        "def eager():\n"
+        "    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(144, 5))\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     model = ["--model", "clilazy:make"]
@@ -168,6 +170,16 @@ def test_a_factory_with_lazy_modules_gets_its_weights_from_input_shape(tmp_path,
     assert main(["compare", *model, "--data", "gaussian", "--input-shape", "3", "8", "8", "--batches", "1",
                  "--inits", "he,sinusoidal"]) == 0
     assert main(["inspect", *model, "--input-shape", "3", "8", "8"]) == 0
+    # a checkpoint loads into the lazy model once its weights exist: the same report as the eager model's
+    torch.manual_seed(0)
+    torch.save(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(144, 5)).state_dict(),
+               tmp_path / "ckpt.pt")
+    torch.save(torch.randn(6, 3, 8, 8), tmp_path / "batch.pt")
+    for factory, out in (("clilazy:make", "lazy"), ("clilazy:eager", "eager")):
+        assert main(["report", "--model", factory, "--input-shape", "3", "8", "8", "--weights", str(tmp_path / "ckpt.pt"),
+                     "--data", str(tmp_path / "batch.pt"), "--out", str(tmp_path / out)]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "lazy" / "neurons.csv"),
+                                  pd.read_csv(tmp_path / "eager" / "neurons.csv"))
     capsys.readouterr()
     # a .npy file gives no shape: the error names the lazy module and --input-shape
     import numpy as np
