@@ -354,10 +354,18 @@ def _where(err: BaseException) -> str:
 
 
 def _build_model(args):
-    from skew.models import build_model
+    """The model ``--model`` names, built (and its lazy modules materialised) from the ``init`` stream of
+    ``--seed``, as :func:`skew.compare` builds its models: the constructor's own init (``as_built``) is then
+    the same on every run, and equal to ``skew compare --inits as_built --seeds SEED``'s."""
+    import torch
 
-    model = _materialize(_user_code(f"model {args.model!r}", build_model, args.model, **dict(args.model_option or [])),
-                         args)
+    from skew.models import build_model
+    from skew.seeding import child_seed
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(child_seed(args.seed, "init"))
+        model = _materialize(_user_code(f"model {args.model!r}", build_model, args.model,
+                                        **dict(args.model_option or [])), args)
     if getattr(args, "weights", None):
         load_weights(model, args.weights)
     return model
@@ -704,6 +712,8 @@ def _cmd_inspect(args, parser) -> int:
         _check_out(args.out)
     from skew.weights import layer_table, neuron_table
 
+    if args.init == "as_built":  # the model as its constructor built it: what no --init gives
+        args.init = None
     model = _build_model(args)
     if args.init:
         data = None
@@ -847,8 +857,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="data-free weight diagnostics (row sums, norms, per-layer tables)",
                        description="Print skew.weights.layer_table for the model after an init scheme or a "
                        "checkpoint; with --out write layers.csv and neurons.csv.")
-    p.add_argument("--init", type=_scheme_arg, metavar="SCHEME",
-                   help=f"initialize the model with this scheme first: {', '.join(schemes)}")
+    p.add_argument("--init", type=_scheme_or_as_built, metavar="SCHEME",
+                   help=f"initialize the model with this scheme first: {', '.join(schemes)}; or as_built (the "
+                   "model's own constructor init, no scheme applied: the default)")
     p.add_argument("--weights", help="checkpoint (a state dict saved with torch.save) to load into the model")
     p.add_argument("--out", help="output directory")
     p.set_defaults(func=_cmd_inspect, command_parser=p)

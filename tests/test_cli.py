@@ -129,6 +129,38 @@ def test_compare_and_inspect_commands(tmp_path, capsys):
     assert len(pd.read_csv(tmp_path / "ins" / "neurons.csv")) > 0
 
 
+def test_inspect_takes_as_built_like_report_and_compare(tmp_path, capsys):
+    # the README lists as_built among the --init schemes; inspect without --init already measures the model
+    # as built, so --init as_built must give the same table (it used to exit 2: invalid choice)
+    assert main(["inspect", *MLP, "--out", str(tmp_path / "plain")]) == 0
+    assert main(["inspect", *MLP, "--init", "as_built", "--out", str(tmp_path / "as_built")]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "plain" / "neurons.csv"),
+                                  pd.read_csv(tmp_path / "as_built" / "neurons.csv"))
+    assert "as_built" in _subparser_help_text("inspect")
+
+
+def test_as_built_models_are_reproducible_from_seed_and_match_compare(tmp_path, capsys):
+    # `skew report --model mlp` measures the constructor's own (random) init: it was drawn from the unseeded
+    # global RNG, so two identical commands printed different tables. It now comes from --seed's init stream,
+    # as skew compare builds its models.
+    common = [*MLP, "--data", "relu-gaussian", "--batches", "1"]
+    for out in ("a", "b"):
+        assert main(["report", *common, "--out", str(tmp_path / out)]) == 0
+    a = pd.read_csv(tmp_path / "a" / "neurons.csv")
+    pd.testing.assert_frame_equal(a, pd.read_csv(tmp_path / "b" / "neurons.csv"))
+    assert main(["report", *common, "--seed", "1", "--out", str(tmp_path / "c")]) == 0
+    assert not a["row_sum"].equals(pd.read_csv(tmp_path / "c" / "neurons.csv")["row_sum"])
+    assert main(["compare", *common, "--inits", "as_built", "--seeds", "0", "--out", str(tmp_path / "cmp")]) == 0
+    cmp = pd.read_csv(tmp_path / "cmp" / "neurons.csv")
+    pd.testing.assert_frame_equal(a[["layer", "neuron", "row_sum", "p"]], cmp[["layer", "neuron", "row_sum", "p"]])
+    capsys.readouterr()
+
+
+def _subparser_help_text(command: str) -> str:
+    (sub,) = [a for a in build_parser()._actions if a.dest == "command"]
+    return sub.choices[command].format_help()
+
+
 def test_report_with_a_factory_model_and_a_npy_file(tmp_path, capsys, monkeypatch):
     import numpy as np
 
