@@ -548,9 +548,13 @@ class Report:
             frac = _fraction(nf["skew"].to_numpy() > a, live) if len(nf) else float("nan")
             parts.append(f"α={_fmt(a)}: {100 * frac:.1f}%")
         batches = self.meta.get("batches", "?")
+
+        def count(k, one: str, many: str) -> str:
+            return f"{k} {one if k == 1 else many}"
+
         return (
-            f"skew.Report of {self.meta.get('model', 'model')}: {len(self.layers)} layers, {len(nf)} neurons, "
-            f"{batches} batches; skewed neurons (count estimator) {', '.join(parts)}"
+            f"skew.Report of {self.meta.get('model', 'model')}: {count(len(self.layers), 'layer', 'layers')}, "
+            f"{count(len(nf), 'neuron', 'neurons')}, {count(batches, 'batch', 'batches')}; skewed neurons (count estimator) {', '.join(parts)}"
         )
 
     def __repr__(self) -> str:
