@@ -179,6 +179,25 @@ def _check_data_name(parser: argparse.ArgumentParser, name: str) -> None:
         )
 
 
+#: Built-in models that read token ids: the built-in data they take is ``text``.
+TOKEN_MODELS = ("hf:gpt2", "hf:bert", "hf:llama")
+
+
+def _check_data_fits_model(parser: argparse.ArgumentParser, model: str, data: str) -> None:
+    """A built-in model with built-in data of the wrong kind (tokens for an image model, images for a language
+    model) exits 2 naming the data that fit, before anything is built: otherwise the model fails deep inside
+    its first layer with a message about dtypes or shapes."""
+    if data not in DATA:
+        return
+    if model in TOKEN_MODELS and data != "text":
+        parser.error(f"argument --data: {model} reads token ids; use --data text (byte tokens of Python's docs), "
+                     "a file of token ids or a pkg.module:factory")
+    if data == "text" and (model in MODELS or model.startswith("timm:")) and model not in TOKEN_MODELS:
+        fits = ", ".join(d for d in DATA if d != "text")
+        parser.error(f"argument --data: text is token ids for the language models ({', '.join(TOKEN_MODELS)}); "
+                     f"{model} takes float tensors: use one of {fits}")
+
+
 def _check_device(parser: argparse.ArgumentParser, text: str | None) -> None:
     """Exit 2 before any work when --device names a device this machine cannot use."""
     if text is None:
@@ -622,6 +641,7 @@ def _save_report(rep, out: Path) -> list[Path]:
 def _cmd_report(args, parser) -> int:
     _check_model_name(parser, args.model)
     _check_data_name(parser, args.data)
+    _check_data_fits_model(parser, args.model, args.data)
     if args.init and args.weights:
         parser.error("argument --init: not allowed with --weights (measure a checkpoint, or a fresh init, not both)")
     _check_device(parser, args.device)
@@ -657,6 +677,7 @@ def _cmd_report(args, parser) -> int:
 def _cmd_compare(args, parser) -> int:
     _check_model_name(parser, args.model)
     _check_data_name(parser, args.data)
+    _check_data_fits_model(parser, args.model, args.data)
     inits = [s.strip() for s in args.inits.split(",") if s.strip()]
     if not inits:
         parser.error("argument --inits: give at least one scheme, e.g. --inits xavier_uniform,sinusoidal")

@@ -58,6 +58,19 @@ def test_bad_model_and_inits_exit_2_naming_the_choices(capsys):
     assert "needs --model" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv, fix", [
+    (["report", "--model", "cnn", "--data", "text"], "use one of gaussian, relu-gaussian, uniform, digits"),
+    (["report", "--model", "hf:gpt2", "--data", "digits"], "use --data text"),
+    (["compare", "--model", "hf:llama", "--data", "gaussian", "--inits", "he"], "use --data text"),
+])
+def test_built_in_data_of_the_wrong_kind_for_the_model_exits_2_naming_the_data_that_fit(argv, fix, capsys):
+    # these failed inside the model (a dtype error in GPT-2's embedding; a shape error about "(seq_len,)") with
+    # advice to pass input_fn=, which the command line has no way to do
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "argument --data" in err and fix in err
+
+
 def test_skewerror_exits_1_without_traceback_unless_debug(tmp_path, capsys):
     argv = ["inspect", *MLP, "--weights", str(tmp_path / "missing.pt")]
     assert main(argv) == 1
