@@ -841,7 +841,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--model-option", type=_model_option, action="append", metavar="KEY=VALUE",
                    help="option passed to the model builder, repeatable")
     p.add_argument("--input-shape", type=_positive_int, nargs="+", metavar="D",
-                   help="per-sample input shape for lsuv on a factory model")
+                   help="per-sample input shape of a factory model, for lsuv and lazy modules (e.g. 3 64 64)")
     p.add_argument("--out", help="output file (default: <init>_weights.<format>)")
     p.add_argument("--format", choices=FORMATS, default=None, help="figure format (default: from --out, else png)")
     p.set_defaults(func=_cmd_plot, command_parser=p)
