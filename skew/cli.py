@@ -533,6 +533,16 @@ _LEGEND = (
 )
 
 
+#: What each column of ``skew inspect``'s table means (skew.weights.layer_table has the details).
+_INSPECT_LEGEND = (
+    "columns: m, n = neurons (rows) × inputs per neuron; rank of the m × n matrix; zero_rows, constant_rows "
+    "(all entries equal); parallel_pairs, antiparallel_pairs = row pairs with cosine +1 / -1; weight_var = "
+    "Var(W); target_var = the variance the scheme aims at (NaN without --init), var_ratio = weight_var / "
+    "target_var; max_abs_s_over_norm = the largest |row sum S| / ‖row‖ (0 when every row cancels, √n for a "
+    "constant row)"
+)
+
+
 def _new_figure(width: float = 6.4, height: float = 4.0, ncols: int = 1):
     from matplotlib.figure import Figure
 
@@ -749,6 +759,7 @@ def _cmd_inspect(args, parser) -> int:
     what = f"init {args.init}" if args.init else (f"weights {args.weights}" if args.weights else "as built")
     print(f"skew inspect: {args.model} ({what}); data-free weight diagnostics")
     _print_frame(table)
+    print(_INSPECT_LEGEND)
     if args.out:
         out = Path(args.out)
         written = [write_csv(table, out / "layers.csv"),

@@ -125,6 +125,15 @@ def test_report_explains_every_column_it_prints(capsys):
         assert f"{generic} = " in legend or f"{generic}, " in legend, column
 
 
+def test_inspect_explains_every_column_it_prints(capsys):
+    assert main(["inspect", *MLP, "--init", "sinusoidal"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if line.split()[:2] == ["layer", "type"]).split()
+    legend = next(line for line in lines if line.startswith("columns: "))
+    for column in set(header) - {"layer", "type", "shape", "note"}:
+        assert f"{column} " in legend or f"{column}," in legend, column
+
+
 def test_compare_and_inspect_commands(tmp_path, capsys):
     out = tmp_path / "cmp"
     argv = ["compare", *MLP, "--data", "relu-gaussian", "--inits", "xavier_uniform,sinusoidal", "--seeds", "0,1",
