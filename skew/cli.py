@@ -918,7 +918,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _check_train(args, parser: argparse.ArgumentParser) -> None:
     """Exit 2 on bad ``skew train`` values before any training; exit 1 when --out cannot be written."""
-    for dest in ("epochs", "patience", "batch_size", "track_every"):
+    for dest in ("epochs", "patience", "batch_size", "track_every", "threads"):
         value = getattr(args, dest, None)
         if value is not None and value < 1:
             parser.error(f"argument --{dest.replace('_', '-')}: {value} must be at least 1")
