@@ -200,6 +200,25 @@ def _check_data_name(parser: argparse.ArgumentParser, name: str) -> None:
         )
 
 
+#: Built-in models that read token ids: the built-in data they take is ``text``.
+TOKEN_MODELS = ("hf:gpt2", "hf:bert", "hf:llama")
+
+
+def _check_data_fits_model(parser: argparse.ArgumentParser, model: str, data: str) -> None:
+    """A built-in model with built-in data of the wrong kind (tokens for an image model, images for a language
+    model) exits 2 naming the data that fit, before anything is built: otherwise the model fails deep inside
+    its first layer with a message about dtypes or shapes."""
+    if data not in DATA:
+        return
+    if model in TOKEN_MODELS and data != "text":
+        parser.error(f"argument --data: {model} reads token ids; use --data text (byte tokens of Python's docs), "
+                     "a file of token ids or a pkg.module:factory")
+    if data == "text" and (model in MODELS or model.startswith("timm:")) and model not in TOKEN_MODELS:
+        fits = ", ".join(d for d in DATA if d != "text")
+        parser.error(f"argument --data: text is token ids for the language models ({', '.join(TOKEN_MODELS)}); "
+                     f"{model} takes float tensors: use one of {fits}")
+
+
 def _check_device(parser: argparse.ArgumentParser, text: str | None) -> None:
     """Exit 2 before any work when --device names a device this machine cannot use."""
     if text is None:
@@ -377,11 +396,60 @@ def _where(err: BaseException) -> str:
 
 
 def _build_model(args):
-    from skew.models import build_model
+    """The model ``--model`` names, built (and its lazy modules materialised) from the ``init`` stream of
+    ``--seed``, as :func:`skew.compare` builds its models: the constructor's own init (``as_built``) is then
+    the same on every run, and equal to ``skew compare --inits as_built --seeds SEED``'s."""
+    import torch
 
-    model = _user_code(f"model {args.model!r}", build_model, args.model, **dict(args.model_option or []))
+    from skew.models import build_model
+    from skew.seeding import child_seed
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(child_seed(args.seed, "init"))
+        model = _materialize(_user_code(f"model {args.model!r}", build_model, args.model,
+                                        **dict(args.model_option or [])), args)
     if getattr(args, "weights", None):
         load_weights(model, args.weights)
+    return model
+
+
+def _lazy_modules(model) -> list[str]:
+    """Qualified names of the modules whose parameters or buffers are still uninitialised (lazy)."""
+    from torch import nn
+
+    lazy = (nn.parameter.UninitializedParameter, nn.parameter.UninitializedBuffer)
+    return [name or type(model).__name__ for name, mod in model.named_modules()
+            if any(isinstance(t, lazy) for t in (*mod.parameters(recurse=False), *mod.buffers(recurse=False)))]
+
+
+def _materialize(model, args):
+    """Give a factory model's lazy modules (``nn.LazyLinear``, ...) their weights: one forward pass on a
+    batch of 2 zero samples of the input shape, in eval mode, without gradients. A Python user runs that
+    pass themselves; on the command line it needs the shape (``--input-shape`` or the factory's own)."""
+    lazy = _lazy_modules(model)
+    if not lazy:
+        return model
+    import torch
+
+    names = ", ".join(map(repr, lazy[:3])) + (f" and {len(lazy) - 3} more" if len(lazy) > 3 else "")
+    try:
+        shape = _input_shape(args)
+    except SkewError:
+        raise SkewError(f"model {args.model!r} has lazy modules ({names}) whose weights exist only after a "
+                        "forward pass; pass --input-shape (per-sample shape, e.g. --input-shape 3 64 64) so "
+                        "skew can run one on zeros, or run one in the factory before returning the model") from None
+    flags = [(m, m.training) for m in model.modules()]
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(2, *shape))
+    except Exception as err:  # noqa: BLE001 - the user's model may raise anything
+        raise SkewError(f"model {args.model!r} has lazy modules ({names}); creating their weights with one "
+                        f"forward pass on zeros of --input-shape {' '.join(map(str, shape))} raised "
+                        f"{type(err).__name__}: {_one_line(err)}; check --input-shape") from err
+    finally:
+        for mod, flag in flags:
+            mod.training = flag
     return model
 
 
@@ -475,6 +543,27 @@ def _layers_columns(thresholds: Sequence[float]) -> list[str]:
     for a in thresholds:
         cols += [f"skewed_{a:g}", f"skewed_gauss_{a:g}", f"lambda_{a:g}", f"agree_{a:g}"]
     return cols + ["mean_skew", "spearman_s_p", "oui_pairwise", "degenerate", "dead", "always_on"]
+
+
+#: What each column of ``skew report``'s table means, printed under it (docs/definitions.md has the maths).
+_LEGEND = (
+    "columns: samples = values of Z per neuron (a conv's every position of every sample); "
+    "skewed_gauss_α = the same fraction with p = Φ(mean_Z/std_Z); lambda_α = Theorem 1's row-sum threshold "
+    "(|S| > λ predicts skewed; NaN without weights or input moments); agree_α = fraction of neurons where "
+    "|S| > λ and skewed agree; mean_skew = mean of |p - 1/2|; spearman_s_p = rank correlation of the row sum S "
+    "with p; oui_pairwise = OUI over the 28 pairs of the first 8 samples; degenerate, dead, always_on = neurons "
+    "with constant Z (left out of the fractions), p = 0, p = 1. Definitions: docs/definitions.md"
+)
+
+
+#: What each column of ``skew inspect``'s table means (skew.weights.layer_table has the details).
+_INSPECT_LEGEND = (
+    "columns: m, n = neurons (rows) × inputs per neuron; rank of the m × n matrix; zero_rows, constant_rows "
+    "(all entries equal); parallel_pairs, antiparallel_pairs = row pairs with cosine +1 / -1; weight_var = "
+    "Var(W); target_var = the variance the scheme aims at (NaN without --init), var_ratio = weight_var / "
+    "target_var; max_abs_s_over_norm = the largest |row sum S| / ‖row‖ (0 when every row cancels, √n for a "
+    "constant row)"
+)
 
 
 def _new_figure(width: float = 6.4, height: float = 4.0, ncols: int = 1):
@@ -585,6 +674,7 @@ def _save_report(rep, out: Path) -> list[Path]:
 def _cmd_report(args, parser) -> int:
     _check_model_name(parser, args.model)
     _check_data_name(parser, args.data)
+    _check_data_fits_model(parser, args.model, args.data)
     if args.init and args.weights:
         parser.error("argument --init: not allowed with --weights (measure a checkpoint, or a fresh init, not both)")
     _check_device(parser, args.device)
@@ -605,6 +695,7 @@ def _cmd_report(args, parser) -> int:
     print(f"skew report: {args.model} ({what}), data {args.data}: {args.data_note}; "
           "skewed = fraction of non-degenerate neurons with |p - 1/2| > α (count estimator)")
     _print_frame(rep.layers, _layers_columns(rep.thresholds))
+    print(_LEGEND)
     _note_nonfinite(rep.layers)
     if len(rep.skipped):
         counts = rep.skipped.groupby(["type", "reason"], sort=False).size().reset_index(name="modules")
@@ -632,6 +723,7 @@ def _note_nonfinite(layers) -> None:
 def _cmd_compare(args, parser) -> int:
     _check_model_name(parser, args.model)
     _check_data_name(parser, args.data)
+    _check_data_fits_model(parser, args.model, args.data)
     inits = [s.strip() for s in args.inits.split(",") if s.strip()]
     if not inits:
         parser.error("argument --inits: give at least one scheme, e.g. --inits xavier_uniform,sinusoidal")
@@ -651,9 +743,11 @@ def _cmd_compare(args, parser) -> int:
 
     options = dict(args.model_option or [])
     loader = _build_loader(args)
-    cmp = compare(lambda: _user_code(f"model {args.model!r}", build_model, args.model, **options), loader, inits,
-                  seeds=args.seeds, layers=_layers_spec(args.layers), thresholds=args.thresholds, device=args.device,
-                  mode=args.mode, at=args.at)
+    def factory():
+        return _materialize(_user_code(f"model {args.model!r}", build_model, args.model, **options), args)
+
+    cmp = compare(factory, loader, inits, seeds=args.seeds, layers=_layers_spec(args.layers), thresholds=args.thresholds,
+                  device=args.device, mode=args.mode, at=args.at)
     print(f"skew compare: {args.model}, data {args.data}: {args.data_note}; init seeds {args.seeds}; "
           "skewed_α = fraction of non-degenerate neurons with |p - 1/2| > α (count estimator), mean over seeds")
     print(cmp.summary().to_string(float_format=lambda v: f"{v:.3f}"))
@@ -688,6 +782,8 @@ def _cmd_inspect(args, parser) -> int:
         _check_out(args.out)
     from skew.weights import layer_table, neuron_table
 
+    if args.init == "as_built":  # the model as its constructor built it: what no --init gives
+        args.init = None
     model = _build_model(args)
     if args.init:
         data = None
@@ -702,6 +798,7 @@ def _cmd_inspect(args, parser) -> int:
     what = f"init {args.init}" if args.init else (f"weights {args.weights}" if args.weights else "as built")
     print(f"skew inspect: {args.model} ({what}); data-free weight diagnostics")
     _print_frame(table)
+    print(_INSPECT_LEGEND)
     if args.out:
         out = Path(args.out)
         written = [write_csv(table, out / "layers.csv"),
@@ -794,7 +891,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--model-option", type=_model_option, action=_ModelOptions, metavar="KEY=VALUE",
                    help="option passed to the model builder, repeatable")
     p.add_argument("--input-shape", type=_positive_int, nargs="+", metavar="D",
-                   help="per-sample input shape for lsuv on a factory model")
+                   help="per-sample input shape of a factory model, for lsuv and lazy modules (e.g. 3 64 64)")
     p.add_argument("--out", type=_out_arg, help="output file (default: <init>_weights.<format>)")
     p.add_argument("--format", choices=FORMATS, default=None, help="figure format (default: from --out, else png)")
     p.set_defaults(func=_cmd_plot, command_parser=p)
@@ -831,8 +928,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="data-free weight diagnostics (row sums, norms, per-layer tables)",
                        description="Print skew.weights.layer_table for the model after an init scheme or a "
                        "checkpoint; with --out write layers.csv and neurons.csv.")
-    p.add_argument("--init", type=_scheme_arg, metavar="SCHEME",
-                   help=f"initialize the model with this scheme first: {', '.join(schemes)}")
+    p.add_argument("--init", type=_scheme_or_as_built, metavar="SCHEME",
+                   help=f"initialize the model with this scheme first: {', '.join(schemes)}; or as_built (the "
+                   "model's own constructor init, no scheme applied: the default)")
     p.add_argument("--weights", help="checkpoint (a state dict saved with torch.save) to load into the model")
     p.add_argument("--out", type=_out_arg, help="output directory")
     p.set_defaults(func=_cmd_inspect, command_parser=p)
@@ -859,7 +957,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _check_train(args, parser: argparse.ArgumentParser) -> None:
     """Exit 2 on bad ``skew train`` values before any training; exit 1 when --out cannot be written."""
-    for dest in ("epochs", "patience", "batch_size", "track_every"):
+    for dest in ("epochs", "patience", "batch_size", "track_every", "threads"):
         value = getattr(args, dest, None)
         if value is not None and value < 1:
             parser.error(f"argument --{dest.replace('_', '-')}: {value} must be at least 1")
@@ -989,5 +1087,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("skew: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `skew report ... | head`: the reader left; stop quietly, as other tools do
+        try:  # and keep Python's own flush of stdout at exit from failing on the closed pipe again
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):  # stdout is not a file descriptor (captured, redirected in-process)
+            pass
+        return 141  # 128 + SIGPIPE, the status a shell reports for a writer killed by a closed pipe
     except Exception as err:  # noqa: BLE001 - OSError, ImportError, SyntaxError, errors in user code: one line
         return _fail(err, debug, _describe(err))

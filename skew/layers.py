@@ -408,7 +408,12 @@ def select_units(model: nn.Module, layers: LayerSpec = None) -> list[WeightUnit]
     for spec in specs:
         if isinstance(spec, str) and not any(ch in spec for ch in "*?[") and spec not in known:
             close = difflib.get_close_matches(spec, known, n=3)
-            hint = f"did you mean {', '.join(map(repr, close))}? " if close else ""
+            if close:
+                hint = f"did you mean {', '.join(map(repr, close))}? "
+            else:  # nothing close (a Sequential's layers are called '0', '1', ...): show what there is
+                names = [u.name for u in units]
+                more = f" and {len(names) - 8} more" if len(names) > 8 else ""
+                hint = (f"its layers are {', '.join(map(repr, names[:8]))}{more}; " if names else "")
             raise SkewError(
                 f"no module named {spec!r} in {type(model).__name__}; {hint}"
                 "use qualified names from model.named_modules(), or a glob such as 'features.*'"

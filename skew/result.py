@@ -426,7 +426,7 @@ def _mask_status(st: LayerState) -> str:
 
 
 class Report:
-    """Per-neuron and per-layer skew of one model measured on a stream of batches.
+    r"""Per-neuron and per-layer skew of one model measured on a stream of batches.
 
     Attributes:
         neurons: one row per neuron (layer, neuron, fan_in, row_sum, row_sum_scaled, row_norm, bias,
@@ -446,12 +446,24 @@ class Report:
         thresholds: the skew degrees α of the ``*_{a}`` columns.
         meta: how the report was made (model class, batches, device, mode, ...).
 
-    Build one with :func:`skew.report`, :meth:`load` or :meth:`merge`.
+    Build one with :func:`skew.report`, :meth:`load` or :meth:`merge`. Per neuron and threshold α:
+
+    .. math:: p = \frac{\#\{Z > 0\}}{n}, \qquad \mathrm{skew} = \left|p - \tfrac12\right|, \qquad
+              \texttt{skewed\_}\alpha = \frac{\#\{\text{non-degenerate neurons with skew} > \alpha\}}
+              {\#\{\text{non-degenerate neurons}\}}
 
     Example:
-        >>> rep = skew.report(model, loader)               # doctest: +SKIP
-        >>> rep.summary()                                  # doctest: +SKIP
-        >>> rep.plot_skew_hist(layer="fc1")                # doctest: +SKIP
+        >>> import torch, skew
+        >>> net = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(64, 48, bias=False))
+        >>> _ = skew.init.apply(net, "xavier_uniform", generator=torch.Generator().manual_seed(0))
+        >>> rep = skew.report(net, torch.randn(4096, 64, generator=torch.Generator().manual_seed(1)))
+        >>> n = rep.neurons
+        >>> bool(((n["p"] - 0.5).abs() == n["skew"]).all())
+        True
+        >>> frac = float((n["skew"] > 0.3).mean())
+        >>> frac == float(rep.layers.loc[0, "skewed_0.3"])
+        True
+        >>> ax = rep.plot_skew_hist(layer="1")                            # a matplotlib Axes
     """
 
     def __init__(
@@ -548,9 +560,13 @@ class Report:
             frac = _fraction(nf["skew"].to_numpy() > a, live) if len(nf) else float("nan")
             parts.append(f"α={_fmt(a)}: {100 * frac:.1f}%")
         batches = self.meta.get("batches", "?")
+
+        def count(k, one: str, many: str) -> str:
+            return f"{k} {one if k == 1 else many}"
+
         return (
-            f"skew.Report of {self.meta.get('model', 'model')}: {len(self.layers)} layers, {len(nf)} neurons, "
-            f"{batches} batches; skewed neurons (count estimator) {', '.join(parts)}"
+            f"skew.Report of {self.meta.get('model', 'model')}: {count(len(self.layers), 'layer', 'layers')}, "
+            f"{count(len(nf), 'neuron', 'neurons')}, {count(batches, 'batch', 'batches')}; skewed neurons (count estimator) {', '.join(parts)}"
         )
 
     def __repr__(self) -> str:

@@ -25,7 +25,9 @@ during training (dropout masks). The global random state of the caller is restor
 
 Run time, measured on 2 otherwise idle CPU cores (``taskset -c 0,1``, torch 2.11): ``--quick`` (MLP,
 6 schemes, 2 seeds, 10 epochs) about 13 s; the full run (MLP and CNN, 6 schemes, 3 seeds, 40 epochs)
-156 s, about 80 % of it the CNN. On busy cores expect two to three times that.
+156 s, about 80 % of it the CNN. On busy cores expect two to three times that. ``skew train`` trains on
+one CPU thread (``--threads``), as ``skew figures`` does: on 2 busy shared cores torch's default of 2 threads
+made ``--quick`` take 150-260 s against 8 s with one.
 
 Example:
     >>> res = run_experiment(("mlp",), ("default", "sinusoidal"), seeds=(0,), epochs=3)  # doctest: +SKIP
@@ -623,9 +625,22 @@ def write_figures(out_dir: str | Path, quick: bool) -> list[Path]:
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    """Run ``skew train`` from parsed arguments; prints the Markdown table and the files written."""
-    if getattr(args, "weight_decay", None) is not None or getattr(args, "auto_wd", False):
-        return _run_wd_cli(args)
+    """Run ``skew train`` from parsed arguments; prints the Markdown table and the files written.
+
+    Training runs on ``--threads`` CPU threads (default 1, as ``skew figures`` trains), restored after.
+    """
+    saved = torch.get_num_threads()
+    torch.set_num_threads(int(getattr(args, "threads", 1) or 1))
+    try:
+        if getattr(args, "weight_decay", None) is not None or getattr(args, "auto_wd", False):
+            return _run_wd_cli(args)
+        return _run_cli(args)
+    finally:
+        torch.set_num_threads(saved)
+
+
+def _run_cli(args: argparse.Namespace) -> int:
+    """``skew train`` comparing init schemes: the table and the files written."""
     result = run_experiment(
         models=args.models, schemes=DEFAULT_SCHEMES if args.inits is None else args.inits, seeds=args.seeds, epochs=args.epochs,
         patience=args.patience, optimizer=args.optimizer, lr=args.lr, batch_size=args.batch_size,

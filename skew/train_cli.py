@@ -58,6 +58,9 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
                    help="Tracker period in steps (default: each epoch)")
     p.add_argument("--quick", action="store_true",
                    help="small run: mlp, seeds 0,1, 10 epochs (about 15 s)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="CPU threads torch trains with (default 1, as skew figures: these small models gain "
+                        "nothing from more, and on busy cores 2 threads made --quick 20-30x slower)")
     p.add_argument("--seed", type=_seed, default=0,
                    help="data seed: the train/validation split is drawn from its data stream (skew.seeding); "
                    "each run's init, batch order and dropout come from its own --seeds value (default 0)")

@@ -53,6 +53,8 @@ PAIR_LIMIT = 4096
 RANK_LIMIT = 4096
 #: Cosine tolerance for parallel (≥ 1 − COS_TOL) and antiparallel (≤ −1 + COS_TOL) row pairs.
 COS_TOL = 1e-6
+#: The std transformers' ``Conv1D.__init__`` draws its weight with (scheme ``default`` repeats it).
+CONV1D_DEFAULT_STD = 0.02
 
 _TIED = ("once", "each")
 
@@ -381,6 +383,12 @@ def _layer_row(b: _Block, scheme) -> dict:
         if b.packed_default is not None and scheme.name == "default":
             # nn.MultiheadAttention's own reset: xavier_uniform_ on the packed in_proj_weight
             target = theory.weight_variance("xavier_uniform", b.packed_default)
+        elif scheme.name == "default" and b.type == "Conv1D":
+            target = CONV1D_DEFAULT_STD**2  # transformers' Conv1D.__init__: normal_(std=0.02)
+        elif scheme.name == "default":
+            # the module's own reset_parameters() reads fans off the stored weight: for a ConvTranspose
+            # (c_in, c_out/g, k...) that is fan_in = (c_out/g)·k..., not its neurons' row length
+            target = theory.weight_variance("default", tuple(b.weight.shape))
         else:
             target = theory.weight_variance(scheme, b.shape)  # fans of the neuron rows
     live = ~zero
@@ -411,7 +419,9 @@ def layer_table(model: nn.Module, layers: LayerSpec = None, scheme: str | None =
     zero_rows, constant_rows (all entries equal and non-zero), parallel_pairs / antiparallel_pairs
     (row pairs i < j, zero rows excluded, with cosine ≥ 1 − 1e-6 / ≤ −1 + 1e-6), weight_var (ddof = 1),
     target_var (:func:`skew.theory.weight_variance` of ``scheme`` with ``options``, NaN without a
-    scheme; for MHA q/k/v under ``default``, Xavier on the packed in_proj_weight as PyTorch does),
+    scheme, on the neuron rows; under ``default`` what the module's own init draws: for MHA q/k/v Xavier
+    on the packed in_proj_weight, for a ConvTranspose fans read off its stored weight as its
+    ``reset_parameters`` does, for a Hugging Face ``Conv1D`` 0.02²),
     var_ratio = weight_var / target_var, max_abs_s_over_norm = max_i |S_i| / ‖W_i‖ (≤ √n, reached
     by constant rows), and note (what was skipped on huge layers).
 

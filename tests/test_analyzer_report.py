@@ -115,6 +115,8 @@ def test_summary_repr_and_html(model):
     live = ~rep.neurons["degenerate"]
     frac = (rep.neurons.loc[live, "skew"] > 0.3).mean()
     assert f"α=0.3: {100 * frac:.1f}%" in text
+    one = report(nn.Sequential(nn.Linear(4, 1)), torch.randn(5, 4))  # singular where there is one
+    assert repr(one).startswith("skew.Report of Sequential: 1 layer, 1 neuron, 1 batch; ")
     html = rep._repr_html_()
     assert html.startswith("<div>") and "<table" in html and "skewed_0.1" in html
 

@@ -58,6 +58,19 @@ def test_bad_model_and_inits_exit_2_naming_the_choices(capsys):
     assert "needs --model" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv, fix", [
+    (["report", "--model", "cnn", "--data", "text"], "use one of gaussian, relu-gaussian, uniform, digits"),
+    (["report", "--model", "hf:gpt2", "--data", "digits"], "use --data text"),
+    (["compare", "--model", "hf:llama", "--data", "gaussian", "--inits", "he"], "use --data text"),
+])
+def test_built_in_data_of_the_wrong_kind_for_the_model_exits_2_naming_the_data_that_fit(argv, fix, capsys):
+    # these failed inside the model (a dtype error in GPT-2's embedding; a shape error about "(seq_len,)") with
+    # advice to pass input_fn=, which the command line has no way to do
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "argument --data" in err and fix in err
+
+
 def test_skewerror_exits_1_without_traceback_unless_debug(tmp_path, capsys):
     argv = ["inspect", *MLP, "--weights", str(tmp_path / "missing.pt")]
     assert main(argv) == 1
@@ -100,6 +113,27 @@ def test_report_prints_table_and_writes_files(tmp_path, capsys):
     }
 
 
+def test_report_explains_every_column_it_prints(capsys):
+    # a new user reads lambda_0.1, agree_0.3, spearman_s_p ... in the terminal: each is explained under the table
+    assert main(["report", *MLP, "--data", "relu-gaussian", "--batches", "1", "--thresholds", "0.2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if line.split()[:2] == ["layer", "type"]).split()
+    legend = next(line for line in lines if line.startswith("columns: "))
+    said_in_the_first_line = {"layer", "type", "shape", "neurons", "skewed_0.2"}  # and the header line
+    for column in set(header) - said_in_the_first_line:
+        generic = column.replace("_0.2", "_α")
+        assert f"{generic} = " in legend or f"{generic}, " in legend, column
+
+
+def test_inspect_explains_every_column_it_prints(capsys):
+    assert main(["inspect", *MLP, "--init", "sinusoidal"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if line.split()[:2] == ["layer", "type"]).split()
+    legend = next(line for line in lines if line.startswith("columns: "))
+    for column in set(header) - {"layer", "type", "shape", "note"}:
+        assert f"{column} " in legend or f"{column}," in legend, column
+
+
 def test_compare_and_inspect_commands(tmp_path, capsys):
     out = tmp_path / "cmp"
     argv = ["compare", *MLP, "--data", "relu-gaussian", "--inits", "xavier_uniform,sinusoidal", "--seeds", "0,1",
@@ -115,6 +149,38 @@ def test_compare_and_inspect_commands(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "data-free" in text
     assert len(pd.read_csv(tmp_path / "ins" / "neurons.csv")) > 0
+
+
+def test_inspect_takes_as_built_like_report_and_compare(tmp_path, capsys):
+    # the README lists as_built among the --init schemes; inspect without --init already measures the model
+    # as built, so --init as_built must give the same table (it used to exit 2: invalid choice)
+    assert main(["inspect", *MLP, "--out", str(tmp_path / "plain")]) == 0
+    assert main(["inspect", *MLP, "--init", "as_built", "--out", str(tmp_path / "as_built")]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "plain" / "neurons.csv"),
+                                  pd.read_csv(tmp_path / "as_built" / "neurons.csv"))
+    assert "as_built" in _subparser_help_text("inspect")
+
+
+def test_as_built_models_are_reproducible_from_seed_and_match_compare(tmp_path, capsys):
+    # `skew report --model mlp` measures the constructor's own (random) init: it was drawn from the unseeded
+    # global RNG, so two identical commands printed different tables. It now comes from --seed's init stream,
+    # as skew compare builds its models.
+    common = [*MLP, "--data", "relu-gaussian", "--batches", "1"]
+    for out in ("a", "b"):
+        assert main(["report", *common, "--out", str(tmp_path / out)]) == 0
+    a = pd.read_csv(tmp_path / "a" / "neurons.csv")
+    pd.testing.assert_frame_equal(a, pd.read_csv(tmp_path / "b" / "neurons.csv"))
+    assert main(["report", *common, "--seed", "1", "--out", str(tmp_path / "c")]) == 0
+    assert not a["row_sum"].equals(pd.read_csv(tmp_path / "c" / "neurons.csv")["row_sum"])
+    assert main(["compare", *common, "--inits", "as_built", "--seeds", "0", "--out", str(tmp_path / "cmp")]) == 0
+    cmp = pd.read_csv(tmp_path / "cmp" / "neurons.csv")
+    pd.testing.assert_frame_equal(a[["layer", "neuron", "row_sum", "p"]], cmp[["layer", "neuron", "row_sum", "p"]])
+    capsys.readouterr()
+
+
+def _subparser_help_text(command: str) -> str:
+    (sub,) = [a for a in build_parser()._actions if a.dest == "command"]
+    return sub.choices[command].format_help()
 
 
 def test_report_with_a_factory_model_and_a_npy_file(tmp_path, capsys, monkeypatch):
@@ -136,6 +202,49 @@ def test_report_with_a_factory_model_and_a_npy_file(tmp_path, capsys, monkeypatc
     assert main(["report", *model, "--data", "gaussian", "--input-shape", "6", "--batches", "1"]) == 0
     assert main(["report", *model, "--data", "gaussian", "--input-shape", "7", "--batches", "1"]) == 1
     assert "skew: error:" in capsys.readouterr().err
+
+
+def test_a_factory_with_lazy_modules_gets_its_weights_from_input_shape(tmp_path, capsys, monkeypatch):
+    # nn.LazyLinear is common in user code: on the command line there is no place to run the forward pass
+    # that creates its weights, so skew runs one on zeros of --input-shape (and says what to do without it)
+    (tmp_path / "clilazy.py").write_text(
+        "import torch.nn as nn\n"
+        "def make():\n"
+        "    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.LazyLinear(5))\n"
+        "def eager():\n"
+        "    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(144, 5))\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    model = ["--model", "clilazy:make"]
+    assert main(["report", *model, "--data", "gaussian", "--input-shape", "3", "8", "8", "--batches", "1",
+                 "--init", "sinusoidal", "--out", str(tmp_path / "rep")]) == 0
+    layers = pd.read_csv(tmp_path / "rep" / "layers.csv", dtype={"layer": str})
+    row = layers.set_index("layer").loc["3"]  # the lazy layer is measured with its real shape, 4·6·6 inputs
+    assert row["neurons"] == 5 and "144" in row["shape"]
+    assert main(["compare", *model, "--data", "gaussian", "--input-shape", "3", "8", "8", "--batches", "1",
+                 "--inits", "he,sinusoidal"]) == 0
+    assert main(["inspect", *model, "--input-shape", "3", "8", "8"]) == 0
+    # a checkpoint loads into the lazy model once its weights exist: the same report as the eager model's
+    torch.manual_seed(0)
+    torch.save(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(144, 5)).state_dict(),
+               tmp_path / "ckpt.pt")
+    torch.save(torch.randn(6, 3, 8, 8), tmp_path / "batch.pt")
+    for factory, out in (("clilazy:make", "lazy"), ("clilazy:eager", "eager")):
+        assert main(["report", "--model", factory, "--input-shape", "3", "8", "8", "--weights", str(tmp_path / "ckpt.pt"),
+                     "--data", str(tmp_path / "batch.pt"), "--out", str(tmp_path / out)]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "lazy" / "neurons.csv"),
+                                  pd.read_csv(tmp_path / "eager" / "neurons.csv"))
+    capsys.readouterr()
+    # a .npy file gives no shape: the error names the lazy module and --input-shape
+    import numpy as np
+
+    np.save(tmp_path / "x.npy", np.zeros((4, 3, 8, 8), dtype=np.float32))
+    assert main(["report", *model, "--data", str(tmp_path / "x.npy")]) == 1
+    err = capsys.readouterr().err
+    assert "lazy modules ('3')" in err and "--input-shape" in err
+    # a wrong shape: the error says the forward pass on zeros failed and to check --input-shape
+    assert main(["inspect", *model, "--input-shape", "2", "8", "8"]) == 1
+    assert "check --input-shape" in capsys.readouterr().err
 
 
 # ---- checkpoints ---------------------------------------------------------------------------------
@@ -192,6 +301,21 @@ def test_console_script_and_python_m():
     result = subprocess.run([sys.executable, "-m", "skew", "plot", "--init", "bogus"], capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_output_piped_into_a_reader_that_leaves_early_stops_quietly():
+    # `skew report ... | head -2`: the reader closes the pipe; skew used to print "skew: error: cannot access:
+    # Broken pipe; check that the path exists ...", which sends a new user looking for a missing file
+    import os
+
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before skew prints its first line
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    with os.fdopen(write, "wb") as pipe:
+        result = subprocess.run([sys.executable, "-m", "skew", "inspect", "--model", "mlp", "-o", "width=8"],
+                                stdout=pipe, stderr=subprocess.PIPE, text=True, timeout=120, env=env)
+    assert result.returncode == 141, result.stderr
+    assert result.stderr == ""
 
 
 # ---- start-up, argument checks before work --------------------------------------------------------

@@ -85,6 +85,16 @@ def test_bad_specs_name_the_problem_and_the_fix(spec, message):
         select_units(_encoder(), spec)
 
 
+def test_a_name_with_no_close_match_lists_the_layers_there_are():
+    # a new user's 'fc1' on a Sequential, whose layers are called '0', '2': no close match to suggest
+    net = nn.Sequential(nn.Linear(10, 20), nn.ReLU(), nn.Linear(20, 3))
+    with pytest.raises(SkewError, match=r"no module named 'fc1' in Sequential; its layers are '0', '2'; use"):
+        select_units(net, "fc1")
+    wide = nn.Sequential(*[nn.Linear(2, 2) for _ in range(11)])
+    with pytest.raises(SkewError, match=r"its layers are '0', '1', .*'7' and 3 more; use"):
+        select_units(wide, "fc1")
+
+
 def test_not_a_module():
     with pytest.raises(SkewError, match="expected a torch.nn.Module"):
         select_units("resnet18")

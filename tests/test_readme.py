@@ -267,3 +267,14 @@ def test_jupyter_is_in_the_dev_extra_pinned_and_the_readme_opens_the_notebooks()
     for pkg in ("jupyterlab", "jupyter-server", "notebook-shim", "nbconvert", "ipykernel"):
         assert pkg in pins, f"requirements.lock does not pin {pkg}"
     assert "jupyter lab notebooks/" in README
+
+
+def test_the_api_table_lists_every_report_neurons_column():
+    # the README's `Report.neurons` row is where a new user learns the column names: it missed
+    # row_sum_scaled and skew_gauss
+    import skew
+
+    (row,) = [line for line in README.splitlines() if line.startswith("| `Report.neurons` |")]
+    listed = set(re.findall(r"[a-z_]+", re.split(r"(?<!\\)\|", row)[2].split(":", 1)[1]))
+    columns = set(skew.report(nn.Linear(4, 3), torch.randn(10, 4)).neurons.columns)
+    assert columns <= listed, sorted(columns - listed)

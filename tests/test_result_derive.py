@@ -200,3 +200,32 @@ def test_compiled_row_stats_match_exactly_rounded_sums():
         assert _fused.row_stats(w.double()) is None  # float64 weights: eager serves them
         assert (_fused.row_stats(w.t()) is None) == (n > 1)  # columns of a matrix: eager (one row: fine)
         assert _fused.row_stats(w)[0][0] == 0.0  # a row of ±pairs (and zeros) sums to exactly 0
+
+
+def test_degenerate_rule_is_the_one_docs_definitions_states():
+    # docs/definitions.md: std_Z <= 8 (eps_acc (|W_i| rms(x) sqrt(n) + |b|) + eps rms(Z_i)), eps_acc = min(eps, eps32);
+    # at an activation site std_Z <= 8 eps max(rms(Z_i), rms of the site). Neurons just inside and just outside.
+    from skew.result import degenerate_mask
+
+    mu, sigma, norm, n, b, mean = 0.5, 2.0, 3e3, 49.0, -0.25, 4.0  # above the 1e-12 floor for float64 too
+    scale = norm * np.hypot(mu, sigma) * np.sqrt(n) + abs(b)
+    for eps in (_EPS32, float(np.finfo(np.float64).eps), float(np.finfo(np.float16).eps)):
+        eps_acc = min(eps, _EPS32)
+        # the bound solves std = 8 (eps_acc scale + eps sqrt(mean^2 + std^2)) for std (a fixed point)
+        bound = 8 * eps_acc * scale
+        for _ in range(50):
+            bound = 8 * (eps_acc * scale + eps * np.hypot(mean, bound))
+        std = np.array([bound * (1 - 1e-6), bound * (1 + 1e-6)])
+        got = degenerate_mask(np.array([10, 10]), np.full(2, mean), std, np.full(2, norm), np.full(2, n),
+                              np.full(2, b), mu, sigma, eps)
+        assert got.tolist() == [True, False], eps
+    # activation site (no weight row): the larger of the neuron's rms and the site's
+    mean = np.array([1.0, 100.0])
+    nan = np.full(2, np.nan)
+    site = np.sqrt((1.0 + 100.0**2) / 2)  # rms of the site, both neurons with equal counts (std ~ 0)
+    for k, ref in ((0, site), (1, 100.0)):
+        std = np.array([1e-30, 1e-30])
+        std[k] = 8 * _EPS32 * ref * (1 - 1e-6)
+        assert degenerate_mask(np.array([5, 5]), mean, std, nan, nan, nan, np.nan, np.nan, _EPS32)[k]
+        std[k] = 8 * _EPS32 * ref * (1 + 1e-6)
+        assert not degenerate_mask(np.array([5, 5]), mean, std, nan, nan, nan, np.nan, np.nan, _EPS32)[k]

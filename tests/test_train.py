@@ -388,3 +388,35 @@ def test_the_light_cli_lists_the_models_train_knows():
     from skew.train_cli import MODELS
 
     assert tuple(train._MODEL_OPTIONS) == MODELS
+
+
+@pytest.mark.parametrize("extra, threads", [([], 1), (["--threads", "2"], 2), (["--weight-decay", "0"], 1)])
+def test_skew_train_trains_on_the_threads_it_is_given_and_restores_them(extra, threads, monkeypatch, tmp_path):
+    # torch's default threads on 2 busy shared cores made `skew train --quick` take 150-260 s, against 8 s on
+    # one thread (what `skew figures` trains with): the command now defaults to one and says so in --help
+    import skew.train
+    import skew.train_wd
+    from skew.cli import main
+
+    seen = []
+
+    def stop(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        raise SkewError("stop here")
+
+    monkeypatch.setattr(skew.train, "run_experiment", stop)
+    monkeypatch.setattr(skew.train_wd, "run_weight_decay", stop)
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)  # the suite runs on one thread (conftest): start from another count
+    try:
+        assert main(["train", "--quick", "--out", str(tmp_path), *extra]) == 1
+        assert seen == [threads] and torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_skew_train_threads_must_be_positive(capsys, tmp_path):
+    from skew.cli import main
+
+    assert main(["train", "--threads", "0", "--out", str(tmp_path)]) == 2
+    assert "--threads" in capsys.readouterr().err

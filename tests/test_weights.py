@@ -475,6 +475,37 @@ def test_conv_transpose_target_variance_uses_the_neuron_rows():
     assert row.max_abs_s_over_norm < 1e-5  # every real neuron's row cancels
 
 
+@pytest.mark.parametrize("make", [
+    lambda: nn.ConvTranspose2d(64, 8, 3),             # reset_parameters reads fan_in = 8·9 off the stored weight
+    lambda: nn.ConvTranspose1d(8, 32, 3, groups=2),   # fan_in = (32/2)·3, the neurons' rows are (8/2)·3 long
+    lambda: nn.Conv2d(4, 6, 3),
+    lambda: nn.Linear(30, 20),
+])
+def test_default_target_variance_is_what_the_modules_own_reset_draws(make):
+    # Monte Carlo: the mean variance of many `default` draws equals target_var (var_ratio -> 1). For a
+    # ConvTranspose the target used to follow the neuron rows (fan_in = c_in/g·k), 8x off for the first layer.
+    import skew.init
+
+    layer, ratios = make(), []
+    for seed in range(40):
+        skew.init.apply(layer, "default", generator=torch.Generator().manual_seed(seed))
+        ratios.append(one(layer_table(layer, scheme="default")).var_ratio)
+    assert np.mean(ratios) == pytest.approx(1.0, abs=0.05)
+
+
+def test_default_target_variance_of_a_hugging_face_conv1d_is_its_constructors():
+    pytest.importorskip("transformers")
+    from transformers.pytorch_utils import Conv1D
+
+    import skew.init
+
+    layer = Conv1D(300, 200)  # weight (200, 300): in, out
+    skew.init.apply(layer, "default")
+    row = one(layer_table(layer, scheme="default"))
+    assert row.target_var == pytest.approx(0.02**2)  # Conv1D.__init__: normal_(std=0.02)
+    assert row.var_ratio == pytest.approx(1.0, abs=0.03)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("values", [1 << 24, 1000])  # one block, and many blocks of rows
 def test_cuda_row_stats_reduce_on_the_device_and_match_the_cpu(values, monkeypatch):
