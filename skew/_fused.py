@@ -459,6 +459,11 @@ _NO_SIGNS = (ctypes.c_int64 * 3)(0, 0, 0)
 #: 150-156 → 103-115 ms), and splitting ResNet-18's 16 MiB first conv output gained nothing there.
 #: Larger reads still go over the threads, where many cores pay for the hand-off.
 PARALLEL_MIN = 1 << 21
+#: The same where the split runs in torch's OpenMP pool (a library built with OpenMP): from 256K values
+#: (1 MiB). The hand-off costs microseconds there, and a worker that is still spinning takes the other
+#: half: on the same VM with 2 torch threads, skew's hook time per 10 batches went from 25 ms (MLP) and
+#: 130 ms (ResNet-18) with the Python-thread split at 8 MiB to 18 ms and 105 ms (5 interleaved runs).
+PARALLEL_MIN_OPENMP = 1 << 18
 _lock = threading.Lock()
 _state: dict = {}
 
@@ -671,11 +676,11 @@ def neurons(z3: torch.Tensor, pd: int, head: int = 0, lib=None, signs: tuple | N
     else:
         ptrs = (*ptrs, _NO_SIGNS, None, None)
     ptr = z.data_ptr()
-    threads = _threads(R * C * P)
+    threads = _threads(R * C * P, lib)
     check = (ctypes.c_double * threads)()
     where = ctypes.addressof(check)
     xsums, xargs = None, (None, 0, None)  # the layer input read in the same pass: one thread only
-    if x is not None and threads == 1 and _threads(x.numel()) == 1 and _usable(x) and x.numel() and _dense(x):
+    if x is not None and threads == 1 and _threads(x.numel(), lib) == 1 and _usable(x) and x.numel() and _dense(x):
         xsums = (ctypes.c_double * 2)()
         xargs = (x.data_ptr(), x.numel(), xsums)
     if sp == 1 or (P == 1 and sc != 1):  # one row along memory at a time, lanes over positions
@@ -724,7 +729,7 @@ def sums(x: torch.Tensor, lib=None):
     if lib is None or not _usable(x) or not _dense(x):
         return None
     n = x.numel()
-    threads = _threads(n)
+    threads = _threads(n, lib)
     out = (ctypes.c_double * (2 * threads))()
     if threads == 1:
         lib.skew_sums(x.data_ptr(), n, out)
@@ -758,7 +763,7 @@ def row_stats(rows: torch.Tensor, lib=None):
     sq = np.empty(m, dtype=np.float64)
     ptr, ld, s_at, q_at = rows.data_ptr(), rows.stride(0), sums.ctypes.data, sq.ctypes.data
     # rows split over the threads (each row's sums do not depend on the split)
-    threads = _threads(m * n)
+    threads = _threads(m * n, lib)
     if threads > 1 and _openmp(lib):
         lib.skew_row_stats_split(ptr, *_pieces(threads, m, 1), m, n, ld, s_at, q_at)
     else:
@@ -781,8 +786,11 @@ def _dense(x: torch.Tensor) -> bool:
     return True
 
 
-def _threads(work: int) -> int:
-    return 1 if work < PARALLEL_MIN else max(1, torch.get_num_threads())
+def _threads(work: int, lib) -> int:
+    """The threads a call over ``work`` values is split over: torch's count from PARALLEL_MIN values
+    (PARALLEL_MIN_OPENMP where ``lib`` splits in torch's OpenMP pool), else 1."""
+    limit = min(PARALLEL_MIN, PARALLEL_MIN_OPENMP) if _openmp(lib) else PARALLEL_MIN
+    return 1 if work < limit else max(1, torch.get_num_threads())
 
 
 def _pieces(threads: int, n: int, align: int) -> tuple[int, int]:
