@@ -102,6 +102,19 @@ ResNet-18 1.029-1.095x, MLP 1.063-1.096x (each further batch 1.00-1.08x and 1.03
 0.065-0.069x and 0.046-0.053x; set-up 0.034-0.054 s and 0.019-0.023 s). 2 threads, 4 runs:
 1.10-1.19x and 1.13-1.18x.
 
+The release after (CPU only; no GPU was lent): with more than one thread, the compiled kernel's reads
+of 1 MiB or more are split in torch's own OpenMP pool (the library is built with -fopenmp and binds
+to torch's libgomp) instead of on Python threads, which competed with torch's still-spinning workers.
+2 threads, starting tree (12cc0bf) → this one, interleaved, 2 invocations each: in hooks
+0.128-0.136x → 0.101-0.103x (ResNet-18) and 0.083-0.093x → 0.067-0.068x (MLP); whole run
+1.128-1.211x → 1.095-1.127x and 1.169-1.205x → 1.122-1.132x; set-up of the MLP 0.024-0.026 →
+0.020 s (its 64 MB of weights read on both cores). One more run of this tree: 0.989x and 1.131x.
+1 thread (nothing changed there), 7 invocations of this tree: ResNet-18 0.999-1.156x (median
+1.088x; in hooks 0.068-0.080x), MLP 1.080-1.092x in 4 (0.045-0.055x); the starting tree,
+interleaved with 2 of them: 1.031x and 1.117x. The ResNet-18 spread follows the page faults: where
+the bare forward faulted pages in at every batch and report() did not, about 1.00x; where both did,
+1.07-1.16x (the highest while the machine was busier: in hooks 0.080x).
+
 Usage:
     python benchmarks/bench_report.py                 # CPU, full sizes, 1 thread
     python benchmarks/bench_report.py --threads 2 --memory-batches
