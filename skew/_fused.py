@@ -549,12 +549,18 @@ def _load():
 
 
 def _torch_openmp() -> bool:
-    """Whether torch's intra-op threads are GNU OpenMP's (its Linux wheels): the pool the split reads join."""
+    """Whether torch's intra-op threads are GNU OpenMP's (its Linux wheels): its backend is OpenMP and
+    a libgomp is already loaded, which a library built with -fopenmp then binds to (the same soname),
+    so the split reads join torch's pool; not where the runtime is another (Intel's, LLVM's)."""
+    if not sys.platform.startswith("linux"):
+        return False
     try:
-        info = torch.__config__.parallel_info()
+        if "parallel backend: OpenMP" not in torch.__config__.parallel_info():
+            return False
+        with open("/proc/self/maps") as fh:
+            return any(os.path.basename(line.rstrip("\n").split(" ")[-1]).startswith("libgomp") for line in fh)
     except Exception:
         return False
-    return sys.platform.startswith("linux") and "parallel backend: OpenMP" in info
 
 
 def _build(cc: str, flags: list[str], folder: str, name: str, remember: bool = False) -> str | None:
