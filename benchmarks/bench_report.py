@@ -108,7 +108,8 @@ to torch's libgomp) instead of on Python threads, which competed with torch's st
 2 threads, starting tree (12cc0bf) → this one, interleaved, 2 invocations each: in hooks
 0.128-0.136x → 0.101-0.103x (ResNet-18) and 0.083-0.093x → 0.067-0.068x (MLP); whole run
 1.128-1.211x → 1.095-1.127x and 1.169-1.205x → 1.122-1.132x; set-up of the MLP 0.024-0.026 →
-0.020 s (its 64 MB of weights read on both cores). One more run of this tree: 0.989x and 1.131x.
+0.020 s (its 64 MB of weights read on both cores). Three more runs of this tree, later: 0.989-1.164x
+and 1.131-1.169x (in hooks 0.091-0.107x and 0.069-0.079x).
 1 thread (nothing changed there), 7 invocations of this tree: ResNet-18 0.999-1.156x (median
 1.088x; in hooks 0.068-0.080x), MLP 1.080-1.092x in 4 (0.045-0.055x); the starting tree,
 interleaved with 2 of them: 1.031x and 1.117x. The ResNet-18 spread follows the page faults: where
