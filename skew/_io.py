@@ -7,10 +7,28 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from skew.errors import SkewError
+
 __all__ = ["CSV_FLOAT_FORMAT", "atomic_write", "save_figure", "write_csv"]
 
 #: Float format of every CSV skew writes: short, and the same bytes on every run.
 CSV_FLOAT_FORMAT = "%.6g"
+
+
+def path_arg(path, what: str, kind: str, example: str) -> Path:
+    """``path`` as a Path, or a one-line SkewError when it is no usable path (not a str or
+    os.PathLike, bytes, or empty), naming ``what`` wanted it, the ``kind`` of path and an ``example``.
+
+    Example:
+        >>> path_arg("out/run.zip", "Report.save", "file", "'run.skew.zip'")
+        PosixPath('out/run.zip')
+    """
+    if isinstance(path, (str, os.PathLike)) and not isinstance(path, bytes):
+        text = os.fspath(path)
+        if isinstance(text, str) and text.strip():
+            return Path(text)
+    got = repr(path) if isinstance(path, str) else type(path).__name__
+    raise SkewError(f"{what} needs a {kind} path (a str or pathlib.Path), got {got}; pass e.g. {example}")
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:

@@ -35,7 +35,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from skew._io import atomic_write, write_csv
+from skew._io import atomic_write, path_arg, write_csv
 from skew.errors import SkewError
 from skew.seeding import child_seed
 from skew.seeding import generator as init_generator
@@ -500,7 +500,7 @@ class Comparison:
         Example:
             >>> cmp.save("out/compare")  # doctest: +SKIP
         """
-        directory = _directory(directory, "Comparison.save")
+        directory = path_arg(directory, "Comparison.save", "directory", "'out/compare'")
         if directory.exists() and not directory.is_dir():
             raise SkewError(f"cannot save the comparison to {str(directory)!r}: it is a file, not a directory; "
                             "pass a directory path (created if missing)")
@@ -538,7 +538,7 @@ class Comparison:
         """
         from skew.result import Report
 
-        directory = _directory(directory, "Comparison.load")
+        directory = path_arg(directory, "Comparison.load", "directory", "'out/compare'")
         manifest = directory / "comparison.json"
         if directory.is_file():
             raise SkewError(f"{str(directory)!r} is a file; pass the directory written by Comparison.save() or "
@@ -565,16 +565,6 @@ class Comparison:
             return cls(reports, schemes=meta["schemes"], seeds=meta["seeds"], thresholds=meta["thresholds"])
         except SkewError as err:
             raise SkewError(f"{str(manifest)!r} does not match its reports ({err}); save the comparison again") from None
-
-
-def _directory(path, what: str) -> Path:
-    """``path`` as a Path, or a SkewError when it is not a directory path."""
-    if isinstance(path, (str, os.PathLike)) and not isinstance(path, bytes):
-        text = os.fspath(path)
-        if isinstance(text, str) and text.strip():
-            return Path(text)
-    got = repr(path) if isinstance(path, str) else type(path).__name__
-    raise SkewError(f"{what} needs a directory path (a str or pathlib.Path), got {got}; pass e.g. 'out/compare'")
 
 
 def _check_manifest(meta: dict, manifest: Path) -> None:

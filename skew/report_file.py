@@ -29,7 +29,6 @@ import dataclasses
 import io
 import json
 import math
-import os
 import re
 import zipfile
 from pathlib import Path
@@ -37,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from skew._io import atomic_write
+from skew._io import atomic_write, path_arg
 from skew.accumulators import LayerState
 from skew.errors import SkewError
 
@@ -58,23 +57,13 @@ _SCALAR_FLOAT = ("in_mean", "in_m2")
 
 
 # ---- writing ---------------------------------------------------------------------------------
-def _target(path, what: str) -> Path:
-    """``path`` as a Path, or a SkewError when it is not a file path."""
-    if isinstance(path, (str, os.PathLike)) and not isinstance(path, bytes):
-        text = os.fspath(path)
-        if isinstance(text, str) and text.strip():
-            return Path(text)
-    got = repr(path) if isinstance(path, str) else type(path).__name__
-    raise SkewError(f"{what} needs a file path (a str or pathlib.Path), got {got}; pass e.g. 'run.skew.zip'")
-
-
 def save_report(rep, path) -> Path:
     """Write ``rep`` to ``path`` atomically (see the module docstring for the layout); returns the path.
 
     Example:
         >>> save_report(rep, "out/run.skew.zip")  # doctest: +SKIP
     """
-    target = _target(path, "Report.save")
+    target = path_arg(path, "Report.save", "file", "'run.skew.zip'")
     if target.is_dir():
         raise SkewError(f"cannot save the report to {str(target)!r}: it is a directory; pass a file name such "
                         f"as {str(target / 'run.skew.zip')!r}")
@@ -138,7 +127,7 @@ def load_report(cls, path):
     Example:
         >>> rep = load_report(Report, "out/run.skew.zip")  # doctest: +SKIP
     """
-    source = _target(path, "Report.load")
+    source = path_arg(path, "Report.load", "file", "'run.skew.zip'")
     name = repr(str(source))
     if not source.is_file():
         what = "it is a directory" if source.is_dir() else "no such file"
