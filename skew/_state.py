@@ -136,6 +136,26 @@ class Snapshot:
 
 
 @contextlib.contextmanager
+def kept_modes(model: nn.Module):
+    """Restore every module's own ``training`` flag when the block ends, also on error
+    (``model.train(flag)`` would set all the children alike, losing a submodule kept in eval).
+
+    Example:
+        >>> m = nn.Sequential(nn.Linear(2, 2), nn.Dropout()); _ = m[1].eval()
+        >>> with kept_modes(m):
+        ...     _ = m.train()
+        >>> m.training, m[1].training
+        (True, False)
+    """
+    flags = [(m, m.training) for m in model.modules()]
+    try:
+        yield
+    finally:
+        for module, flag in flags:
+            module.training = flag
+
+
+@contextlib.contextmanager
 def kept_buffers(model: nn.Module):
     """Restore every buffer of ``model`` (object and bits) when the block ends, also on error.
 

@@ -438,18 +438,16 @@ def _materialize(model, args):
         raise SkewError(f"model {args.model!r} has lazy modules ({names}) whose weights exist only after a "
                         "forward pass; pass --input-shape (per-sample shape, e.g. --input-shape 3 64 64) so "
                         "skew can run one on zeros, or run one in the factory before returning the model") from None
-    flags = [(m, m.training) for m in model.modules()]
+    from skew._state import kept_modes
+
     try:
-        model.eval()
-        with torch.no_grad():
+        with kept_modes(model), torch.no_grad():
+            model.eval()
             model(torch.zeros(2, *shape))
     except Exception as err:  # noqa: BLE001 - the user's model may raise anything
         raise SkewError(f"model {args.model!r} has lazy modules ({names}); creating their weights with one "
                         f"forward pass on zeros of --input-shape {' '.join(map(str, shape))} raised "
                         f"{type(err).__name__}: {_one_line(err)}; check --input-shape") from err
-    finally:
-        for mod, flag in flags:
-            mod.training = flag
     return model
 
 

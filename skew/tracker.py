@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from skew._light import capture_patterns, light_supported, measure_layers, pack, pattern_flips
-from skew._state import kept_buffers
+from skew._state import kept_buffers, kept_modes
 from skew.analyzer import _model_device
 from skew.batches import model_inputs, to_device
 from skew.errors import SkewError
@@ -48,15 +48,10 @@ _SITES = ("layers", "activations")
 @contextlib.contextmanager
 def _measuring(model: nn.Module, mode: str):
     """eval()/train() for one measurement; every flag, buffer and the random state restored after."""
-    flags = [(m, m.training) for m in model.modules()]
     cuda = sorted({t.device.index or 0 for t in model.parameters() if t.device.type == "cuda"})
-    try:
-        with kept_buffers(model), torch.random.fork_rng(devices=cuda if mode == "train" else []):
-            model.train(mode == "train")
-            yield
-    finally:
-        for module, flag in flags:
-            module.training = flag
+    with kept_modes(model), kept_buffers(model), torch.random.fork_rng(devices=cuda if mode == "train" else []):
+        model.train(mode == "train")
+        yield
 
 
 def _check_once(model: nn.Module, probe, layers, input_fn, device, at: str) -> None:
@@ -73,8 +68,6 @@ def _check_once(model: nn.Module, probe, layers, input_fn, device, at: str) -> N
         except (RuntimeError, TypeError):
             raise SkewError(f"device={device!r} is not a torch device; pass e.g. 'cpu' or 'cuda'") from None
     if at == "layers":
-        from skew._state import kept_buffers
-
         with kept_buffers(model), torch.no_grad():  # reading a spectral-normed weight in train mode moves _u/_v
             select_units(model, layers)  # unknown names and predicates of the wrong arity, named now
     if input_fn is None:
