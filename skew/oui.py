@@ -49,17 +49,15 @@ def _patterns(patterns) -> np.ndarray:
     """``patterns`` as a 2-D bool array; values other than 0/1 (a float Z, NaN) are refused, not read as True."""
     try:
         raw = np.asarray(patterns)
-        if raw.dtype != bool:
-            values = raw.astype(np.float64)
-            if not np.isin(values, (0.0, 1.0)).all():
-                bad = values[~np.isin(values, (0.0, 1.0))].ravel()[:3].tolist()
-                raise SkewError(f"patterns must be boolean (or 0/1) activation states, got values such as {bad}; "
-                                "pass z > 0 for outputs z")
-        pats = raw.astype(bool)
-    except (TypeError, ValueError) as err:
-        if isinstance(err, SkewError):
-            raise
+        values = None if raw.dtype == bool else raw.astype(np.float64)
+    except (TypeError, ValueError):
         raise SkewError(f"patterns must be a (samples, units) boolean array, got {type(patterns).__name__}") from None
+    if values is not None:
+        other = ~np.isin(values, (0.0, 1.0))
+        if other.any():
+            raise SkewError(f"patterns must be boolean (or 0/1) activation states, got values such as "
+                            f"{values[other].ravel()[:3].tolist()}; pass z > 0 for outputs z")
+    pats = raw.astype(bool)
     if pats.ndim != 2:
         raise SkewError(f"patterns must be a (samples, units) array, got shape {pats.shape}")
     return pats
