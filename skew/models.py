@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from skew import models_hub
+from skew._checks import positive_int
 from skew._factory import import_factory
 from skew.errors import SkewError
 
@@ -69,12 +70,6 @@ def _activation(activation: str) -> nn.Module:
     if activation not in ACTIVATIONS:
         raise SkewError(f"unknown activation {activation!r}; valid activations are {', '.join(ACTIVATIONS)}")
     return ACTIVATIONS[activation]()
-
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SkewError(f"{name}={value!r} must be a positive integer; pass e.g. {name}=16")
-    return value
 
 
 def _flag(name: str, value) -> bool:
@@ -118,10 +113,10 @@ def mlp(
         >>> net(torch.randn(5, 4)).shape
         torch.Size([5, 3])
     """
-    depth = _positive_int("depth", depth)
-    width = _positive_int("width", width)
-    in_features = width if in_features is None else _positive_int("in_features", in_features)
-    out_features = width if out_features is None else _positive_int("out_features", out_features)
+    depth = positive_int("depth", depth)
+    width = positive_int("width", width)
+    in_features = width if in_features is None else positive_int("in_features", in_features)
+    out_features = width if out_features is None else positive_int("out_features", out_features)
     _activation(activation)
     bias, pre_activation = _flag("bias", bias), _flag("pre_activation", pre_activation)
     sizes = [in_features] + [width] * (depth - 1) + [out_features]
@@ -155,10 +150,10 @@ def cnn(
         >>> net(torch.randn(2, 1, 8, 8)).shape
         torch.Size([2, 10])
     """
-    in_channels = _positive_int("in_channels", in_channels)
-    num_classes = _positive_int("num_classes", num_classes)
-    w = _positive_int("width", width)
-    if image_size is not None and _positive_int("image_size", image_size) < 2:
+    in_channels = positive_int("in_channels", in_channels)
+    num_classes = positive_int("num_classes", num_classes)
+    w = positive_int("width", width)
+    if image_size is not None and positive_int("image_size", image_size) < 2:
         raise SkewError(f"image_size={image_size} is too small for the 2×2 pooling; pass image_size >= 2")
     _activation(activation)
     bias = _flag("bias", bias)
@@ -226,23 +221,23 @@ def transformer(
         >>> net(torch.randn(3, 5, 8)).shape
         torch.Size([3, 10])
     """
-    d_model = _positive_int("d_model", d_model)
-    nhead = _positive_int("nhead", nhead)
+    d_model = positive_int("d_model", d_model)
+    nhead = positive_int("nhead", nhead)
     if d_model % nhead:
         raise SkewError(f"d_model={d_model} is not divisible by nhead={nhead}; pick e.g. d_model={nhead * 16}")
     if activation not in ("relu", "gelu"):
         raise SkewError(f"transformer activation must be one of relu, gelu; got {activation!r}")
-    _positive_int("seq_len", seq_len)
-    in_features = d_model if in_features is None else _positive_int("in_features", in_features)
+    positive_int("seq_len", seq_len)  # only checked: it sets input_shape()
+    in_features = d_model if in_features is None else positive_int("in_features", in_features)
     try:
         rate = float(dropout)
     except (TypeError, ValueError):
         rate = math.nan
     if isinstance(dropout, bool) or not 0.0 <= rate < 1.0:
         raise SkewError(f"dropout={dropout!r} must lie in [0, 1); pass e.g. dropout=0.0")
-    return TokenTransformer(in_features, d_model, nhead, _positive_int("num_layers", num_layers),
-                            _positive_int("dim_feedforward", dim_feedforward),
-                            _positive_int("num_classes", num_classes), activation, float(dropout))
+    return TokenTransformer(in_features, d_model, nhead, positive_int("num_layers", num_layers),
+                            positive_int("dim_feedforward", dim_feedforward),
+                            positive_int("num_classes", num_classes), activation, float(dropout))
 
 
 def _torchvision_builder(name: str) -> Callable[..., nn.Module]:
@@ -255,8 +250,7 @@ def _torchvision_builder(name: str) -> Callable[..., nn.Module]:
     fn = getattr(tvm, name)
 
     def build(num_classes: int = 1000, image_size: int = 224, **kwargs) -> nn.Module:
-        _positive_int("num_classes", num_classes)
-        _positive_int("image_size", image_size)
+        num_classes, image_size = positive_int("num_classes", num_classes), positive_int("image_size", image_size)
         if name == "vit_b_16":
             if image_size % 16:
                 raise SkewError(f"vit_b_16 needs image_size divisible by 16 (patch size), got {image_size}")

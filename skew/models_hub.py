@@ -44,6 +44,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from skew._checks import positive_int
 from skew.errors import SkewError
 
 __all__ = ["HF_MODELS", "hf_builder", "hf_input_shape", "timm_builder", "timm_input_shape"]
@@ -100,12 +101,6 @@ def _spec(name: str) -> _HfSpec:
     return _HF[key]
 
 
-def _positive(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SkewError(f"{name}={value!r} must be a positive integer; pass e.g. {name}=32")
-    return value
-
-
 def _config_fields(config_cls) -> list[str]:
     """Option names a config class takes: its init parameters, dataclass fields, aliases, attributes."""
     names: dict[str, None] = {}
@@ -150,7 +145,7 @@ def _config(name: str, options: dict):
     except (TypeError, ValueError) as err:
         raise SkewError(f"transformers' {spec.config} rejected the options {sorted(options)}: {err}") from None
     if spec.kind == "text":
-        seq_len = _positive("seq_len", _SEQ_LEN if seq_len is None else seq_len)
+        seq_len = positive_int("seq_len", _SEQ_LEN if seq_len is None else seq_len, 32)
         limit = getattr(config, spec.positions)
         if seq_len > limit:
             raise SkewError(f"seq_len={seq_len} exceeds model {name!r}'s {spec.positions}={limit}; "
@@ -231,7 +226,7 @@ def timm_builder(name: str) -> Callable[..., nn.Module]:
                             "pretrained weights yourself and pass the model to skew.report")
         options.pop("pretrained", None)
         if image_size is not None:
-            _positive("image_size", image_size)
+            image_size = positive_int("image_size", image_size, 32)
             if _pretrained_cfg(timm, arch).get("fixed_input_size") and "img_size" not in options:
                 options["img_size"] = image_size
         try:
@@ -253,11 +248,11 @@ def timm_input_shape(name: str, **options) -> tuple[int, ...]:
     """
     timm, arch = _timm_arch(name)
     default = tuple(_pretrained_cfg(timm, arch).get("input_size") or (3, 224, 224))
-    chans = _positive("in_chans", options.get("in_chans", default[0]))
+    chans = positive_int("in_chans", options.get("in_chans", default[0]), 32)
     size = options.get("image_size", options.get("img_size"))
     if size is None:
         return (chans, int(default[1]), int(default[2]))
     if isinstance(size, (tuple, list)) and len(size) == 2:
-        return (chans, _positive("img_size", size[0]), _positive("img_size", size[1]))
-    size = _positive("image_size", size)
+        return (chans, positive_int("img_size", size[0], 32), positive_int("img_size", size[1], 32))
+    size = positive_int("image_size", size, 32)
     return (chans, size, size)

@@ -30,6 +30,7 @@ import torch
 from matplotlib.patches import Patch
 
 from skew import theory
+from skew._checks import positive_int
 from skew.errors import SkewError
 from skew.layers import neuron_rows, weight_matrix
 
@@ -64,16 +65,6 @@ def _axes(ax, figsize=(6.4, 4.2)):
 
 #: rowsum_hist refuses a binwidth that would make more bins than this (memory grows with the count).
 MAX_BINS = 100_000
-
-
-def _count(name: str, value, example: int) -> int:
-    """``value`` as a positive int (bins, samples); anything else raises :class:`SkewError`."""
-    import numbers
-
-    whole = isinstance(value, numbers.Integral) or (isinstance(value, numbers.Real) and float(value).is_integer())
-    if isinstance(value, bool) or not whole or value < 1:
-        raise SkewError(f"{name}={value!r} must be a positive integer; use e.g. {name}={example}")
-    return int(value)
 
 
 def _check_cmap(cmap) -> None:
@@ -356,7 +347,7 @@ def weight_hist(weight, *, ax=None, bins: int = 30, arcsine: bool | None = None,
         'weight value'
     """
     if bins is None or isinstance(bins, (int, float, np.number)):  # else a numpy bin rule ("auto") or edges
-        bins = _count("bins", bins, 30)
+        bins = positive_int("bins", bins, 30)
     w = _weight_array(weight)
     if w.size == 0:
         raise SkewError("the weight is empty; pass a weight with at least one entry")
@@ -510,7 +501,7 @@ def skew_hist(data, *, layer=None, hue: str | None = None, estimator: str = "cou
         >>> ax = skew_hist(comparison, layer="all", hue="init")   # doctest: +SKIP
     """
     col = _skew_col(estimator)
-    bins = _count("bins", bins, 25)
+    bins = positive_int("bins", bins, 25)
     neurons, layers, _, report_thresholds = _parts(data)
     neurons = _need(neurons, ("layer", col), "skew_hist")
     sub, label = _select(neurons, layer, layers=layers)
@@ -613,8 +604,8 @@ def activation_states(data, *, layer=None, max_samples: int = 250, max_neurons: 
         >>> ax.get_xlabel()
         'neuron'
     """
-    max_samples = _count("max_samples", max_samples, 250)
-    max_neurons = _count("max_neurons", max_neurons, 250)
+    max_samples = positive_int("max_samples", max_samples, 250)
+    max_neurons = positive_int("max_neurons", max_neurons, 250)
     if isinstance(data, torch.Tensor):
         data = data.detach().cpu().numpy()
     if isinstance(data, np.ndarray):

@@ -472,3 +472,17 @@ def test_a_0_1_mask_of_any_dtype_counts_its_ones(dtype):
     mask = torch.tensor([[1, 0, 1]]).to(dtype)
     rep = skew.report(_mlp(), [torch.randn(1, 3, 4)], mask_fn=lambda b: mask, progress=False)
     assert rep.layers["samples"].tolist() == [2, 2]
+
+
+# ---- positive integers (skew._checks.positive_int: models, hub models, plots) ------------------------------
+@pytest.mark.parametrize("value", [0, -3, 1.5, float("nan"), True, "16", None])
+def test_model_sizes_that_are_no_positive_integer_are_named(value):
+    _raises(lambda: skew.models.build_model("mlp", width=value), "width=", "positive integer")
+
+
+@pytest.mark.parametrize("value", [16.0, np.int64(16)])
+def test_model_sizes_given_as_whole_floats_or_numpy_ints_build_the_same_model(value):
+    got = skew.models.build_model("mlp", width=value, depth=2)
+    want = skew.models.build_model("mlp", width=16, depth=2)
+    assert [tuple(p.shape) for p in got.parameters()] == [tuple(p.shape) for p in want.parameters()]
+    assert all(type(m.in_features) is int for m in got.modules() if isinstance(m, nn.Linear))
