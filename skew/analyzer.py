@@ -69,7 +69,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from skew import _triton
-from skew._state import Snapshot
+from skew._state import Snapshot, kept_modes
 from skew.accumulators import (
     OUI_MAX_UNITS,
     OUI_SAMPLES,
@@ -976,7 +976,6 @@ def _preserved(model: nn.Module, mode: str):
     original values, bit for bit. Tensors held as plain attributes (the weight that the old
     ``torch.nn.utils.spectral_norm`` recomputes in a pre-hook) get their original objects back.
     """
-    flags = [(m, m.training) for m in model.modules()]
     buffers = []
     for m in model.modules():
         table = dict(m._buffers)
@@ -988,12 +987,10 @@ def _preserved(model: nn.Module, mode: str):
         cuda = sorted({b.device.index or 0 for b in model.parameters() if b.device.type == "cuda"})
         rng = torch.random.fork_rng(devices=cuda)
     try:
-        with rng:
+        with kept_modes(model), rng:
             model.train(mode == "train")
             yield
     finally:
-        for m, flag in flags:
-            m.training = flag
         with torch.no_grad():
             for m, table, non_persistent, plain in buffers:
                 m._buffers.clear()  # same names, same order, same tensor objects, same values

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from skew._state import kept_modes
 from skew.errors import SkewError
 
 __all__ = ["LsuvTarget", "call_model", "first_batch", "lsuv_rescale"]
@@ -203,58 +204,56 @@ def lsuv_rescale(
                 f"{type(model).__name__} accepts; the weights of the layers before it are already set"
             ) from err
 
-    training = [(m, m.training) for m in model.modules()]
     fastpath = torch.backends.mha.get_fastpath_enabled()
     handles = []
     notes: dict[str, str] = {}
     try:
-        model.eval()
-        # TransformerEncoderLayer's fused eval path bypasses its submodules (and their hooks).
-        torch.backends.mha.set_fastpath_enabled(False)
-        for t in targets:
-            if t.kind in ("query", "key", "value"):
-                handles.append(t.module.register_forward_pre_hook(input_hook(t), with_kwargs=True))
-            else:
-                handles.append(t.module.register_forward_hook(output_hook(t)))
-        with torch.no_grad():
-            run("running the batch once to find the layer order")
-            state["phase"] = "measure"
-            for name in order:
-                target = by_name[name]
-                state["target"] = name
-                first = last = math.nan
-                rescaled = 0
-                for _ in range(max_iter):
-                    state["std"] = math.nan
-                    run(f"measuring the output of layer {name!r}")
-                    last = state["std"]
-                    if math.isnan(last) or math.isinf(last):
-                        raise SkewError(
-                            f"LSUV cannot rescale layer {name!r}: its output std on the data batch is {last:g} "
-                            "(the batch holds NaN/Inf values, or the layer's output overflows); pass a batch of "
-                            "finite data of the model's input scale"
-                        )
-                    first = last if rescaled == 0 else first
-                    if last <= 0 or abs(last - 1) <= tol:
-                        break
-                    target.weight.div_(last)
-                    rescaled += 1
-                if not math.isfinite(last) or last <= 0:
-                    notes[name] = f"orthogonal; output std is {last:g}, so it cannot be rescaled"
-                elif abs(last - 1) <= tol:
-                    notes[name] = (
-                        f"orthogonal, rescaled {rescaled} time(s): output std {first:.3g} -> {last:.3g}"
-                    )
+        with kept_modes(model):
+            model.eval()
+            # TransformerEncoderLayer's fused eval path bypasses its submodules (and their hooks).
+            torch.backends.mha.set_fastpath_enabled(False)
+            for t in targets:
+                if t.kind in ("query", "key", "value"):
+                    handles.append(t.module.register_forward_pre_hook(input_hook(t), with_kwargs=True))
                 else:
-                    notes[name] = (
-                        f"orthogonal, rescaled {rescaled} time(s) (max_iter reached): output std "
-                        f"{first:.3g}, last measured {last:.3g}"
-                    )
+                    handles.append(t.module.register_forward_hook(output_hook(t)))
+            with torch.no_grad():
+                run("running the batch once to find the layer order")
+                state["phase"] = "measure"
+                for name in order:
+                    target = by_name[name]
+                    state["target"] = name
+                    first = last = math.nan
+                    rescaled = 0
+                    for _ in range(max_iter):
+                        state["std"] = math.nan
+                        run(f"measuring the output of layer {name!r}")
+                        last = state["std"]
+                        if math.isnan(last) or math.isinf(last):
+                            raise SkewError(
+                                f"LSUV cannot rescale layer {name!r}: its output std on the data batch is {last:g} "
+                                "(the batch holds NaN/Inf values, or the layer's output overflows); pass a batch of "
+                                "finite data of the model's input scale"
+                            )
+                        first = last if rescaled == 0 else first
+                        if last <= 0 or abs(last - 1) <= tol:
+                            break
+                        target.weight.div_(last)
+                        rescaled += 1
+                    if not math.isfinite(last) or last <= 0:
+                        notes[name] = f"orthogonal; output std is {last:g}, so it cannot be rescaled"
+                    elif abs(last - 1) <= tol:
+                        notes[name] = (
+                            f"orthogonal, rescaled {rescaled} time(s): output std {first:.3g} -> {last:.3g}"
+                        )
+                    else:
+                        notes[name] = (
+                            f"orthogonal, rescaled {rescaled} time(s) (max_iter reached): output std "
+                            f"{first:.3g}, last measured {last:.3g}"
+                        )
     finally:
         for h in handles:
             h.remove()
-        for module, mode in training:
-            module.training = mode
         torch.backends.mha.set_fastpath_enabled(fastpath)
     for t in targets:
         notes.setdefault(t.name, "orthogonal; not reached by the forward pass, so not rescaled")
