@@ -303,6 +303,12 @@ def _sinusoid_rows(m: int, n: int) -> tuple[np.ndarray, float]:
     return r, float(v)
 
 
+def _sinusoid_scalable(m: int, n: int) -> bool:
+    """Whether :func:`skew.init.sinusoidal_` can scale the (m, n) pattern: at least 2 entries and a
+    ddof=1 variance above 1e-12 (not zero everywhere, as the (2, 2) and (1, 2) patterns are)."""
+    return m * n >= 2 and _sinusoid_rows(m, n)[1] > 1e-12
+
+
 def weight_variance(scheme: str, shape, **options) -> float:
     """Target variance Var(W) of a weight of ``shape`` under ``scheme`` (fans as torch.nn.init).
 
@@ -319,7 +325,8 @@ def weight_variance(scheme: str, shape, **options) -> float:
     - ``sinusoidal``: gain² · 2 / (n + m) (the default, the authors' released code), with
       ``fans="torch"`` gain² · 2 / (fan_in + fan_out); gain² / fan with mode ``fan_in``/``fan_out``
       (fan_in = n, fan_out = m, or torch's with ``fans="torch"``); exact, as the amplitude is set
-      from the ddof=1 variance.
+      from the ddof=1 variance. NaN for a shape :func:`skew.init.sinusoidal_` refuses (fewer than 2
+      entries, or a pattern that is zero everywhere, such as (2, 2)).
     - ``arcsine``: gain² · 2 / (m + n).
     - ``uniform`` (option a, default 1): a² / 3.
     - ``idinit`` (option tau): the exact ddof=1 variance of the IDI_τ matrix's m·n entries, of
@@ -361,15 +368,15 @@ def weight_variance(scheme: str, shape, **options) -> float:
         return float(opts["gain"]) ** 2 / max(m, n)
     if name == "sinusoidal":
         mode, gain = opts["mode"], float(opts["gain"])
+        if mode not in (None, "fan_in", "fan_out"):
+            raise SkewError(f"mode={mode!r} is not valid for sinusoidal; use None, 'fan_in' or 'fan_out'")
+        if not _sinusoid_scalable(m, n):  # sinusoidal_ refuses such a weight: no target
+            return float("nan")
         if opts.get("fans", "authors") == "authors":  # the authors' released code: n and m
             fan_in, fan_out = n, m
         if mode is None:
             return gain**2 * 2.0 / (fan_in + fan_out)
-        if mode == "fan_in":
-            return gain**2 / fan_in
-        if mode == "fan_out":
-            return gain**2 / fan_out
-        raise SkewError(f"mode={mode!r} is not valid for sinusoidal; use None, 'fan_in' or 'fan_out'")
+        return gain**2 / (fan_in if mode == "fan_in" else fan_out)
     if name == "uniform":
         return float(opts["a"]) ** 2 / 3.0
     if name == "idinit":
@@ -388,6 +395,7 @@ def rowsum_variance(scheme: str, shape, **options) -> float:
     - ``sinusoidal`` (deterministic): the variance (ddof = 0) of the layer's m row sums. When m < n
       every row sums to 0 (Theorem 3) so it is 0; when m ≥ n the rows i = n, 2n, ... are constant
       with S_i = n a sin(2π i / m) and all others sum to 0.
+      NaN for a shape :func:`skew.init.sinusoidal_` refuses (see :func:`weight_variance`).
     - ``idinit``: 0 (every row sums to τ: S is constant, not zero-mean).
     - ``lsuv``: NaN (data dependent).
 
@@ -403,6 +411,8 @@ def rowsum_variance(scheme: str, shape, **options) -> float:
     if name == "orthogonal":
         return float(opts["gain"]) ** 2 * n / max(m, n)
     if name == "sinusoidal":
+        if not _sinusoid_scalable(m, n):  # sinusoidal_ refuses such a weight
+            return float("nan")
         if m < n:
             return 0.0
         r, v = _sinusoid_rows(m, n)

@@ -158,6 +158,27 @@ def test_sinusoidal_rowsum_variance_matches_matrix(shape):
         np.var(w2.sum(1)), rel=1e-9, abs=1e-12)
 
 
+def test_sinusoidal_targets_are_nan_exactly_where_sinusoidal_refuses():
+    """Every small shape: sinusoidal_ fills it and the targets are its variances, or it refuses and
+    both targets are NaN (no variance for a pattern with < 2 entries or zero everywhere)."""
+    from skew.init import sinusoidal_
+
+    refused = 0
+    for shape in [(m, n) for m in range(1, 7) for n in range(1, 7)] + [(1, 1, 1, 1), (2, 1, 1), (4, 1, 1, 1)]:
+        w = torch.empty(shape, dtype=torch.float64)
+        target, rowsum = theory.weight_variance("sinusoidal", shape), theory.rowsum_variance("sinusoidal", shape)
+        try:
+            sinusoidal_(w)
+        except SkewError:
+            refused += 1
+            assert math.isnan(target) and math.isnan(rowsum), shape
+            continue
+        flat = w.reshape(shape[0], -1)
+        assert target == pytest.approx(float(flat.var()), rel=1e-9), shape
+        assert rowsum == pytest.approx(float(flat.sum(1).var(unbiased=False)), rel=1e-9, abs=1e-12), shape
+    assert refused >= 4  # (1, 1), (1, 2), (2, 1), (2, 2) at least
+
+
 def test_sinusoidal_rowsum_variance_hand_worked():
     assert theory.rowsum_variance("sinusoidal", (100, 784)) == 0.0  # Theorem 3: m < n, every S = 0
     # (12, 4): rows 4, 8, 12 are constant with S = 4a sin(2πi/12) = 4a(√3/2, −√3/2, 0); other rows 0.
