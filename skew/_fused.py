@@ -51,6 +51,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 import numpy as np
 import torch
@@ -563,15 +564,28 @@ def _torch_openmp() -> bool:
         return False
 
 
+#: Seconds a failed optional build (``<library>.failed``) is not tried again: one day.
+FAILED_RETRY = 86400
+
+
+def _failed_lately(marker: str) -> bool:
+    """Whether ``marker`` exists and was written less than FAILED_RETRY seconds ago."""
+    try:
+        return time.time() - os.path.getmtime(marker) < FAILED_RETRY
+    except OSError:
+        return False
+
+
 def _build(cc: str, flags: list[str], folder: str, name: str, remember: bool = False) -> str | None:
     """The compiled library's path in ``folder``, compiling it there first if needed (OSError: unwritable).
 
     None where it does not compile; with ``remember``, a failure is recorded beside it and not tried
-    again (an optional variant, such as OpenMP where the compiler lacks it)."""
+    again for FAILED_RETRY seconds (an optional variant, such as OpenMP where the compiler lacks it;
+    a failure that passes, such as a full disk, is retried a day later)."""
     path = os.path.join(folder, name)
     if os.path.exists(path):
         return path
-    if remember and os.path.exists(path + ".failed"):  # not tried again in every process
+    if remember and _failed_lately(path + ".failed"):  # not tried again in every process
         return None
     os.makedirs(folder, mode=0o700, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder) as tmp:

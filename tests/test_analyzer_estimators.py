@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import time
 
 import numpy as np
 import pytest
@@ -867,6 +868,12 @@ def test_compiled_kernel_without_openmp_in_the_compiler_builds_without_it_once(m
     log.write_text("")
     monkeypatch.setattr(_fused, "_state", {})
     assert _fused.kernel() is not None and log.read_text() == ""  # both outcomes cached: no compiler run
+    marker = next((tmp_path / "cache" / "skew").glob("fused-*-omp.so.failed"))
+    old = time.time() - _fused.FAILED_RETRY - 60  # a day later, the failed variant is tried once more
+    os.utime(marker, (old, old))
+    monkeypatch.setattr(_fused, "_state", {})
+    assert _fused.kernel() is not None and "-fopenmp" in log.read_text()
+    assert marker.stat().st_mtime > old + 60  # failed again: remembered afresh
 
 
 def test_host_fold_equals_the_torch_level2_bit_for_bit(monkeypatch):
