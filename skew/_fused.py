@@ -564,6 +564,8 @@ def _torch_openmp() -> bool:
         return False
 
 
+#: Seconds one compiler run may take before the build is given up (for this process only).
+BUILD_TIMEOUT = 120
 #: Seconds a failed optional build (``<library>.failed``) is not tried again: one day.
 FAILED_RETRY = 86400
 
@@ -594,7 +596,10 @@ def _build(cc: str, flags: list[str], folder: str, name: str, remember: bool = F
             fh.write(_SOURCE)
         out = os.path.join(tmp, "fused.so")
         for attempt in (flags, [f for f in flags if f != "-march=native"]):  # some compilers lack it
-            done = subprocess.run([cc, *attempt, "-o", out, src], capture_output=True, timeout=120)
+            try:
+                done = subprocess.run([cc, *attempt, "-o", out, src], capture_output=True, timeout=BUILD_TIMEOUT)
+            except subprocess.TimeoutExpired:  # a compiler that hangs (a loaded machine?): not remembered
+                return None
             if done.returncode == 0:
                 break
         else:

@@ -876,6 +876,30 @@ def test_compiled_kernel_without_openmp_in_the_compiler_builds_without_it_once(m
     assert marker.stat().st_mtime > old + 60  # failed again: remembered afresh
 
 
+def test_compiled_kernel_whose_openmp_build_hangs_falls_back_to_the_plain_build(monkeypatch, tmp_path):
+    """A compiler run that outlasts BUILD_TIMEOUT (injected: a wrapper that sleeps on -fopenmp) gives
+    up that variant for this process only, without a marker: the plain library is built and used."""
+    import shutil
+    import stat
+
+    from skew import _fused
+
+    _force_cpu_form("compiled", monkeypatch)  # (skips where no compiler built it)
+    real = shutil.which("cc") or shutil.which("gcc")
+    cc = tmp_path / "cc-slow-openmp"
+    cc.write_text(f'#!/bin/sh\ncase " $* " in *" -fopenmp "*) exec sleep 30;; esac\nexec {real} "$@"\n')
+    cc.chmod(cc.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("CC", str(cc))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(_fused, "_torch_openmp", lambda: True)
+    monkeypatch.setattr(_fused, "BUILD_TIMEOUT", 1)
+    monkeypatch.setattr(_fused, "_state", {})
+    lib = _fused.kernel()
+    assert lib is not None and not _fused._openmp(lib)
+    folder = tmp_path / "cache" / "skew"
+    assert not list(folder.glob("*.failed")) and len(list(folder.glob("fused-*.so"))) == 1
+
+
 def test_host_fold_equals_the_torch_level2_bit_for_bit(monkeypatch):
     """DeviceStats.fold (numpy, per call) and commit(reduce(...)) (torch, vectorised over layers)
     leave identical accumulators: several batches, a layer called twice per batch, B = 1 (no OUI),
