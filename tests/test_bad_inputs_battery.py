@@ -1,0 +1,157 @@
+"""Bad-input battery over the public surface: every class of bad value (wrong type, None, bool for a number,
+tensors that cannot be written, hand-built objects, ...) gets one clear one-line SkewError naming the argument,
+and nothing the user owns changes; valid-but-unusual values (bfloat16, tensors that require grad) keep working.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from fuzzutil import clear_message
+from torch import nn
+
+import skew
+from skew import theory
+from skew.errors import SkewError
+from skew.init.lsuv import LsuvTarget
+
+
+def _raises(fn, *words: str) -> SkewError:
+    with pytest.raises(SkewError) as info:
+        fn()
+    clear_message(info.value)
+    for w in words:
+        assert w in str(info.value), (w, str(info.value))
+    return info.value
+
+
+# ---- theory: None and bools are no numbers; tensors of any real dtype are -------------------------------
+@pytest.mark.parametrize("call,name", [
+    (lambda v: theory.predicted_p(v, 1.0, 0.5, 1.0), "row_sum"),
+    (lambda v: theory.predicted_p(1.0, v, 0.5, 1.0), "row_norm"),
+    (lambda v: theory.predicted_p(1.0, 1.0, 0.5, 1.0, bias=v), "bias"),
+    (lambda v: theory.threshold(0.3, v, 0.1, 0.5, 1.0), "n"),
+    (lambda v: theory.expected_skewed_fraction(0.3, 0.5, v), "input_std"),
+], ids=["row_sum", "row_norm", "bias", "n", "input_std"])
+@pytest.mark.parametrize("value", [None, True, [None, 1.0], np.array([True, False]), torch.tensor([True])],
+                         ids=["none", "bool", "list-with-none", "bool-array", "bool-tensor"])
+def test_theory_refuses_none_and_bools_instead_of_reading_nan_or_one(call, name, value):
+    _raises(lambda: call(value), f"{name} must be a real number")  # None read as NaN, True as 1
+
+
+@pytest.mark.parametrize("value", [torch.tensor([1.0, 2.0], dtype=torch.bfloat16), torch.ones(2, requires_grad=True),
+                                   torch.tensor([1, 2]), torch.tensor([1.0, 2.0], dtype=torch.float16)],
+                         ids=["bfloat16", "requires-grad", "int64", "float16"])
+def test_theory_reads_tensors_of_any_real_dtype(value):
+    want = theory.predicted_p(value.detach().double().numpy(), 1.0, 0.5, 1.0)
+    assert np.array_equal(theory.predicted_p(value, 1.0, 0.5, 1.0), want)
+
+
+def test_theory_refuses_meta_and_complex_tensors():
+    _raises(lambda: theory.predicted_p(torch.empty(2, device="meta"), 1.0, 0.5, 1.0), "row_sum must be a real")
+    _raises(lambda: theory.threshold(torch.ones(2, dtype=torch.complex64), 10, 0.1, 0.5, 1.0), "alpha must be a real")
+
+
+def test_skewed_fraction_curve_with_no_alphas_is_named():
+    _raises(lambda: theory.skewed_fraction_curve(alphas=[]), "alphas is empty")  # was: an empty table
+
+
+# ---- skew.init: in-place functions, sinusoidal_variance, hand-built Schemes, lsuv_rescale ---------------
+_FILLS = {"sinusoidal_": lambda t: skew.init.sinusoidal_(t), "idinit_": lambda t: skew.init.idinit_(t),
+          "idiz_": lambda t: skew.init.idiz_(t), "arcsine_": lambda t: skew.init.arcsine_(t)}
+
+
+@pytest.mark.parametrize("fn", list(_FILLS))
+def test_in_place_inits_refuse_sparse_tensors(fn):
+    w = torch.ones(3, 4).to_sparse()
+    _raises(lambda: _FILLS[fn](w), fn, "dense", "sparse_coo")
+    assert torch.equal(w.to_dense(), torch.ones(3, 4))
+
+
+@pytest.mark.parametrize("fn", list(_FILLS))
+def test_in_place_inits_refuse_expanded_views(fn):
+    base = torch.ones(1, 4)
+    _raises(lambda: _FILLS[fn](base.expand(3, 4)), fn, "share memory", "clone()")
+    assert torch.equal(base, torch.ones(1, 4))
+
+
+@pytest.mark.parametrize("fn", list(_FILLS))
+def test_in_place_inits_still_fill_non_contiguous_views(fn):
+    w = torch.zeros(4, 3).t()  # a transposed view: strides (1, 3), every entry its own memory
+    want = _FILLS[fn](torch.zeros(3, 4)) if fn != "arcsine_" else None
+    _FILLS[fn](w)
+    if want is not None:
+        assert torch.equal(w, want)
+    assert w.abs().sum() > 0
+
+
+@pytest.mark.parametrize("generator", ["x", 0, object()], ids=["word", "int", "object"])
+def test_arcsine_names_a_generator_that_is_none(generator):
+    w = torch.zeros(3, 4)
+    state = torch.get_rng_state()
+    _raises(lambda: skew.init.arcsine_(w, generator=generator), "arcsine_: generator must be a torch.Generator")
+    assert not w.any() and torch.equal(torch.get_rng_state(), state)
+
+
+@pytest.mark.parametrize("m,n,word", [("8", 4, "m="), (8, None, "n="), ([8], 4, "m="), (8, 1.5, "n="),
+                                      (True, 4, "m="), (0, 4, "m="), (8, float("nan"), "n=")],
+                         ids=["m-word", "n-none", "m-list", "n-float", "m-bool", "m-zero", "n-nan"])
+def test_sinusoidal_variance_names_a_size_that_is_no_positive_integer(m, n, word):
+    _raises(lambda: skew.init.sinusoidal_variance(m, n), word, "positive integer")
+
+
+def test_sinusoidal_variance_still_takes_whole_floats_and_numpy_ints():
+    assert skew.init.sinusoidal_variance(64.0, np.int64(200)) == skew.init.sinusoidal_variance(64, 200)
+
+
+@pytest.mark.parametrize("scheme,words", [
+    (skew.init.Scheme("nope"), ("unknown init scheme 'nope'",)),
+    (skew.init.Scheme("uniform", options=3), ("options must be a dict",)),
+    (skew.init.Scheme("uniform", options={"a": "x"}), ("a='x'",)),
+    (skew.init.Scheme("uniform", options={"b": 1.0}), ("no option b",)),
+    (skew.init.Scheme(3), ("Scheme name must be a name",)),
+], ids=["unknown-name", "options-int", "option-word", "option-unknown", "name-int"])
+def test_hand_built_schemes_are_checked_like_spelled_ones(scheme, words):
+    model = nn.Linear(4, 3)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    _raises(lambda: skew.init.apply(model, scheme), *words)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_hand_built_scheme_without_options_gets_the_defaults():
+    table = skew.init.apply(nn.Linear(4, 3), skew.init.Scheme("orthogonal"), generator=torch.Generator().manual_seed(0))
+    assert (table.loc[table.parameter == "weight", "action"] == "set").all()
+    assert skew.init.get_scheme(skew.init.Scheme("glorot")) == skew.init.get_scheme("xavier_uniform")
+
+
+@pytest.mark.parametrize("value", ["yes", None, 1], ids=["word", "none", "int"])
+def test_schemes_aliases_must_be_a_bool(value):
+    _raises(lambda: skew.init.schemes(aliases=value), f"aliases={value!r} must be True or False")
+
+
+def _lsuv_net():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 4))
+    return net, [LsuvTarget(str(i), net[i], net[i].weight) for i in (0, 2)]
+
+
+@pytest.mark.parametrize("kwargs,words", [
+    ({"model": "net"}, ("torch.nn.Module",)),
+    ({"targets": "0"}, ("list of LsuvTarget",)),
+    ({"targets": [0, 2]}, ("list of LsuvTarget", "int")),
+    ({"tol": "x"}, ("tol='x'",)),
+    ({"tol": math.nan}, ("tol=nan",)),
+    ({"tol": 0}, ("tol=0",)),
+    ({"max_iter": 0}, ("max_iter=0",)),
+    ({"max_iter": 2.5}, ("max_iter=2.5",)),
+], ids=["model-word", "targets-word", "targets-ints", "tol-word", "tol-nan", "tol-zero", "max-iter-zero",
+        "max-iter-float"])
+def test_lsuv_rescale_checks_its_arguments_before_any_write(kwargs, words):
+    net, targets = _lsuv_net()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    args = {"model": net, "targets": targets, "data": torch.randn(32, 8), **kwargs}
+    _raises(lambda: skew.init.lsuv_rescale(args.pop("model"), args.pop("targets"), args.pop("data"), **args), *words)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
