@@ -69,6 +69,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from skew import _triton
+from skew._checks import positive_int
+from skew._checks import thresholds as check_thresholds
 from skew._state import Snapshot
 from skew.accumulators import (
     OUI_MAX_UNITS,
@@ -668,16 +670,9 @@ def _gather_samples(states: dict[str, LayerState]) -> dict[str, LayerState]:
 
 # ------------------------------------------------------------------------------------ set-up
 def _check_options(thresholds, max_batches, mode, progress, input_fn, at="layers", mask_fn=None) -> tuple[float, ...]:
-    try:
-        ths = tuple(float(a) for a in (thresholds if isinstance(thresholds, Sequence) else [thresholds]))
-    except (TypeError, ValueError):
-        raise SkewError(f"thresholds must be numbers in (0, 1/2), got {thresholds!r}; use e.g. (0.1, 0.3)") from None
-    if not ths or any(not 0.0 < a < 0.5 for a in ths):
-        raise SkewError(f"thresholds must be numbers strictly between 0 and 1/2, got {thresholds!r}; use e.g. (0.1, 0.3)")
-    if len({f"{a:g}" for a in ths}) != len(ths):
-        raise SkewError(f"thresholds {thresholds!r} repeat a value; pass distinct degrees such as (0.1, 0.3)")
-    if max_batches is not None and (isinstance(max_batches, bool) or not isinstance(max_batches, int) or max_batches < 1):
-        raise SkewError(f"max_batches must be a positive integer or None, got {max_batches!r}")
+    ths = check_thresholds(thresholds)
+    if max_batches is not None:
+        positive_int("max_batches", max_batches, 10)  # or None: every batch
     if mode not in MODES:
         raise SkewError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
     if at not in AT:
@@ -945,14 +940,20 @@ def _model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+def parse_device(device) -> torch.device:
+    """``device`` (a string such as 'cuda:1', an index or a torch.device) as a torch.device; anything torch
+    cannot read as a device raises :class:`SkewError`."""
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError, ValueError):  # ValueError: an index too large for a C long
+        raise SkewError(f"device={device!r:.60} is not a torch device; pass e.g. 'cpu', 'cuda' or 'cuda:1'") from None
+
+
 def _resolve_device(model: nn.Module, device) -> torch.device:
     home = _model_device(model)
     if device is None:
         return home
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise SkewError(f"device={device!r} is not a torch device; pass e.g. 'cpu', 'cuda' or 'cuda:1'") from None
+    dev = parse_device(device)
     if dev.type == "cuda" and dev.index is None and torch.cuda.is_available():
         dev = torch.device("cuda", torch.cuda.current_device())
     if dev.type == "cpu" and home.type == "cpu":  # 'cpu:0' is the one CPU device
@@ -1166,6 +1167,7 @@ def report(
         ['1']
     """
     ths = _check_options(thresholds, max_batches, mode, progress, input_fn, at, mask_fn)
+    max_batches = None if max_batches is None else int(max_batches)  # 2.0 and numpy ints are whole numbers
     _check_batch_dim(batch_dim)
     _check_model(model)
     dev = _resolve_device(model, device)

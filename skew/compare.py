@@ -35,6 +35,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from skew._checks import thresholds as check_thresholds
 from skew._io import atomic_write, path_arg, write_csv
 from skew.errors import SkewError
 from skew.seeding import child_seed
@@ -129,6 +130,10 @@ def _schemes_list(schemes: str | Iterable[str]) -> list[str]:
                         "'sinusoidal'] or 'xavier_uniform,sinusoidal'") from None
     if not schemes:
         raise SkewError("schemes is empty; pass at least one scheme name, e.g. ['xavier_uniform', 'sinusoidal']")
+    wrong = [s for s in schemes if not isinstance(s, str)]
+    if wrong:
+        raise SkewError(f"schemes holds {wrong[0]!r:.60}, which is no scheme name; pass names such as "
+                        "['xavier_uniform', 'sinusoidal'] (options spelled like 'uniform:5')")
     if len(set(schemes)) != len(schemes):
         raise SkewError(f"schemes {schemes} repeats a name; list each scheme once")
     return schemes
@@ -203,13 +208,21 @@ def compare(
         >>> bool(cmp.tests.loc[0, "cliffs_delta"] > 0.5)  # Glorot's neurons are the more skewed ones
         True
     """
+    import inspect
+
     import skew.init
-    from skew.analyzer import report
+    from skew.analyzer import parse_device, report
 
     build = _make_builder(model)
     scheme_names = _schemes_list(schemes)
     seed_list = _seeds_list(seeds)
-    thresholds = tuple(float(a) for a in thresholds)
+    thresholds = check_thresholds(thresholds)
+    if device is not None:
+        parse_device(device)  # a bad device fails now, not after the first model is built
+    unknown = sorted(set(report_kwargs) - set(inspect.signature(report).parameters))
+    if unknown:
+        raise SkewError(f"compare got unknown keyword argument(s) {', '.join(unknown)}; it takes skew.report's "
+                        "options (e.g. mode=, input_fn=, batch_dim=, mask_fn=)")
     for scheme in scheme_names:  # fail fast on a typo, before minutes of measuring
         if scheme != AS_BUILT:
             try:
@@ -239,7 +252,11 @@ def compare(
             except SkewError as err:
                 raise SkewError(f"init {scheme!r} (seed {seed}) failed: {err}") from err
             if device is not None:
-                m.to(device)
+                try:
+                    m.to(device)
+                except (RuntimeError, AssertionError, TypeError, ValueError) as err:  # e.g. no CUDA on this machine
+                    raise SkewError(f"cannot move the model to device={device!r}: {' '.join(str(err).split())[:160]}; "
+                                    "pick a device this machine has, e.g. 'cpu'") from None
             reports[(scheme, seed)] = report(
                 m,
                 loader,
@@ -301,7 +318,7 @@ class Comparison:
             if set(listed) != held:  # else summary() and the plots would silently leave reports out
                 raise SkewError(f"{what}={listed!r} does not match the reports, which hold {sorted(held, key=str)!r}; "
                                 f"pass {what}=None to take them from the reports")
-        self.thresholds = tuple(float(a) for a in thresholds)
+        self.thresholds = check_thresholds(thresholds)
         self.neurons = self._stack("neurons")
         self.layers = self._stack("layers")
         self.layer_order = list(pd.unique(self.layers["layer"])) if len(self.layers) else []

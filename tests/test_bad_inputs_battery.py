@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from fuzzutil import clear_message
+from fuzzutil import clear_message, untouched
 from torch import nn
 
 import skew
@@ -155,3 +155,115 @@ def test_lsuv_rescale_checks_its_arguments_before_any_write(kwargs, words):
     args = {"model": net, "targets": targets, "data": torch.randn(32, 8), **kwargs}
     _raises(lambda: skew.init.lsuv_rescale(args.pop("model"), args.pop("targets"), args.pop("data"), **args), *words)
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+# ---- report / compare / Tracker: thresholds, counts and devices read one way everywhere -----------------
+def _mlp() -> nn.Module:
+    torch.manual_seed(1)
+    return nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3))
+
+
+def _x() -> torch.Tensor:
+    return torch.randn(16, 4, generator=torch.Generator().manual_seed(2))
+
+
+def _counted():
+    calls = []
+
+    def factory():
+        calls.append(1)
+        return _mlp()
+
+    return factory, calls
+
+
+_BAD_THRESHOLDS = [None, "a", True, (0.1, 0.1), [[0.1, 0.3]], {"a": 0.1}, (0.1, math.nan)]
+_BAD_IDS = ["none", "word", "bool", "repeated", "nested", "dict", "nan"]
+
+
+@pytest.mark.parametrize("value", _BAD_THRESHOLDS, ids=_BAD_IDS)
+def test_bad_thresholds_are_named_by_report_compare_tracker_and_comparison(value):
+    model = _mlp()
+    with untouched(model):
+        _raises(lambda: skew.report(model, [_x()], thresholds=value, progress=False), "thresholds=")
+        _raises(lambda: skew.Tracker(model, _x(), thresholds=value), "thresholds=")
+    factory, calls = _counted()
+    _raises(lambda: skew.compare(factory, [_x()], ["orthogonal"], thresholds=value), "thresholds=")
+    assert not calls  # refused before any model was built (was: a raw TypeError or ValueError)
+    rep = skew.report(_mlp(), [_x()], progress=False)
+    _raises(lambda: skew.Comparison({("default", 0): rep}, thresholds=value), "thresholds=")
+
+
+@pytest.mark.parametrize("value", [np.array([0.1, 0.3]), torch.tensor([0.1, 0.3], dtype=torch.float64), [0.1, 0.3]],
+                         ids=["numpy", "tensor", "list"])
+def test_thresholds_given_as_arrays_work_everywhere(value):
+    rep = skew.report(_mlp(), [_x()], thresholds=value, progress=False)  # numpy was refused by report
+    assert rep.thresholds == (0.1, 0.3) and "skewed_0.3" in rep.layers
+    assert skew.Tracker(_mlp(), _x(), thresholds=value).thresholds == (0.1, 0.3)
+    assert skew.compare(_mlp, [_x()], ["orthogonal"], thresholds=value).thresholds == (0.1, 0.3)
+
+
+def test_whole_float_and_numpy_counts_are_read_as_ints():
+    rep = skew.report(_mlp(), [_x(), _x(), _x()], max_batches=np.int64(2), progress=False)
+    assert rep.meta["batches"] == 2
+    assert skew.report(_mlp(), [_x(), _x()], max_batches=1.0, progress=False).meta["batches"] == 1
+    assert skew.Tracker(_mlp(), _x(), every=np.int64(5)).every == 5
+    _raises(lambda: skew.Tracker(_mlp(), _x(), every=2.5), "every=2.5", "positive integer")
+
+
+@pytest.mark.parametrize("device", [10**30, -1, [], "gpu"], ids=["index-too-large", "negative", "list", "word"])
+def test_bad_devices_are_named_before_any_work(device):
+    model = _mlp()
+    with untouched(model):
+        _raises(lambda: skew.report(model, [_x()], device=device, progress=False), "device=")
+        _raises(lambda: skew.Tracker(model, _x(), device=device), "device=")
+    factory, calls = _counted()
+    _raises(lambda: skew.compare(factory, [_x()], ["orthogonal"], device=device), "device=")
+    assert not calls  # was: a raw error from model.to() after the model was built
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_compare_on_a_device_this_machine_lacks_is_one_line():
+    _raises(lambda: skew.compare(_mlp, [_x()], ["orthogonal"], device="cuda"), "cannot move the model",
+            "device='cuda'")
+
+
+@pytest.mark.parametrize("schemes", [["orthogonal", None], [["orthogonal"]], [3]], ids=["none", "nested", "int"])
+def test_compare_schemes_that_hold_no_names(schemes):
+    factory, calls = _counted()
+    _raises(lambda: skew.compare(factory, [_x()], schemes), "which is no scheme name")  # was: unhashable type
+    assert not calls
+
+
+def test_compare_names_an_unknown_keyword_before_any_work():
+    factory, calls = _counted()
+    _raises(lambda: skew.compare(factory, [_x()], ["orthogonal"], mdoe="train"), "mdoe")
+    assert not calls
+
+
+@pytest.fixture
+def tracked():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    tracker = skew.Tracker(_mlp(), _x(), every=1)
+    tracker.step(0)
+    yield tracker
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+@pytest.mark.parametrize("kwargs,words", [
+    ({"ax": "x"}, ("ax must be a matplotlib Axes",)),
+    ({"ax": 3}, ("ax must be a matplotlib Axes",)),
+    ({"layers": []}, ("names no tracked layer",)),
+    ({"layers": ""}, ("were not tracked",)),
+    ({"layers": 3}, ("names no tracked layer",)),
+], ids=["ax-word", "ax-int", "layers-empty", "layers-blank", "layers-int"])
+def test_tracker_plot_names_a_bad_ax_or_layers(tracked, kwargs, words):
+    _raises(lambda: tracked.plot(**kwargs), *words)  # was: AttributeError/TypeError, or an empty plot
+
+
+def test_tracker_plot_takes_one_layer_name(tracked):
+    assert len(tracked.plot(layers="2").lines) == 1
