@@ -26,7 +26,7 @@ import json
 import os
 import re
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -308,8 +308,20 @@ class Comparison:
         seeds: Sequence[int] | None = None,
         thresholds: Sequence[float] = (0.1, 0.3),
     ):
-        if not reports:
-            raise SkewError("a Comparison needs at least one report; pass {(init, seed): Report}")
+        if not isinstance(reports, Mapping) or not reports:
+            raise SkewError(f"a Comparison needs a non-empty dict {{(init, seed): Report}}, got {reports!r:.60}; "
+                            "build one with skew.compare(...)")
+        for key, rep in reports.items():
+            if not (isinstance(key, tuple) and len(key) == 2 and isinstance(key[0], str)
+                    and isinstance(key[1], (int, np.integer)) and not isinstance(key[1], bool)):
+                raise SkewError(f"a Comparison's reports are keyed by (init name, integer seed), got key {key!r:.60}; "
+                                "pass e.g. {('sinusoidal', 0): report}")
+            if not all(isinstance(getattr(rep, a, None), pd.DataFrame) for a in ("neurons", "layers")):
+                raise SkewError(f"reports[{key!r}] is {type(rep).__name__}, not a skew.Report; pass the Reports "
+                                "that skew.report returned")
+        for what, value in (("schemes", schemes), ("seeds", seeds)):
+            if value is not None and (isinstance(value, (str, bytes)) or not isinstance(value, Iterable)):
+                raise SkewError(f"{what}={value!r:.60} is not a list; pass a list or None (taken from the reports)")
         self.reports = dict(reports)
         self.schemes = list(schemes) if schemes is not None else list(dict.fromkeys(k[0] for k in reports))
         self.seeds = list(seeds) if seeds is not None else list(dict.fromkeys(k[1] for k in reports))
@@ -465,6 +477,9 @@ class Comparison:
         from skew import plot
 
         seed = self.seeds[0] if seed is None else seed
+        if isinstance(seed, bool) or seed not in self.seeds:
+            raise SkewError(f"seed={seed!r:.40} is not one of this comparison's seeds {self.seeds}; pass one of them "
+                            "or None (the first)")
         if axes is None:
             from matplotlib.figure import Figure
 

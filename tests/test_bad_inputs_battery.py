@@ -267,3 +267,88 @@ def test_tracker_plot_names_a_bad_ax_or_layers(tracked, kwargs, words):
 
 def test_tracker_plot_takes_one_layer_name(tracked):
     assert len(tracked.plot(layers="2").lines) == 1
+
+
+# ---- plots and Comparison: argument types named, not raised from pandas/matplotlib ------------------------
+@pytest.fixture(scope="module")
+def rep_cmp():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    rep = skew.report(_mlp(), [_x()], progress=False)
+    cmp = skew.compare(_mlp, [_x()], ["orthogonal", "sinusoidal"])
+    yield rep, cmp
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+@pytest.mark.parametrize("call,words", [
+    (lambda r, c: r.plot_rowsum_hist(xlim="ab"), ("xlim='ab'", "two finite numbers")),
+    (lambda r, c: r.plot_rowsum_hist(xlim=3), ("xlim=3",)),
+    (lambda r, c: r.plot_rowsum_hist(xlim=(0, math.inf)), ("xlim=(0, inf)",)),
+    (lambda r, c: r.plot_rowsum_hist(xlim=[]), ("xlim=[]",)),
+    (lambda r, c: r.plot_activation_states(layer=["0"]), ("no activation signs for layer ['0']",)),
+    (lambda r, c: r.plot_skew_hist(hue=["init"]), ("hue=['init']",)),
+    (lambda r, c: c.skew_by_depth(hue={"a": 1}), ("hue={'a': 1}",)),
+    (lambda r, c: c.skew_hist(hue=[]), ("hue=[]",)),
+    (lambda r, c: r.plot_skew_fraction_vs_alpha(laws=3), ("laws=3",)),
+    (lambda r, c: r.plot_skew_fraction_vs_alpha(laws=["nope"]), ("unknown input law 'nope'",)),
+    (lambda r, c: r.plot_skew_hist(bins=10**12), ("bins=1000000000000",)),
+    (lambda r, c: c.rowsum_hist(seed=[0]), ("seed=[0]",)),
+    (lambda r, c: c.rowsum_hist(seed=False), ("seed=False",)),
+    (lambda r, c: c.rowsum_hist(seed=7), ("seed=7", "[0]")),
+], ids=["xlim-word", "xlim-int", "xlim-inf", "xlim-empty", "layer-list", "hue-list", "hue-dict", "hue-empty",
+        "laws-int", "laws-unknown", "bins-huge", "seed-list", "seed-bool", "seed-unknown"])
+def test_report_and_comparison_plots_name_the_bad_argument(rep_cmp, call, words):
+    import matplotlib.pyplot as plt
+
+    before = plt.get_fignums()
+    _raises(lambda: call(*rep_cmp), *words)  # was: TypeError/ValueError/IndexError/KeyError from deep inside
+    assert plt.get_fignums() == before  # refused before a figure was made
+
+
+def test_rowsum_hist_xlim_pairs_of_any_number_type_still_work(rep_cmp):
+    rep, _ = rep_cmp
+    for xlim in ([-3, 3], (np.float32(-3), 3.0), np.array([-3.0, 3.0])):
+        lo, hi = rep.plot_rowsum_hist(xlim=xlim).get_xlim()
+        assert lo <= -3 and hi >= 3
+
+
+@pytest.mark.parametrize("call,words", [
+    (lambda: skew.plot.weight_hist(torch.randn(4, 4), arcsine="no"), ("arcsine='no'",)),
+    (lambda: skew.plot.weight_hist(torch.randn(4, 4), scheme=["sinusoidal"]), ("scheme=['sinusoidal']",)),
+    (lambda: skew.plot.weight_hist(torch.randn(4, 4), bins=10**9), ("bins=1000000000",)),
+    (lambda: skew.plot.activation_states(torch.empty(4, 3, dtype=torch.bool, device="meta")), ("meta device",)),
+], ids=["arcsine-word", "scheme-list", "bins-huge", "signs-meta"])
+def test_weight_and_state_plots_name_the_bad_argument(call, words):
+    _raises(call, *words)
+
+
+def test_sparse_weights_and_signs_are_plotted_as_their_dense_values():
+    import matplotlib.pyplot as plt
+
+    w = torch.tensor([[0.0, 1.0], [-1.0, 0.0]])
+    dense = skew.plot.weight_heatmap(w).get_images()[0].get_array()
+    assert np.array_equal(skew.plot.weight_heatmap(w.to_sparse()).get_images()[0].get_array(), dense)
+    assert skew.plot.weight_hist(w.to_sparse(), bins=4).get_title().startswith("weight values (2×2")
+    skew.plot.activation_states((torch.rand(5, 3) > 0.5).to_sparse())
+    plt.close("all")
+
+
+@pytest.mark.parametrize("reports,words", [
+    ("abc", ("non-empty dict",)),
+    ([1, 2], ("non-empty dict",)),
+    ({"sinusoidal": None}, ("keyed by (init name, integer seed)",)),
+    ({("a", 0, 1): None}, ("keyed by (init name, integer seed)",)),
+    ({("a", True): None}, ("keyed by (init name, integer seed)",)),
+    ({("a", 0): 3}, ("not a skew.Report",)),
+], ids=["word", "list", "key-word", "key-triple", "key-bool-seed", "value-int"])
+def test_a_hand_built_comparison_names_what_is_wrong(reports, words):
+    _raises(lambda: skew.Comparison(reports), *words)  # was: ValueError/IndexError/AttributeError
+
+
+@pytest.mark.parametrize("kwargs", [{"schemes": 3}, {"seeds": "01"}], ids=["schemes-int", "seeds-word"])
+def test_comparison_schemes_and_seeds_must_be_lists(rep_cmp, kwargs):
+    _, cmp = rep_cmp
+    _raises(lambda: skew.Comparison(cmp.reports, **kwargs), "is not a list")
