@@ -7,7 +7,10 @@ from collections.abc import Iterable
 
 from skew.errors import SkewError
 
-__all__ = ["positive_int", "thresholds"]
+__all__ = ["MAX_SIZE", "positive_int", "thresholds"]
+
+#: The largest size a tensor dimension (or element count) can have: torch sizes are signed 64-bit.
+MAX_SIZE = 2**63 - 1
 
 
 def positive_int(name: str, value, example: int = 16) -> int:
@@ -25,6 +28,8 @@ def positive_int(name: str, value, example: int = 16) -> int:
     whole = isinstance(value, numbers.Integral) or (isinstance(value, numbers.Real) and float(value).is_integer())
     if isinstance(value, bool) or not whole or value < 1:
         raise SkewError(f"{name}={value!r} must be a positive integer; pass e.g. {name}={example}")
+    if value > MAX_SIZE:
+        raise SkewError(f"{name}={value!r} is larger than any tensor size ({MAX_SIZE}); pass e.g. {name}={example}")
     return int(value)
 
 

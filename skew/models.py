@@ -67,7 +67,7 @@ _TORCHVISION = ("resnet18", "resnet50", "mobilenet_v3_small", "efficientnet_v2_s
 
 
 def _activation(activation: str) -> nn.Module:
-    if activation not in ACTIVATIONS:
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
         raise SkewError(f"unknown activation {activation!r}; valid activations are {', '.join(ACTIVATIONS)}")
     return ACTIVATIONS[activation]()
 
@@ -183,11 +183,23 @@ class TokenTransformer(nn.Module):
     def __init__(self, in_features: int, d_model: int, nhead: int, num_layers: int, dim_feedforward: int,
                  num_classes: int, activation: str, dropout: float) -> None:
         super().__init__()
-        self.embed = nn.Linear(in_features, d_model)
-        layer = nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout=dropout,
-                                           activation=activation, batch_first=False)
-        self.encoder = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
-        self.head = nn.Linear(d_model, num_classes)
+        d_model = positive_int("d_model", d_model)
+        nhead = positive_int("nhead", nhead)
+        if d_model % nhead:
+            raise SkewError(f"d_model={d_model} is not divisible by nhead={nhead}; pick e.g. d_model={nhead * 16}")
+        if not callable(activation) and (not isinstance(activation, str) or activation not in ("relu", "gelu")):
+            raise SkewError(f"transformer activation must be one of relu, gelu; got {activation!r}")
+        try:
+            rate = float(dropout)
+        except (TypeError, ValueError):
+            rate = math.nan
+        if isinstance(dropout, bool) or not 0.0 <= rate < 1.0:
+            raise SkewError(f"dropout={dropout!r} must lie in [0, 1); pass e.g. dropout=0.0")
+        self.embed = nn.Linear(positive_int("in_features", in_features), d_model)
+        layer = nn.TransformerEncoderLayer(d_model, nhead, positive_int("dim_feedforward", dim_feedforward),
+                                           dropout=rate, activation=activation, batch_first=False)
+        self.encoder = nn.TransformerEncoder(layer, positive_int("num_layers", num_layers), enable_nested_tensor=False)
+        self.head = nn.Linear(d_model, positive_int("num_classes", num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3:
@@ -222,22 +234,10 @@ def transformer(
         torch.Size([3, 10])
     """
     d_model = positive_int("d_model", d_model)
-    nhead = positive_int("nhead", nhead)
-    if d_model % nhead:
-        raise SkewError(f"d_model={d_model} is not divisible by nhead={nhead}; pick e.g. d_model={nhead * 16}")
-    if activation not in ("relu", "gelu"):
-        raise SkewError(f"transformer activation must be one of relu, gelu; got {activation!r}")
     positive_int("seq_len", seq_len)  # only checked: it sets input_shape()
-    in_features = d_model if in_features is None else positive_int("in_features", in_features)
-    try:
-        rate = float(dropout)
-    except (TypeError, ValueError):
-        rate = math.nan
-    if isinstance(dropout, bool) or not 0.0 <= rate < 1.0:
-        raise SkewError(f"dropout={dropout!r} must lie in [0, 1); pass e.g. dropout=0.0")
-    return TokenTransformer(in_features, d_model, nhead, positive_int("num_layers", num_layers),
-                            positive_int("dim_feedforward", dim_feedforward),
-                            positive_int("num_classes", num_classes), activation, float(dropout))
+    in_features = d_model if in_features is None else in_features
+    return TokenTransformer(in_features, d_model, nhead, num_layers, dim_feedforward, num_classes, activation,
+                            dropout)
 
 
 def _torchvision_builder(name: str) -> Callable[..., nn.Module]:

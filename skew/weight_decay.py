@@ -43,7 +43,8 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+import numbers
+from collections.abc import Callable, Iterable, Sequence
 
 import pandas as pd
 
@@ -105,13 +106,15 @@ class OUIWeightDecay:
             )
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise SkewError(f"epochs={epochs!r} is not a positive integer; pass the run's number of epochs")
-        if not (isinstance(initial, (int, float)) and math.isfinite(initial) and initial > 0):
+        if isinstance(initial, bool) or not (isinstance(initial, (int, float)) and math.isfinite(initial) and initial > 0):
             raise SkewError(f"initial={initial!r} must be a positive weight decay, e.g. 1e-4")
         if reset is not None and not callable(reset):
             raise SkewError(f"reset must be a function taking no arguments, got {type(reset).__name__}")
         all_groups = list(range(len(optimizer.param_groups)))
+        if groups is not None and (isinstance(groups, (str, bytes)) or not isinstance(groups, Iterable)):
+            raise SkewError(f"groups={groups!r:.40} must be a list of indices of the optimizer's groups {all_groups}")
         groups = all_groups if groups is None else list(groups)
-        bad = [g for g in groups if g not in all_groups]
+        bad = [g for g in groups if isinstance(g, bool) or not isinstance(g, numbers.Integral) or g not in all_groups]
         if bad or not groups:
             raise SkewError(f"groups={groups!r} must be indices of the optimizer's groups {all_groups}")
         if any("weight_decay" not in optimizer.param_groups[g] for g in groups):

@@ -352,3 +352,123 @@ def test_a_hand_built_comparison_names_what_is_wrong(reports, words):
 def test_comparison_schemes_and_seeds_must_be_lists(rep_cmp, kwargs):
     _, cmp = rep_cmp
     _raises(lambda: skew.Comparison(cmp.reports, **kwargs), "is not a list")
+
+
+# ---- layers, models, data, oui, train: the lower-level public functions -------------------------------
+@pytest.mark.parametrize("call,words", [
+    (lambda: skew.layers.weight_matrix("w"), ("weight_matrix needs a torch.Tensor", "str")),
+    (lambda: skew.layers.weight_matrix(None), ("NoneType",)),
+    (lambda: skew.layers.attention_projections(nn.Linear(4, 4)), ("MultiheadAttention", "Linear")),
+    (lambda: skew.layers.NeuronView(torch.zeros(4, 3, 3), layout="transposed", groups="2"), ("groups='2'",)),
+    (lambda: skew.layers.NeuronView(torch.zeros(4, 3, 3), layout="transposed", groups=math.nan), ("groups=nan",)),
+    (lambda: skew.layers.NeuronView(torch.zeros(4, 3, 3), layout="transposed", groups=1.5), ("groups=1.5",)),
+    (lambda: skew.layers.NeuronView(torch.zeros(4, 3, 3), groups=True), ("groups=True",)),
+], ids=["matrix-word", "matrix-none", "projections-linear", "groups-word", "groups-nan", "groups-float",
+        "groups-bool"])
+def test_layer_helpers_name_what_they_cannot_read(call, words):
+    _raises(call, *words)  # was: AttributeError/ValueError/OverflowError, or groups=1.5 read as 1
+
+
+@pytest.mark.parametrize("call,words", [
+    (lambda: skew.models.mlp(depth=1, width=4, activation=["relu"]), ("unknown activation ['relu']",)),
+    (lambda: skew.models.mlp(depth=10**30, width=4), ("depth=", "larger than any tensor size")),
+    (lambda: skew.models.mlp(depth=1, width=4, in_features=2**70), ("in_features=",)),
+    (lambda: skew.models.TokenTransformer("8", 8, 2, 1, 16, 10, "relu", 0.0), ("in_features='8'",)),
+    (lambda: skew.models.TokenTransformer(8, 8, 3, 1, 16, 10, "relu", 0.0), ("not divisible by nhead=3",)),
+    (lambda: skew.models.TokenTransformer(8, 8, 2, 1, 16, 10, "tanh", 0.0), ("relu, gelu",)),
+    (lambda: skew.models.TokenTransformer(8, 8, 2, 1, 16, 10, "relu", 2.0), ("dropout=2.0",)),
+    (lambda: skew.models.TokenTransformer(True, 8, 2, 1, 16, 10, "relu", 0.0), ("in_features=True",)),
+], ids=["activation-list", "depth-huge", "in-features-huge", "tt-word", "tt-nhead", "tt-activation",
+        "tt-dropout", "tt-bool"])
+def test_model_builders_name_the_bad_size_or_option(call, words):
+    _raises(call, *words)  # the class itself is checked too, not only transformer()
+
+
+def test_token_transformer_built_directly_still_works():
+    net = skew.models.TokenTransformer(8, 8, 2, 1, 16, 10, torch.nn.functional.gelu, 0.0)
+    assert net(torch.randn(3, 5, 8)).shape == (3, 10)
+    assert isinstance(skew.models.transformer(d_model=8, nhead=2, num_layers=1, dim_feedforward=16),
+                      skew.models.TokenTransformer)
+
+
+@pytest.mark.parametrize("call,words", [
+    (lambda: skew.data.build_data("gaussian", shape=b"x"), ("per-sample shape", "b'x'")),
+    (lambda: skew.data.digits_tensors(shape="64"), ("per-sample shape",)),
+    (lambda: skew.data.build_data("gaussian", shape=(10**30,)), ("more entries than any tensor",)),
+    (lambda: skew.data.build_data("gaussian", shape=(4,), batches=10**30), ("batches=",)),
+    (lambda: skew.data.build_data("gaussian", shape=(4,), batch_size=10**30), ("batch_size=",)),
+    (lambda: skew.data.digits_dataset(val_fraction="x"), ("val_fraction='x'",)),
+    (lambda: skew.data.digits_dataset(val_fraction=None), ("val_fraction=None",)),
+    (lambda: skew.data.digits_dataset(val_fraction=True), ("val_fraction=True",)),
+    (lambda: skew.data.text_batches(seed="x"), ("seed='x'",)),
+    (lambda: skew.data.text_batches(seed=1.5), ("seed=1.5",)),
+    (lambda: skew.data.text_batches(seed=-3), ("seed=-3",)),
+    (lambda: skew.data.text_batches(seed=2**64), ("seed=", "2**64")),
+    (lambda: skew.data.text_batches(ragged="yes"), ("ragged='yes'",)),
+], ids=["shape-bytes", "shape-word", "shape-huge", "batches-huge", "batch-size-huge", "val-word", "val-none",
+        "val-bool", "text-seed-word", "text-seed-float", "text-seed-negative", "text-seed-huge", "ragged-word"])
+def test_data_builders_name_the_bad_argument(call, words):
+    _raises(call, *words)  # bytes read as a shape of byte values; seeds and fractions raised raw errors
+
+
+@pytest.mark.parametrize("call,words", [
+    (lambda: skew.oui.pairwise_oui(np.ones((4, 6), bool), pairs="ab"), ("pairs must be",)),
+    (lambda: skew.oui.pairwise_oui(np.ones((4, 6), bool), pairs=[0, 1]), ("pairs must be", "shape (2,)")),
+    (lambda: skew.oui.pairwise_oui(np.ones((4, 6), bool), pairs=[(0.0, 1.5)]), ("pairs must be",)),
+    (lambda: skew.oui.pairwise_oui(np.ones((4, 6), bool), pairs=[(0, -1)]), ("sample -1",)),
+    (lambda: skew.oui.pairwise_oui(np.ones((4, 6), bool), units=[6, 6, 2.5, 6]), ("units must be",)),
+    (lambda: skew.oui.pairwise_oui(np.ones((4, 6), bool), units="abcd"), ("units must be",)),
+    (lambda: skew.oui.default_pairs(10**30), ("samples must be",)),
+    (lambda: skew.oui.oui_from_p(None), ("p must be an array of probabilities",)),
+    (lambda: skew.oui.oui_from_p(np.array([True, False])), ("p must be an array of probabilities",)),
+], ids=["pairs-word", "pairs-flat", "pairs-float", "pairs-negative", "units-float", "units-word", "samples-huge",
+        "p-none", "p-bool"])
+def test_oui_names_pairs_units_and_p_it_cannot_read(call, words):
+    _raises(call, *words)  # a negative pair index wrapped to the last sample; 2.5 units were truncated
+
+
+def test_oui_still_reads_integer_pairs_and_tensors_of_p():
+    pats = np.array([[1, 0, 1, 1], [0, 1, 0, 0], [1, 1, 1, 1]], dtype=bool)
+    assert skew.oui.pairwise_oui(pats, pairs=np.array([[0, 1]])) == 1.0
+    assert skew.oui.pairwise_oui(pats, pairs=[]) != skew.oui.pairwise_oui(pats, pairs=[])  # NaN: no pair
+    assert skew.oui.oui_from_p(torch.tensor([0.5, 0.5], dtype=torch.bfloat16)) == 1.0
+
+
+@pytest.mark.parametrize("curve", ["abc", b"ab", None, 3, [0.5, None], [True, False], [[0.5], [0.6]]],
+                         ids=["word", "bytes", "none", "int", "holds-none", "bools", "nested"])
+def test_accuracy_curves_that_are_no_numbers_are_named(curve):
+    _raises(lambda: skew.train.auc(curve), "auc needs a 1-D sequence")
+    _raises(lambda: skew.train.early_stop(curve), "early_stop needs a 1-D sequence")
+
+
+def test_accuracy_curves_as_arrays_and_tensors_still_work():
+    assert skew.train.auc(np.array([0.0, 1.0, 1.0])) == 1.5 == skew.train.auc(torch.tensor([0.0, 1.0, 1.0]))
+    assert skew.train.early_stop(torch.tensor([0.5, 0.7, 0.6]), patience=1).best_epoch == 2
+
+
+@pytest.mark.parametrize("quick", [None, "yes", 1], ids=["none", "word", "int"])
+def test_write_figures_checks_quick_before_running_the_experiment(quick, monkeypatch, tmp_path):
+    monkeypatch.setattr(skew.train, "run_experiment", lambda **kw: pytest.fail("the experiment started"))
+    _raises(lambda: skew.train.write_figures(tmp_path, quick), f"quick={quick!r}")
+
+
+def test_write_figures_checks_the_directory_before_running_the_experiment(monkeypatch, tmp_path):
+    monkeypatch.setattr(skew.train, "run_experiment", lambda **kw: pytest.fail("the experiment started"))
+    afile = tmp_path / "afile"
+    afile.write_text("keep me\n")
+    _raises(lambda: skew.train.write_figures(afile / "figs", True), "is a file, not a directory")
+    _raises(lambda: skew.train.write_figures(afile, True), "is a file, not a directory")
+    _raises(lambda: skew.train.write_figures(None, True), "write_figures needs a directory path")
+    assert afile.read_text() == "keep me\n"
+
+
+@pytest.mark.parametrize("kwargs,words", [
+    ({"initial": True}, ("initial=True",)),
+    ({"groups": 0}, ("groups=0",)),
+    ({"groups": [True]}, ("groups=[True]",)),
+    ({"groups": [0.0]}, ("groups=[0.0]",)),
+], ids=["initial-bool", "groups-int", "groups-bool", "groups-float"])
+def test_oui_weight_decay_names_bad_initial_and_groups(kwargs, words):
+    opt = torch.optim.SGD(nn.Linear(4, 3).parameters(), lr=0.1, weight_decay=0.0)
+    _raises(lambda: skew.train.OUIWeightDecay(opt, 10, **kwargs), *words)
+    assert opt.param_groups[0]["weight_decay"] == 0.0
