@@ -224,13 +224,18 @@ def compare(
     if unknown and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         raise SkewError(f"compare got unknown keyword argument(s) {', '.join(unknown)}; it takes skew.report's "
                         "options (e.g. mode=, input_fn=, batch_dim=, mask_fn=)")
+    labels: dict[str, str] = {}
     for scheme in scheme_names:  # fail fast on a typo, before minutes of measuring
         if scheme != AS_BUILT:
             try:
-                skew.init.get_scheme(scheme)
+                label = skew.init.get_scheme(scheme).label
             except SkewError as err:
                 raise SkewError(f"{err}; or {AS_BUILT!r} to measure the model as its constructor built it") \
                     from None
+            if label in labels:  # 'uniform:5' and 'uniform:a=5', 'glorot' and 'xavier_uniform': one scheme twice
+                raise SkewError(f"schemes {labels[label]!r} and {scheme!r} are the same scheme ({label}); list each "
+                                "scheme once")
+            labels[label] = scheme
     if _is_one_shot(loader):
         raise SkewError(
             "loader is a one-shot iterator (e.g. a generator) but compare reads it once per scheme and seed; "

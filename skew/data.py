@@ -36,6 +36,7 @@ import itertools
 import math
 import numbers
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -320,6 +321,18 @@ def _as_batches(obj, batch_size: int, batches: int | None, shape, source: str) -
     return out
 
 
+def _dense(obj):
+    """``obj`` with every sparse tensor (at the top, or in a list, tuple or dict) made dense: batches are
+    sliced and fed to models, which sparse layouts do not support."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to_dense() if obj.layout != torch.strided else obj
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_dense(v) for v in obj)
+    if isinstance(obj, dict):
+        return {k: _dense(v) for k, v in obj.items()}
+    return obj
+
+
 def _from_file(path: Path, batch_size: int, batches: int | None, shape) -> list:
     if not path.is_file():
         raise SkewError(f"data file {str(path)!r} does not exist; check the path")
@@ -334,7 +347,9 @@ def _from_file(path: Path, batch_size: int, batches: int | None, shape) -> list:
             t = t.float()
         return _as_batches(t, batch_size, batches, shape, source)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns that it validates sparse tensors: they are densified below
+            warnings.filterwarnings("ignore", message="Validating sparse tensor invariants")
+            obj = _dense(torch.load(path, map_location="cpu", weights_only=True))
     except Exception as err:  # torch raises UnpicklingError/RuntimeError for unsafe or corrupt files
         raise SkewError(
             f"{source} cannot be loaded with torch.load(weights_only=True) ({type(err).__name__}); "

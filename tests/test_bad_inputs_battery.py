@@ -472,3 +472,38 @@ def test_oui_weight_decay_names_bad_initial_and_groups(kwargs, words):
     opt = torch.optim.SGD(nn.Linear(4, 3).parameters(), lr=0.1, weight_decay=0.0)
     _raises(lambda: skew.train.OUIWeightDecay(opt, 10, **kwargs), *words)
     assert opt.param_groups[0]["weight_decay"] == 0.0
+
+
+# ---- valid but unusual: bfloat16 in the Tracker, sparse data files; one scheme spelled twice ------------
+def test_tracker_measures_a_bfloat16_model_as_report_does():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3)).bfloat16()
+    x = torch.randn(16, 4).bfloat16()
+    with untouched(model):
+        tracker = skew.Tracker(model, x, every=1)
+        tracker.step(0)  # was: TypeError: Got unsupported ScalarType BFloat16 (the bias read with .numpy())
+    want = skew.report(model, [x], progress=False).layers.set_index("layer")
+    got = tracker.history.set_index("layer")
+    assert np.allclose(got["mean_skew"], want.loc[got.index, "mean_skew"])
+
+
+def test_cli_reads_a_sparse_data_file_as_its_dense_values(tmp_path, capsys):
+    from skew.cli import main
+
+    x = torch.randn(8, 4, generator=torch.Generator().manual_seed(0))
+    torch.save(x.to_sparse(), tmp_path / "sparse.pt")
+    torch.save(x, tmp_path / "dense.pt")
+    argv = ["report", "--model", "mlp", "-o", "depth=2", "-o", "width=8", "-o", "in_features=4", "--data"]
+    assert main([*argv, str(tmp_path / "sparse.pt"), "--out", str(tmp_path / "a")]) == 0
+    _, err = capsys.readouterr()
+    assert "Traceback" not in err and "sparse" not in err  # was: exit 1 with a torch NotImplementedError + a warning
+    assert main([*argv, str(tmp_path / "dense.pt"), "--out", str(tmp_path / "b")]) == 0
+    assert (tmp_path / "a" / "layers.csv").read_text() == (tmp_path / "b" / "layers.csv").read_text()
+
+
+@pytest.mark.parametrize("schemes", [["uniform:5", "uniform:a=5"], ["glorot", "xavier_uniform"]],
+                         ids=["option-spellings", "alias"])
+def test_compare_names_one_scheme_listed_twice_under_two_spellings(schemes):
+    factory, calls = _counted()
+    _raises(lambda: skew.compare(factory, [_x()], schemes), "are the same scheme")
+    assert not calls
