@@ -52,10 +52,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from skew._checks import thresholds as check_thresholds
 from skew._io import atomic_write, path_arg, save_figure, write_csv
 from skew.epoch_oui import EpochOUI
 from skew.errors import SkewError
-from skew.seeding import child_seed, generator
+from skew.seeding import _user_seed, child_seed, generator
 from skew.tracker import Tracker
 from skew.train_cli import _OPTIMIZERS, DEFAULT_OUT, DEFAULT_SCHEMES, add_cli
 from skew.weight_decay import OUIWeightDecay
@@ -398,7 +399,7 @@ def _check_config(models, schemes, seeds, epochs, patience, optimizer, lr, batch
         )
     if optimizer not in _OPTIMIZERS:
         raise SkewError(f"optimizer={optimizer!r} is not understood; use one of {', '.join(_OPTIMIZERS)}")
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+    if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise SkewError(f"lr={lr!r} must be a positive number; pass e.g. lr=0.01")
 
 
@@ -562,10 +563,19 @@ def run_experiment(
         >>> res = run_experiment(("mlp",), ("default", "sinusoidal"), (0,), epochs=2)  # doctest: +SKIP
         >>> res.runs[["init", "max_val_acc", "auc"]]  # doctest: +SKIP
     """
+    for name, flag in (("quick", quick), ("progress", progress)):
+        if not isinstance(flag, (bool, np.bool_)):  # quick="no" is truthy
+            raise SkewError(f"{name}={flag!r:.40} must be True or False; pass e.g. {name}=True")
     preset = _QUICK if quick else _FULL
+    for name, value in (("models", models), ("schemes", schemes), ("seeds", seeds)):
+        if (value is not None or name == "schemes") and not isinstance(value, (str, Iterable)):  # None: preset
+            raise SkewError(f"{name}={value!r:.40} is not a list; pass e.g. models=('mlp',), "
+                            "schemes=('default', 'sinusoidal'), seeds=(0, 1)")
     models = tuple(preset["models"] if models is None else ([models] if isinstance(models, str) else models))
     schemes = tuple([schemes] if isinstance(schemes, str) else schemes)
     seeds = tuple(preset["seeds"] if seeds is None else seeds)
+    thresholds = check_thresholds(thresholds)
+    data_seed = _user_seed(data_seed)
     epochs = preset["epochs"] if epochs is None else epochs
     if optimizer not in _OPTIMIZERS:
         raise SkewError(f"optimizer={optimizer!r} is not understood; use one of {', '.join(_OPTIMIZERS)}")

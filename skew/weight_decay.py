@@ -149,7 +149,15 @@ class OUIWeightDecay:
             >>> [f"{ctl.step(o, l):.0e}" for o, l in [(0.7, 1.0), (0.5, 0.9), (0.52, 0.8)]]  # limit 0.55, 0.525
             ['1e-04', '1e-05', '1e-07']
         """
-        oui, loss = float(oui), float(loss)
+        try:
+            if any(isinstance(v, (bool, str, bytes)) for v in (oui, loss)):  # float("0.5") and float(True) succeed
+                raise TypeError
+            oui, loss = float(oui), float(loss)
+        except (TypeError, ValueError):
+            raise SkewError(f"step needs two numbers, got oui={oui!r:.40}, loss={loss!r:.40}; pass the epoch's mean "
+                            "training OUI (in [0, 1]) and loss") from None
+        if not math.isnan(oui) and not 0.0 <= oui <= 1.0:
+            raise SkewError(f"oui={oui!r} is no OUI, which lies in [0, 1]; pass the epoch's mean training OUI")
         if math.isnan(oui):
             raise SkewError("oui is NaN; pass the epoch's mean training OUI (did EpochOUI see a training batch?)")
         e = self.epoch

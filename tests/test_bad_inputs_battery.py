@@ -507,3 +507,39 @@ def test_compare_names_one_scheme_listed_twice_under_two_spellings(schemes):
     factory, calls = _counted()
     _raises(lambda: skew.compare(factory, [_x()], schemes), "are the same scheme")
     assert not calls
+
+
+# ---- the training experiment and its weight-decay controller ---------------------------------------------
+@pytest.mark.parametrize("kwargs,words", [
+    ({"models": 3}, ("models=3 is not a list",)),
+    ({"schemes": None}, ("schemes=None is not a list",)),
+    ({"seeds": True}, ("seeds=True is not a list",)),
+    ({"thresholds": "a"}, ("thresholds='a'",)),
+    ({"quick": "no"}, ("quick='no'",)),
+    ({"progress": None}, ("progress=None",)),
+    ({"data_seed": "x"}, ("seed='x'",)),
+    ({"data_seed": -1}, ("seed=-1",)),
+    ({"lr": True}, ("lr=True",)),
+], ids=["models-int", "schemes-none", "seeds-bool", "thresholds-word", "quick-word", "progress-none",
+        "data-seed-word", "data-seed-negative", "lr-bool"])
+def test_run_experiment_checks_every_argument_before_training(kwargs, words, monkeypatch):
+    monkeypatch.setattr(skew.train, "_load_digits", lambda *a, **k: pytest.fail("training started"))
+    _raises(lambda: skew.train.run_experiment(**{"models": ("mlp",), "epochs": 1, **kwargs}), *words)
+
+
+@pytest.mark.parametrize("oui,loss,words", [
+    ("0.5", 1.0, ("step needs two numbers",)), (0.5, None, ("step needs two numbers",)),
+    (True, 1.0, ("step needs two numbers",)), (0.5, [1.0], ("step needs two numbers",)),
+    (1.5, 1.0, ("oui=1.5", "[0, 1]")), (-0.1, 1.0, ("oui=-0.1",)),
+], ids=["oui-word", "loss-none", "oui-bool", "loss-list", "oui-above-1", "oui-negative"])
+def test_oui_weight_decay_step_names_what_is_no_oui_or_loss(oui, loss, words):
+    opt = torch.optim.SGD(nn.Linear(4, 3).parameters(), lr=0.1, weight_decay=0.0)
+    ctl = skew.train.OUIWeightDecay(opt, 10)
+    _raises(lambda: ctl.step(oui, loss), *words)
+    assert ctl.epoch == 0 and opt.param_groups[0]["weight_decay"] == ctl.wd  # nothing was stepped
+
+
+def test_oui_weight_decay_step_takes_tensors_and_a_diverged_loss():
+    opt = torch.optim.SGD(nn.Linear(4, 3).parameters(), lr=0.1)
+    ctl = skew.train.OUIWeightDecay(opt, 10)
+    assert ctl.step(torch.tensor(0.7), torch.tensor(1.0)) > 0 and ctl.step(0.6, math.inf) > 0
