@@ -543,3 +543,26 @@ def test_oui_weight_decay_step_takes_tensors_and_a_diverged_loss():
     opt = torch.optim.SGD(nn.Linear(4, 3).parameters(), lr=0.1)
     ctl = skew.train.OUIWeightDecay(opt, 10)
     assert ctl.step(torch.tensor(0.7), torch.tensor(1.0)) > 0 and ctl.step(0.6, math.inf) > 0
+
+
+# ---- init.apply / weights on edge-case models ----------------------------------------------------------
+@pytest.mark.parametrize("dtype,bias", [(torch.float32, 1e300), (torch.float16, 1e5), (torch.bfloat16, -1e300)],
+                         ids=["float32", "float16", "bfloat16"])
+def test_a_bias_the_dtype_cannot_hold_is_named_before_any_write(dtype, bias):
+    model = _mlp().to(dtype)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    _raises(lambda: skew.init.apply(model, "orthogonal", bias=bias), f"bias={bias:g} does not fit",
+            str(dtype).replace("torch.", ""))  # was: RuntimeError 'value cannot be converted to type float'
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_weights_of_an_uninitialised_lazy_model_are_named_as_lazy():
+    model = nn.Sequential(nn.LazyLinear(3))
+    for call in (skew.weights.layer_table, skew.weights.neuron_table, skew.weights.diagnose):
+        _raises(lambda call=call: call(model), "'0' (LazyLinear)", "not initialised yet")  # was: "has no Linear"
+
+
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")
+def test_weights_of_a_layer_without_inputs_are_zero_rows():
+    table = skew.weights.layer_table(nn.Sequential(nn.Linear(0, 4)))  # was: IndexError from max() over no entries
+    assert table.loc[0, "zero_rows"] == 4 and table.loc[0, "constant_rows"] == 0 and table.loc[0, "rank"] == 0
