@@ -542,6 +542,14 @@ class Comparison:
         if directory.exists() and not directory.is_dir():
             raise SkewError(f"cannot save the comparison to {str(directory)!r}: it is a file, not a directory; "
                             "pass a directory path (created if missing)")
+        files = [directory / f"{name}.csv" for name in ("neurons", "layers", "tests", "summary")]
+        files += [directory / "reports" / f"{i:03d}.skew.zip" for i in range(len(self.reports))]
+        files.append(directory / "comparison.json")
+        blocked = [p for p in files if p.is_dir()] + [p for p in [directory / "reports"] if p.exists() and not p.is_dir()]
+        if blocked:  # found before any file is written: a save never stops half-way over a directory in the way
+            raise SkewError(f"cannot save the comparison to {str(directory)!r}: {str(blocked[0])!r} is in the way (a "
+                            f"{'directory' if blocked[0].is_dir() else 'file'} where the comparison writes a "
+                            f"{'file' if blocked[0].is_dir() else 'directory'}); remove it or pass another directory")
         try:
             return self._save(directory)
         except OSError as err:

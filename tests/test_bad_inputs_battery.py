@@ -566,3 +566,32 @@ def test_weights_of_an_uninitialised_lazy_model_are_named_as_lazy():
 def test_weights_of_a_layer_without_inputs_are_zero_rows():
     table = skew.weights.layer_table(nn.Sequential(nn.Linear(0, 4)))  # was: IndexError from max() over no entries
     assert table.loc[0, "zero_rows"] == 4 and table.loc[0, "constant_rows"] == 0 and table.loc[0, "rank"] == 0
+
+
+# ---- saving: something in the way is found before anything is written -----------------------------------
+@pytest.mark.parametrize("obstacle", ["reports-file", "manifest-dir", "csv-dir"])
+def test_comparison_save_writes_nothing_when_a_path_is_in_the_way(rep_cmp, tmp_path, obstacle):
+    _, cmp = rep_cmp
+    out = tmp_path / "c"
+    out.mkdir()
+    if obstacle == "reports-file":
+        (out / "reports").write_text("mine\n")
+    else:
+        (out / ("comparison.json" if obstacle == "manifest-dir" else "summary.csv")).mkdir()
+    before = sorted(p.name for p in out.iterdir())
+    _raises(lambda: cmp.save(out), "is in the way")  # was: the CSVs written, then an OSError half-way
+    assert sorted(p.name for p in out.iterdir()) == before
+
+
+def test_cli_names_the_output_file_that_is_a_directory(tmp_path, capsys, monkeypatch):
+    from fuzzutil import cli_clear_error
+
+    from skew.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out" / "layers.csv").mkdir(parents=True)
+    code = main(["report", "--model", "mlp", "-o", "depth=2", "-o", "width=8", "-o", "in_features=4", "--data",
+                 "gaussian", "--batches", "1", "--batch-size", "8", "--out", "out"])
+    _, err = capsys.readouterr()
+    cli_clear_error(code, err, 1)
+    assert "'out/layers.csv'" in err and ".tmp" not in err  # was: the hidden temporary file's name
