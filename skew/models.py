@@ -350,19 +350,21 @@ def input_shape(name: str, **options) -> tuple[int, ...]:
     """
     fn = _resolve(name)
     _check_options(name, fn, options)
+    def size(key: str, default: int) -> int:  # checked as build_model checks it (0, -3, 'abc', NaN: named)
+        value = options.get(key)
+        return default if value is None else positive_int(key, value)
+
     if name == "mlp":
-        width = options.get("width", 1000)
-        return (int(options.get("in_features") or width),)
+        return (size("in_features", size("width", 1000)),)
     if name == "cnn":
-        c = int(options.get("in_channels", 3))
-        s = options.get("image_size") or (8 if c == 1 else 32)
-        return (c, int(s), int(s))
+        c = size("in_channels", 3)
+        s = size("image_size", 8 if c == 1 else 32)
+        return (c, s, s)
     if name in _TORCHVISION:
-        s = int(options.get("image_size", 224))
+        s = size("image_size", 224)
         return (3, s, s)
     if name == "transformer":
-        d = options.get("in_features") or options.get("d_model", 64)
-        return (int(options.get("seq_len", 16)), int(d))
+        return (size("seq_len", 16), size("in_features", size("d_model", 64)))
     if name.startswith("hf:"):
         return models_hub.hf_input_shape(name, **options)
     if name.startswith("timm:"):

@@ -595,3 +595,22 @@ def test_cli_names_the_output_file_that_is_a_directory(tmp_path, capsys, monkeyp
     _, err = capsys.readouterr()
     cli_clear_error(code, err, 1)
     assert "'out/layers.csv'" in err and ".tmp" not in err  # was: the hidden temporary file's name
+
+
+@pytest.mark.parametrize("name,key", [("mlp", "in_features"), ("mlp", "width"), ("cnn", "image_size"),
+                                      ("cnn", "in_channels"), ("transformer", "seq_len"), ("resnet18", "image_size")])
+@pytest.mark.parametrize("value", [0, -3, "abc", math.nan, 1.5, True], ids=["zero", "negative", "word", "nan",
+                                                                             "fraction", "bool"])
+def test_input_shape_checks_sizes_as_build_model_does(name, key, value):
+    _raises(lambda: skew.models.input_shape(name, **{key: value}), f"{key}=", "positive integer")  # was: (-3,),
+    # (1000,) for in_features=0, or a raw ValueError/TypeError/OverflowError
+
+
+def test_input_shape_of_valid_options_is_unchanged():
+    assert skew.models.input_shape("mlp", width=16) == (16,) == skew.models.input_shape("mlp", in_features=16.0)
+    assert skew.models.input_shape("cnn", in_channels=1) == (1, 8, 8)
+    assert skew.models.input_shape("transformer", d_model=8) == (16, 8)
+
+
+def test_seeding_generator_names_a_device_index_too_large():
+    _raises(lambda: skew.seeding.generator(0, "data", device=10**30), "is not a device a torch.Generator can live on")
