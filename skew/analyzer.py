@@ -804,14 +804,15 @@ def _batch_dims(model: nn.Module, sites: list[_Site], batch_dim) -> None:
             s.batch_dim = chosen
 
 
-def _check_batch_dim(batch_dim) -> None:
+def _check_batch_dim(batch_dim):
+    """``batch_dim`` with numpy integers made ints; anything but None, 0, 1 or a {glob: 0 or 1} dict is refused."""
     def ok(d) -> bool:
-        return isinstance(d, int) and not isinstance(d, bool) and d in (0, 1)
+        return isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d in (0, 1)
 
     if batch_dim is None or ok(batch_dim):
-        return
+        return None if batch_dim is None else int(batch_dim)
     if isinstance(batch_dim, dict) and all(isinstance(k, str) and ok(v) for k, v in batch_dim.items()):
-        return
+        return {k: int(v) for k, v in batch_dim.items()}
     raise SkewError(
         f"batch_dim must be None (inferred), 0, 1 or a {{layer glob: 0 or 1}} dict, got {batch_dim!r}; "
         "e.g. batch_dim={'encoder.*': 1} for sequence-first (T, B, F) layers"
@@ -1049,8 +1050,13 @@ def _batch_mask(batch, mask_fn, index: int) -> _Mask | None:
         return None
     if raw is None:
         return None
+    if isinstance(raw, torch.Tensor) and raw.is_meta:
+        raise SkewError(f"{source} of batch {index} is on the meta device and holds no values; return a (B, T) mask "
+                        "with data")
     try:
         mask = torch.as_tensor(raw).detach().to("cpu")
+        if mask.layout != torch.strided:  # a sparse mask: its values are what counts
+            mask = mask.to_dense()
     except (TypeError, ValueError, RuntimeError):
         raise SkewError(f"{source} of batch {index} is not a tensor ({type(raw).__name__}); return a (B, T) mask") from None
     if mask.dim() != 2:
@@ -1168,7 +1174,7 @@ def report(
     """
     ths = _check_options(thresholds, max_batches, mode, progress, input_fn, at, mask_fn)
     max_batches = None if max_batches is None else int(max_batches)  # 2.0 and numpy ints are whole numbers
-    _check_batch_dim(batch_dim)
+    batch_dim = _check_batch_dim(batch_dim)
     _check_model(model)
     dev = _resolve_device(model, device)
     batches = inputs = 0

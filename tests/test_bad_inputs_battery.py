@@ -614,3 +614,26 @@ def test_input_shape_of_valid_options_is_unchanged():
 
 def test_seeding_generator_names_a_device_index_too_large():
     _raises(lambda: skew.seeding.generator(0, "data", device=10**30), "is not a device a torch.Generator can live on")
+
+
+# ---- report(): numpy batch dims, meta and sparse masks ---------------------------------------------------
+def _x3() -> torch.Tensor:
+    return torch.randn(2, 3, 4, generator=torch.Generator().manual_seed(0))
+
+
+def test_batch_dim_given_as_a_numpy_integer_is_read_as_the_int():
+    want = skew.report(_mlp(), [_x3()], batch_dim=1, progress=False).layers
+    for value in (np.int64(1), {"*": np.int64(1)}):
+        got = skew.report(_mlp(), [_x3()], batch_dim=value, progress=False).layers  # was: refused
+        assert got["samples"].tolist() == want["samples"].tolist()
+
+
+def test_a_meta_mask_is_named_and_a_sparse_mask_is_read_as_its_values():
+    model = _mlp()
+    with untouched(model):
+        _raises(lambda: skew.report(model, [_x3()], mask_fn=lambda b: torch.ones(2, 3, device="meta"),
+                                    progress=False), "meta device")  # was: "is not a tensor (Tensor)"
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    dense = skew.report(_mlp(), [_x3()], mask_fn=lambda b: mask, progress=False).layers
+    sparse = skew.report(_mlp(), [_x3()], mask_fn=lambda b: mask.to_sparse(), progress=False).layers  # was raw
+    assert sparse["samples"].tolist() == dense["samples"].tolist() == [3, 3]
