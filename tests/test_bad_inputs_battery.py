@@ -637,3 +637,18 @@ def test_a_meta_mask_is_named_and_a_sparse_mask_is_read_as_its_values():
     dense = skew.report(_mlp(), [_x3()], mask_fn=lambda b: mask, progress=False).layers
     sparse = skew.report(_mlp(), [_x3()], mask_fn=lambda b: mask.to_sparse(), progress=False).layers  # was raw
     assert sparse["samples"].tolist() == dense["samples"].tolist() == [3, 3]
+
+
+@pytest.mark.parametrize("extra,flag", [(["-o", "depth=2"], "-o/--model-option"), (["--input-shape", "4"],
+                                                                                     "--input-shape")],
+                         ids=["model-option", "input-shape"])
+def test_cli_plot_model_flags_without_a_model_exit_2(extra, flag, tmp_path, capsys, monkeypatch):
+    from fuzzutil import cli_clear_error
+
+    from skew.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    code = main(["plot", "--init", "orthogonal", *extra])
+    _, err = capsys.readouterr()
+    cli_clear_error(code, err, 2)
+    assert f"argument {flag}: needs --model" in err and list(tmp_path.iterdir()) == []  # was: ignored, plot written
