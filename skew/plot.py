@@ -285,6 +285,10 @@ def _title(*parts: str, width: int = 48) -> str:
     return one if len(one) <= width else "\n".join(parts)
 
 
+#: numpy's named bin rules (numpy.histogram_bin_edges), which weight_hist passes through.
+_BIN_RULES = ("auto", "fd", "doane", "scott", "stone", "rice", "sturges", "sqrt")
+
+
 def _bins(bins, example: int) -> int:
     """A bin count: a positive integer of at most :data:`MAX_BINS` (more would exhaust memory, not draw)."""
     bins = positive_int("bins", bins, example)
@@ -358,6 +362,19 @@ def weight_hist(weight, *, ax=None, bins: int = 30, arcsine: bool | None = None,
     """
     if bins is None or isinstance(bins, (int, float, np.number)):  # else a numpy bin rule ("auto") or edges
         bins = _bins(bins, 30)
+    elif isinstance(bins, str):
+        if bins not in _BIN_RULES:
+            raise SkewError(f"bins={bins!r} is no numpy bin rule; pass a count (e.g. bins=30) or one of "
+                            f"{', '.join(_BIN_RULES)}")
+    else:
+        try:
+            edges = np.asarray(bins, dtype=np.float64)
+            if isinstance(bins, bytes) or edges.ndim != 1 or edges.size < 2 or not np.isfinite(edges).all() \
+                    or not (np.diff(edges) > 0).all():
+                raise ValueError
+        except (TypeError, ValueError):
+            raise SkewError(f"bins={bins!r:.60} must be a count, a numpy bin rule such as 'auto', or at least two "
+                            "increasing finite bin edges") from None
     if arcsine is not None and not isinstance(arcsine, (bool, np.bool_)):  # arcsine="no" is truthy
         raise SkewError(f"arcsine={arcsine!r:.40} must be True, False or None (auto); pass e.g. arcsine=True")
     if scheme is not None and not isinstance(scheme, str):

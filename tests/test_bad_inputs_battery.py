@@ -652,3 +652,20 @@ def test_cli_plot_model_flags_without_a_model_exit_2(extra, flag, tmp_path, caps
     _, err = capsys.readouterr()
     cli_clear_error(code, err, 2)
     assert f"argument {flag}: needs --model" in err and list(tmp_path.iterdir()) == []  # was: ignored, plot written
+
+
+@pytest.mark.parametrize("bins,words", [("abc", ("no numpy bin rule",)), ([], ("at least two increasing",)),
+                                        ([3, 1], ("at least two increasing",)), ({"a": 1}, ("bins={'a': 1}",)),
+                                        (b"x", ("bins=b'x'",)), ([[1, 2]], ("at least two",))],
+                         ids=["rule-unknown", "edges-empty", "edges-decreasing", "dict", "bytes", "nested"])
+def test_weight_hist_bins_that_are_no_count_rule_or_edges_are_named(bins, words):
+    _raises(lambda: skew.plot.weight_hist(torch.randn(5, 5), bins=bins), *words)  # was: numpy/matplotlib errors
+
+
+def test_weight_hist_bin_rules_and_edges_still_work():
+    import matplotlib.pyplot as plt
+
+    w = torch.randn(5, 5, generator=torch.Generator().manual_seed(0))
+    assert "auto bins" in skew.plot.weight_hist(w, bins="auto").get_title()
+    assert len(skew.plot.weight_hist(w, bins=np.linspace(-3, 3, 5)).patches) == 4
+    plt.close("all")
