@@ -237,9 +237,11 @@ def _moments(sub: pd.DataFrame, layers: pd.DataFrame | None) -> tuple[float, flo
 def _thresholds(thresholds, layers: pd.DataFrame | None) -> tuple[float, ...]:
     if thresholds is not None and not isinstance(thresholds, (str, bytes)) and not np.ndim(thresholds):
         thresholds = [thresholds]
-    if thresholds is not None and len(thresholds):
+    if thresholds is not None:  # given: an empty list, '' or False is refused, never read as "the defaults"
         try:
             values = tuple(float(a) for a in thresholds) if not isinstance(thresholds, (str, bytes)) else ()
+            if any(isinstance(a, (bool, np.bool_)) for a in thresholds):
+                values = ()
         except (TypeError, ValueError):
             values = ()
         if not values or not all(0.0 < a < 0.5 for a in values):
@@ -555,6 +557,7 @@ def skew_hist(data, *, layer=None, hue: str | None = None, estimator: str = "cou
     if hue is not None and (not isinstance(hue, str) or hue not in sub.columns):
         raise SkewError(f"hue={hue!r} is not a column of the neurons frame; use one of "
                         f"{', '.join(map(str, sub.columns))}")
+    ths = _thresholds(report_thresholds if thresholds is None else thresholds, layers)  # checked before drawing
     edges = np.linspace(0.0, 0.5, int(bins) + 1)
     ax = _axes(ax)
     groups = []
@@ -567,7 +570,7 @@ def skew_hist(data, *, layer=None, hue: str | None = None, estimator: str = "cou
             # later groups drawn thinner on top: identical histograms show as a line inside a line
             ax.hist(g[col].to_numpy(float), bins=edges, histtype="step", color=style["color"], ls=style["ls"],
                     lw=max(1.0, 2.6 - 0.4 * i), label=f"{key} ({len(g)})")
-    for j, a in enumerate(_thresholds(thresholds or report_thresholds, layers)):
+    for j, a in enumerate(ths):
         ax.axvline(a, color="k", ls=("--", ":", "-.")[j % 3], lw=1.0, label=f"α = {a:g}")
     extra = f"\n({n_degenerate} degenerate left out)" if n_degenerate else ""
     ax.set_title(_title("Neuron skew", label) + extra, fontsize="medium")
@@ -599,6 +602,7 @@ def skew_vs_rowsum(data, *, layer=None, estimator: str = "count", thresholds: Se
     neurons = _need(neurons, ("layer", "row_sum", pcol), "skew_vs_rowsum")
     sub, label = _select(neurons, layer, layers=layers)
     sub, n_degenerate = _live(sub, pcol)
+    ths = _thresholds(report_thresholds if thresholds is None else thresholds, layers)  # checked before drawing
     ax = _axes(ax)
     groups = _groups(sub, ("layer", "init"))
     for i, (key, g) in enumerate(groups):
@@ -618,7 +622,7 @@ def skew_vs_rowsum(data, *, layer=None, estimator: str = "count", thresholds: Se
         ax.plot(grid, curve, color=color if len(groups) > 1 else "C3", lw=1.6,
                 label="Theorem 1: Φ(μS / (σ·median‖W‖))" + (f", {key}" if key else "")
                 + f"\nμ = {mu:.3g}, σ = {sd:.3g}")
-    for a in _thresholds(thresholds or report_thresholds, layers):
+    for a in ths:
         for y in (0.5 - a, 0.5 + a):
             ax.axhline(y, color="0.5", ls=":", lw=0.9)
     extra = f"; {n_degenerate} degenerate left out" if n_degenerate else ""

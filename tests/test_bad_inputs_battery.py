@@ -669,3 +669,14 @@ def test_weight_hist_bin_rules_and_edges_still_work():
     assert "auto bins" in skew.plot.weight_hist(w, bins="auto").get_title()
     assert len(skew.plot.weight_hist(w, bins=np.linspace(-3, 3, 5)).patches) == 4
     plt.close("all")
+
+
+@pytest.mark.parametrize("value", [[], "", False, 0], ids=["empty-list", "empty-word", "false", "zero"])
+@pytest.mark.parametrize("method", ["plot_skew_hist", "plot_skew_vs_rowsum"])
+def test_plot_thresholds_that_are_falsy_are_refused_not_read_as_the_defaults(rep_cmp, method, value):
+    import matplotlib.pyplot as plt
+
+    rep, _ = rep_cmp
+    before = plt.get_fignums()
+    _raises(lambda: getattr(rep, method)(thresholds=value), "thresholds=", "strictly between 0 and 0.5")
+    assert plt.get_fignums() == before  # refused before a figure was made
