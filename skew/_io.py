@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Callable
@@ -42,6 +43,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
         >>> atomic_write("out.csv", lambda p: df.to_csv(p))  # doctest: +SKIP
     """
     path = Path(path)
+    if path.is_dir():  # else the error names the temporary file, only when the rename fails
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)

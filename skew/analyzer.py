@@ -69,6 +69,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from skew import _triton
+from skew._checks import positive_int
+from skew._checks import thresholds as check_thresholds
 from skew._state import Snapshot, kept_modes
 from skew.accumulators import (
     OUI_MAX_UNITS,
@@ -668,16 +670,9 @@ def _gather_samples(states: dict[str, LayerState]) -> dict[str, LayerState]:
 
 # ------------------------------------------------------------------------------------ set-up
 def _check_options(thresholds, max_batches, mode, progress, input_fn, at="layers", mask_fn=None) -> tuple[float, ...]:
-    try:
-        ths = tuple(float(a) for a in (thresholds if isinstance(thresholds, Sequence) else [thresholds]))
-    except (TypeError, ValueError):
-        raise SkewError(f"thresholds must be numbers in (0, 1/2), got {thresholds!r}; use e.g. (0.1, 0.3)") from None
-    if not ths or any(not 0.0 < a < 0.5 for a in ths):
-        raise SkewError(f"thresholds must be numbers strictly between 0 and 1/2, got {thresholds!r}; use e.g. (0.1, 0.3)")
-    if len({f"{a:g}" for a in ths}) != len(ths):
-        raise SkewError(f"thresholds {thresholds!r} repeat a value; pass distinct degrees such as (0.1, 0.3)")
-    if max_batches is not None and (isinstance(max_batches, bool) or not isinstance(max_batches, int) or max_batches < 1):
-        raise SkewError(f"max_batches must be a positive integer or None, got {max_batches!r}")
+    ths = check_thresholds(thresholds)
+    if max_batches is not None:
+        positive_int("max_batches", max_batches, 10)  # or None: every batch
     if mode not in MODES:
         raise SkewError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
     if at not in AT:
@@ -809,14 +804,15 @@ def _batch_dims(model: nn.Module, sites: list[_Site], batch_dim) -> None:
             s.batch_dim = chosen
 
 
-def _check_batch_dim(batch_dim) -> None:
+def _check_batch_dim(batch_dim):
+    """``batch_dim`` with numpy integers made ints; anything but None, 0, 1 or a {glob: 0 or 1} dict is refused."""
     def ok(d) -> bool:
-        return isinstance(d, int) and not isinstance(d, bool) and d in (0, 1)
+        return isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d in (0, 1)
 
     if batch_dim is None or ok(batch_dim):
-        return
+        return None if batch_dim is None else int(batch_dim)
     if isinstance(batch_dim, dict) and all(isinstance(k, str) and ok(v) for k, v in batch_dim.items()):
-        return
+        return {k: int(v) for k, v in batch_dim.items()}
     raise SkewError(
         f"batch_dim must be None (inferred), 0, 1 or a {{layer glob: 0 or 1}} dict, got {batch_dim!r}; "
         "e.g. batch_dim={'encoder.*': 1} for sequence-first (T, B, F) layers"
@@ -945,14 +941,20 @@ def _model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+def parse_device(device) -> torch.device:
+    """``device`` (a string such as 'cuda:1', an index or a torch.device) as a torch.device; anything torch
+    cannot read as a device raises :class:`SkewError`."""
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError, ValueError):  # ValueError: an index too large for a C long
+        raise SkewError(f"device={device!r:.60} is not a torch device; pass e.g. 'cpu', 'cuda' or 'cuda:1'") from None
+
+
 def _resolve_device(model: nn.Module, device) -> torch.device:
     home = _model_device(model)
     if device is None:
         return home
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise SkewError(f"device={device!r} is not a torch device; pass e.g. 'cpu', 'cuda' or 'cuda:1'") from None
+    dev = parse_device(device)
     if dev.type == "cuda" and dev.index is None and torch.cuda.is_available():
         dev = torch.device("cuda", torch.cuda.current_device())
     if dev.type == "cpu" and home.type == "cpu":  # 'cpu:0' is the one CPU device
@@ -1045,8 +1047,13 @@ def _batch_mask(batch, mask_fn, index: int) -> _Mask | None:
         return None
     if raw is None:
         return None
+    if isinstance(raw, torch.Tensor) and raw.is_meta:
+        raise SkewError(f"{source} of batch {index} is on the meta device and holds no values; return a (B, T) mask "
+                        "with data")
     try:
         mask = torch.as_tensor(raw).detach().to("cpu")
+        if mask.layout != torch.strided:  # a sparse mask: its values are what counts
+            mask = mask.to_dense()
     except (TypeError, ValueError, RuntimeError):
         raise SkewError(f"{source} of batch {index} is not a tensor ({type(raw).__name__}); return a (B, T) mask") from None
     if mask.dim() != 2:
@@ -1163,7 +1170,8 @@ def report(
         ['1']
     """
     ths = _check_options(thresholds, max_batches, mode, progress, input_fn, at, mask_fn)
-    _check_batch_dim(batch_dim)
+    max_batches = None if max_batches is None else int(max_batches)  # 2.0 and numpy ints are whole numbers
+    batch_dim = _check_batch_dim(batch_dim)
     _check_model(model)
     dev = _resolve_device(model, device)
     batches = inputs = 0

@@ -583,6 +583,10 @@ def _cmd_plot(args, parser) -> int:
 
     if args.layer and not args.model:
         parser.error("argument --layer: needs --model (the layer is looked up in that model)")
+    if not args.model and (args.model_option or getattr(args, "input_shape", None)):  # else silently ignored
+        flag = "-o/--model-option" if args.model_option else "--input-shape"
+        parser.error(f"argument {flag}: needs --model (it configures that model; without --model --shape M N sets "
+                     "the matrix)")
     if args.model and args.shape_given:
         parser.error("argument --shape: not allowed with --model (the layer's own shape is used)")
     fmt = args.format

@@ -26,7 +26,7 @@ import json
 import os
 import re
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from skew._checks import thresholds as check_thresholds
 from skew._io import atomic_write, path_arg, write_csv
 from skew.errors import SkewError
 from skew.seeding import child_seed
@@ -129,6 +130,10 @@ def _schemes_list(schemes: str | Iterable[str]) -> list[str]:
                         "'sinusoidal'] or 'xavier_uniform,sinusoidal'") from None
     if not schemes:
         raise SkewError("schemes is empty; pass at least one scheme name, e.g. ['xavier_uniform', 'sinusoidal']")
+    wrong = [s for s in schemes if not isinstance(s, str)]
+    if wrong:
+        raise SkewError(f"schemes holds {wrong[0]!r:.60}, which is no scheme name; pass names such as "
+                        "['xavier_uniform', 'sinusoidal'] (options spelled like 'uniform:5')")
     if len(set(schemes)) != len(schemes):
         raise SkewError(f"schemes {schemes} repeats a name; list each scheme once")
     return schemes
@@ -203,20 +208,34 @@ def compare(
         >>> bool(cmp.tests.loc[0, "cliffs_delta"] > 0.5)  # Glorot's neurons are the more skewed ones
         True
     """
+    import inspect
+
     import skew.init
-    from skew.analyzer import report
+    from skew.analyzer import parse_device, report
 
     build = _make_builder(model)
     scheme_names = _schemes_list(schemes)
     seed_list = _seeds_list(seeds)
-    thresholds = tuple(float(a) for a in thresholds)
+    thresholds = check_thresholds(thresholds)
+    if device is not None:
+        parse_device(device)  # a bad device fails now, not after the first model is built
+    params = inspect.signature(report).parameters
+    unknown = sorted(set(report_kwargs) - set(params))
+    if unknown and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        raise SkewError(f"compare got unknown keyword argument(s) {', '.join(unknown)}; it takes skew.report's "
+                        "options (e.g. mode=, input_fn=, batch_dim=, mask_fn=)")
+    labels: dict[str, str] = {}
     for scheme in scheme_names:  # fail fast on a typo, before minutes of measuring
         if scheme != AS_BUILT:
             try:
-                skew.init.get_scheme(scheme)
+                label = skew.init.get_scheme(scheme).label
             except SkewError as err:
                 raise SkewError(f"{err}; or {AS_BUILT!r} to measure the model as its constructor built it") \
                     from None
+            if label in labels:  # 'uniform:5' and 'uniform:a=5', 'glorot' and 'xavier_uniform': one scheme twice
+                raise SkewError(f"schemes {labels[label]!r} and {scheme!r} are the same scheme ({label}); list each "
+                                "scheme once")
+            labels[label] = scheme
     if _is_one_shot(loader):
         raise SkewError(
             "loader is a one-shot iterator (e.g. a generator) but compare reads it once per scheme and seed; "
@@ -239,7 +258,11 @@ def compare(
             except SkewError as err:
                 raise SkewError(f"init {scheme!r} (seed {seed}) failed: {err}") from err
             if device is not None:
-                m.to(device)
+                try:
+                    m.to(device)
+                except (RuntimeError, AssertionError, TypeError, ValueError) as err:  # e.g. no CUDA on this machine
+                    raise SkewError(f"cannot move the model to device={device!r}: {' '.join(str(err).split())[:160]}; "
+                                    "pick a device this machine has, e.g. 'cpu'") from None
             reports[(scheme, seed)] = report(
                 m,
                 loader,
@@ -291,8 +314,20 @@ class Comparison:
         seeds: Sequence[int] | None = None,
         thresholds: Sequence[float] = (0.1, 0.3),
     ):
-        if not reports:
-            raise SkewError("a Comparison needs at least one report; pass {(init, seed): Report}")
+        if not isinstance(reports, Mapping) or not reports:
+            raise SkewError(f"a Comparison needs a non-empty dict {{(init, seed): Report}}, got {reports!r:.60}; "
+                            "build one with skew.compare(...)")
+        for key, rep in reports.items():
+            if not (isinstance(key, tuple) and len(key) == 2 and isinstance(key[0], str)
+                    and isinstance(key[1], (int, np.integer)) and not isinstance(key[1], bool)):
+                raise SkewError(f"a Comparison's reports are keyed by (init name, integer seed), got key {key!r:.60}; "
+                                "pass e.g. {('sinusoidal', 0): report}")
+            if not all(isinstance(getattr(rep, a, None), pd.DataFrame) for a in ("neurons", "layers")):
+                raise SkewError(f"reports[{key!r}] is {type(rep).__name__}, not a skew.Report; pass the Reports "
+                                "that skew.report returned")
+        for what, value in (("schemes", schemes), ("seeds", seeds)):
+            if value is not None and (isinstance(value, (str, bytes)) or not isinstance(value, Iterable)):
+                raise SkewError(f"{what}={value!r:.60} is not a list; pass a list or None (taken from the reports)")
         self.reports = dict(reports)
         self.schemes = list(schemes) if schemes is not None else list(dict.fromkeys(k[0] for k in reports))
         self.seeds = list(seeds) if seeds is not None else list(dict.fromkeys(k[1] for k in reports))
@@ -301,7 +336,7 @@ class Comparison:
             if set(listed) != held:  # else summary() and the plots would silently leave reports out
                 raise SkewError(f"{what}={listed!r} does not match the reports, which hold {sorted(held, key=str)!r}; "
                                 f"pass {what}=None to take them from the reports")
-        self.thresholds = tuple(float(a) for a in thresholds)
+        self.thresholds = check_thresholds(thresholds)
         self.neurons = self._stack("neurons")
         self.layers = self._stack("layers")
         self.layer_order = list(pd.unique(self.layers["layer"])) if len(self.layers) else []
@@ -448,6 +483,9 @@ class Comparison:
         from skew import plot
 
         seed = self.seeds[0] if seed is None else seed
+        if isinstance(seed, bool) or seed not in self.seeds:
+            raise SkewError(f"seed={seed!r:.40} is not one of this comparison's seeds {self.seeds}; pass one of them "
+                            "or None (the first)")
         if axes is None:
             from matplotlib.figure import Figure
 
@@ -504,6 +542,14 @@ class Comparison:
         if directory.exists() and not directory.is_dir():
             raise SkewError(f"cannot save the comparison to {str(directory)!r}: it is a file, not a directory; "
                             "pass a directory path (created if missing)")
+        files = [directory / f"{name}.csv" for name in ("neurons", "layers", "tests", "summary")]
+        files += [directory / "reports" / f"{i:03d}.skew.zip" for i in range(len(self.reports))]
+        files.append(directory / "comparison.json")
+        blocked = [p for p in files if p.is_dir()] + [p for p in [directory / "reports"] if p.exists() and not p.is_dir()]
+        if blocked:  # found before any file is written: a save never stops half-way over a directory in the way
+            raise SkewError(f"cannot save the comparison to {str(directory)!r}: {str(blocked[0])!r} is in the way (a "
+                            f"{'directory' if blocked[0].is_dir() else 'file'} where the comparison writes a "
+                            f"{'file' if blocked[0].is_dir() else 'directory'}); remove it or pass another directory")
         try:
             return self._save(directory)
         except OSError as err:

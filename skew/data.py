@@ -34,7 +34,9 @@ from __future__ import annotations
 import inspect
 import itertools
 import math
+import numbers
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -43,9 +45,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
+from skew._checks import MAX_SIZE
 from skew._factory import import_factory
 from skew.errors import SkewError
-from skew.seeding import child_seed, generator
+from skew.seeding import _user_seed, child_seed, generator
 
 __all__ = ["build_data", "data_names", "digits_dataset", "digits_tensors", "text_batches", "text_tokens"]
 
@@ -67,6 +70,8 @@ def _check_shape(shape) -> tuple[int, ...]:
     if isinstance(shape, int) and not isinstance(shape, bool):
         shape = (shape,)
     try:
+        if isinstance(shape, (str, bytes)):  # tuple(b"x") is (120,): a word is no shape
+            raise TypeError
         dims = tuple(shape)
         if any(isinstance(s, bool) or not float(s).is_integer() for s in dims):  # (4.5,) is no shape
             raise ValueError
@@ -75,15 +80,17 @@ def _check_shape(shape) -> tuple[int, ...]:
         raise SkewError(f"shape must be a per-sample shape such as (784,) or (3, 32, 32), got {shape!r}") from None
     if not out or any(s < 1 for s in out):
         raise SkewError(f"shape {out} must be non-empty with positive sizes, e.g. (784,) or (3, 32, 32)")
+    if math.prod(out) > MAX_SIZE:
+        raise SkewError(f"shape {out} has more entries than any tensor can hold; pass e.g. (784,) or (3, 32, 32)")
     return out
 
 
 def _check_count(name: str, value, allow_none: bool = False) -> int | None:
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= MAX_SIZE:
         extra = " or None (all)" if allow_none else ""
-        raise SkewError(f"{name}={value!r} must be a positive integer{extra}; pass e.g. {name}=4")
+        raise SkewError(f"{name}={value!r} must be a positive integer{extra} (at most {MAX_SIZE}); pass e.g. {name}=4")
     return int(value)
 
 
@@ -169,7 +176,7 @@ def digits_dataset(shape: Sequence[int] = (64,), seed: int = 0, val_fraction: fl
         >>> len(train), len(val)
         (1438, 359)
     """
-    if not 0.0 < float(val_fraction) < 1.0:
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, numbers.Real) or not 0.0 < float(val_fraction) < 1.0:
         raise SkewError(f"val_fraction={val_fraction!r} must lie strictly between 0 and 1; pass e.g. 0.2")
     x, y = digits_tensors(shape, seed=seed)
     n_val = int(round(float(val_fraction) * len(x)))
@@ -244,13 +251,18 @@ def text_batches(seq_len: int = TEXT_SEQ_LEN, batch_size: int = 64, batches: int
     seq_len = _check_count("seq_len", seq_len)
     batch_size = _check_count("batch_size", batch_size)
     batches = _check_count("batches", batches, allow_none=True)
+    seed = _user_seed(seed)
+    if seed >= 2**64:  # the order is torch.randperm drawn from torch.Generator().manual_seed(seed)
+        raise SkewError(f"seed={seed} is larger than a torch seed (< 2**64); pass e.g. seed=0")
+    if not isinstance(ragged, (bool, np.bool_)):  # ragged="no" is truthy: it would pad the batches
+        raise SkewError(f"ragged={ragged!r} must be True or False; pass e.g. ragged=True")
     tokens = text_tokens()
     n = len(tokens) // seq_len
     if n < 1:
         raise SkewError(f"seq_len={seq_len} is longer than the whole text ({len(tokens)} tokens); pass a shorter one")
     batches = _batch_count(n, batch_size, batches, f"text has {n} sequences of {seq_len} tokens",
                            "or shorter sequences")
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = torch.Generator().manual_seed(seed)
     order = torch.randperm(n, generator=gen)
     windows = tokens[: n * seq_len].reshape(n, seq_len)
     out = []
@@ -309,6 +321,18 @@ def _as_batches(obj, batch_size: int, batches: int | None, shape, source: str) -
     return out
 
 
+def _dense(obj):
+    """``obj`` with every sparse tensor (at the top, or in a list, tuple or dict) made dense: batches are
+    sliced and fed to models, which sparse layouts do not support."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to_dense() if obj.layout != torch.strided else obj
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_dense(v) for v in obj)
+    if isinstance(obj, dict):
+        return {k: _dense(v) for k, v in obj.items()}
+    return obj
+
+
 def _from_file(path: Path, batch_size: int, batches: int | None, shape) -> list:
     if not path.is_file():
         raise SkewError(f"data file {str(path)!r} does not exist; check the path")
@@ -323,7 +347,9 @@ def _from_file(path: Path, batch_size: int, batches: int | None, shape) -> list:
             t = t.float()
         return _as_batches(t, batch_size, batches, shape, source)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns that it validates sparse tensors: they are densified below
+            warnings.filterwarnings("ignore", message="Validating sparse tensor invariants")
+            obj = _dense(torch.load(path, map_location="cpu", weights_only=True))
     except Exception as err:  # torch raises UnpicklingError/RuntimeError for unsafe or corrupt files
         raise SkewError(
             f"{source} cannot be loaded with torch.load(weights_only=True) ({type(err).__name__}); "

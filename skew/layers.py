@@ -39,6 +39,7 @@ from typing import Union
 import torch
 from torch import nn
 
+from skew._checks import positive_int
 from skew.errors import SkewError
 
 __all__ = [
@@ -160,7 +161,7 @@ class NeuronView:
             )
         if layout not in ("rows", "columns", "transposed"):
             raise SkewError(f"unknown row layout {layout!r}; use 'rows', 'columns' or 'transposed'")
-        self.weight, self.layout, self.groups = weight, layout, int(groups)
+        self.weight, self.layout, self.groups = weight, layout, positive_int("groups", groups, 1)
         if layout == "rows":
             self.shape = weight.shape
         elif layout == "columns":
@@ -283,6 +284,9 @@ def weight_matrix(weight: torch.Tensor) -> torch.Tensor:
         >>> weight_matrix(torch.zeros(8, 4, 3, 3)).shape
         torch.Size([8, 36])
     """
+    if not isinstance(weight, torch.Tensor):
+        raise SkewError(f"weight_matrix needs a torch.Tensor, got {type(weight).__name__}; pass a layer's weight, "
+                        "e.g. model.fc1.weight")
     if weight.dim() < 2:
         raise SkewError(
             f"a weight matrix needs at least 2 dimensions, got shape {tuple(weight.shape)}; "
@@ -462,6 +466,8 @@ def attention_projections(mha: nn.MultiheadAttention) -> list[tuple[str, torch.T
         >>> [(s, tuple(w.shape)) for s, w, _ in attention_projections(mha)]
         [('q_proj', (8, 8)), ('k_proj', (8, 8)), ('v_proj', (8, 8))]
     """
+    if not isinstance(mha, nn.MultiheadAttention):
+        raise SkewError(f"attention_projections needs a torch.nn.MultiheadAttention, got {type(mha).__name__}")
     e = mha.embed_dim
     bias = mha.in_proj_bias
     biases = [None, None, None] if bias is None else [bias[:e], bias[e : 2 * e], bias[2 * e :]]

@@ -67,7 +67,7 @@ _TORCHVISION = ("resnet18", "resnet50", "mobilenet_v3_small", "efficientnet_v2_s
 
 
 def _activation(activation: str) -> nn.Module:
-    if activation not in ACTIVATIONS:
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
         raise SkewError(f"unknown activation {activation!r}; valid activations are {', '.join(ACTIVATIONS)}")
     return ACTIVATIONS[activation]()
 
@@ -183,11 +183,23 @@ class TokenTransformer(nn.Module):
     def __init__(self, in_features: int, d_model: int, nhead: int, num_layers: int, dim_feedforward: int,
                  num_classes: int, activation: str, dropout: float) -> None:
         super().__init__()
-        self.embed = nn.Linear(in_features, d_model)
-        layer = nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout=dropout,
-                                           activation=activation, batch_first=False)
-        self.encoder = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
-        self.head = nn.Linear(d_model, num_classes)
+        d_model = positive_int("d_model", d_model)
+        nhead = positive_int("nhead", nhead)
+        if d_model % nhead:
+            raise SkewError(f"d_model={d_model} is not divisible by nhead={nhead}; pick e.g. d_model={nhead * 16}")
+        if not callable(activation) and (not isinstance(activation, str) or activation not in ("relu", "gelu")):
+            raise SkewError(f"transformer activation must be one of relu, gelu; got {activation!r}")
+        try:
+            rate = float(dropout)
+        except (TypeError, ValueError):
+            rate = math.nan
+        if isinstance(dropout, bool) or not 0.0 <= rate < 1.0:
+            raise SkewError(f"dropout={dropout!r} must lie in [0, 1); pass e.g. dropout=0.0")
+        self.embed = nn.Linear(positive_int("in_features", in_features), d_model)
+        layer = nn.TransformerEncoderLayer(d_model, nhead, positive_int("dim_feedforward", dim_feedforward),
+                                           dropout=rate, activation=activation, batch_first=False)
+        self.encoder = nn.TransformerEncoder(layer, positive_int("num_layers", num_layers), enable_nested_tensor=False)
+        self.head = nn.Linear(d_model, positive_int("num_classes", num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3:
@@ -222,22 +234,10 @@ def transformer(
         torch.Size([3, 10])
     """
     d_model = positive_int("d_model", d_model)
-    nhead = positive_int("nhead", nhead)
-    if d_model % nhead:
-        raise SkewError(f"d_model={d_model} is not divisible by nhead={nhead}; pick e.g. d_model={nhead * 16}")
-    if activation not in ("relu", "gelu"):
-        raise SkewError(f"transformer activation must be one of relu, gelu; got {activation!r}")
     positive_int("seq_len", seq_len)  # only checked: it sets input_shape()
-    in_features = d_model if in_features is None else positive_int("in_features", in_features)
-    try:
-        rate = float(dropout)
-    except (TypeError, ValueError):
-        rate = math.nan
-    if isinstance(dropout, bool) or not 0.0 <= rate < 1.0:
-        raise SkewError(f"dropout={dropout!r} must lie in [0, 1); pass e.g. dropout=0.0")
-    return TokenTransformer(in_features, d_model, nhead, positive_int("num_layers", num_layers),
-                            positive_int("dim_feedforward", dim_feedforward),
-                            positive_int("num_classes", num_classes), activation, float(dropout))
+    in_features = d_model if in_features is None else in_features
+    return TokenTransformer(in_features, d_model, nhead, num_layers, dim_feedforward, num_classes, activation,
+                            dropout)
 
 
 def _torchvision_builder(name: str) -> Callable[..., nn.Module]:
@@ -350,19 +350,21 @@ def input_shape(name: str, **options) -> tuple[int, ...]:
     """
     fn = _resolve(name)
     _check_options(name, fn, options)
+    def size(key: str, default: int) -> int:  # checked as build_model checks it (0, -3, 'abc', NaN: named)
+        value = options.get(key)
+        return default if value is None else positive_int(key, value)
+
     if name == "mlp":
-        width = options.get("width", 1000)
-        return (int(options.get("in_features") or width),)
+        return (size("in_features", size("width", 1000)),)
     if name == "cnn":
-        c = int(options.get("in_channels", 3))
-        s = options.get("image_size") or (8 if c == 1 else 32)
-        return (c, int(s), int(s))
+        c = size("in_channels", 3)
+        s = size("image_size", 8 if c == 1 else 32)
+        return (c, s, s)
     if name in _TORCHVISION:
-        s = int(options.get("image_size", 224))
+        s = size("image_size", 224)
         return (3, s, s)
     if name == "transformer":
-        d = options.get("in_features") or options.get("d_model", 64)
-        return (int(options.get("seq_len", 16)), int(d))
+        return (size("seq_len", 16), size("in_features", size("d_model", 64)))
     if name.startswith("hf:"):
         return models_hub.hf_input_shape(name, **options)
     if name.startswith("timm:"):

@@ -40,6 +40,7 @@ from itertools import combinations
 
 import numpy as np
 
+from skew._checks import MAX_SIZE
 from skew.errors import SkewError
 
 __all__ = ["batch_oui", "default_pairs", "oui_from_p", "pairwise_oui"]
@@ -63,6 +64,17 @@ def _patterns(patterns) -> np.ndarray:
     return pats
 
 
+def _indices(value, name: str, what: str) -> np.ndarray:
+    """``value`` as an int64 array; anything but integers (floats that would be truncated, words, bools) is refused."""
+    try:
+        arr = np.asarray(value)
+        if arr.size and (arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer)):
+            raise TypeError
+        return arr.astype(np.int64)
+    except (TypeError, ValueError, OverflowError):
+        raise SkewError(f"{name} must be {what}, got {value!r:.60}") from None
+
+
 def default_pairs(samples: int = 8) -> list[tuple[int, int]]:
     """All pairs (i, j), i < j, of the first ``samples`` samples: 28 pairs for 8 samples.
 
@@ -70,7 +82,7 @@ def default_pairs(samples: int = 8) -> list[tuple[int, int]]:
         >>> len(default_pairs(8)), default_pairs(3)
         (28, [(0, 1), (0, 2), (1, 2)])
     """
-    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 0:
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or not 0 <= samples <= MAX_SIZE:
         raise SkewError(f"samples must be an integer >= 0, got {samples!r}; pass the number of samples to pair")
     return list(combinations(range(samples), 2))
 
@@ -97,14 +109,18 @@ def pairwise_oui(
     pats = _patterns(patterns)
     if pairs is None:
         pairs = default_pairs(pats.shape[0])
+    pairs = _indices(pairs, "pairs", "a list of (i, j) sample pairs, e.g. [(0, 1), (0, 2)]")
+    if pairs.size and (pairs.ndim != 2 or pairs.shape[1] != 2):
+        raise SkewError(f"pairs must be a list of (i, j) sample pairs, got an array of shape {pairs.shape}")
     half = pats.shape[1] // 2
-    if not pairs or half == 0:
+    if not pairs.size or half == 0:
         return float("nan")
-    i, j = np.asarray(pairs).T
-    if i.max() >= pats.shape[0] or j.max() >= pats.shape[0]:
-        raise SkewError(f"a pair refers to sample {max(i.max(), j.max())} but only {pats.shape[0]} are given")
+    i, j = pairs.T
+    if i.max() >= pats.shape[0] or j.max() >= pats.shape[0] or min(i.min(), j.min()) < 0:
+        bad = max(i.max(), j.max()) if min(i.min(), j.min()) >= 0 else min(i.min(), j.min())
+        raise SkewError(f"a pair refers to sample {bad} but only samples 0..{pats.shape[0] - 1} are given")
     if units is not None:
-        units = np.asarray(units, dtype=np.int64)
+        units = _indices(units, "units", "one integer count per sample")
         if units.shape != (pats.shape[0],) or (units > pats.shape[1]).any() or (units < 0).any():
             raise SkewError(f"units must give one count in [0, {pats.shape[1]}] per sample, got {units!r}")
         d = np.minimum(units[i], units[j])
@@ -151,8 +167,15 @@ def oui_from_p(p: np.ndarray) -> float:
         (1.0, 0.0)
     """
     try:
-        p = np.asarray(p, dtype=float)
-    except (TypeError, ValueError):
+        if hasattr(p, "detach"):  # a tensor of any real dtype (bfloat16 too); torch is loaded if one exists
+            import torch
+
+            p = p.detach().to("cpu", torch.float64).numpy()
+        raw = np.asarray(p)
+        if raw.dtype == bool or raw.dtype == object or np.iscomplexobj(raw):  # None, True: no probabilities
+            raise TypeError
+        p = raw.astype(float)
+    except (TypeError, ValueError, RuntimeError):
         raise SkewError(f"p must be an array of probabilities in [0, 1], got {type(p).__name__}") from None
     if (p < 0.0).any() or (p > 1.0).any():  # NaN (a neuron without p) passes and is left out
         raise SkewError(f"p must hold probabilities in [0, 1], got {p[(p < 0) | (p > 1)].ravel()[:3].tolist()}")

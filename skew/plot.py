@@ -22,7 +22,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -237,9 +237,11 @@ def _moments(sub: pd.DataFrame, layers: pd.DataFrame | None) -> tuple[float, flo
 def _thresholds(thresholds, layers: pd.DataFrame | None) -> tuple[float, ...]:
     if thresholds is not None and not isinstance(thresholds, (str, bytes)) and not np.ndim(thresholds):
         thresholds = [thresholds]
-    if thresholds is not None and len(thresholds):
+    if thresholds is not None:  # given: an empty list, '' or False is refused, never read as "the defaults"
         try:
             values = tuple(float(a) for a in thresholds) if not isinstance(thresholds, (str, bytes)) else ()
+            if any(isinstance(a, (bool, np.bool_)) for a in thresholds):
+                values = ()
         except (TypeError, ValueError):
             values = ()
         if not values or not all(0.0 < a < 0.5 for a in values):
@@ -285,6 +287,18 @@ def _title(*parts: str, width: int = 48) -> str:
     return one if len(one) <= width else "\n".join(parts)
 
 
+#: numpy's named bin rules (numpy.histogram_bin_edges), which weight_hist passes through.
+_BIN_RULES = ("auto", "fd", "doane", "scott", "stone", "rice", "sturges", "sqrt")
+
+
+def _bins(bins, example: int) -> int:
+    """A bin count: a positive integer of at most :data:`MAX_BINS` (more would exhaust memory, not draw)."""
+    bins = positive_int("bins", bins, example)
+    if bins > MAX_BINS:
+        raise SkewError(f"bins={bins} is more than the {MAX_BINS} bins a histogram draws; pass e.g. bins={example}")
+    return bins
+
+
 def _weight_array(weight) -> np.ndarray:
     if isinstance(weight, torch.nn.Module):
         if not isinstance(getattr(weight, "weight", None), torch.Tensor):
@@ -300,6 +314,8 @@ def _weight_array(weight) -> np.ndarray:
         if weight.is_complex():
             raise SkewError(f"the weight is complex ({weight.dtype}); pass a real-valued weight")
         weight = weight.detach().to("cpu", torch.float64)
+        if weight.layout != torch.strided:  # a sparse weight: its zeros are values too
+            weight = weight.to_dense()
         if weight.dim() > 2:
             weight = weight_matrix(weight)
         return weight.numpy()
@@ -347,7 +363,24 @@ def weight_hist(weight, *, ax=None, bins: int = 30, arcsine: bool | None = None,
         'weight value'
     """
     if bins is None or isinstance(bins, (int, float, np.number)):  # else a numpy bin rule ("auto") or edges
-        bins = positive_int("bins", bins, 30)
+        bins = _bins(bins, 30)
+    elif isinstance(bins, str):
+        if bins not in _BIN_RULES:
+            raise SkewError(f"bins={bins!r} is no numpy bin rule; pass a count (e.g. bins=30) or one of "
+                            f"{', '.join(_BIN_RULES)}")
+    else:
+        try:
+            edges = np.asarray(bins, dtype=np.float64)
+            if isinstance(bins, bytes) or edges.ndim != 1 or edges.size < 2 or not np.isfinite(edges).all() \
+                    or not (np.diff(edges) > 0).all():
+                raise ValueError
+        except (TypeError, ValueError):
+            raise SkewError(f"bins={bins!r:.60} must be a count, a numpy bin rule such as 'auto', or at least two "
+                            "increasing finite bin edges") from None
+    if arcsine is not None and not isinstance(arcsine, (bool, np.bool_)):  # arcsine="no" is truthy
+        raise SkewError(f"arcsine={arcsine!r:.40} must be True, False or None (auto); pass e.g. arcsine=True")
+    if scheme is not None and not isinstance(scheme, str):
+        raise SkewError(f"scheme={scheme!r:.40} must be a scheme name such as 'sinusoidal', or None")
     w = _weight_array(weight)
     if w.size == 0:
         raise SkewError("the weight is empty; pass a weight with at least one entry")
@@ -424,6 +457,19 @@ def _lambda(alpha: float, sub: pd.DataFrame, layers: pd.DataFrame | None) -> flo
     return float(theory.threshold(alpha, n, theta, mu, sd))
 
 
+def _xlim(xlim) -> tuple[float, float]:
+    """``xlim`` as (lo, hi): two finite numbers (the range is then widened to show every row sum and ±λ)."""
+    try:
+        lo, hi = (float(v) for v in xlim)
+        if isinstance(xlim, (str, bytes)) or any(isinstance(v, bool) for v in xlim) or not (
+                math.isfinite(lo) and math.isfinite(hi)):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise SkewError(f"xlim={xlim!r:.60} must be two finite numbers (lo, hi) or None; "
+                        "pass e.g. xlim=(-5, 5)") from None
+    return lo, hi
+
+
 def rowsum_hist(data, *, layer=None, alpha: float = 0.3, binwidth: float = 0.2,
                 xlim: tuple[float, float] | None = None, estimator: str = "count", ax=None):
     """Stacked density histogram of the row sums S = Σ_j W_ij, skewed (|p − ½| > α) vs not (Fig. 5).
@@ -463,7 +509,7 @@ def rowsum_hist(data, *, layer=None, alpha: float = 0.3, binwidth: float = 0.2,
     lam = _lambda(alpha, sub, layers)
     lam = lam if lam is not None and math.isfinite(lam) else None
     reach = max(float(np.abs(s).max()), lam or 0.0) + binwidth
-    lo, hi = (-reach, reach) if xlim is None else (float(xlim[0]), float(xlim[1]))
+    lo, hi = (-reach, reach) if xlim is None else _xlim(xlim)
     lo = min(lo, float(s.min()) - binwidth, -lam - binwidth if lam is not None else lo)
     hi = max(hi, float(s.max()) + binwidth, lam + binwidth if lam is not None else hi)
     start, stop = math.floor(float(s.min()) / binwidth), math.ceil(float(s.max()) / binwidth)
@@ -501,16 +547,17 @@ def skew_hist(data, *, layer=None, hue: str | None = None, estimator: str = "cou
         >>> ax = skew_hist(comparison, layer="all", hue="init")   # doctest: +SKIP
     """
     col = _skew_col(estimator)
-    bins = positive_int("bins", bins, 25)
+    bins = _bins(bins, 25)
     neurons, layers, _, report_thresholds = _parts(data)
     neurons = _need(neurons, ("layer", col), "skew_hist")
     sub, label = _select(neurons, layer, layers=layers)
     sub, n_degenerate = _live(sub, col)
     if hue is None and "init" in sub.columns and sub["init"].nunique() > 1:
         hue = "init"
-    if hue is not None and hue not in sub.columns:
+    if hue is not None and (not isinstance(hue, str) or hue not in sub.columns):
         raise SkewError(f"hue={hue!r} is not a column of the neurons frame; use one of "
                         f"{', '.join(map(str, sub.columns))}")
+    ths = _thresholds(report_thresholds if thresholds is None else thresholds, layers)  # checked before drawing
     edges = np.linspace(0.0, 0.5, int(bins) + 1)
     ax = _axes(ax)
     groups = []
@@ -523,7 +570,7 @@ def skew_hist(data, *, layer=None, hue: str | None = None, estimator: str = "cou
             # later groups drawn thinner on top: identical histograms show as a line inside a line
             ax.hist(g[col].to_numpy(float), bins=edges, histtype="step", color=style["color"], ls=style["ls"],
                     lw=max(1.0, 2.6 - 0.4 * i), label=f"{key} ({len(g)})")
-    for j, a in enumerate(_thresholds(thresholds or report_thresholds, layers)):
+    for j, a in enumerate(ths):
         ax.axvline(a, color="k", ls=("--", ":", "-.")[j % 3], lw=1.0, label=f"α = {a:g}")
     extra = f"\n({n_degenerate} degenerate left out)" if n_degenerate else ""
     ax.set_title(_title("Neuron skew", label) + extra, fontsize="medium")
@@ -555,6 +602,7 @@ def skew_vs_rowsum(data, *, layer=None, estimator: str = "count", thresholds: Se
     neurons = _need(neurons, ("layer", "row_sum", pcol), "skew_vs_rowsum")
     sub, label = _select(neurons, layer, layers=layers)
     sub, n_degenerate = _live(sub, pcol)
+    ths = _thresholds(report_thresholds if thresholds is None else thresholds, layers)  # checked before drawing
     ax = _axes(ax)
     groups = _groups(sub, ("layer", "init"))
     for i, (key, g) in enumerate(groups):
@@ -574,7 +622,7 @@ def skew_vs_rowsum(data, *, layer=None, estimator: str = "count", thresholds: Se
         ax.plot(grid, curve, color=color if len(groups) > 1 else "C3", lw=1.6,
                 label="Theorem 1: Φ(μS / (σ·median‖W‖))" + (f", {key}" if key else "")
                 + f"\nμ = {mu:.3g}, σ = {sd:.3g}")
-    for a in _thresholds(thresholds or report_thresholds, layers):
+    for a in ths:
         for y in (0.5 - a, 0.5 + a):
             ax.axhline(y, color="0.5", ls=":", lw=0.9)
     extra = f"; {n_degenerate} degenerate left out" if n_degenerate else ""
@@ -607,7 +655,10 @@ def activation_states(data, *, layer=None, max_samples: int = 250, max_neurons: 
     max_samples = positive_int("max_samples", max_samples, 250)
     max_neurons = positive_int("max_neurons", max_neurons, 250)
     if isinstance(data, torch.Tensor):
-        data = data.detach().cpu().numpy()
+        if data.is_meta:
+            raise SkewError("the activation signs are on the meta device and hold no values; pass a (samples, "
+                            "neurons) boolean tensor or array with data, or a Report")
+        data = (data.to_dense() if data.layout != torch.strided else data).detach().cpu().numpy()
     if isinstance(data, np.ndarray):
         signs, label = data, "activation signs"
     else:
@@ -620,7 +671,7 @@ def activation_states(data, *, layer=None, max_samples: int = 250, max_neurons: 
             layers = getattr(data, "layers", None)
             layer, why = default_layer(names, layers if isinstance(layers, pd.DataFrame) else None)
             label = f"layer {layer}" + (f" ({why})" if len(names) > 1 else "")
-        elif layer not in table:
+        elif not isinstance(layer, str) or layer not in table:
             raise SkewError(f"no activation signs for layer {layer!r}; valid layers are {', '.join(map(repr, names))}")
         else:
             label = f"layer {layer}"
@@ -676,6 +727,12 @@ def skew_fraction_vs_alpha(data=None, *, layer=None, alphas: Sequence[float] | N
         laws = [] if data is not None else [k for k, (mu, _) in theory.INPUT_LAWS.items() if mu != 0.0]
     elif isinstance(laws, str):
         laws = [laws]
+    elif not isinstance(laws, Iterable):
+        raise SkewError(f"laws={laws!r} is not a list of input law names; pass e.g. laws=['relu-gaussian'] "
+                        f"(valid laws: {', '.join(theory.INPUT_LAWS)})")
+    laws = list(laws)
+    for law in laws:
+        theory.input_moments(law)  # an unknown name fails before a figure is made
     if data is None and not laws:
         raise SkewError("nothing to plot: pass data (a Report or neurons frame) and/or laws, e.g. "
                         "laws=['relu-gaussian']")
@@ -745,7 +802,7 @@ def skew_by_depth(data, *, alpha: float = 0.3, hue: str | None = "init", estimat
     else:
         raise SkewError(f"skew_by_depth needs a layers frame with column {col!r} or a neurons frame with "
                         f"{_skew_col(estimator)!r}; pass a Report, a Comparison or one of their frames")
-    if hue is not None and hue != "init" and hue not in frame.columns:
+    if hue is not None and (not isinstance(hue, str) or hue != "init" and hue not in frame.columns):
         raise SkewError(f"hue={hue!r} is not a column of the data; use one of {', '.join(map(str, frame.columns))}")
     order = _order(frame)
     pos = {name: i for i, name in enumerate(order)}

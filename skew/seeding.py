@@ -89,8 +89,8 @@ def generator(seed: int, stream: str, device=None) -> torch.Generator:
     seed = child_seed(seed, stream)
     try:
         gen = torch.Generator() if device is None else torch.Generator(device=device)
-    except (RuntimeError, TypeError) as err:
-        raise SkewError(f"device={device!r} is not a device a torch.Generator can live on ({' '.join(str(err).split())[:120]}); "
+    except (RuntimeError, TypeError, ValueError) as err:  # ValueError: an index too large for a C long
+        raise SkewError(f"device={device!r:.60} is not a device a torch.Generator can live on ({' '.join(str(err).split())[:120]}); "
                         "pass e.g. 'cpu' or 'cuda'") from None
     return gen.manual_seed(seed)
 

@@ -54,11 +54,20 @@ def _out(x):
 
 def _floats(name: str, value) -> np.ndarray:
     """``value`` as a float64 array; a value that is no real number (a word, a complex, a ragged list,
-    a dict) raises :class:`SkewError` naming the argument."""
+    a dict, None, a bool, a tensor on the meta device) raises :class:`SkewError` naming the argument.
+    A tensor of any real dtype (bfloat16 too, or one that requires grad) is read as its values."""
     try:
+        if isinstance(value, torch.Tensor):
+            if value.is_meta or value.is_complex() or value.dtype == torch.bool:
+                raise TypeError("no real values")
+            value = value.detach().to("cpu", torch.float64).numpy()
         if np.iscomplexobj(value):
             raise TypeError("complex")
-        return np.asarray(value, dtype=np.float64)
+        arr = np.asarray(value)
+        if arr.dtype == np.bool_ or (arr.dtype == object and any(v is None or isinstance(v, bool)
+                                                                   for v in arr.ravel())):
+            raise TypeError("None or bool")  # float(None) is NaN and float(True) is 1: never what was meant
+        return np.asarray(arr, dtype=np.float64)
     except (TypeError, ValueError):
         raise SkewError(
             f"{name} must be a real number or an array of them, got {value!r:.80}; pass e.g. {name}=0.3 or a list of floats"
@@ -218,6 +227,8 @@ def skewed_fraction_curve(alphas=None, laws: Sequence[str] | None = None) -> pd.
         [0.711, 0.218]
     """
     alphas = np.linspace(0.01, 0.49, 49) if alphas is None else np.atleast_1d(_floats("alphas", alphas)).ravel()
+    if not alphas.size:
+        raise SkewError("alphas is empty; pass None (0.01 .. 0.49) or degrees strictly between 0 and 1/2, e.g. [0.1, 0.3]")
     if laws is None:
         laws = [name for name, (mu, _) in INPUT_LAWS.items() if mu != 0.0]
     if isinstance(laws, str):

@@ -20,7 +20,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,9 +28,11 @@ import pandas as pd
 import torch
 from torch import nn
 
+from skew._checks import positive_int
+from skew._checks import thresholds as check_thresholds
 from skew._light import capture_patterns, light_supported, measure_layers, pack, pattern_flips
 from skew._state import kept_buffers, kept_modes
-from skew.analyzer import _model_device
+from skew.analyzer import _model_device, parse_device
 from skew.batches import model_inputs, to_device
 from skew.errors import SkewError
 from skew.layers import LayerSpec, select_units
@@ -63,10 +65,7 @@ def _check_once(model: nn.Module, probe, layers, input_fn, device, at: str) -> N
     if input_fn is not None and not callable(input_fn):
         raise SkewError(f"input_fn must be a function batch -> model arguments, got {type(input_fn).__name__}")
     if device is not None:
-        try:
-            torch.device(device)
-        except (RuntimeError, TypeError):
-            raise SkewError(f"device={device!r} is not a torch device; pass e.g. 'cpu' or 'cuda'") from None
+        parse_device(device)
     if at == "layers":
         with kept_buffers(model), torch.no_grad():  # reading a spectral-normed weight in train mode moves _u/_v
             select_units(model, layers)  # unknown names and predicates of the wrong arity, named now
@@ -157,24 +156,12 @@ class Tracker:
             raise SkewError(
                 f"Tracker needs a torch.nn.Module, got {type(model).__name__}; pass the model itself"
             )
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise SkewError(
-                f"every={every!r} is not a positive integer; pass e.g. every=10 to measure every 10 steps"
-            )
+        every = positive_int("every", every, 10)  # a whole float or numpy int is read as the int
         if mode not in _MODES:
             raise SkewError(f"mode={mode!r} is not understood; use one of {', '.join(_MODES)}")
         if at not in _SITES:
             raise SkewError(f"at={at!r} is not understood; use one of {', '.join(_SITES)}")
-        try:
-            thresholds = tuple(float(a) for a in thresholds)
-        except (TypeError, ValueError):
-            raise SkewError(
-                f"thresholds={thresholds!r} is not a list of numbers; pass e.g. (0.1, 0.3)"
-            ) from None
-        if not thresholds or any(not 0 < a < 0.5 for a in thresholds):
-            raise SkewError(
-                f"thresholds={thresholds!r} must be non-empty with every α in (0, 0.5); pass e.g. (0.1, 0.3)"
-            )
+        thresholds = check_thresholds(thresholds)
         if probe is None:
             raise SkewError(
                 "Tracker needs a probe batch; pass a fixed batch of inputs, e.g. next(iter(val_loader))"
@@ -373,14 +360,19 @@ class Tracker:
             )
         names = list(dict.fromkeys(hist["layer"]))
         if layers is not None:
+            if isinstance(layers, str):
+                layers = [layers]
+            if not isinstance(layers, Iterable) or not list(layers):
+                raise SkewError(f"layers={layers!r} names no tracked layer; pass None (all) or names from "
+                                f"{', '.join(names)}")
+            layers = list(layers)
             unknown = [n for n in layers if n not in names]
             if unknown:
                 raise SkewError(f"layers {unknown} were not tracked; pick from {', '.join(names)}")
             names = [n for n in names if n in set(layers)]
-        if ax is None:
-            import matplotlib.pyplot as plt
+        from skew.plot import _axes
 
-            _, ax = plt.subplots(figsize=(6, 3.5))
+        ax = _axes(ax, figsize=(6, 3.5))
         for name in names:
             part = hist[hist["layer"] == name].sort_values("step")
             ax.plot(part["step"], part[metric], marker="o", markersize=3, label=name)

@@ -39,8 +39,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import numbers
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -51,10 +52,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skew._io import atomic_write, save_figure, write_csv
+from skew._checks import thresholds as check_thresholds
+from skew._io import atomic_write, path_arg, save_figure, write_csv
 from skew.epoch_oui import EpochOUI
 from skew.errors import SkewError
-from skew.seeding import child_seed, generator
+from skew.seeding import _user_seed, child_seed, generator
 from skew.tracker import Tracker
 from skew.train_cli import _OPTIMIZERS, DEFAULT_OUT, DEFAULT_SCHEMES, add_cli
 from skew.weight_decay import OUIWeightDecay
@@ -112,6 +114,20 @@ class EarlyStop(NamedTuple):
     stop_epoch: int
 
 
+def _curve(curve, fn: str) -> np.ndarray:
+    """A per-epoch accuracy curve as a 1-D float array; a word, bytes, None, bools or a nested list are refused."""
+    try:
+        if isinstance(curve, (str, bytes)) or not isinstance(curve, Iterable):
+            raise TypeError
+        items = curve.tolist() if hasattr(curve, "tolist") else list(curve)
+        if any(isinstance(a, (bool, np.bool_)) or not isinstance(a, numbers.Real) for a in items):
+            raise TypeError
+        return np.asarray(items, dtype=float)
+    except (TypeError, ValueError):
+        raise SkewError(f"{fn} needs a 1-D sequence of per-epoch accuracies (numbers), got {curve!r:.60}; "
+                        "pass e.g. [0.5, 0.7, 0.8]") from None
+
+
 def early_stop(curve: Sequence[float], patience: int = 10) -> EarlyStop:
     """Max validation accuracy before a patience-``patience`` early stop (docs/experiments.md).
 
@@ -126,7 +142,7 @@ def early_stop(curve: Sequence[float], patience: int = 10) -> EarlyStop:
         >>> early_stop([0.5, 0.7, 0.6, 0.65, 0.9], patience=2)
         EarlyStop(best=0.7, best_epoch=2, stop_epoch=4)
     """
-    values = [float(a) for a in curve]
+    values = _curve(curve, "early_stop").tolist()
     if not values:
         raise SkewError("early_stop needs at least one epoch's accuracy; pass a non-empty curve")
     if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
@@ -155,8 +171,8 @@ def auc(curve: Sequence[float]) -> float:
         >>> auc([0.0, 1.0, 1.0])
         1.5
     """
-    values = np.asarray(list(curve), dtype=float)
-    if values.ndim != 1 or values.size == 0:
+    values = _curve(curve, "auc")
+    if values.size == 0:
         raise SkewError("auc needs a 1-D, non-empty sequence of per-epoch accuracies")
     return float(np.trapezoid(values, dx=1.0))
 
@@ -383,7 +399,7 @@ def _check_config(models, schemes, seeds, epochs, patience, optimizer, lr, batch
         )
     if optimizer not in _OPTIMIZERS:
         raise SkewError(f"optimizer={optimizer!r} is not understood; use one of {', '.join(_OPTIMIZERS)}")
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+    if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise SkewError(f"lr={lr!r} must be a positive number; pass e.g. lr=0.01")
 
 
@@ -547,10 +563,19 @@ def run_experiment(
         >>> res = run_experiment(("mlp",), ("default", "sinusoidal"), (0,), epochs=2)  # doctest: +SKIP
         >>> res.runs[["init", "max_val_acc", "auc"]]  # doctest: +SKIP
     """
+    for name, flag in (("quick", quick), ("progress", progress)):
+        if not isinstance(flag, (bool, np.bool_)):  # quick="no" is truthy
+            raise SkewError(f"{name}={flag!r:.40} must be True or False; pass e.g. {name}=True")
     preset = _QUICK if quick else _FULL
+    for name, value in (("models", models), ("schemes", schemes), ("seeds", seeds)):
+        if (value is not None or name == "schemes") and not isinstance(value, (str, Iterable)):  # None: preset
+            raise SkewError(f"{name}={value!r:.40} is not a list; pass e.g. models=('mlp',), "
+                            "schemes=('default', 'sinusoidal'), seeds=(0, 1)")
     models = tuple(preset["models"] if models is None else ([models] if isinstance(models, str) else models))
     schemes = tuple([schemes] if isinstance(schemes, str) else schemes)
     seeds = tuple(preset["seeds"] if seeds is None else seeds)
+    thresholds = check_thresholds(thresholds)
+    data_seed = _user_seed(data_seed)
     epochs = preset["epochs"] if epochs is None else epochs
     if optimizer not in _OPTIMIZERS:
         raise SkewError(f"optimizer={optimizer!r} is not understood; use one of {', '.join(_OPTIMIZERS)}")
@@ -621,7 +646,16 @@ def write_figures(out_dir: str | Path, quick: bool) -> list[Path]:
     Example:
         >>> write_figures("figures", quick=True)  # doctest: +SKIP
     """
-    return write_outputs(run_experiment(quick=quick), out_dir)
+    if not isinstance(quick, (bool, np.bool_)):  # quick="no" is truthy; quick=None ran the full experiment
+        raise SkewError(f"quick={quick!r:.40} must be True or False; pass e.g. quick=True")
+    out = path_arg(out_dir, "write_figures", "directory", "'figures'")
+    probe = out
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():  # checked now: the experiment runs for minutes before anything is written
+        raise SkewError(f"cannot write figures to {str(out)!r}: {str(probe)!r} is a file, not a directory; "
+                        "pass a directory path (created if missing)")
+    return write_outputs(run_experiment(quick=bool(quick)), out)
 
 
 def run_cli(args: argparse.Namespace) -> int:

@@ -43,7 +43,8 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+import numbers
+from collections.abc import Callable, Iterable, Sequence
 
 import pandas as pd
 
@@ -105,13 +106,15 @@ class OUIWeightDecay:
             )
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise SkewError(f"epochs={epochs!r} is not a positive integer; pass the run's number of epochs")
-        if not (isinstance(initial, (int, float)) and math.isfinite(initial) and initial > 0):
+        if isinstance(initial, bool) or not (isinstance(initial, (int, float)) and math.isfinite(initial) and initial > 0):
             raise SkewError(f"initial={initial!r} must be a positive weight decay, e.g. 1e-4")
         if reset is not None and not callable(reset):
             raise SkewError(f"reset must be a function taking no arguments, got {type(reset).__name__}")
         all_groups = list(range(len(optimizer.param_groups)))
+        if groups is not None and (isinstance(groups, (str, bytes)) or not isinstance(groups, Iterable)):
+            raise SkewError(f"groups={groups!r:.40} must be a list of indices of the optimizer's groups {all_groups}")
         groups = all_groups if groups is None else list(groups)
-        bad = [g for g in groups if g not in all_groups]
+        bad = [g for g in groups if isinstance(g, bool) or not isinstance(g, numbers.Integral) or g not in all_groups]
         if bad or not groups:
             raise SkewError(f"groups={groups!r} must be indices of the optimizer's groups {all_groups}")
         if any("weight_decay" not in optimizer.param_groups[g] for g in groups):
@@ -146,7 +149,15 @@ class OUIWeightDecay:
             >>> [f"{ctl.step(o, l):.0e}" for o, l in [(0.7, 1.0), (0.5, 0.9), (0.52, 0.8)]]  # limit 0.55, 0.525
             ['1e-04', '1e-05', '1e-07']
         """
-        oui, loss = float(oui), float(loss)
+        try:
+            if any(isinstance(v, (bool, str, bytes)) for v in (oui, loss)):  # float("0.5") and float(True) succeed
+                raise TypeError
+            oui, loss = float(oui), float(loss)
+        except (TypeError, ValueError):
+            raise SkewError(f"step needs two numbers, got oui={oui!r:.40}, loss={loss!r:.40}; pass the epoch's mean "
+                            "training OUI (in [0, 1]) and loss") from None
+        if not math.isnan(oui) and not 0.0 <= oui <= 1.0:
+            raise SkewError(f"oui={oui!r} is no OUI, which lies in [0, 1]; pass the epoch's mean training OUI")
         if math.isnan(oui):
             raise SkewError("oui is NaN; pass the epoch's mean training OUI (did EpochOUI see a training batch?)")
         e = self.epoch

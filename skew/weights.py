@@ -109,6 +109,13 @@ def _blocks(model: nn.Module, layers: LayerSpec, tied: str = "once", as64: bool 
 
         hollow = [f"{n!r} ({type(m).__name__})" for n, m in model.named_modules()
                   if isinstance(m, LAYER_TYPES) and not isinstance(getattr(m, "weight", None), torch.Tensor)]
+        lazy = [f"{n!r} ({type(m).__name__})" for n, m in model.named_modules()
+                if isinstance(getattr(m, "weight", None), nn.parameter.UninitializedParameter)]
+        if lazy:
+            raise SkewError(
+                f"{type(model).__name__}'s layers {', '.join(lazy[:5])} are not initialised yet (lazy modules); run one "
+                "forward pass first, e.g. model(example_batch), so that their weights exist"
+            )
         if layers is None and hollow:
             raise SkewError(
                 f"{type(model).__name__}'s layers {', '.join(hollow[:5])} have no weight tensor (weight is None or "
@@ -362,8 +369,11 @@ def _layer_row(b: _Block, scheme) -> dict:
     scale = float(norms.max()) if m else 0.0
     close = math.sqrt(eps) if eps else 0.0  # "numerically equal" at the weight's own precision
     zero = norms <= close * scale
-    spread = rows.max(dim=1).values - rows.min(dim=1).values
-    constant = (~zero) & (spread <= close * rows.abs().max(dim=1).values)
+    if n:
+        spread = rows.max(dim=1).values - rows.min(dim=1).values
+        constant = (~zero) & (spread <= close * rows.abs().max(dim=1).values)
+    else:  # rows of no entries (a layer with no inputs) are all zero rows
+        constant = torch.zeros(m, dtype=torch.bool, device=rows.device)
     notes = []
     if min(m, n) <= RANK_LIMIT:
         # tolerance at the weight's own precision (torch's rule with eps of the stored dtype)

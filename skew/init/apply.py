@@ -517,6 +517,11 @@ def _apply(model, scheme, data, generator, bias, layers) -> pd.DataFrame:
                 raise SkewError(f"cannot apply scheme {label!r} to {u.name!r}: {store.why}")
         for part, tensor in (("weight", u.weight), ("bias", u.bias)):
             _check_writable(label, u, part, tensor)
+        if u.bias is not None and abs(bias) > torch.finfo(u.bias.dtype).max:  # 1e300 overflows float32, 1e5 half
+            raise SkewError(
+                f"bias={bias:g} does not fit the {str(u.bias.dtype).replace('torch.', '')} bias of {u.name!r} "
+                f"(at most {torch.finfo(u.bias.dtype).max:.4g} in magnitude); pass a smaller bias, e.g. bias=0.001"
+            )
         if resolved.needs_data and u.weight_store.how != "param":
             raise SkewError(
                 f"cannot apply scheme {label!r} to {u.name!r}: its weight goes through {u.weight_store.what}, "

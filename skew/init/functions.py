@@ -26,6 +26,7 @@ import numbers
 import torch
 
 from skew import _triton
+from skew._checks import positive_int
 from skew.errors import SkewError
 
 __all__ = ["arcsine_", "idinit_", "idiz_", "sinusoidal_", "sinusoidal_amplitude", "sinusoidal_variance"]
@@ -59,7 +60,26 @@ def _filled_shape(tensor: torch.Tensor, fn: str) -> tuple[int, int]:
             f"{fn} needs a floating-point weight, got dtype {str(tensor.dtype).replace('torch.', '')}, which cannot "
             "hold its real values; convert it first, e.g. weight.float()"
         )
+    if tensor.layout != torch.strided:  # sparse or mkldnn: no dense storage to write the values into
+        raise SkewError(
+            f"{fn} needs a dense weight, got layout {str(tensor.layout).replace('torch.', '')}; fill a dense tensor "
+            "and convert it afterwards, e.g. w = tensor.to_dense(); fn(w); w.to_sparse()".replace("fn(", f"{fn}(")
+        )
+    if any(stride == 0 and size > 1 for stride, size in zip(tensor.stride(), tensor.shape)):
+        raise SkewError(
+            f"{fn} cannot write a weight whose entries share memory (a view made by expand(), shape "
+            f"{tuple(tensor.shape)}, strides {tensor.stride()}): each entry needs its own value; fill a copy, "
+            "e.g. weight = weight.clone()"
+        )
     return m, n
+
+
+def _check_generator(generator, fn: str) -> None:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise SkewError(
+            f"{fn}: generator must be a torch.Generator, got {type(generator).__name__}; "
+            "pass e.g. generator=torch.Generator().manual_seed(0)"
+        )
 
 
 def _fans(tensor: torch.Tensor) -> tuple[int, int]:
@@ -112,7 +132,6 @@ def _bump_version(tensor: torch.Tensor) -> None:
         bump(tensor)
 
 
-@functools.lru_cache(maxsize=256)
 def sinusoidal_variance(m: int, n: int) -> float:
     r"""Unbiased variance (ddof = 1) of the entries of the unit-amplitude sinusoidal (m, n) matrix.
 
@@ -128,7 +147,13 @@ def sinusoidal_variance(m: int, n: int) -> float:
         >>> round(sinusoidal_variance(100, 200), 4)  # row n/2 = 100 is zero
         0.495
     """
-    if m < 1 or n < 1 or m * n < 2:
+    return _sinusoidal_variance(positive_int("m", m, 64), positive_int("n", n, 200))
+
+
+@functools.lru_cache(maxsize=256)
+def _sinusoidal_variance(m: int, n: int) -> float:
+    """:func:`sinusoidal_variance` of checked positive ints (kept per shape)."""
+    if m * n < 2:
         raise SkewError(
             f"the sinusoidal pattern of a ({m}, {n}) matrix has fewer than 2 entries, so its variance "
             "is undefined; sinusoidal_ needs a weight with at least 2 entries"
@@ -395,6 +420,7 @@ def arcsine_(
     """
     m, n = _filled_shape(tensor, "arcsine_")
     gain = _check_real(gain, "gain", "arcsine_", positive=True)
+    _check_generator(generator, "arcsine_")
     if tensor.numel() == 0:
         return tensor
     amplitude = gain * math.sqrt(2.0 * 2.0 / (m + n))

@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from skew._checks import positive_int
 from skew._state import kept_modes
 from skew.errors import SkewError
 
@@ -157,6 +159,19 @@ def lsuv_rescale(
         >>> sorted(notes)
         ['0', '2']
     """
+    if not isinstance(model, nn.Module):
+        raise SkewError(f"lsuv_rescale expects a torch.nn.Module, got {type(model).__name__}; pass the model")
+    if isinstance(targets, (str, bytes)) or not isinstance(targets, Iterable):
+        raise SkewError(f"targets must be a list of LsuvTarget, got {type(targets).__name__}; "
+                        "pass e.g. [LsuvTarget('0', net[0], net[0].weight)]")
+    targets = list(targets)
+    wrong = [t for t in targets if not isinstance(t, LsuvTarget)]
+    if wrong:
+        raise SkewError(f"targets must be a list of LsuvTarget, but it holds {type(wrong[0]).__name__} "
+                        f"{wrong[0]!r:.60}; pass e.g. [LsuvTarget('0', net[0], net[0].weight)]")
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not 0 < float(tol) < math.inf:
+        raise SkewError(f"tol={tol!r} must be a positive finite number; pass e.g. tol=0.1")
+    max_iter = positive_int("max_iter", max_iter, 10)
     batch = first_batch(data)
     param = next(model.parameters(), None)
     batch = _to(batch, param.device if param is not None else torch.device("cpu"))

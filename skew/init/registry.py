@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -255,6 +255,8 @@ def schemes(aliases: bool = False) -> list[str]:
         >>> schemes(aliases=True)[-2:]
         ['glorot', 'he']
     """
+    if not isinstance(aliases, bool):  # aliases="no" is truthy: it would list the aliases
+        raise SkewError(f"aliases={aliases!r} must be True or False; pass e.g. aliases=True")
     names = list(_ENTRIES)
     return names + list(ALIASES) if aliases else names
 
@@ -310,9 +312,15 @@ def get_scheme(scheme: str | Scheme, **options) -> Scheme:
         >>> get_scheme("kaiming_normal", mode="fan_out").label
         'kaiming_normal:mode=fan_out'
     """
-    if isinstance(scheme, Scheme):
-        if not options:
-            return scheme
+    if isinstance(scheme, Scheme):  # built by hand, perhaps: its name and options are checked like spelled ones
+        if not isinstance(scheme.options, Mapping) or not all(isinstance(k, str) for k in scheme.options):
+            raise SkewError(
+                f"Scheme {scheme.name!r}: options must be a dict of option names to values, got "
+                f"{scheme.options!r:.80}; build schemes with skew.init.get_scheme, e.g. get_scheme('uniform', a=5)"
+            )
+        if not isinstance(scheme.name, str):
+            raise SkewError(f"Scheme name must be a name such as 'sinusoidal', got {type(scheme.name).__name__}; "
+                            f"valid names: {', '.join(schemes(aliases=True))}")
         return get_scheme(scheme.name, **{**scheme.options, **options})
     if not isinstance(scheme, str):
         raise SkewError(
