@@ -804,6 +804,25 @@ def _batch_dims(model: nn.Module, sites: list[_Site], batch_dim) -> None:
             s.batch_dim = chosen
 
 
+def _check_batch_dim_globs(model: nn.Module, sites: list[_Site], batch_dim) -> None:
+    """A ``batch_dim`` glob that matches no module of the model, and no measured site, is a typo: its
+    layers would silently keep the inferred batch dimension. Refused, naming it and some real names.
+    (A glob that matches layers left out by ``layers=`` is fine: one dict can serve many calls.)"""
+    import fnmatch
+
+    if not isinstance(batch_dim, dict):
+        return
+    names = [n for n, _ in model.named_modules() if n] + [s.name for s in sites] + [s.base for s in sites]
+    for glob in batch_dim:
+        bare = glob.split("#", 1)[0] if "#" in glob else glob  # 'relu#1': a call position of module 'relu'
+        if not any(fnmatch.fnmatchcase(n, glob) or fnmatch.fnmatchcase(n, bare) for n in names):
+            shown = ", ".join(repr(s.name) for s in sites[:4]) or ", ".join(repr(n) for n in names[:4])
+            raise SkewError(
+                f"batch_dim glob {glob!r} matches no layer of {type(model).__name__}; its layers are named e.g. "
+                f"{shown}; fix the glob (fnmatch syntax, e.g. 'encoder.*') or drop it"
+            )
+
+
 def _check_batch_dim(batch_dim):
     """``batch_dim`` with numpy integers made ints; anything but None, 0, 1 or a {glob: 0 or 1} dict is refused."""
     def ok(d) -> bool:
@@ -1125,7 +1144,8 @@ def report(
             for sites inside a ``batch_first=False`` ``nn.MultiheadAttention`` / ``Transformer*``
             module (the nearest enclosing one decides), dim 0 elsewhere; inside such modules a 2-D
             output is an unbatched call (one sample). An int (0 or 1) sets every site; a dict
-            ``{glob: 0 or 1}`` sets the sites whose names match (first match wins; others inferred).
+            ``{glob: 0 or 1}`` sets the sites whose names match (first match wins; others inferred;
+            a glob that matches no name in the model is refused as a typo).
             It applies to token layouts (B, T, F) / (T, B, F); conv maps are always (B, C, ...). With
             an int, the ``inputs`` count reads that dimension of the batch's first tensor.
         mask_fn: ``batch -> (B, T) mask`` (bool or 0/1, 1 = real token). Without it, a batch that is
@@ -1190,6 +1210,7 @@ def report(
                 protos.append(proto)
             _batch_dims(model, protos, batch_dim)
         _batch_dims(model, sites, batch_dim)
+        _check_batch_dim_globs(model, sites + protos, batch_dim)
         run = _Run(sites)
         try:
             for site in sites:

@@ -159,3 +159,23 @@ def test_nonfinite_values_at_masked_positions_are_not_samples():
     np.testing.assert_array_equal(rep.neurons[pd_cols].to_numpy(), clean.neurons[pd_cols].to_numpy())
     np.testing.assert_array_equal(rep.layers["input_mean"], clean.layers["input_mean"])
 
+
+
+def test_a_batch_dim_glob_that_matches_no_layer_is_refused_as_a_typo():
+    """{'linaer*': 0} would silently leave every layer on the inferred dimension: refused, naming the
+    glob and real layer names, before any hook is placed. A glob for a layer that layers= leaves out,
+    and one with a call position at activation sites, are real names and stay accepted."""
+    sf, _ = pair()
+    x = torch.randn(10, 6, 8)  # (T, B, E)
+    before = copy.deepcopy(sf.state_dict())
+    with pytest.raises(SkewError, match=r"batch_dim glob 'linaer\*' matches no layer.*'self_attn"):
+        report(sf, [x], batch_dim={"linear1": 1, "linaer*": 0})
+    assert not sf._forward_hooks and all(not m._forward_hooks for m in sf.modules())
+    assert all(torch.equal(v, sf.state_dict()[k]) for k, v in before.items())
+    kept = report(sf, [x], layers="linear1", batch_dim={"linear2": 0, "linear1": 1})  # linear2 left out: fine
+    assert kept.meta["inputs"] == 6
+    net = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU())
+    acts = report(net, [torch.randn(4, 5, 8)], at="activations", batch_dim={"1#0": 0, "3": 0})
+    assert len(acts.layers) == 2
+    with pytest.raises(SkewError, match="batch_dim glob '5' matches no layer"):
+        report(net, [torch.randn(4, 5, 8)], at="activations", batch_dim={"5": 0})
