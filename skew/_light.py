@@ -245,7 +245,7 @@ def _scalars(unit, acc: _Acc, thresholds: Sequence[float]) -> tuple[dict, bool]:
         in_mean, in_std = in_mean_t, math.sqrt(max(in_m2, 0.0) / in_n)
     rows = unit.view.matrix()  # the weight table's rows (skew.weights), norms in float64 as there
     row_norm = torch.linalg.vector_norm(rows, dim=1, dtype=torch.float64).cpu().numpy()
-    bias = np.full(len(pos), np.nan) if unit.bias is None else unit.bias.detach().cpu().numpy().astype(np.float64)
+    bias = np.full(len(pos), np.nan) if unit.bias is None else unit.bias.detach().cpu().to(torch.float64).numpy()
     eps = float(torch.finfo(acc.zdtype).eps)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         std = np.sqrt(np.maximum(m2, 0.0) / max(n, 1)) if n > 0 else np.full_like(mean, np.nan)

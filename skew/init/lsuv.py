@@ -128,6 +128,10 @@ def _std(t) -> float:
     return float(t.detach().to(torch.float64).std())
 
 
+def _values(t) -> int:
+    return t.numel() if isinstance(t, torch.Tensor) else 0
+
+
 def _mha_input(kind: str, args: tuple, kwargs: dict):
     index = ("query", "key", "value").index(kind)
     return args[index] if len(args) > index else kwargs.get(kind)
@@ -159,7 +163,7 @@ def lsuv_rescale(
     batch = first_batch(data)
     param = next(model.parameters(), None)
     batch = _to(batch, param.device if param is not None else torch.device("cpu"))
-    state = {"phase": "order", "target": None, "std": math.nan}
+    state = {"phase": "order", "target": None, "std": math.nan, "values": None}
     order: list[str] = []
     by_name = {t.name: t for t in targets}
 
@@ -173,7 +177,7 @@ def lsuv_rescale(
                 seen(target.name)
             elif state["target"] == target.name:
                 out = output[0] if target.kind == "mha_output" and isinstance(output, tuple) else output
-                state["std"] = _std(out)
+                state["std"], state["values"] = _std(out), _values(out)
                 raise _Stop
 
         return hook
@@ -184,7 +188,8 @@ def lsuv_rescale(
                 seen(target.name)
             elif state["target"] == target.name:
                 x = _mha_input(target.kind, args, kwargs)
-                state["std"] = _std(F.linear(x, target.weight, target.bias)) if x is not None else math.nan
+                z = F.linear(x, target.weight, target.bias) if x is not None else None
+                state["std"], state["values"] = _std(z), _values(z)
                 raise _Stop
             return None
 
@@ -225,9 +230,14 @@ def lsuv_rescale(
                 first = last = math.nan
                 rescaled = 0
                 for _ in range(max_iter):
-                    state["std"] = math.nan
+                    state["std"], state["values"] = math.nan, None
                     run(f"measuring the output of layer {name!r}")
                     last = state["std"]
+                    if state["values"] is not None and state["values"] < 2:
+                        raise SkewError(
+                            f"LSUV cannot rescale layer {name!r}: its output on the data batch holds "
+                            f"{state['values']} value(s), and a std needs at least 2; pass a batch of more samples"
+                        )
                     if math.isnan(last) or math.isinf(last):
                         raise SkewError(
                             f"LSUV cannot rescale layer {name!r}: its output std on the data batch is {last:g} "

@@ -1,0 +1,48 @@
+"""skew on the kinds of models people bring: regressions found by trying many architectures
+(torchvision, Hugging Face, timm and plain user modules) and checking every number by hand."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import skew
+from skew.errors import SkewError
+
+
+def _state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# ---- half-precision models ---------------------------------------------------------------------
+def test_tracker_on_a_bfloat16_model_with_biases():
+    """The Tracker's light path read a bfloat16 bias with ``.numpy()``, which numpy cannot hold
+    (TypeError); it now gives the same per-layer numbers as ``report`` on the same probe."""
+    model = nn.Sequential(nn.Linear(8, 16), nn.GELU(), nn.Linear(16, 4)).to(torch.bfloat16)
+    probe = torch.randn(32, 8).to(torch.bfloat16)
+    before = _state(model)
+    rows = skew.Tracker(model, probe).measure(0).set_index("layer")
+    layers = skew.report(model, [probe]).layers.set_index("layer")
+    for col in ("skewed_0.1", "skewed_0.3", "mean_skew", "dead", "always_on", "degenerate"):
+        assert rows[col].tolist() == pytest.approx(layers.loc[rows.index, col].tolist(), nan_ok=True), col
+    assert _same(before, _state(model))
+
+
+# ---- LSUV on a batch too small to have a std -----------------------------------------------------
+def test_lsuv_single_value_output_names_the_real_problem():
+    """A one-sample batch and a one-unit layer: the layer's output is a single value, which has no
+    std. The error used to blame NaN/Inf values in the batch; it now says what is wrong, and the
+    weights are left as they were."""
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+    before = _state(model)
+    with pytest.raises(SkewError, match=r"'2'.*1 value\(s\).*at least 2") as err:
+        skew.init.apply(model, "lsuv", data=torch.randn(1, 4))
+    assert "NaN" not in str(err.value)
+    assert _same(before, _state(model))
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+    skew.init.apply(model, "lsuv", data=torch.randn(2, 4))  # two samples are enough
