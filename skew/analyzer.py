@@ -1239,6 +1239,10 @@ def report(
         for s in sites:
             if s.name not in states or states[s.name].calls == 0:
                 never[s.name] = s.bad_output or "never executed (the forward pass did not call it)"
+        called = {base for base, _ in run.act_sites}
+        for proto in protos:  # a selected nonlinearity the forward never called has no site of its own
+            if proto.name not in called:
+                never[proto.name] = "never executed (the forward pass did not call it)"
         measured = {k: v for k, v in states.items() if k not in never}
         if not sites and not protos:  # every selected layer has zero output units (Linear(n, 0), Conv2d(c, 0, k))
             raise SkewError(

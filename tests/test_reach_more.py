@@ -46,3 +46,30 @@ def test_lsuv_single_value_output_names_the_real_problem():
     assert _same(before, _state(model))
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
     skew.init.apply(model, "lsuv", data=torch.randn(2, 4))  # two samples are enough
+
+
+# ---- the skipped table at activation sites -------------------------------------------------------
+def test_activation_the_forward_never_calls_is_reported_as_never_executed():
+    """With at="activations" a nonlinearity module the forward never calls (an unused head, an
+    auxiliary branch off in eval mode) was listed as "not selected by layers=" although no layers=
+    was given; it is "never executed", as a Linear/Conv that never runs is with at="layers"."""
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.act = nn.Linear(4, 6), nn.ReLU()
+            self.aux, self.aux_act, self.other = nn.Linear(6, 2), nn.GELU(), nn.Tanh()
+
+        def forward(self, x):
+            return self.act(self.fc(x))
+
+    rep = skew.report(Net(), [torch.randn(16, 4)], at="activations")
+    reasons = dict(zip(rep.skipped["module"], rep.skipped["reason"]))
+    assert list(rep.layers["layer"]) == ["act"]
+    assert reasons["aux_act"] == reasons["other"] == "never executed (the forward pass did not call it)"
+    assert reasons["aux"].startswith("not a nonlinearity")
+    rep = skew.report(Net(), [torch.randn(16, 4)], at="activations", layers=["act", "aux_act"])
+    reasons = dict(zip(rep.skipped["module"], rep.skipped["reason"]))
+    assert reasons["aux_act"].startswith("never executed") and reasons["other"] == "not selected by layers="
+    with pytest.raises(SkewError, match="none of the 1 selected nonlinearity modules ran.*aux_act"):
+        skew.report(Net(), [torch.randn(16, 4)], at="activations", layers="aux_act")
