@@ -69,6 +69,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from skew import _triton
+from skew._checks import eager_module
 from skew._state import Snapshot
 from skew.accumulators import (
     OUI_MAX_UNITS,
@@ -694,6 +695,7 @@ def _check_options(thresholds, max_batches, mode, progress, input_fn, at="layers
 def _check_model(model: nn.Module) -> None:
     if not isinstance(model, nn.Module):
         raise SkewError(f"expected a torch.nn.Module, got {type(model).__name__}; pass the model itself")
+    eager_module(model)
     for name, mod in model.named_modules():
         for t in (*mod.parameters(recurse=False), *mod.buffers(recurse=False)):
             if isinstance(t, torch.Tensor) and t.is_meta:

@@ -28,6 +28,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from skew._checks import eager_module
 from skew._light import capture_patterns, light_supported, measure_layers, pack, pattern_flips
 from skew._state import kept_buffers, kept_modes
 from skew.analyzer import _model_device
@@ -157,6 +158,7 @@ class Tracker:
             raise SkewError(
                 f"Tracker needs a torch.nn.Module, got {type(model).__name__}; pass the model itself"
             )
+        eager_module(model)
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise SkewError(
                 f"every={every!r} is not a positive integer; pass e.g. every=10 to measure every 10 steps"

@@ -73,3 +73,34 @@ def test_activation_the_forward_never_calls_is_reported_as_never_executed():
     assert reasons["aux_act"].startswith("never executed") and reasons["other"] == "not selected by layers="
     with pytest.raises(SkewError, match="none of the 1 selected nonlinearity modules ran.*aux_act"):
         skew.report(Net(), [torch.randn(16, 4)], at="activations", layers="aux_act")
+
+
+# ---- TorchScript modules -------------------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+@pytest.mark.parametrize("make", ["script", "trace", "inner"])
+def test_torchscript_modules_are_refused_with_a_skew_error(make):
+    """A scripted or traced model (or one holding a scripted submodule) takes no forward hooks:
+    report and the Tracker failed with AttributeError while restoring buffers, apply and
+    skew.weights said the model had no Linear layer. Each now refuses it up front, naming the fix,
+    and the model is left as it was."""
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    x = torch.randn(16, 4)
+    if make == "script":
+        model = torch.jit.script(net)
+    elif make == "trace":
+        model = torch.jit.trace(net, x)
+    else:
+        model = nn.Sequential(torch.jit.script(nn.Linear(4, 8)), nn.ReLU(), nn.Linear(8, 2))
+    before = _state(model)
+    calls = [
+        lambda: skew.report(model, [x]),
+        lambda: skew.report(model, [x], at="activations"),
+        lambda: skew.init.apply(model, "sinusoidal"),
+        lambda: skew.weights.neuron_table(model),
+        lambda: skew.Tracker(model, x),
+    ]
+    for call in calls:
+        with pytest.raises(SkewError, match="TorchScript module.*pass the eager nn.Module"):
+            call()
+    assert _same(before, _state(model))
+    assert skew.report(torch.fx.symbolic_trace(net), [x]).layers["layer"].tolist() == ["0", "2"]  # fx keeps modules
