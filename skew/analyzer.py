@@ -122,6 +122,7 @@ _ACTIVATION_NAMES = {
     "relu", "relu6", "leakyrelu", "prelu", "elu", "celu", "selu", "gelu", "gelutanh", "quickgelu", "silu",
     "swish", "mish", "hardswish", "hardsigmoid", "hardtanh", "tanh", "sigmoid", "softplus", "starrelu",
     "squaredrelu", "relusquared", "gelupytorchtanh", "fastgelu", "newgelu", "accuratgelu", "accurategelu",
+    "clippedgelu", "hardmish", "laplace", "sqrtsoftplus", "xielu",
 }
 # Layouts of a 3-D activation input: (B, C, L) after these modules, (B, T, F) otherwise.
 _CHANNEL_LAYERS = (nn.Conv1d, nn.ConvTranspose1d, nn.BatchNorm1d, nn.InstanceNorm1d, nn.GroupNorm,
@@ -135,8 +136,8 @@ def is_activation(module: nn.Module) -> bool:
     """Whether ``module`` is a nonlinearity whose input is a site of ``at="activations"``.
 
     An instance of :data:`ACTIVATION_TYPES`, or a module without children whose class name,
-    lower-cased and without a trailing ``Activation``, is a known activation name (Hugging Face's
-    ``GELUActivation``, timm's ``GELU``...).
+    lower-cased and without a trailing ``Activation`` (or timm's ``Me``), is a known activation name
+    (Hugging Face's ``GELUActivation``, timm's ``GELU``, ``SwishMe``...).
 
     Example:
         >>> is_activation(nn.ReLU()), is_activation(nn.Linear(2, 2)), is_activation(nn.Softmax(-1))
@@ -149,6 +150,8 @@ def is_activation(module: nn.Module) -> bool:
     name = type(module).__name__.lower()
     if name.endswith("activation"):
         name = name[: -len("activation")]
+    if name.endswith("me") and name[:-2] in _ACTIVATION_NAMES:  # timm's memory-efficient SwishMe, HardMishMe...
+        name = name[:-2]
     return name in _ACTIVATION_NAMES
 
 

@@ -104,3 +104,45 @@ def test_torchscript_modules_are_refused_with_a_skew_error(make):
             call()
     assert _same(before, _state(model))
     assert skew.report(torch.fx.symbolic_trace(net), [x]).layers["layer"].tolist() == ["0", "2"]  # fx keeps modules
+
+
+# ---- activation modules of Hugging Face and timm -------------------------------------------------
+def test_every_nonlinearity_of_transformers_and_timm_is_an_activation_site():
+    """Hugging Face's ClippedGELUActivation ("gelu_10"), LaplaceActivation, SqrtSoftplusActivation and
+    XIELUActivation, timm's HardMish and timm's memory-efficient forms (SwishMe, MishMe, HardSwishMe,
+    HardSigmoidMe, HardMishMe) were not sites of at="activations"; every class of
+    ``transformers.activations.ACT2CLS`` but the identity ("linear") and every timm activation are."""
+    from skew.analyzer import is_activation
+
+    transformers = pytest.importorskip("transformers")
+    from transformers.activations import ACT2CLS, ACT2FN
+
+    missed = [k for k in ACT2CLS if k != "linear" and not is_activation(ACT2FN[k])]
+    assert missed == [] and not is_activation(ACT2FN["linear"])
+    assert transformers is not None
+    timm = pytest.importorskip("timm")
+    from timm.layers import activations, activations_me, get_act_layer
+
+    for name in ("hard_mish", "gelu", "gelu_tanh", "quick_gelu", "swish", "mish", "hard_swish", "hard_sigmoid"):
+        assert is_activation(get_act_layer(name)()), name
+    for cls in (activations_me.SwishMe, activations_me.MishMe, activations_me.HardSwishMe,
+                activations_me.HardSigmoidMe, activations_me.HardMishMe, activations.HardMish):
+        assert is_activation(cls()), cls.__name__
+    assert timm is not None
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.act, self.out = nn.Linear(4, 6), ACT2FN["gelu_10"], nn.Linear(6, 2)
+
+        def forward(self, x):
+            return self.out(self.act(self.fc(x)))
+
+    x = torch.randn(32, 4)
+    rep = skew.report(Net(), [x], at="activations")
+    assert rep.layers["layer"].tolist() == ["act"]
+    net = Net()
+    with torch.no_grad():
+        z = net.fc(x)
+    rep = skew.report(net, [x], at="activations")
+    assert rep.neurons["p"].tolist() == (z > 0).double().mean(0).tolist()
