@@ -46,6 +46,8 @@ def test_lsuv_single_value_output_names_the_real_problem():
     assert _same(before, _state(model))
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
     skew.init.apply(model, "lsuv", data=torch.randn(2, 4))  # two samples are enough
+    with pytest.raises(SkewError, match=r"shape \(4, 0\), 0 value\(s\).*select layers with output units"):
+        skew.init.apply(nn.Sequential(nn.Linear(3, 0)), "lsuv", data=torch.randn(4, 3))
 
 
 # ---- the skipped table at activation sites -------------------------------------------------------

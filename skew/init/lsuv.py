@@ -128,8 +128,8 @@ def _std(t) -> float:
     return float(t.detach().to(torch.float64).std())
 
 
-def _values(t) -> int:
-    return t.numel() if isinstance(t, torch.Tensor) else 0
+def _shape(t) -> tuple[int, ...] | None:
+    return tuple(t.shape) if isinstance(t, torch.Tensor) else None
 
 
 def _mha_input(kind: str, args: tuple, kwargs: dict):
@@ -163,7 +163,7 @@ def lsuv_rescale(
     batch = first_batch(data)
     param = next(model.parameters(), None)
     batch = _to(batch, param.device if param is not None else torch.device("cpu"))
-    state = {"phase": "order", "target": None, "std": math.nan, "values": None}
+    state = {"phase": "order", "target": None, "std": math.nan, "shape": None}
     order: list[str] = []
     by_name = {t.name: t for t in targets}
 
@@ -177,7 +177,7 @@ def lsuv_rescale(
                 seen(target.name)
             elif state["target"] == target.name:
                 out = output[0] if target.kind == "mha_output" and isinstance(output, tuple) else output
-                state["std"], state["values"] = _std(out), _values(out)
+                state["std"], state["shape"] = _std(out), _shape(out)
                 raise _Stop
 
         return hook
@@ -189,7 +189,7 @@ def lsuv_rescale(
             elif state["target"] == target.name:
                 x = _mha_input(target.kind, args, kwargs)
                 z = F.linear(x, target.weight, target.bias) if x is not None else None
-                state["std"], state["values"] = _std(z), _values(z)
+                state["std"], state["shape"] = _std(z), _shape(z)
                 raise _Stop
             return None
 
@@ -230,13 +230,16 @@ def lsuv_rescale(
                 first = last = math.nan
                 rescaled = 0
                 for _ in range(max_iter):
-                    state["std"], state["values"] = math.nan, None
+                    state["std"], state["shape"] = math.nan, None
                     run(f"measuring the output of layer {name!r}")
                     last = state["std"]
-                    if state["values"] is not None and state["values"] < 2:
+                    shape = state["shape"]
+                    if shape is not None and math.prod(shape) < 2:
+                        fix = ("select layers with output units with layers=" if 0 in shape[1:] else
+                               "pass a batch of more samples")
                         raise SkewError(
-                            f"LSUV cannot rescale layer {name!r}: its output on the data batch holds "
-                            f"{state['values']} value(s), and a std needs at least 2; pass a batch of more samples"
+                            f"LSUV cannot rescale layer {name!r}: its output on the data batch has shape {shape}, "
+                            f"{math.prod(shape)} value(s), and a std needs at least 2; {fix}"
                         )
                     if math.isnan(last) or math.isinf(last):
                         raise SkewError(
