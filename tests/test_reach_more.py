@@ -148,3 +148,17 @@ def test_every_nonlinearity_of_transformers_and_timm_is_an_activation_site():
         z = net.fc(x)
     rep = skew.report(net, [x], at="activations")
     assert rep.neurons["p"].tolist() == (z > 0).double().mean(0).tolist()
+
+
+# ---- plots of a report measured at activation sites ----------------------------------------------
+@pytest.mark.parametrize("plot", ["plot_rowsum_hist", "plot_skew_vs_rowsum"])
+def test_rowsum_plots_of_an_activation_report_say_why(plot):
+    """Activation sites have no weight row (row_sum NaN): rowsum_hist raised "ValueError: cannot
+    convert float NaN to integer" and skew_vs_rowsum drew an empty plot; both now raise a SkewError
+    that says so. The other plots still draw."""
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    rep = skew.report(net, [torch.randn(32, 4)], at="activations")
+    with pytest.raises(SkewError, match="no weight rows.*at='layers'"):
+        getattr(rep, plot)(layer="1")
+    assert rep.plot_activation_states(layer="1") is not None and rep.plot_skew_hist() is not None
+    assert getattr(skew.report(net, [torch.randn(32, 4)]), plot)(layer="0") is not None
