@@ -34,6 +34,7 @@ def test_tracker_on_a_bfloat16_model_with_biases():
 
 
 # ---- LSUV on a batch too small to have a std -----------------------------------------------------
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")
 def test_lsuv_single_value_output_names_the_real_problem():
     """A one-sample batch and a one-unit layer: the layer's output is a single value, which has no
     std. The error used to blame NaN/Inf values in the batch; it now says what is wrong, and the
