@@ -41,9 +41,10 @@ Safety: hooks are registered and removed in ``try``/``finally`` (also on Keyboar
 errors from the loader or the model); every module's ``training`` flag and every buffer
 (BatchNorm running statistics, spectral norm's ``_u``/``_v``, buffers re-bound in ``forward``) are
 snapshot by name before anything reads the model and restored bit for bit; the run is under ``torch.no_grad()``;
-no attribute is set on the user's modules and the user's own hooks are left alone. With
-``mode="train"`` the global RNG state is forked, so dropout masks do not consume the caller's
-random stream.
+no attribute is set on the user's modules and the user's own hooks are left alone. The global CPU
+RNG state is forked (a forward that draws random numbers, in any mode, leaves the caller's stream
+as it was), and with ``mode="train"`` each CUDA device's too, so dropout masks do not consume the
+caller's random stream.
 
 Example:
     >>> import torch, torch.nn as nn, skew
@@ -988,10 +989,11 @@ def _preserved(model: nn.Module, mode: str):
         plain = {k: v for k, v in vars(m).items() if isinstance(v, torch.Tensor)}  # e.g. old spectral_norm's weight
         buffers.append((m, table, set(m._non_persistent_buffers_set), plain))
     snap = Snapshot([b for _, table, _, _ in buffers for b in table.values() if isinstance(b, torch.Tensor)])
-    rng = contextlib.nullcontext()
+    # the CPU RNG always (a forward may draw: noise, sampling), each CUDA device's for dropout in train mode
+    cuda = []
     if mode == "train":
         cuda = sorted({b.device.index or 0 for b in model.parameters() if b.device.type == "cuda"})
-        rng = torch.random.fork_rng(devices=cuda)
+    rng = torch.random.fork_rng(devices=cuda)
     try:
         with rng:
             model.train(mode == "train")

@@ -163,3 +163,35 @@ def test_rowsum_plots_of_an_activation_report_say_why(plot):
         getattr(rep, plot)(layer="1")
     assert rep.plot_activation_states(layer="1") is not None and rep.plot_skew_hist() is not None
     assert getattr(skew.report(net, [torch.randn(32, 4)]), plot)(layer="0") is not None
+
+
+# ---- the caller's random stream ------------------------------------------------------------------
+class _Sampling(nn.Module):
+    """A VAE-like model: its forward draws noise in eval mode too."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc, self.act, self.dec = nn.Linear(4, 6), nn.Tanh(), nn.Linear(3, 4)
+
+    def forward(self, x):
+        mu, log_var = self.enc(x).chunk(2, -1)
+        return self.dec(self.act(mu + torch.randn_like(mu) * (0.5 * log_var).exp()))
+
+
+@pytest.mark.parametrize("call", ["report_eval", "report_train", "activations", "lsuv"])
+def test_a_forward_that_draws_leaves_the_global_rng_alone(call):
+    """docs/experiments.md: "running skew never changes the caller's random state". report in eval
+    mode and LSUV ran the user's forward on the global RNG, so a model that samples (VAE, noise
+    injection) advanced the caller's stream; both now fork it, as the Tracker and compare did."""
+    model, x = _Sampling(), torch.randn(16, 4)
+    state = torch.get_rng_state()
+    if call == "lsuv":
+        skew.init.apply(model, "lsuv", data=x, generator=torch.Generator().manual_seed(0))
+    else:
+        rep = skew.report(model, [x], mode="train" if call == "report_train" else "eval",
+                          at="activations" if call == "activations" else "layers")
+        assert len(rep.layers) == (1 if call == "activations" else 2)
+    assert torch.equal(state, torch.get_rng_state())
+    expected = torch.rand(3)
+    torch.set_rng_state(state)
+    assert torch.equal(torch.rand(3), expected)

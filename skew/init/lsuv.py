@@ -221,7 +221,7 @@ def lsuv_rescale(
                 handles.append(t.module.register_forward_pre_hook(input_hook(t), with_kwargs=True))
             else:
                 handles.append(t.module.register_forward_hook(output_hook(t)))
-        with torch.no_grad():
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):  # a forward that draws keeps the caller's stream
             run("running the batch once to find the layer order")
             state["phase"] = "measure"
             for name in order:
