@@ -71,7 +71,7 @@ from torch import nn
 
 from skew import _triton
 from skew._checks import eager_module
-from skew._state import Snapshot
+from skew._state import Snapshot, no_mha_fastpath
 from skew.accumulators import (
     OUI_MAX_UNITS,
     OUI_SAMPLES,
@@ -995,7 +995,7 @@ def _preserved(model: nn.Module, mode: str):
         cuda = sorted({b.device.index or 0 for b in model.parameters() if b.device.type == "cuda"})
     rng = torch.random.fork_rng(devices=cuda)
     try:
-        with rng:
+        with rng, no_mha_fastpath():
             model.train(mode == "train")
             yield
     finally:

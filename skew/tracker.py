@@ -30,7 +30,7 @@ from torch import nn
 
 from skew._checks import eager_module
 from skew._light import capture_patterns, light_supported, measure_layers, pack, pattern_flips
-from skew._state import kept_buffers, kept_modes
+from skew._state import kept_buffers, kept_modes, no_mha_fastpath
 from skew.analyzer import _model_device
 from skew.batches import model_inputs, to_device
 from skew.errors import SkewError
@@ -50,7 +50,8 @@ _SITES = ("layers", "activations")
 def _measuring(model: nn.Module, mode: str):
     """eval()/train() for one measurement; every flag, buffer and the random state restored after."""
     cuda = sorted({t.device.index or 0 for t in model.parameters() if t.device.type == "cuda"})
-    with kept_modes(model), kept_buffers(model), torch.random.fork_rng(devices=cuda if mode == "train" else []):
+    with kept_modes(model), kept_buffers(model), torch.random.fork_rng(devices=cuda if mode == "train" else []), \
+            no_mha_fastpath():
         model.train(mode == "train")
         yield
 

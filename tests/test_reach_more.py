@@ -195,3 +195,45 @@ def test_a_forward_that_draws_leaves_the_global_rng_alone(call):
     expected = torch.rand(3)
     torch.set_rng_state(state)
     assert torch.equal(torch.rand(3), expected)
+
+
+# ---- nn.TransformerEncoder's nested-tensor fast path ------------------------------------------------
+def test_default_transformer_encoder_with_a_padding_mask():
+    """nn.TransformerEncoder's default enable_nested_tensor=True turns an eval-mode input with a
+    src_key_padding_mask into a NestedTensor: report failed inside its attention pre-hook
+    (NotImplementedError for aten::slice on NestedTensorCPU). skew now runs the model with the
+    attention fast path off (restored after): counts equal a hand count over the real tokens."""
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True, activation=nn.GELU())
+    model = nn.TransformerEncoder(layer, 2).eval()  # enable_nested_tensor=True, as users build it
+    x = torch.randn(3, 7, 16)
+    pad = torch.zeros(3, 7, dtype=torch.bool)
+    pad[1, 4:], pad[2, 2:] = True, True
+    kwargs = {"input_fn": lambda b: {"src": b[0], "src_key_padding_mask": b[1]}, "mask_fn": lambda b: ~b[1]}
+    before = _state(model)
+    rep = skew.report(model, [(x, pad)], **kwargs)
+    acts = skew.report(model, [(x, pad)], at="activations", **kwargs)
+    assert torch.backends.mha.get_fastpath_enabled() and _same(before, _state(model))
+    seen = {}
+    hooks = [m.register_forward_hook(lambda mod, a, out, n=n: seen.__setitem__(n, (a[0], out)))
+             for n, m in model.named_modules() if n.endswith(("linear1", "activation"))]
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with torch.no_grad():
+            model(x, src_key_padding_mask=pad)
+    finally:
+        torch.backends.mha.set_fastpath_enabled(True)
+        for h in hooks:
+            h.remove()
+    real = ~pad
+    for i in range(2):
+        z = seen[f"layers.{i}.linear1"][1][real]
+        got = rep.neurons[rep.neurons["layer"] == f"layers.{i}.linear1"]
+        assert got["n"].tolist() == [int(real.sum())] * 32
+        assert got["p"].tolist() == (z > 0).double().mean(0).tolist()
+        za = seen[f"layers.{i}.activation"][0][real]
+        assert acts.neurons.loc[acts.neurons["layer"] == f"layers.{i}.activation", "p"].tolist() == (
+            (za > 0).double().mean(0).tolist())
+    assert set(rep.layers["mask"]) == {"applied"} and len(rep.layers) == 12
+    rows = skew.Tracker(model, (x, pad), input_fn=kwargs["input_fn"]).measure(0)
+    assert len(rows) == 12 and torch.backends.mha.get_fastpath_enabled()
