@@ -44,7 +44,8 @@ snapshot by name before anything reads the model and restored bit for bit; the r
 no attribute is set on the user's modules and the user's own hooks are left alone. The global CPU
 RNG state is forked (a forward that draws random numbers, in any mode, leaves the caller's stream
 as it was), and with ``mode="train"`` each CUDA device's too, so dropout masks do not consume the
-caller's random stream.
+caller's random stream. PyTorch's attention fast path (``torch.backends.mha``) is off during the run and
+restored after: it would hand an eval-mode ``nn.TransformerEncoder`` with a padding mask NestedTensors.
 
 Example:
     >>> import torch, torch.nn as nn, skew
