@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from skew.errors import SkewError
 
-__all__ = ["MAX_SIZE", "positive_int", "thresholds"]
+__all__ = ["MAX_SIZE", "eager_module", "positive_int", "thresholds"]
 
 #: The largest size a tensor dimension (or element count) can have: torch sizes are signed 64-bit.
 MAX_SIZE = 2**63 - 1
@@ -57,3 +57,26 @@ def thresholds(value, name: str = "thresholds") -> tuple[float, ...]:
     if len({f"{a:g}" for a in values}) != len(values):
         raise SkewError(f"{name}={value!r:.80} repeat a value; pass distinct degrees such as (0.1, 0.3)")
     return values
+
+
+def eager_module(model) -> None:
+    """Raise :class:`SkewError` when ``model`` is, or contains, a TorchScript module (``torch.jit.script`` /
+    ``torch.jit.trace``): those take no forward hooks and hide the layer types skew reads.
+
+    Example:
+        >>> import torch
+        >>> eager_module(torch.nn.Linear(2, 2))
+        >>> eager_module(torch.jit.script(torch.nn.Linear(2, 2)))  # doctest: +SKIP
+        SkewError: RecursiveScriptModule is a TorchScript module (torch.jit.script/trace): ...
+    """
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        return
+    for name, mod in model.named_modules():
+        if isinstance(mod, torch.jit.ScriptModule):
+            what = type(model).__name__ if not name else f"{type(model).__name__}'s module {name!r}"
+            raise SkewError(
+                f"{what} is a TorchScript module (torch.jit.script/trace): it takes no forward hooks and hides its "
+                "layer types; pass the eager nn.Module it was made from"
+            )

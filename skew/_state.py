@@ -21,7 +21,7 @@ import contextlib
 import torch
 from torch import nn
 
-__all__ = ["Snapshot", "kept_buffers"]
+__all__ = ["Snapshot", "kept_buffers", "no_mha_fastpath"]
 
 
 def _bytes(t: torch.Tensor) -> torch.Tensor | None:
@@ -153,6 +153,27 @@ def kept_modes(model: nn.Module):
     finally:
         for module, flag in flags:
             module.training = flag
+
+
+@contextlib.contextmanager
+def no_mha_fastpath():
+    """Turn PyTorch's fused attention fast path off for the block, restoring the setting after.
+
+    With it on, an eval-mode ``nn.TransformerEncoder`` (``enable_nested_tensor=True``, the default)
+    given a ``src_key_padding_mask`` turns its input into a NestedTensor and runs every layer on it,
+    which no hook can read as (batch, token, feature); the layer-by-layer path computes the same values.
+
+    Example:
+        >>> with no_mha_fastpath():
+        ...     torch.backends.mha.get_fastpath_enabled()
+        False
+    """
+    enabled = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(enabled)
 
 
 @contextlib.contextmanager

@@ -41,9 +41,11 @@ Safety: hooks are registered and removed in ``try``/``finally`` (also on Keyboar
 errors from the loader or the model); every module's ``training`` flag and every buffer
 (BatchNorm running statistics, spectral norm's ``_u``/``_v``, buffers re-bound in ``forward``) are
 snapshot by name before anything reads the model and restored bit for bit; the run is under ``torch.no_grad()``;
-no attribute is set on the user's modules and the user's own hooks are left alone. With
-``mode="train"`` the global RNG state is forked, so dropout masks do not consume the caller's
-random stream.
+no attribute is set on the user's modules and the user's own hooks are left alone. The global CPU
+RNG state is forked (a forward that draws random numbers, in any mode, leaves the caller's stream
+as it was), and with ``mode="train"`` each CUDA device's too, so dropout masks do not consume the
+caller's random stream. PyTorch's attention fast path (``torch.backends.mha``) is off during the run and
+restored after: it would hand an eval-mode ``nn.TransformerEncoder`` with a padding mask NestedTensors.
 
 Example:
     >>> import torch, torch.nn as nn, skew
@@ -69,9 +71,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from skew import _triton
-from skew._checks import positive_int
+from skew._checks import eager_module, positive_int
 from skew._checks import thresholds as check_thresholds
-from skew._state import Snapshot, kept_modes
+from skew._state import Snapshot, kept_modes, no_mha_fastpath
 from skew.accumulators import (
     OUI_MAX_UNITS,
     OUI_SAMPLES,
@@ -123,6 +125,7 @@ _ACTIVATION_NAMES = {
     "relu", "relu6", "leakyrelu", "prelu", "elu", "celu", "selu", "gelu", "gelutanh", "quickgelu", "silu",
     "swish", "mish", "hardswish", "hardsigmoid", "hardtanh", "tanh", "sigmoid", "softplus", "starrelu",
     "squaredrelu", "relusquared", "gelupytorchtanh", "fastgelu", "newgelu", "accuratgelu", "accurategelu",
+    "clippedgelu", "hardmish", "laplace", "sqrtsoftplus", "xielu",
 }
 # Layouts of a 3-D activation input: (B, C, L) after these modules, (B, T, F) otherwise.
 _CHANNEL_LAYERS = (nn.Conv1d, nn.ConvTranspose1d, nn.BatchNorm1d, nn.InstanceNorm1d, nn.GroupNorm,
@@ -136,8 +139,8 @@ def is_activation(module: nn.Module) -> bool:
     """Whether ``module`` is a nonlinearity whose input is a site of ``at="activations"``.
 
     An instance of :data:`ACTIVATION_TYPES`, or a module without children whose class name,
-    lower-cased and without a trailing ``Activation``, is a known activation name (Hugging Face's
-    ``GELUActivation``, timm's ``GELU``...).
+    lower-cased and without a trailing ``Activation`` (or timm's ``Me``), is a known activation name
+    (Hugging Face's ``GELUActivation``, timm's ``GELU``, ``SwishMe``...).
 
     Example:
         >>> is_activation(nn.ReLU()), is_activation(nn.Linear(2, 2)), is_activation(nn.Softmax(-1))
@@ -150,6 +153,8 @@ def is_activation(module: nn.Module) -> bool:
     name = type(module).__name__.lower()
     if name.endswith("activation"):
         name = name[: -len("activation")]
+    if name.endswith("me") and name[:-2] in _ACTIVATION_NAMES:  # timm's memory-efficient SwishMe, HardMishMe...
+        name = name[:-2]
     return name in _ACTIVATION_NAMES
 
 
@@ -689,6 +694,7 @@ def _check_options(thresholds, max_batches, mode, progress, input_fn, at="layers
 def _check_model(model: nn.Module) -> None:
     if not isinstance(model, nn.Module):
         raise SkewError(f"expected a torch.nn.Module, got {type(model).__name__}; pass the model itself")
+    eager_module(model)
     for name, mod in model.named_modules():
         for t in (*mod.parameters(recurse=False), *mod.buffers(recurse=False)):
             if isinstance(t, torch.Tensor) and t.is_meta:
@@ -1003,12 +1009,13 @@ def _preserved(model: nn.Module, mode: str):
         plain = {k: v for k, v in vars(m).items() if isinstance(v, torch.Tensor)}  # e.g. old spectral_norm's weight
         buffers.append((m, table, set(m._non_persistent_buffers_set), plain))
     snap = Snapshot([b for _, table, _, _ in buffers for b in table.values() if isinstance(b, torch.Tensor)])
-    rng = contextlib.nullcontext()
+    # the CPU RNG always (a forward may draw: noise, sampling), each CUDA device's for dropout in train mode
+    cuda = []
     if mode == "train":
         cuda = sorted({b.device.index or 0 for b in model.parameters() if b.device.type == "cuda"})
-        rng = torch.random.fork_rng(devices=cuda)
+    rng = torch.random.fork_rng(devices=cuda)
     try:
-        with kept_modes(model), rng:
+        with kept_modes(model), rng, no_mha_fastpath():
             model.train(mode == "train")
             yield
     finally:
@@ -1265,6 +1272,10 @@ def report(
         for s in sites:
             if s.name not in states or states[s.name].calls == 0:
                 never[s.name] = s.bad_output or "never executed (the forward pass did not call it)"
+        called = {base for base, _ in run.act_sites}
+        for proto in protos:  # a selected nonlinearity the forward never called has no site of its own
+            if proto.name not in called:
+                never[proto.name] = "never executed (the forward pass did not call it)"
         measured = {k: v for k, v in states.items() if k not in never}
         if not sites and not protos:  # every selected layer has zero output units (Linear(n, 0), Conv2d(c, 0, k))
             raise SkewError(

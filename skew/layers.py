@@ -39,7 +39,7 @@ from typing import Union
 import torch
 from torch import nn
 
-from skew._checks import positive_int
+from skew._checks import eager_module, positive_int
 from skew.errors import SkewError
 
 __all__ = [
@@ -385,6 +385,7 @@ def select_units(model: nn.Module, layers: LayerSpec = None) -> list[WeightUnit]
     """
     if not isinstance(model, nn.Module):
         raise SkewError(f"expected a torch.nn.Module, got {type(model).__name__}; pass the model itself")
+    eager_module(model)
     units = _all_units(model)
     if layers is None:
         return units

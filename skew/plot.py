@@ -200,6 +200,17 @@ def _live(frame: pd.DataFrame, col: str | None = None) -> tuple[pd.DataFrame, in
     return frame[~mask], n_degenerate
 
 
+def _with_rows(frame: pd.DataFrame, label: str, what: str) -> pd.DataFrame:
+    """The rows with a finite row sum; a SkewError when there are none (activation sites have no weight row)."""
+    keep = frame[np.isfinite(frame["row_sum"].to_numpy(float))]
+    if len(frame) and not len(keep):
+        raise SkewError(
+            f"{label} has no weight rows (row sums are NaN at the sites of at='activations'), so {what} has "
+            "nothing to draw; plot a report measured at='layers'"
+        )
+    return keep
+
+
 def _groups(frame: pd.DataFrame, by: Sequence[str]) -> list[tuple[str | None, pd.DataFrame]]:
     """Split on the columns of ``by`` that exist and vary; keeps order of appearance."""
     cols = [c for c in by if c in frame.columns and frame[c].nunique(dropna=False) > 1]
@@ -504,6 +515,7 @@ def rowsum_hist(data, *, layer=None, alpha: float = 0.3, binwidth: float = 0.2,
     sub, n_degenerate = _live(sub, col)
     if not len(sub):
         raise SkewError(f"{label} has no non-degenerate neuron to plot")
+    sub = _with_rows(sub, label, "rowsum_hist")
     s = sub["row_sum"].to_numpy(float)
     skewed = sub[col].to_numpy(float) > alpha
     lam = _lambda(alpha, sub, layers)
@@ -603,6 +615,7 @@ def skew_vs_rowsum(data, *, layer=None, estimator: str = "count", thresholds: Se
     sub, label = _select(neurons, layer, layers=layers)
     sub, n_degenerate = _live(sub, pcol)
     ths = _thresholds(report_thresholds if thresholds is None else thresholds, layers)  # checked before drawing
+    sub = _with_rows(sub, label, "skew_vs_rowsum")
     ax = _axes(ax)
     groups = _groups(sub, ("layer", "init"))
     for i, (key, g) in enumerate(groups):

@@ -28,10 +28,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from skew._checks import positive_int
+from skew._checks import eager_module, positive_int
 from skew._checks import thresholds as check_thresholds
 from skew._light import capture_patterns, light_supported, measure_layers, pack, pattern_flips
-from skew._state import kept_buffers, kept_modes
+from skew._state import kept_buffers, kept_modes, no_mha_fastpath
 from skew.analyzer import _model_device, parse_device
 from skew.batches import model_inputs, to_device
 from skew.errors import SkewError
@@ -51,7 +51,8 @@ _SITES = ("layers", "activations")
 def _measuring(model: nn.Module, mode: str):
     """eval()/train() for one measurement; every flag, buffer and the random state restored after."""
     cuda = sorted({t.device.index or 0 for t in model.parameters() if t.device.type == "cuda"})
-    with kept_modes(model), kept_buffers(model), torch.random.fork_rng(devices=cuda if mode == "train" else []):
+    with kept_modes(model), kept_buffers(model), torch.random.fork_rng(devices=cuda if mode == "train" else []), \
+            no_mha_fastpath():
         model.train(mode == "train")
         yield
 
@@ -156,6 +157,7 @@ class Tracker:
             raise SkewError(
                 f"Tracker needs a torch.nn.Module, got {type(model).__name__}; pass the model itself"
             )
+        eager_module(model)
         every = positive_int("every", every, 10)  # a whole float or numpy int is read as the int
         if mode not in _MODES:
             raise SkewError(f"mode={mode!r} is not understood; use one of {', '.join(_MODES)}")

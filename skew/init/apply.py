@@ -29,6 +29,7 @@ import torch
 from torch import nn
 from torch.nn import init as tinit
 
+from skew._checks import eager_module
 from skew._state import kept_buffers
 from skew.errors import SkewError
 from skew.init.functions import sinusoidal_amplitude
@@ -473,6 +474,7 @@ def apply(
         ['layers.0.self_attn.q_proj', 'layers.0.self_attn.k_proj', 'layers.0.self_attn.v_proj',
          'layers.0.self_attn.out_proj']
     """
+    eager_module(model)  # before kept_buffers: a TorchScript module's buffers cannot be re-bound
     with kept_buffers(model):  # reading a parametrized weight may run code that writes buffers
         return _apply(model, scheme, data, generator, bias, layers)
 

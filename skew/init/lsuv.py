@@ -131,6 +131,10 @@ def _std(t) -> float:
     return float(t.detach().to(torch.float64).std())
 
 
+def _shape(t) -> tuple[int, ...] | None:
+    return tuple(t.shape) if isinstance(t, torch.Tensor) else None
+
+
 def _mha_input(kind: str, args: tuple, kwargs: dict):
     index = ("query", "key", "value").index(kind)
     return args[index] if len(args) > index else kwargs.get(kind)
@@ -175,7 +179,7 @@ def lsuv_rescale(
     batch = first_batch(data)
     param = next(model.parameters(), None)
     batch = _to(batch, param.device if param is not None else torch.device("cpu"))
-    state = {"phase": "order", "target": None, "std": math.nan}
+    state = {"phase": "order", "target": None, "std": math.nan, "shape": None}
     order: list[str] = []
     by_name = {t.name: t for t in targets}
 
@@ -189,7 +193,7 @@ def lsuv_rescale(
                 seen(target.name)
             elif state["target"] == target.name:
                 out = output[0] if target.kind == "mha_output" and isinstance(output, tuple) else output
-                state["std"] = _std(out)
+                state["std"], state["shape"] = _std(out), _shape(out)
                 raise _Stop
 
         return hook
@@ -200,7 +204,8 @@ def lsuv_rescale(
                 seen(target.name)
             elif state["target"] == target.name:
                 x = _mha_input(target.kind, args, kwargs)
-                state["std"] = _std(F.linear(x, target.weight, target.bias)) if x is not None else math.nan
+                z = F.linear(x, target.weight, target.bias) if x is not None else None
+                state["std"], state["shape"] = _std(z), _shape(z)
                 raise _Stop
             return None
 
@@ -232,7 +237,7 @@ def lsuv_rescale(
                     handles.append(t.module.register_forward_pre_hook(input_hook(t), with_kwargs=True))
                 else:
                     handles.append(t.module.register_forward_hook(output_hook(t)))
-            with torch.no_grad():
+            with torch.no_grad(), torch.random.fork_rng(devices=[]):  # a forward that draws keeps the caller's stream
                 run("running the batch once to find the layer order")
                 state["phase"] = "measure"
                 for name in order:
@@ -241,9 +246,17 @@ def lsuv_rescale(
                     first = last = math.nan
                     rescaled = 0
                     for _ in range(max_iter):
-                        state["std"] = math.nan
+                        state["std"], state["shape"] = math.nan, None
                         run(f"measuring the output of layer {name!r}")
                         last = state["std"]
+                        shape = state["shape"]
+                        if shape is not None and math.prod(shape) < 2:
+                            fix = ("select layers with output units with layers=" if 0 in shape[1:] else
+                                   "pass a batch of more samples")
+                            raise SkewError(
+                                f"LSUV cannot rescale layer {name!r}: its output on the data batch has shape {shape}, "
+                                f"{math.prod(shape)} value(s), and a std needs at least 2; {fix}"
+                            )
                         if math.isnan(last) or math.isinf(last):
                             raise SkewError(
                                 f"LSUV cannot rescale layer {name!r}: its output std on the data batch is {last:g} "
