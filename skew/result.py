@@ -17,7 +17,8 @@ with ε the machine epsilon of the measured Z's dtype (float32: 1.2e-7), ε_acc 
 and rms(Z_i) = √(mean² + std²) of the neuron. A float32 filter that cancels exactly in real
 arithmetic (std ~ 1e-8 of that scale) is degenerate; a small but real signal is not. At
 activation sites (no W): std ≤ DEGENERATE_ULPS · ε · max(rms(Z_i), rms of the whole site). The old
-absolute rule std ≤ 1e-12·(|mean| + 1) is kept as a floor. A degenerate neuron's skew and p_gauss
+absolute rule std ≤ 1e-12·(|mean| + 1) applies only where that tolerance cannot be computed (NaN);
+it no longer discards tiny genuine signals. A degenerate neuron's skew and p_gauss
 are NaN and it is left out of every fraction; *dead* (p = 0) and *always_on* (p = 1) are flagged
 among the others.
 
@@ -44,7 +45,8 @@ from skew.oui import default_pairs, pairwise_oui
 
 __all__ = ["Report", "DEGENERATE_RTOL", "DEGENERATE_ULPS", "degenerate_mask", "layer_indices"]
 
-#: Floor of the degenerate rule: std ≤ DEGENERATE_RTOL · (|mean| + 1) is always degenerate.
+#: Fallback of the degenerate rule where its relative tolerance cannot be computed (NaN): then
+#: std ≤ DEGENERATE_RTOL · (|mean| + 1) is degenerate. Not a floor: a tiny genuine signal is kept.
 DEGENERATE_RTOL = 1e-12
 #: "A few units of rounding": degenerate when std ≤ DEGENERATE_ULPS · ε · scale (module docstring).
 DEGENERATE_ULPS = 8.0
@@ -119,7 +121,10 @@ def degenerate_mask(n, mean, std, row_norm, fan_in, bias, in_mean: float, in_std
         # the sum itself is accumulated in at least float32 (autocast too); Z is then rounded to its dtype
         acc = np.where(np.isnan(layer_scale), rms0, layer_scale)
         tol = min(eps, _EPS32) * acc + eps * rms0
-    return (n == 0) | (std <= DEGENERATE_RTOL * (np.abs(mean) + 1.0)) | (std <= DEGENERATE_ULPS * tol)
+    # the absolute floor only where the relative rule has no scale to read (a NaN tolerance): elsewhere it
+    # would discard tiny but genuine signals (EfficientNet-B0's deep layers at init carry std ~ 1e-13)
+    floor = ~np.isfinite(tol) & (std <= DEGENERATE_RTOL * (np.abs(mean) + 1.0))
+    return (n == 0) | floor | (std <= DEGENERATE_ULPS * tol)
 
 
 def _neuron_arrays(name: str, st: LayerState, w: dict[str, np.ndarray], eps: float = _EPS32) -> dict[str, np.ndarray]:

@@ -229,3 +229,30 @@ def test_degenerate_rule_is_the_one_docs_definitions_states():
         assert degenerate_mask(np.array([5, 5]), mean, std, nan, nan, nan, np.nan, np.nan, _EPS32)[k]
         std[k] = 8 * _EPS32 * ref * (1 + 1e-6)
         assert not degenerate_mask(np.array([5, 5]), mean, std, nan, nan, nan, np.nan, np.nan, _EPS32)[k]
+
+
+def test_a_tiny_genuine_signal_is_not_degenerate():
+    """std_Z ~ 1e-13 is small, not constant, when the neuron's own scale is that small (weights of 1e-13,
+    as EfficientNet-B0's deep layers carry at init): p is measured and counted, equal to a brute-force
+    count; a zero row with no bias (std exactly 0) stays degenerate. The absolute 1e-12 rule is only the
+    fallback where the relative tolerance cannot be computed."""
+    from skew.result import DEGENERATE_RTOL, degenerate_mask
+
+    net = torch.nn.Linear(16, 8, bias=False)
+    with torch.no_grad():
+        net.weight.mul_(1e-12)
+        net.weight[7] = 0.0
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 16, generator=g) + 0.5
+    rep = report(net, [x], progress=False)
+    nf = rep.neurons
+    z = (x.double() @ net.weight.double().T)
+    assert float(nf["std"].iloc[:7].max()) < 1e-11  # below the old absolute floor
+    assert nf["degenerate"].tolist() == [False] * 7 + [True]
+    np.testing.assert_array_equal(nf["p"].to_numpy()[:7], (z[:, :7] > 0).double().mean(0).numpy())
+    assert np.isfinite(nf["skew"].to_numpy()[:7]).all()
+    # the fallback: a NaN tolerance (here a NaN eps) falls back on std <= 1e-12 (|mean| + 1)
+    one = np.ones(2)
+    got = degenerate_mask(np.array([4, 4]), 0 * one, np.array([0.5 * DEGENERATE_RTOL, 1e-6]), one, one,
+                          np.full(2, np.nan), 0.0, 1.0, float("nan"))
+    assert got.tolist() == [True, False]
