@@ -243,7 +243,7 @@ def _scalars(unit, acc: _Acc, thresholds: Sequence[float]) -> tuple[dict, bool]:
         in_n, in_mean_t, in_m2 = (float(v) for v in acc.inputs)
         ok &= math.isfinite(in_mean_t) and math.isfinite(in_m2)  # else report measures it carefully
         in_mean, in_std = in_mean_t, math.sqrt(max(in_m2, 0.0) / in_n)
-    rows = unit.view.matrix()  # the weight table's rows (skew.weights), norms in float64 as there
+    rows = unit.rows_view.matrix()  # the weight table's rows (skew.weights, effective weight), norms in float64
     row_norm = torch.linalg.vector_norm(rows, dim=1, dtype=torch.float64).cpu().numpy()
     bias = np.full(len(pos), np.nan) if unit.bias is None else unit.bias.detach().to("cpu", torch.float64).numpy()
     eps = float(torch.finfo(acc.zdtype).eps)

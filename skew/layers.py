@@ -16,6 +16,12 @@ definition skew uses to read and write it (init, ``skew.weights`` and ``report``
   flattened (c_in/g · k1 · ... entries);
 - Conv1D (weight (in, out)): row c is column c, ``weight[:, c]``.
 
+Rows are READ from the weight the layer computes with (:func:`effective_weight`): the stored
+``weight`` for ordinary layers, and for layers that transform it inside ``forward`` (timm's
+weight-standardised ``StdConv2d``/``ScaledStdConv2d``, or classes registered with
+:func:`register_effective_weight`) the transformed one. Writing (``skew.init.apply``) always writes
+the stored parameter.
+
 Example:
     >>> import torch.nn as nn
     >>> from skew.layers import select_layers, weight_matrix
@@ -48,10 +54,13 @@ __all__ = [
     "NeuronView",
     "WeightUnit",
     "attention_projections",
+    "effective_note",
+    "effective_weight",
     "is_conv1d",
     "is_layer",
     "neuron_rows",
     "neuron_view",
+    "register_effective_weight",
     "select_layers",
     "select_units",
     "weight_matrix",
@@ -128,6 +137,142 @@ def is_layer(module: nn.Module) -> bool:
     if isinstance(module, LAYER_TYPES):
         return _usable(getattr(module, "weight", None))
     return is_conv1d(module)
+
+
+# -- the weight a layer computes with --------------------------------------------------------------
+
+
+def _standardized(module: nn.Module, gain: torch.Tensor | None = None) -> torch.Tensor:
+    """timm's weight standardisation, call for call: ``F.batch_norm`` over each output channel's
+    fan-in (biased variance, ``module.eps``), times ``gain`` per channel when given."""
+    import torch.nn.functional as F
+
+    w = module.weight
+    return F.batch_norm(
+        w.reshape(1, module.out_channels, -1), None, None, weight=gain, training=True, momentum=0.0, eps=module.eps
+    ).reshape_as(w)
+
+
+def _std_conv(module: nn.Module) -> torch.Tensor:
+    return _standardized(module)
+
+
+def _scaled_std_conv(module: nn.Module) -> torch.Tensor:
+    return _standardized(module, (module.gain * module.scale).view(-1))
+
+
+_WS = "weight standardisation"
+#: "module.qualname" of a class -> (function module -> the weight its forward computes with, what it is).
+#: Keys are strings, so timm is never imported; a subclass inherits its closest registered base's entry.
+_EFFECTIVE: dict[str, tuple[Callable[[nn.Module], torch.Tensor], str]] = {
+    f"{package}.std_conv.{cls}": (fn, note)
+    for package in ("timm.layers", "timm.models.layers")  # timm >= 0.9 and the older home of the module
+    for cls, fn, note in (
+        ("StdConv2d", _std_conv, _WS),
+        ("StdConv2dSame", _std_conv, _WS),
+        ("ScaledStdConv2d", _scaled_std_conv, f"scaled {_WS}"),
+        ("ScaledStdConv2dSame", _scaled_std_conv, f"scaled {_WS}"),
+    )
+}
+
+
+def _class_key(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def register_effective_weight(
+    cls: type | str, fn: Callable[[nn.Module], torch.Tensor] | None, note: str = "transformed in forward"
+) -> None:
+    r"""Declare that layers of class ``cls`` compute with ``fn(module)`` instead of their stored weight.
+
+    ``cls`` is a class or its ``"module.qualname"`` (a string needs no import); ``fn(module)``
+    returns the weight the layer's ``forward`` really uses, shaped as ``module.weight``; ``note``
+    names the transform in ``layer_table``'s note. ``fn=None`` removes an entry. Subclasses inherit
+    the entry of their closest registered base. timm's ``StdConv2d``, ``StdConv2dSame``,
+    ``ScaledStdConv2d`` and ``ScaledStdConv2dSame`` are registered:
+
+    .. math:: W^{\text{eff}}_{i} = g_i\,\gamma\,n^{-1/2}\,
+        \frac{W_i - \bar W_i}{\sqrt{\tfrac1n \sum_j (W_{ij} - \bar W_i)^2 + \varepsilon}}
+        \quad (\text{StdConv: } g_i \gamma n^{-1/2} = 1)
+
+    Example:
+        >>> class Halved(nn.Linear):                     # forward uses weight / 2
+        ...     def forward(self, x):
+        ...         return nn.functional.linear(x, self.weight / 2, self.bias)
+        >>> register_effective_weight(Halved, lambda m: m.weight / 2, "halved")
+        >>> layer = Halved(3, 2)
+        >>> bool(torch.equal(effective_weight(layer), layer.weight / 2)), effective_note(layer)
+        (True, 'halved')
+        >>> register_effective_weight(Halved, None)
+    """
+    key = cls if isinstance(cls, str) else _class_key(cls) if isinstance(cls, type) else None
+    if key is None:
+        raise SkewError(f"register_effective_weight needs a class or a 'module.qualname' string, got {cls!r}")
+    if fn is None:
+        _EFFECTIVE.pop(key, None)
+        return
+    if not callable(fn):
+        raise SkewError(f"fn={fn!r} is not callable; pass a function module -> the weight its forward uses")
+    _EFFECTIVE[key] = (fn, str(note))
+
+
+def _transform(module: nn.Module) -> tuple[Callable[[nn.Module], torch.Tensor], str] | None:
+    if not _EFFECTIVE:
+        return None
+    for cls in type(module).__mro__:
+        entry = _EFFECTIVE.get(_class_key(cls))
+        if entry is not None:
+            return entry
+    return None
+
+
+def effective_note(module: nn.Module) -> str | None:
+    """What :func:`effective_weight` applies to ``module``'s stored weight, or None when nothing.
+
+    Example:
+        >>> effective_note(nn.Conv2d(3, 4, 3)) is None
+        True
+    """
+    entry = _transform(module)
+    return None if entry is None else entry[1]
+
+
+def effective_weight(module: nn.Module) -> torch.Tensor:
+    r"""The weight ``module``'s forward multiplies by: ``module.weight`` itself for ordinary layers
+    (for a parametrized one that is already its computed value), the transformed weight for a
+    registered class (:func:`register_effective_weight`), computed as its forward does, in the
+    weight's dtype, without autograd. Timm's weight-standardised convolutions:
+
+    .. math:: W^{\text{eff}}_{i} = \frac{W_i - \bar W_i}{\sqrt{\operatorname{Var}_b(W_i) + \varepsilon}}
+        \cdot g_i \gamma / \sqrt{n}\ \text{(Scaled)}, \qquad \textstyle\sum_j W^{\text{eff}}_{ij} \approx 0
+
+    Example:
+        >>> conv = nn.Conv2d(2, 3, 3)
+        >>> effective_weight(conv) is conv.weight
+        True
+    """
+    weight = getattr(module, "weight", None)
+    entry = _transform(module)
+    if entry is None:
+        return weight
+    fn, note = entry
+    if not _usable(weight):
+        return weight
+    try:
+        with torch.no_grad():
+            out = fn(module)
+    except Exception as err:
+        raise SkewError(
+            f"computing the effective weight of {type(module).__name__} ({note}) failed: {type(err).__name__}: "
+            f"{err}; fix or unregister it with skew.layers.register_effective_weight({type(module).__name__}, None)"
+        ) from err
+    if not isinstance(out, torch.Tensor) or out.shape != weight.shape:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise SkewError(
+            f"the effective weight of {type(module).__name__} ({note}) has shape {got}, not its weight's "
+            f"{tuple(weight.shape)}; the registered function must return the weight forward uses, shaped as weight"
+        )
+    return out.detach()
 
 
 class NeuronView:
@@ -258,6 +403,8 @@ def neuron_view(module: nn.Module, weight: torch.Tensor | None = None) -> Neuron
 def neuron_rows(module: nn.Module) -> torch.Tensor:
     r"""The (m, n) matrix of a layer's neuron rows (row i feeds output unit i), sharing no storage.
 
+    Read from :func:`effective_weight`: a weight-standardised conv's rows are its standardised ones.
+
     .. math:: W_{(c_{out},\; c_{in}/g \cdot k_1 \cdots k_d)}
 
     Linear/ConvNd: ``weight.reshape(c_out, -1)``. ConvTransposeNd (weight (c_in, c_out/g, k...)):
@@ -268,7 +415,7 @@ def neuron_rows(module: nn.Module) -> torch.Tensor:
         >>> neuron_rows(nn.ConvTranspose2d(4, 6, 3, groups=2)).shape
         torch.Size([6, 18])
     """
-    return neuron_view(module).matrix().clone()
+    return neuron_view(module, effective_weight(module)).matrix().clone()
 
 
 def weight_matrix(weight: torch.Tensor) -> torch.Tensor:
@@ -312,10 +459,30 @@ class WeightUnit:
 
     @property
     def view(self) -> NeuronView:
-        """The unit's :class:`NeuronView` (attention blocks are (E, E) row blocks)."""
+        """The unit's :class:`NeuronView` (attention blocks are (E, E) row blocks): for writing."""
         if self.block is not None:
             return NeuronView(self.weight)
         return neuron_view(self.module, self.weight)
+
+    @property
+    def effective(self) -> torch.Tensor:
+        """The weight the unit computes with (:func:`effective_weight`), in torch's layout: ``weight``
+        itself except for a layer whose forward transforms it (a fresh tensor then)."""
+        if self.block is not None or _transform(self.module) is None:
+            return self.weight
+        return effective_weight(self.module)
+
+    @property
+    def rows_view(self) -> NeuronView:
+        """The :class:`NeuronView` of :attr:`effective`: for reading rows (never write through it)."""
+        if self.block is not None:
+            return NeuronView(self.weight)
+        return neuron_view(self.module, self.effective)
+
+    @property
+    def note(self) -> str | None:
+        """:func:`effective_note` of the layer (None for attention blocks and ordinary layers)."""
+        return None if self.block is not None else effective_note(self.module)
 
 
 def _join(prefix: str, name: str) -> str:

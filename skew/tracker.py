@@ -104,7 +104,8 @@ class Tracker:
     previous measurement's probe patterns packed 8 states per byte (N·U/8 bytes per layer) and a
     copy of every measured layer's weight: **O(parameters) extra memory**, the size of the tracked
     layers' weights once more. ``weight_change`` is NaN for sites without a weight (``at`` other
-    than ``"layers"``), inf when W_{t−1} = 0 ≠ W_t.
+    than ``"layers"``), inf when W_{t−1} = 0 ≠ W_t. W is the weight forward computes with
+    (:func:`skew.layers.effective_weight`: standardised for a weight-standardised conv).
 
     The measurement runs under
     ``torch.no_grad`` in eval mode by default (``mode="train"`` measures with dropout and
@@ -295,7 +296,7 @@ class Tracker:
         out = {}
         with torch.no_grad():
             for u in self._units:
-                w = u.weight.detach()
+                w = u.effective.detach()  # the weight forward uses (weight standardisation applied)
                 prev = self._prev_weights.get(u.name)
                 if prev is not None and prev.shape == w.shape:
                     num = torch.linalg.vector_norm((w - prev).to(torch.float64))

@@ -14,6 +14,11 @@ weight that feeds output channel c. (An output pixel of a strided transposed con
 part of the kernel; the row is what an interior pixel of a stride-1 one sees.) For Conv1D (weight
 (in, out)) row c is ``weight[:, c]``.
 
+Rows are those of the weight the layer computes with (:func:`skew.layers.effective_weight`): for
+timm's weight-standardised convolutions (``StdConv2d``, ``ScaledStdConv2d`` and their ``Same``
+variants) the standardised weight, whose rows sum to ≈ 0 whatever is stored; ``layer_table``'s
+note then says ``effective weight (weight standardisation)``.
+
 Reading never changes the model: every buffer comes back bit-identical (reading a spectral-normed
 weight in train mode would otherwise run a power iteration on ``_u``/``_v``), and a Parameter shared
 by several layers (tied weights) is reported once, under the first layer that holds it.
@@ -68,6 +73,7 @@ class _Block:
     bias: torch.Tensor | None  # (m,), float64, cpu (as64=False: its own dtype and device)
     shape: tuple[int, ...]  # the rows as torch.nn.init should read fans (NeuronView.shape)
     packed_default: tuple[int, ...] | None = None  # MHA: shape PyTorch's default init drew from
+    effective: str | None = None  # what forward does to the stored weight (rows are the result), if anything
 
 
 def _as64(t: torch.Tensor) -> torch.Tensor:
@@ -95,9 +101,10 @@ def _blocks(model: nn.Module, layers: LayerSpec, tied: str = "once", as64: bool 
                 continue
             seen.add(id(u.weight))
         bias = None if u.bias is None else rows_of(u.bias)
-        view = u.view
+        view = u.rows_view  # the weight forward computes with (weight standardisation applied)
         if u.block is None:
-            yield _Block(u.name, type(u.module).__name__, u.weight, rows_of(view.matrix()), bias, tuple(view.shape))
+            yield _Block(u.name, type(u.module).__name__, u.weight, rows_of(view.matrix()), bias, tuple(view.shape),
+                         effective=u.note)
         else:
             mha = u.module
             default_shape = tuple((mha.in_proj_weight if mha.in_proj_weight is not None else u.weight).shape)
@@ -374,7 +381,7 @@ def _layer_row(b: _Block, scheme) -> dict:
         constant = (~zero) & (spread <= close * rows.abs().max(dim=1).values)
     else:  # rows of no entries (a layer with no inputs) are all zero rows
         constant = torch.zeros(m, dtype=torch.bool, device=rows.device)
-    notes = []
+    notes = [] if b.effective is None else [f"effective weight ({b.effective})"]
     if min(m, n) <= RANK_LIMIT:
         # tolerance at the weight's own precision (torch's rule with eps of the stored dtype)
         rank = _rank(rows, max(m, n) * eps) if scale > 0 else 0
@@ -433,7 +440,9 @@ def layer_table(model: nn.Module, layers: LayerSpec = None, scheme: str | None =
     on the packed in_proj_weight, for a ConvTranspose fans read off its stored weight as its
     ``reset_parameters`` does, for a Hugging Face ``Conv1D`` 0.02²),
     var_ratio = weight_var / target_var, max_abs_s_over_norm = max_i |S_i| / ‖W_i‖ (≤ √n, reached
-    by constant rows), and note (what was skipped on huge layers).
+    by constant rows), and note (what was skipped on huge layers; ``effective weight (...)`` where the
+rows are the weight forward computes with rather than the stored one, e.g. weight standardisation:
+weight_var, rank and the rest then describe that weight, and var_ratio compares it with the init).
 
     "Zero" and "equal" are judged at the weight's own precision: |x| ≤ √eps · scale with eps of the
     parameter's dtype; the rank uses ``torch.linalg.matrix_rank`` in float64 with rtol = max(m, n) · eps

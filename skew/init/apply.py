@@ -463,6 +463,14 @@ def apply(
     ``right_inverse``, ``torch.nn.utils.prune`` and other computed weights are refused with a
     :class:`SkewError`, before any weight changes. Buffers are left bit-identical.
 
+    A layer whose ``forward`` transforms its stored weight (timm's weight-standardised
+    ``StdConv2d``/``ScaledStdConv2d``, see :func:`skew.layers.effective_weight`) gets the scheme in
+    its stored parameter V; it computes with the standardisation of V, each row centred and scaled
+    to unit (biased) variance (times gain·γ/√n when scaled). Its row sums are then ≈ 0 and its row
+    norms √n (γ·g), whatever the scheme, and that is what ``skew.weights`` and ``report`` show.
+    ``lsuv`` rescales V until the output std is 1, which such a layer only feels through eps
+    (V shrinks until eps dominates its variance: a stored std of ~2e-4 on a small StdConv2d).
+
     Returns a DataFrame with columns ``name`` (qualified parameter name; ``[a:b]`` marks a row
     block of ``in_proj``), ``module``, ``parameter``, ``shape``, ``scheme``, ``action``
     (``"set"``/``"skipped"``) and ``reason``.
