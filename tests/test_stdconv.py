@@ -257,3 +257,25 @@ def test_a_registered_user_class_is_read_through_its_function():
     finally:
         register_effective_weight(Flipped, None)
     np.testing.assert_array_equal(neuron_table(conv)["row_sum"].to_numpy(), raw)
+
+
+def test_lsuv_leaves_a_weight_standardised_layer_orthogonal_and_says_why():
+    """Rescaling a StdConv2d's stored weight changes nothing its forward computes until eps dominates:
+    LSUV used to shrink it ~5 times (std 2e-4) and report success. Such layers stay orthogonal,
+    unscaled, with the reason; the plain layers around them are still rescaled to unit output std."""
+    timm_std = pytest.importorskip("timm.layers.std_conv")
+    import skew
+
+    torch.manual_seed(0)
+    net = nn.Sequential(timm_std.StdConv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3), nn.ReLU(),
+                        nn.Flatten(), nn.Linear(8 * 6 * 6, 5))
+    x = torch.randn(16, 3, 8, 8) + 0.5
+    table = skew.init.apply(net, "lsuv", data=x)
+    why = table.set_index("name").loc["0.weight", "reason"]
+    assert "not rescaled" in why and "weight standardisation" in why
+    w = net[0].weight.detach().reshape(8, -1)
+    assert torch.allclose(w @ w.T, torch.eye(8), atol=1e-5)  # orthonormal rows, as orthogonal_ left them
+    with torch.no_grad():
+        out = net[:3](x)
+    assert float(out.std()) == pytest.approx(1.0, abs=0.1)  # the next plain conv was rescaled
+    assert "rescaled" in table.set_index("name").loc["2.weight", "reason"]

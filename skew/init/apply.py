@@ -40,6 +40,7 @@ from skew.layers import (
     LayerSpec,
     NeuronView,
     attention_projections,
+    effective_note,
     is_conv1d,
     is_layer,
     neuron_view,
@@ -468,8 +469,8 @@ def apply(
     its stored parameter V; it computes with the standardisation of V, each row centred and scaled
     to unit (biased) variance (times gain·γ/√n when scaled). Its row sums are then ≈ 0 and its row
     norms √n (γ·g), whatever the scheme, and that is what ``skew.weights`` and ``report`` show.
-    ``lsuv`` rescales V until the output std is 1, which such a layer only feels through eps
-    (V shrinks until eps dominates its variance: a stored std of ~2e-4 on a small StdConv2d).
+    ``lsuv`` leaves such a layer orthogonal and unscaled, saying why in ``reason``: rescaling V
+    would only be felt through eps (V shrank until eps dominated, a stored std of ~2e-4).
 
     Returns a DataFrame with columns ``name`` (qualified parameter name; ``[a:b]`` marks a row
     block of ``in_proj``), ``module``, ``parameter``, ``shape``, ``scheme``, ``action``
@@ -628,6 +629,13 @@ def _apply_selected(model, units, selected, resolved, label, generator, bias, ba
         for u in selected:
             if u.tied_to is not None:
                 continue
+            transform = effective_note(u.module) if u.block is None and u.attention is None else None
+            if transform is not None:  # forward normalises the stored weight: rescaling it changes nothing
+                reasons[(id(u), "weight")] = (
+                    f"orthogonal; not rescaled: the layer's forward applies {transform} to its weight, so its "
+                    "output scale does not follow the stored weight's"
+                )
+                continue
             if u.block is not None:
                 targets.append(LsuvTarget(u.name, u.module, u.weight, u.bias, _QKV[u.block]))
             elif u.attention is not None:
@@ -637,7 +645,7 @@ def _apply_selected(model, units, selected, resolved, label, generator, bias, ba
         opts = resolved.options
         notes = lsuv_rescale(model, targets, batch, tol=opts["tol"], max_iter=opts["max_iter"])
         for u in selected:
-            if u.tied_to is None:
+            if u.tied_to is None and u.name in notes:
                 reasons[(id(u), "weight")] = notes[u.name]
     return _table(model, units, {id(u) for u in selected}, reasons, label)
 
