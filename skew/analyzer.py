@@ -1290,6 +1290,12 @@ def report(
                 f"none of the {count} selected {what} ran during the forward pass ({listed}...); "
                 "check that the model's forward calls them, or select others with layers="
             )
+        if all(st.rows == 0 for st in measured.values()):  # only a mask removes every sample of every call
+            raise SkewError(
+                f"the padding mask left nothing to measure: every token of all {batches} batch(es) is masked out at "
+                f"every selected site; a mask marks real tokens with 1 (True) and padding with 0 (check that "
+                "mask_fn / the batch's attention_mask is not inverted or all zero)"
+            )
         if table is None:
             table = _activation_table([s for s in sites if s.name in measured], measured)
         if any(s.name not in measured for s in sites):  # else nothing to filter (and no copy)

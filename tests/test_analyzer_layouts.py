@@ -179,3 +179,17 @@ def test_a_batch_dim_glob_that_matches_no_layer_is_refused_as_a_typo():
     assert len(acts.layers) == 2
     with pytest.raises(SkewError, match="batch_dim glob '5' matches no layer"):
         report(net, [torch.randn(4, 5, 8)], at="activations", batch_dim={"5": 0})
+
+
+def test_a_mask_that_removes_every_token_is_refused():
+    """An all-zero (or inverted, on all-real data) mask left every site with 0 samples and a table of NaN:
+    refused, saying how masks read. One batch all padding among others is fine."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2))
+    x = torch.randn(3, 5, 4)
+    zeros, ones = torch.zeros(3, 5, dtype=torch.bool), torch.ones(3, 5, dtype=torch.bool)
+    with pytest.raises(SkewError, match="padding mask left nothing to measure.*1 \\(True\\)"):
+        report(net, [x, x], mask_fn=lambda batch: zeros)
+    masks = iter([zeros, ones])
+    rep = report(net, [x, x], mask_fn=lambda batch: next(masks))  # the second batch has real tokens
+    assert rep.layers["samples"].tolist() == [15, 15]
