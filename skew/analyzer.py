@@ -1237,6 +1237,13 @@ def report(
                 for batch in iter_batches(loader):
                     args, kwargs = model_inputs(batch, input_fn, model)
                     empty = _empty_batch(args, kwargs)
+                    if empty is not None and empty.shape[0] > 0:  # e.g. (8, 0): samples without features
+                        zero = list(empty.shape).index(0)
+                        raise SkewError(
+                            f"batch {batches} holds no values: its first tensor has shape {tuple(empty.shape)}, whose "
+                            f"dimension {zero} is 0 (no features or tokens, or an empty batch of sequence-first "
+                            "data); pass inputs with at least one value per sample, e.g. shape (B, n) with n >= 1"
+                        )
                     if empty is not None:
                         raise SkewError(
                             f"batch {batches} has zero samples (its first tensor has shape {tuple(empty.shape)}); "

@@ -111,6 +111,9 @@ def test_merge_refuses_different_modes_and_sites():
 def test_zero_sample_batch_gets_a_clear_error():
     with pytest.raises(SkewError, match="batch 1 has zero samples"):
         report(nn.Linear(3, 2), [torch.randn(4, 3), torch.randn(0, 3)])
+    # samples without features: named as such, not as zero samples
+    with pytest.raises(SkewError, match=r"batch 0 holds no values.*\(4, 0\), whose dimension 1 is 0"):
+        report(nn.Linear(0, 2), [torch.randn(4, 0)])
 
 
 def test_uninitialised_lazy_module_asks_for_one_forward():
