@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from skew._checks import positive_int
-from skew._state import kept_modes
+from skew._state import kept_modes, no_mha_fastpath
 from skew.errors import SkewError
 
 __all__ = ["LsuvTarget", "call_model", "first_batch", "lsuv_rescale"]
@@ -224,14 +224,12 @@ def lsuv_rescale(
                 f"{type(model).__name__} accepts; the weights of the layers before it are already set"
             ) from err
 
-    fastpath = torch.backends.mha.get_fastpath_enabled()
     handles = []
     notes: dict[str, str] = {}
     try:
-        with kept_modes(model):
+        # TransformerEncoderLayer's fused eval path bypasses its submodules (and their hooks)
+        with kept_modes(model), no_mha_fastpath():
             model.eval()
-            # TransformerEncoderLayer's fused eval path bypasses its submodules (and their hooks).
-            torch.backends.mha.set_fastpath_enabled(False)
             for t in targets:
                 if t.kind in ("query", "key", "value"):
                     handles.append(t.module.register_forward_pre_hook(input_hook(t), with_kwargs=True))
@@ -282,7 +280,6 @@ def lsuv_rescale(
     finally:
         for h in handles:
             h.remove()
-        torch.backends.mha.set_fastpath_enabled(fastpath)
     for t in targets:
         notes.setdefault(t.name, "orthogonal; not reached by the forward pass, so not rescaled")
     return notes
