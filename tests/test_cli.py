@@ -31,6 +31,24 @@ def test_help_of_every_command_exits_zero(capsys):
     assert "usage: skew" in capsys.readouterr().out
 
 
+def test_every_command_help_ends_with_examples_that_parse(capsys):
+    # a newcomer reading `skew report --help` found every flag but no complete command line to start from
+    import shlex
+
+    from skew.cli import EXAMPLES
+
+    assert set(EXAMPLES) == set(COMMANDS)
+    for command in COMMANDS:
+        assert main([command, "--help"]) == 0
+        out = capsys.readouterr().out
+        assert "\nexamples:\n" in out
+        for line in EXAMPLES[command]:
+            assert f"  {line}\n" in out  # kept on one line, as written
+            args = shlex.split(line)[1:]
+            assert args[0] == command
+            build_parser().parse_args(args)  # exits 2 on an unknown flag or a bad choice
+
+
 def test_version(capsys):
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"skew {__version__}"
