@@ -579,7 +579,7 @@ def _cmd_plot(args, parser) -> int:
 
     from skew import plot, seeding
     from skew._io import save_figure
-    from skew.layers import neuron_rows, select_layers
+    from skew.layers import effective_note, neuron_rows, select_layers
 
     if args.layer and not args.model:
         parser.error("argument --layer: needs --model (the layer is looked up in that model)")
@@ -623,6 +623,11 @@ def _cmd_plot(args, parser) -> int:
         name, module = selected[0]
         weight = neuron_rows(module)  # (neurons, inputs): ConvTranspose and Conv1D read right
         what = f"{args.model} layer {name!r}, {tuple(weight.shape)[0]}×{tuple(weight.shape)[1]} (seed {args.seed})"
+        note = effective_note(module)
+        if note:  # e.g. a weight-standardised conv: the rows drawn are not the values the scheme wrote
+            what += f"\nthe weight forward computes with ({note}), not the stored one {args.init} wrote"
+            print(f"note: {name!r} is a {type(module).__name__}: the figure shows the weight its forward computes "
+                  f"with ({note}, as every skew table reads it), not the stored values {args.init} wrote")
     else:
         m, n = args.shape
         layer = nn.Linear(n, m, bias=False)
