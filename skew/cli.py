@@ -202,6 +202,8 @@ def _check_data_name(parser: argparse.ArgumentParser, name: str) -> None:
 
 #: Built-in models that read token ids: the built-in data they take is ``text``.
 TOKEN_MODELS = ("hf:gpt2", "hf:bert", "hf:llama")
+#: Built-in models that read float (tokens, features) sequences: digits (images or flat vectors) do not fit.
+SEQUENCE_MODELS = ("transformer",)
 
 
 def _check_data_fits_model(parser: argparse.ArgumentParser, model: str, data: str) -> None:
@@ -213,8 +215,12 @@ def _check_data_fits_model(parser: argparse.ArgumentParser, model: str, data: st
     if model in TOKEN_MODELS and data != "text":
         parser.error(f"argument --data: {model} reads token ids; use --data text (byte tokens of Python's docs), "
                      "a file of token ids or a pkg.module:factory")
+    floats = [d for d in DATA if d != "text" and not (model in SEQUENCE_MODELS and d == "digits")]
+    if model in SEQUENCE_MODELS and data == "digits":
+        parser.error(f"argument --data: digits are images (or flat vectors); {model} reads (tokens, features) "
+                     f"sequences: use one of {', '.join(floats)}")
     if data == "text" and (model in MODELS or model.startswith("timm:")) and model not in TOKEN_MODELS:
-        fits = ", ".join(d for d in DATA if d != "text")
+        fits = ", ".join(floats)
         parser.error(f"argument --data: text is token ids for the language models ({', '.join(TOKEN_MODELS)}); "
                      f"{model} takes float tensors: use one of {fits}")
 

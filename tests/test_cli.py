@@ -80,6 +80,10 @@ def test_bad_model_and_inits_exit_2_naming_the_choices(capsys):
     (["report", "--model", "cnn", "--data", "text"], "use one of gaussian, relu-gaussian, uniform, digits"),
     (["report", "--model", "hf:gpt2", "--data", "digits"], "use --data text"),
     (["compare", "--model", "hf:llama", "--data", "gaussian", "--inits", "he"], "use --data text"),
+    # the transformer reads (tokens, features): the text message offered digits, which then failed with
+    # "pass e.g. shape=(64,)", a Python keyword the command line does not have
+    (["report", "--model", "transformer", "--data", "text"], "use one of gaussian, relu-gaussian, uniform\n"),
+    (["report", "--model", "transformer", "--data", "digits"], "use one of gaussian, relu-gaussian, uniform\n"),
 ])
 def test_built_in_data_of_the_wrong_kind_for_the_model_exits_2_naming_the_data_that_fit(argv, fix, capsys):
     # these failed inside the model (a dtype error in GPT-2's embedding; a shape error about "(seq_len,)") with
