@@ -1098,6 +1098,24 @@ def _safe(message: str) -> str:
     return text
 
 
+#: Advice in library messages that names a Python keyword, and what the command line offers instead.
+_CLI_ADVICE = (
+    ("Make the loader yield what the model expects, or pass input_fn= to map a batch to the model's arguments",
+     "Pass data the model reads: another --data, --input-shape for generated data, or the model's own -o "
+     "options (e.g. -o in_features=...)"),
+    ("; pass layers=None, a glob such as", "; leave out --layers, or pass a glob such as"),
+    ("pass e.g. shape=(64,) or shape=(3, 32, 32)", "pass e.g. --input-shape 64 or --input-shape 3 32 32"),
+)
+
+
+def _cli_message(message: str) -> str:
+    """A library message in command-line terms: its Python keyword advice (input_fn=, layers=None, shape=)
+    becomes the flags that do the same."""
+    for python, flags in _CLI_ADVICE:
+        message = message.replace(python, flags)
+    return message
+
+
 def _fail(err: BaseException, debug: bool, message: str) -> int:
     if debug:
         traceback.print_exc()
@@ -1134,7 +1152,7 @@ def main(argv: list[str] | None = None) -> int:
         code = exit_.code
         return code if isinstance(code, int) else (0 if code is None else 1)
     except SkewError as err:
-        return _fail(err, debug, str(err))
+        return _fail(err, debug, _cli_message(str(err)))
     except KeyboardInterrupt:
         print("skew: interrupted", file=sys.stderr)
         return 130

@@ -93,6 +93,18 @@ def test_built_in_data_of_the_wrong_kind_for_the_model_exits_2_naming_the_data_t
     assert "argument --data" in err and fix in err
 
 
+@pytest.mark.parametrize("argv, python, flags", [
+    (["report", *MLP, "--data", "gaussian", "--input-shape", "5"], "input_fn=", "--input-shape"),
+    (["report", *MLP, "--data", "gaussian", "--layers", "fc*x"], "layers=None", "leave out --layers"),
+    (["report", *MLP, "--data", "digits", "--input-shape", "4", "4"], "shape=(64,)", "--input-shape 64"),
+])
+def test_errors_on_the_command_line_name_flags_not_python_keywords(argv, python, flags, capsys):
+    # a newcomer on the command line was told to "pass input_fn=", "layers=None" or "shape=(64,)"
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert python not in err and flags in err, err
+
+
 def test_skewerror_exits_1_without_traceback_unless_debug(tmp_path, capsys):
     argv = ["inspect", *MLP, "--weights", str(tmp_path / "missing.pt")]
     assert main(argv) == 1
