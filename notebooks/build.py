@@ -151,7 +151,7 @@ def quickstart() -> list:
         | `agree_0.3` | fraction of neurons where `|S| > λ` and "skewed" agree |
         | `spearman_s_p` | rank correlation between `S` and `p` |
         | `oui_pairwise` | the Overfitting–Underfitting Indicator of the layer's activation patterns |
-        | `degenerate`, `dead`, `always_on` | neurons with `std_Z = 0`, `p = 0`, `p = 1` |
+        | `degenerate`, `dead`, `always_on` | neurons with `std_Z = 0` up to rounding (relative to the neuron's own scale), `p = 0`, `p = 1` |
         """),
         code("""
         cols = ["layer", "type", "shape", "neurons", "samples", "skewed_0.1", "skewed_0.3", "skewed_gauss_0.3",
@@ -865,7 +865,7 @@ warnings.filterwarnings("ignore", message="ks_2samp: Exact calculation unsuccess
         """),
         md("""
         Per scheme, the mean over layers of the skewed fraction (each layer counts once), at both thresholds,
-        and the number of degenerate neurons (zero pre-activation variance):
+        and the number of degenerate neurons (pre-activation variance zero up to rounding):
         """),
         code("""
         layers_r.groupby("init", sort=False).agg(

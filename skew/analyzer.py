@@ -1163,9 +1163,10 @@ def report(
         a :class:`skew.result.Report`.
 
     Raises:
-        SkewError: no analysable layer, an empty loader, a batch with zero samples, an uninitialised
-        lazy module, a batch the model rejects (the message names the module reached and the
-        batch's structure), bad options.
+        SkewError: no analysable layer, an empty loader, a batch with zero samples, a padding mask
+        that leaves no token at any site (inverted or all zero), a ``batch_dim`` glob that matches
+        no layer, an uninitialised lazy module, a batch the model rejects (the message names the
+        module reached and the batch's structure), bad options.
 
     **Masks.** A mask (B, T) is matched to a site's output after the batch dimension is put
     first: an output of shape (B, T, ..., F) in token layout (Linear/Conv1D outputs, attention

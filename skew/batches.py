@@ -50,6 +50,11 @@ def iter_batches(loader: Any) -> Iterator[Any]:
     """
     if isinstance(loader, (torch.Tensor, Mapping)):
         return iter([loader])
+    if isinstance(loader, torch.utils.data.Dataset) and not isinstance(loader, Iterable):
+        raise SkewError(
+            f"loader is a {type(loader).__name__}, a dataset of single samples, not an iterable of batches; "
+            "pass torch.utils.data.DataLoader(dataset, batch_size=64) instead"
+        )
     if isinstance(loader, (str, bytes)) or not isinstance(loader, Iterable):
         raise SkewError(
             f"loader must be an iterable of batches (a DataLoader, a list of tensors, a generator), "

@@ -202,6 +202,8 @@ def _check_data_name(parser: argparse.ArgumentParser, name: str) -> None:
 
 #: Built-in models that read token ids: the built-in data they take is ``text``.
 TOKEN_MODELS = ("hf:gpt2", "hf:bert", "hf:llama")
+#: Built-in models that read float (tokens, features) sequences: digits (images or flat vectors) do not fit.
+SEQUENCE_MODELS = ("transformer",)
 
 
 def _check_data_fits_model(parser: argparse.ArgumentParser, model: str, data: str) -> None:
@@ -213,8 +215,12 @@ def _check_data_fits_model(parser: argparse.ArgumentParser, model: str, data: st
     if model in TOKEN_MODELS and data != "text":
         parser.error(f"argument --data: {model} reads token ids; use --data text (byte tokens of Python's docs), "
                      "a file of token ids or a pkg.module:factory")
+    floats = [d for d in DATA if d != "text" and not (model in SEQUENCE_MODELS and d == "digits")]
+    if model in SEQUENCE_MODELS and data == "digits":
+        parser.error(f"argument --data: digits are images (or flat vectors); {model} reads (tokens, features) "
+                     f"sequences: use one of {', '.join(floats)}")
     if data == "text" and (model in MODELS or model.startswith("timm:")) and model not in TOKEN_MODELS:
-        fits = ", ".join(d for d in DATA if d != "text")
+        fits = ", ".join(floats)
         parser.error(f"argument --data: text is token ids for the language models ({', '.join(TOKEN_MODELS)}); "
                      f"{model} takes float tensors: use one of {fits}")
 
@@ -579,7 +585,7 @@ def _cmd_plot(args, parser) -> int:
 
     from skew import plot, seeding
     from skew._io import save_figure
-    from skew.layers import neuron_rows, select_layers
+    from skew.layers import effective_note, neuron_rows, select_layers
 
     if args.layer and not args.model:
         parser.error("argument --layer: needs --model (the layer is looked up in that model)")
@@ -623,6 +629,11 @@ def _cmd_plot(args, parser) -> int:
         name, module = selected[0]
         weight = neuron_rows(module)  # (neurons, inputs): ConvTranspose and Conv1D read right
         what = f"{args.model} layer {name!r}, {tuple(weight.shape)[0]}×{tuple(weight.shape)[1]} (seed {args.seed})"
+        note = effective_note(module)
+        if note:  # e.g. a weight-standardised conv: the rows drawn are not the values the scheme wrote
+            what += f"\nthe weight forward computes with ({note}), not the stored one {args.init} wrote"
+            print(f"note: {name!r} is a {type(module).__name__}: the figure shows the weight its forward computes "
+                  f"with ({note}, as every skew table reads it), not the stored values {args.init} wrote")
     else:
         m, n = args.shape
         layer = nn.Linear(n, m, bias=False)
@@ -830,6 +841,38 @@ def _cmd_figures(args, parser) -> int:
 
 
 # ---- parser ----------------------------------------------------------------------------------------
+#: Example command lines shown at the end of each subcommand's ``--help`` (tests/test_cli.py parses every one).
+EXAMPLES = {
+    "plot": ["skew plot --init sinusoidal",
+             "skew plot --init orthogonal --model resnet18 --layer layer1.0.conv1 --out w.pdf"],
+    "report": ["skew report --model mlp -o depth=3 --data relu-gaussian --init glorot",
+               "skew report --model resnet18 --data digits --init sinusoidal --batches 4 --out out/resnet18",
+               "skew report --model mypkg.nets:build --input-shape 3 32 32 --weights ckpt.pt --data batch.pt",
+               "skew report --model hf:gpt2 -o n_layer=2 --data text --at activations"],
+    "compare": ["skew compare --model mlp -o depth=3 -o width=512 --data relu-gaussian "
+                "--inits glorot,he,orthogonal,lsuv,sinusoidal --seeds 0,1,2 --out out/cmp"],
+    "inspect": ["skew inspect --model vit_b_16 --init sinusoidal",
+                "skew inspect --model mypkg.nets:build --weights ckpt.pt --out out/inspect"],
+    "figures": ["skew figures --out my-figures --quick", "skew figures --check"],
+    "train": ["skew train --quick --out out/train",
+              "skew train --models mlp --inits default,sinusoidal --seeds 0,1 --out out/train",
+              "skew train --models mlp --weight-decay 0,1e-4,1e-3 --auto-wd --out out/wd"],
+}
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, except that an ``examples:`` epilog keeps its lines as written."""
+
+    def _fill_text(self, text, width, indent):
+        if text.startswith("examples:\n"):
+            return "\n".join(indent + line for line in text.splitlines())
+        return super()._fill_text(text, width, indent)
+
+
+def _examples(command: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in EXAMPLES[command])
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of the ``skew`` command (subcommands plot, report, compare, inspect, figures, train).
 
@@ -881,7 +924,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("plot", parents=[common], help="weight histogram beside heatmap for one init scheme",
+    p = sub.add_parser("plot", formatter_class=_HelpFormatter, epilog=_examples("plot"),
+                       parents=[common], help="weight histogram beside heatmap for one init scheme",
                        description="Draw a scheme's weight histogram beside its heatmap, for a fresh M×N matrix "
                        "(default 101×101, as in the paper's Fig. 2-3) or one layer of a model.")
     p.add_argument("--init", required=True, type=_scheme_arg, metavar="SCHEME",
@@ -898,7 +942,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=FORMATS, default=None, help="figure format (default: from --out, else png)")
     p.set_defaults(func=_cmd_plot, command_parser=p)
 
-    p = sub.add_parser("report", parents=[common, model_opts, data_opts],
+    p = sub.add_parser("report", formatter_class=_HelpFormatter, epilog=_examples("report"),
+                       parents=[common, model_opts, data_opts],
                        help="measure every neuron's activation skew on data",
                        description="Run the model on data, print the per-layer skew table and (with --out) write "
                        "neurons.csv, layers.csv, the report file and figures.")
@@ -911,7 +956,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where to measure: layer outputs Z = Wx + b (default) or the inputs of the nonlinearities")
     p.set_defaults(func=_cmd_report, command_parser=p)
 
-    p = sub.add_parser("compare", parents=[common, model_opts, data_opts],
+    p = sub.add_parser("compare", formatter_class=_HelpFormatter, epilog=_examples("compare"),
+                       parents=[common, model_opts, data_opts],
                        help="compare init schemes (and seeds) on one model",
                        description="Initialize the model with each scheme and seed, measure it, print the "
                        "Table-1 style summary and (with --out) write the frames, tests and figures.")
@@ -926,7 +972,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where to measure: layer outputs Z = Wx + b (default) or the inputs of the nonlinearities")
     p.set_defaults(func=_cmd_compare, command_parser=p)
 
-    p = sub.add_parser("inspect", parents=[common, model_opts],
+    p = sub.add_parser("inspect", formatter_class=_HelpFormatter, epilog=_examples("inspect"),
+                       parents=[common, model_opts],
                        help="data-free weight diagnostics (row sums, norms, per-layer tables)",
                        description="Print skew.weights.layer_table for the model after an init scheme or a "
                        "checkpoint; with --out write layers.csv and neurons.csv.")
@@ -937,7 +984,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=_out_arg, help="output directory")
     p.set_defaults(func=_cmd_inspect, command_parser=p)
 
-    p = sub.add_parser("figures", parents=[common], help="regenerate every reference figure and table",
+    p = sub.add_parser("figures", formatter_class=_HelpFormatter, epilog=_examples("figures"),
+                       parents=[common], help="regenerate every reference figure and table",
                        description="Regenerate every figure of docs/experiments.md and the replication tables (CSV "
                        "and Markdown); byte-identical on a second run on the same machine. With --check, "
                        "regenerate into a temporary directory and compare the tables with those in --out "
@@ -953,6 +1001,7 @@ def build_parser() -> argparse.ArgumentParser:
     from skew.train_cli import add_cli  # light: the arguments only, no torch
 
     p = add_cli(sub)
+    p.formatter_class, p.epilog = _HelpFormatter, _examples("train")
     p.set_defaults(command_parser=p)
     return parser
 
@@ -1049,6 +1098,24 @@ def _safe(message: str) -> str:
     return text
 
 
+#: Advice in library messages that names a Python keyword, and what the command line offers instead.
+_CLI_ADVICE = (
+    ("Make the loader yield what the model expects, or pass input_fn= to map a batch to the model's arguments",
+     "Pass data the model reads: another --data, --input-shape for generated data, or the model's own -o "
+     "options (e.g. -o in_features=...)"),
+    ("; pass layers=None, a glob such as", "; leave out --layers, or pass a glob such as"),
+    ("pass e.g. shape=(64,) or shape=(3, 32, 32)", "pass e.g. --input-shape 64 or --input-shape 3 32 32"),
+)
+
+
+def _cli_message(message: str) -> str:
+    """A library message in command-line terms: its Python keyword advice (input_fn=, layers=None, shape=)
+    becomes the flags that do the same."""
+    for python, flags in _CLI_ADVICE:
+        message = message.replace(python, flags)
+    return message
+
+
 def _fail(err: BaseException, debug: bool, message: str) -> int:
     if debug:
         traceback.print_exc()
@@ -1085,7 +1152,7 @@ def main(argv: list[str] | None = None) -> int:
         code = exit_.code
         return code if isinstance(code, int) else (0 if code is None else 1)
     except SkewError as err:
-        return _fail(err, debug, str(err))
+        return _fail(err, debug, _cli_message(str(err)))
     except KeyboardInterrupt:
         print("skew: interrupted", file=sys.stderr)
         return 130

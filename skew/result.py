@@ -16,9 +16,11 @@ with ε the machine epsilon of the measured Z's dtype (float32: 1.2e-7), ε_acc 
 (half-precision outputs are accumulated in float32), rms(x) = √(μ² + σ²) of the layer's input
 and rms(Z_i) = √(mean² + std²) of the neuron. A float32 filter that cancels exactly in real
 arithmetic (std ~ 1e-8 of that scale) is degenerate; a small but real signal is not. At
-activation sites (no W): std ≤ DEGENERATE_ULPS · ε · max(rms(Z_i), rms of the whole site). The old
-absolute rule std ≤ 1e-12·(|mean| + 1) applies only where that tolerance cannot be computed (NaN);
-it no longer discards tiny genuine signals. A degenerate neuron's skew and p_gauss
+activation sites (no W): std ≤ DEGENERATE_ULPS · ε · max(rms(Z_i), rms of the whole site). Where the
+layer's scale ‖W_i‖₂ · rms(x) · √n is NaN (attention ``out_proj``, whose input is not observed; a NaN
+weight row), rms(Z_i) stands in for it. The old absolute rule std ≤ 1e-12·(|mean| + 1) applies only
+where the tolerance is not finite (an infinite weight, input moment or Z moment); it no longer
+discards tiny genuine signals. A degenerate neuron's skew and p_gauss
 are NaN and it is left out of every fraction; *dead* (p = 0) and *always_on* (p = 1) are flagged
 among the others.
 
@@ -45,7 +47,7 @@ from skew.oui import default_pairs, pairwise_oui
 
 __all__ = ["Report", "DEGENERATE_RTOL", "DEGENERATE_ULPS", "degenerate_mask", "layer_indices"]
 
-#: Fallback of the degenerate rule where its relative tolerance cannot be computed (NaN): then
+#: Fallback of the degenerate rule where its relative tolerance is not finite (infinite weights or moments): then
 #: std ≤ DEGENERATE_RTOL · (|mean| + 1) is degenerate. Not a floor: a tiny genuine signal is kept.
 DEGENERATE_RTOL = 1e-12
 #: "A few units of rounding": degenerate when std ≤ DEGENERATE_ULPS · ε · scale (module docstring).
@@ -123,8 +125,11 @@ def degenerate_mask(n, mean, std, row_norm, fan_in, bias, in_mean: float, in_std
         tol = min(eps, _EPS32) * acc + eps * rms0
     # the absolute floor only where the relative rule has no scale to read (a NaN tolerance): elsewhere it
     # would discard tiny but genuine signals (EfficientNet-B0's deep layers at init carry std ~ 1e-13)
-    floor = ~np.isfinite(tol) & (std <= DEGENERATE_RTOL * (np.abs(mean) + 1.0))
-    return (n == 0) | floor | (std <= DEGENERATE_ULPS * tol)
+    # An infinite tolerance (an infinite row norm, input or Z moment) would call every neuron degenerate,
+    # a genuine signal included: there the absolute floor decides alone.
+    finite = np.isfinite(tol)
+    floor = ~finite & (std <= DEGENERATE_RTOL * (np.abs(mean) + 1.0))
+    return (n == 0) | floor | (finite & (std <= DEGENERATE_ULPS * tol))
 
 
 def _neuron_arrays(name: str, st: LayerState, w: dict[str, np.ndarray], eps: float = _EPS32) -> dict[str, np.ndarray]:

@@ -182,6 +182,11 @@ def test_bad_options_are_explained():
             report(model, data, **kwargs)
     with pytest.raises(SkewError, match="iterable of batches"):
         report(model, 42)
+    # a map-style Dataset (a natural first try) yields single samples: the message said "wrap a single batch
+    # as [batch]", which would feed the whole dataset object to the model; it names the DataLoader now
+    dataset = torch.utils.data.TensorDataset(torch.randn(16, 4))
+    with pytest.raises(SkewError, match=r"TensorDataset, a dataset of single samples.*DataLoader\(dataset"):
+        report(model, dataset)
 
 
 def test_dict_batches_input_fn_and_max_batches():

@@ -31,6 +31,24 @@ def test_help_of_every_command_exits_zero(capsys):
     assert "usage: skew" in capsys.readouterr().out
 
 
+def test_every_command_help_ends_with_examples_that_parse(capsys):
+    # a newcomer reading `skew report --help` found every flag but no complete command line to start from
+    import shlex
+
+    from skew.cli import EXAMPLES
+
+    assert set(EXAMPLES) == set(COMMANDS)
+    for command in COMMANDS:
+        assert main([command, "--help"]) == 0
+        out = capsys.readouterr().out
+        assert "\nexamples:\n" in out
+        for line in EXAMPLES[command]:
+            assert f"  {line}\n" in out  # kept on one line, as written
+            args = shlex.split(line)[1:]
+            assert args[0] == command
+            build_parser().parse_args(args)  # exits 2 on an unknown flag or a bad choice
+
+
 def test_version(capsys):
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"skew {__version__}"
@@ -62,6 +80,10 @@ def test_bad_model_and_inits_exit_2_naming_the_choices(capsys):
     (["report", "--model", "cnn", "--data", "text"], "use one of gaussian, relu-gaussian, uniform, digits"),
     (["report", "--model", "hf:gpt2", "--data", "digits"], "use --data text"),
     (["compare", "--model", "hf:llama", "--data", "gaussian", "--inits", "he"], "use --data text"),
+    # the transformer reads (tokens, features): the text message offered digits, which then failed with
+    # "pass e.g. shape=(64,)", a Python keyword the command line does not have
+    (["report", "--model", "transformer", "--data", "text"], "use one of gaussian, relu-gaussian, uniform\n"),
+    (["report", "--model", "transformer", "--data", "digits"], "use one of gaussian, relu-gaussian, uniform\n"),
 ])
 def test_built_in_data_of_the_wrong_kind_for_the_model_exits_2_naming_the_data_that_fit(argv, fix, capsys):
     # these failed inside the model (a dtype error in GPT-2's embedding; a shape error about "(seq_len,)") with
@@ -69,6 +91,18 @@ def test_built_in_data_of_the_wrong_kind_for_the_model_exits_2_naming_the_data_t
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "argument --data" in err and fix in err
+
+
+@pytest.mark.parametrize("argv, python, flags", [
+    (["report", *MLP, "--data", "gaussian", "--input-shape", "5"], "input_fn=", "--input-shape"),
+    (["report", *MLP, "--data", "gaussian", "--layers", "fc*x"], "layers=None", "leave out --layers"),
+    (["report", *MLP, "--data", "digits", "--input-shape", "4", "4"], "shape=(64,)", "--input-shape 64"),
+])
+def test_errors_on_the_command_line_name_flags_not_python_keywords(argv, python, flags, capsys):
+    # a newcomer on the command line was told to "pass input_fn=", "layers=None" or "shape=(64,)"
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert python not in err and flags in err, err
 
 
 def test_skewerror_exits_1_without_traceback_unless_debug(tmp_path, capsys):

@@ -486,3 +486,25 @@ def test_failure_midway_restores_every_parameter(monkeypatch):
     assert len(calls) == 2
     for k, v in net.state_dict().items():
         assert torch.equal(v, before[k]), k
+
+
+def test_scheme_options_as_the_docs_spell_them():
+    # docs/init-schemes.md said "keyword arguments of apply do the same", but apply(model, "sinusoidal",
+    # fans="torch") is a TypeError: the keywords belong to skew.init.get_scheme, as the docs now say
+    import re
+    from pathlib import Path
+
+    from skew.init import get_scheme
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "init-schemes.md").read_text(encoding="utf-8")
+    assert "keyword arguments of `skew.init.get_scheme` do the same" in docs
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    spelled = re.findall(r'`"(sinusoidal:[^"`]+)"`', readme)
+    assert spelled == ["sinusoidal:fans=torch", "sinusoidal:mode=fan_in,gain=1.4142"]
+    for text, keywords in zip(spelled, ({"fans": "torch"}, {"mode": "fan_in", "gain": 1.4142})):
+        a, b = nn.Linear(8, 4), nn.Linear(8, 4)
+        apply(a, text)
+        apply(b, get_scheme("sinusoidal", **keywords))
+        assert torch.equal(a.weight, b.weight)
+    with pytest.raises(TypeError):
+        apply(nn.Linear(8, 4), "sinusoidal", fans="torch")

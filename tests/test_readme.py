@@ -278,3 +278,18 @@ def test_the_api_table_lists_every_report_neurons_column():
     listed = set(re.findall(r"[a-z_]+", re.split(r"(?<!\\)\|", row)[2].split(":", 1)[1]))
     columns = set(skew.report(nn.Linear(4, 3), torch.randn(10, 4)).neurons.columns)
     assert columns <= listed, sorted(columns - listed)
+
+
+def test_the_api_table_names_every_keyword_of_report_and_every_theory_function():
+    # the README's `skew.report(...)` row left out batch_dim and mask_fn, and `skew.theory` skewed_fraction_curve
+    import inspect
+
+    import skew
+
+    (row,) = [line for line in README.splitlines() if line.startswith("| `skew.report(")]
+    listed = set(re.findall(r"\b([a-z_]+)\b", row.split("|")[1]))
+    keywords = {n for n, p in inspect.signature(skew.report).parameters.items() if p.kind is p.KEYWORD_ONLY}
+    assert keywords <= listed, sorted(keywords - listed)
+    (row,) = [line for line in README.splitlines() if line.startswith("| `skew.theory` |")]
+    functions = {n for n in skew.theory.__all__ if callable(getattr(skew.theory, n))}
+    assert {n for n in functions if f"`{n}`" not in row} == set()

@@ -256,3 +256,20 @@ def test_a_tiny_genuine_signal_is_not_degenerate():
     got = degenerate_mask(np.array([4, 4]), 0 * one, np.array([0.5 * DEGENERATE_RTOL, 1e-6]), one, one,
                           np.full(2, np.nan), 0.0, 1.0, float("nan"))
     assert got.tolist() == [True, False]
+
+
+def test_an_infinite_tolerance_does_not_make_every_neuron_degenerate():
+    # docs/definitions.md: the 1e-12 rule is the fallback where the tolerance is not finite. An infinite
+    # row norm (or input/Z moment) made the tolerance inf, and `std <= 8 * inf` called every neuron
+    # degenerate, a std of 1 included; the fallback decides alone there now.
+    from skew.result import DEGENERATE_RTOL, degenerate_mask
+
+    two = np.full(2, 2.0)
+    got = degenerate_mask(np.array([4, 4]), np.zeros(2), np.array([0.5 * DEGENERATE_RTOL, 1.0]),
+                          np.full(2, np.inf), two, np.full(2, np.nan), 0.0, 1.0, _EPS32)
+    assert got.tolist() == [True, False]
+    # a NaN layer scale (out_proj: input moments unknown) reads the neuron's own rms(Z): 8 (eps_acc + eps) rms
+    bound = 8 * 2 * _EPS32 * 1.0  # mean 1, std << 1: rms(Z) = 1 to first order
+    got = degenerate_mask(np.array([4, 4]), np.ones(2), np.array([0.9 * bound, 1.1 * bound]), np.ones(2), two,
+                          np.full(2, np.nan), np.nan, np.nan, _EPS32)
+    assert got.tolist() == [True, False]

@@ -279,3 +279,23 @@ def test_lsuv_leaves_a_weight_standardised_layer_orthogonal_and_says_why():
         out = net[:3](x)
     assert float(out.std()) == pytest.approx(1.0, abs=0.1)  # the next plain conv was rescaled
     assert "rescaled" in table.set_index("name").loc["2.weight", "reason"]
+
+
+def test_skew_plot_of_a_weight_standardised_layer_says_it_draws_the_effective_weight(tmp_path, monkeypatch, capsys):
+    # `skew plot --init sinusoidal --model timm:resnetv2_50x1_bit` drew the standardised rows (values ±1.4)
+    # under the title "sinusoidal weight values", with nothing saying they are not what the scheme wrote
+    from skew.cli import main
+
+    (tmp_path / "stdnet.py").write_text(
+        "import torch.nn as nn\n"
+        "from timm.layers.std_conv import StdConv2d\n"
+        "def build():\n"
+        "    return nn.Sequential(StdConv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 4, 3))\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["plot", "--init", "sinusoidal", "--model", "stdnet:build", "--out", "a.png"]) == 0
+    out = capsys.readouterr().out
+    assert "note: '0' is a StdConv2d" in out and "weight standardisation" in out and "not the stored" in out
+    assert main(["plot", "--init", "sinusoidal", "--model", "stdnet:build", "--layer", "2", "--out", "b.png"]) == 0
+    assert "note:" not in capsys.readouterr().out  # an ordinary conv: its stored weight, nothing to say
