@@ -215,7 +215,7 @@ def _neuron_columns(b: _Block, stats: tuple[np.ndarray, np.ndarray] | None = Non
         "neuron": np.arange(m, dtype=np.int64),
         "fan_in": np.full(m, n, dtype=np.int64),
         "row_sum": s,
-        "row_sum_scaled": s / math.sqrt(n),
+        "row_sum_scaled": s / math.sqrt(n) if n else np.full(m, np.nan),  # a row of no entries: undefined
         "row_norm": norms,
         "bias": np.full(m, np.nan) if b.bias is None else bias.astype(np.float64),
     }
