@@ -32,7 +32,7 @@ from torch.nn import init as tinit
 from skew._checks import eager_module
 from skew._state import kept_buffers
 from skew.errors import SkewError
-from skew.init.functions import sinusoidal_amplitude
+from skew.init.functions import check_generator, sinusoidal_amplitude
 from skew.init.lsuv import LsuvTarget, first_batch, lsuv_rescale
 from skew.init.registry import Scheme, get_scheme
 from skew.layers import (
@@ -351,14 +351,6 @@ def _check_writable(label: str, unit: _Unit, part: str, tensor: torch.Tensor | N
         )
 
 
-def _check_generator(generator) -> None:
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise SkewError(
-            f"generator must be a torch.Generator, got {type(generator).__name__}; "
-            "pass e.g. generator=torch.Generator().manual_seed(0)"
-        )
-
-
 def _set_through(unit: _Unit, part: str, target: torch.Tensor) -> None:
     """Set a re-parametrized weight/bias so that its effective value is ``target``; verify it."""
     store = unit.weight_store if part == "weight" else unit.bias_store
@@ -519,7 +511,7 @@ def _apply(model, scheme, data, generator, bias, layers) -> pd.DataFrame:
             f"layers={layers!r} selects none of the {len(units)} layers of {type(model).__name__} "
             f"(e.g. {', '.join(repr(u.name) for u in units[:3])}); pass names, globs or types that match"
         )
-    _check_generator(generator)
+    check_generator(generator, "skew.init.apply")
     batch = first_batch(data) if resolved.needs_data else None  # fail before touching any weight
     label = resolved.label
     for u in selected:  # what cannot be set, found before touching any weight

@@ -74,7 +74,12 @@ def _filled_shape(tensor: torch.Tensor, fn: str) -> tuple[int, int]:
     return m, n
 
 
-def _check_generator(generator, fn: str) -> None:
+def check_generator(generator, fn: str) -> None:
+    """Refuse anything but None or a ``torch.Generator`` as ``fn``'s ``generator`` argument.
+
+    Example:
+        >>> check_generator(torch.Generator().manual_seed(0), "arcsine_")  # fine: returns None
+    """
     if generator is not None and not isinstance(generator, torch.Generator):
         raise SkewError(
             f"{fn}: generator must be a torch.Generator, got {type(generator).__name__}; "
@@ -420,7 +425,7 @@ def arcsine_(
     """
     m, n = _filled_shape(tensor, "arcsine_")
     gain = _check_real(gain, "gain", "arcsine_", positive=True)
-    _check_generator(generator, "arcsine_")
+    check_generator(generator, "arcsine_")
     if tensor.numel() == 0:
         return tensor
     amplitude = gain * math.sqrt(2.0 * 2.0 / (m + n))
