@@ -457,12 +457,13 @@ class WeightUnit:
     bias: torch.Tensor | None
     block: str | None = None
 
+    def _view(self, weight: torch.Tensor) -> NeuronView:
+        return NeuronView(weight) if self.block is not None else neuron_view(self.module, weight)
+
     @property
     def view(self) -> NeuronView:
         """The unit's :class:`NeuronView` (attention blocks are (E, E) row blocks): for writing."""
-        if self.block is not None:
-            return NeuronView(self.weight)
-        return neuron_view(self.module, self.weight)
+        return self._view(self.weight)
 
     @property
     def effective(self) -> torch.Tensor:
@@ -475,9 +476,7 @@ class WeightUnit:
     @property
     def rows_view(self) -> NeuronView:
         """The :class:`NeuronView` of :attr:`effective`: for reading rows (never write through it)."""
-        if self.block is not None:
-            return NeuronView(self.weight)
-        return neuron_view(self.module, self.effective)
+        return self._view(self.effective)
 
     @property
     def note(self) -> str | None:
