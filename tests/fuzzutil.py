@@ -109,3 +109,18 @@ def cli_clear_error(code: int, err: str, want: int) -> None:
         assert len(lines) == 1 and lines[0].startswith("skew: error: "), err
     else:
         assert lines and lines[0].startswith("usage: skew") and " error: " in lines[-1], err
+
+
+def raises_clear(fn, *words: str):
+    """Call ``fn``; it must raise a one-line :class:`SkewError` (:func:`clear_message`) holding each of
+    ``words``. Returns the error."""
+    import pytest
+
+    from skew.errors import SkewError
+
+    with pytest.raises(SkewError) as info:
+        fn()
+    clear_message(info.value)
+    for w in words:
+        assert w in str(info.value), (w, str(info.value))
+    return info.value

@@ -10,22 +10,13 @@ import math
 import numpy as np
 import pytest
 import torch
-from fuzzutil import clear_message, untouched
+from fuzzutil import raises_clear as _raises
+from fuzzutil import untouched
 from torch import nn
 
 import skew
 from skew import theory
-from skew.errors import SkewError
 from skew.init.lsuv import LsuvTarget
-
-
-def _raises(fn, *words: str) -> SkewError:
-    with pytest.raises(SkewError) as info:
-        fn()
-    clear_message(info.value)
-    for w in words:
-        assert w in str(info.value), (w, str(info.value))
-    return info.value
 
 
 # ---- theory: None and bools are no numbers; tensors of any real dtype are -------------------------------

@@ -12,13 +12,13 @@ import matplotlib
 import numpy as np
 import pytest
 import torch
-from fuzzutil import clear_message, cli_clear_error, untouched
+from fuzzutil import cli_clear_error, untouched
+from fuzzutil import raises_clear as _raises
 from torch import nn
 
 import skew
 from skew import theory
 from skew.batches import to_device
-from skew.errors import SkewError
 from skew.layers import select_units
 
 matplotlib.use("Agg")
@@ -33,13 +33,6 @@ def _x() -> torch.Tensor:
     return torch.randn(16, 4, generator=torch.Generator().manual_seed(2))
 
 
-def _raises(fn, *words: str) -> SkewError:
-    with pytest.raises(SkewError) as info:
-        fn()
-    clear_message(info.value)
-    for w in words:
-        assert w in str(info.value), (w, str(info.value))
-    return info.value
 
 
 @pytest.fixture(autouse=True)
