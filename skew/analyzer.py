@@ -968,7 +968,12 @@ def _model_device(model: nn.Module) -> torch.device:
 
 def parse_device(device) -> torch.device:
     """``device`` (a string such as 'cuda:1', an index or a torch.device) as a torch.device; anything torch
-    cannot read as a device raises :class:`SkewError`."""
+    cannot read as a device raises :class:`SkewError`.
+
+    Example:
+        >>> parse_device("cpu")
+        device(type='cpu')
+    """
     try:
         return torch.device(device)
     except (RuntimeError, TypeError, ValueError):  # ValueError: an index too large for a C long

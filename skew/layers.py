@@ -226,6 +226,11 @@ def _transform(module: nn.Module) -> tuple[Callable[[nn.Module], torch.Tensor], 
     return None
 
 
+def _check_module(module, fn: str) -> None:
+    if not isinstance(module, nn.Module):
+        raise SkewError(f"{fn} needs a torch.nn.Module (a layer), got {type(module).__name__}; pass e.g. model.conv1")
+
+
 def effective_note(module: nn.Module) -> str | None:
     """What :func:`effective_weight` applies to ``module``'s stored weight, or None when nothing.
 
@@ -233,6 +238,7 @@ def effective_note(module: nn.Module) -> str | None:
         >>> effective_note(nn.Conv2d(3, 4, 3)) is None
         True
     """
+    _check_module(module, "effective_note")
     entry = _transform(module)
     return None if entry is None else entry[1]
 
@@ -251,6 +257,7 @@ def effective_weight(module: nn.Module) -> torch.Tensor:
         >>> effective_weight(conv) is conv.weight
         True
     """
+    _check_module(module, "effective_weight")
     weight = getattr(module, "weight", None)
     entry = _transform(module)
     if entry is None:

@@ -299,3 +299,12 @@ def test_skew_plot_of_a_weight_standardised_layer_says_it_draws_the_effective_we
     assert "note: '0' is a StdConv2d" in out and "weight standardisation" in out and "not the stored" in out
     assert main(["plot", "--init", "sinusoidal", "--model", "stdnet:build", "--layer", "2", "--out", "b.png"]) == 0
     assert "note:" not in capsys.readouterr().out  # an ordinary conv: its stored weight, nothing to say
+
+
+def test_effective_weight_and_note_name_what_is_no_layer():
+    from skew.errors import SkewError
+    from skew.layers import effective_note, effective_weight
+
+    for fn in (effective_weight, effective_note):
+        with pytest.raises(SkewError, match=f"{fn.__name__} needs a torch.nn.Module.*got Tensor"):
+            fn(torch.zeros(2, 2))  # was: None, silently
