@@ -219,8 +219,9 @@ def compare(
     thresholds = check_thresholds(thresholds)
     if device is not None:
         parse_device(device)  # a bad device fails now, not after the first model is built
-    unknown = sorted(set(report_kwargs) - set(inspect.signature(report).parameters))
-    if unknown:
+    params = inspect.signature(report).parameters
+    unknown = sorted(set(report_kwargs) - set(params))
+    if unknown and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         raise SkewError(f"compare got unknown keyword argument(s) {', '.join(unknown)}; it takes skew.report's "
                         "options (e.g. mode=, input_fn=, batch_dim=, mask_fn=)")
     labels: dict[str, str] = {}
