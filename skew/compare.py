@@ -221,6 +221,7 @@ def compare(
         parse_device(device)  # a bad device fails now, not after the first model is built
     params = inspect.signature(report).parameters
     unknown = sorted(set(report_kwargs) - set(params))
+    # a wrapped report (a spy, a decorator taking **kwargs) may accept more: then it decides
     if unknown and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         raise SkewError(f"compare got unknown keyword argument(s) {', '.join(unknown)}; it takes skew.report's "
                         "options (e.g. mode=, input_fn=, batch_dim=, mask_fn=)")
